@@ -1,0 +1,435 @@
+/**
+ * The one error every Bedrock call in this library fails with, and the
+ * taxonomy that classifies what went wrong.
+ *
+ * A `BedrockError` has a `reason`: a tagged union with one member per Bedrock
+ * Runtime exception and transport fault (plus `DeadlineExceeded`, which is
+ * ours, and `Incomplete`, for failures the AWS SDK lets through as successes).
+ * Every reason carries, as plain data, the default routing decision for it:
+ * retry the same model or not, fail over or not, count toward the model's
+ * circuit breaker or not. Routing policies read `decisionOf(reason)` and may
+ * override it per reason.
+ *
+ * How it classifies:
+ * - by the SDK error's `name` first (the SDK picks the class from the
+ *   `x-amzn-errortype` header, never from the status), then by HTTP status,
+ *   then by Node/HTTP2 error codes for transport faults;
+ * - throttles are sub-classified from the message ("Too many requests" →
+ *   `requests`, "Too many tokens per day" → `daily`, "Too many tokens" →
+ *   `tokens`) and carry `retryAfter` when the response had `retry-after` or
+ *   `x-amz-retry-after`;
+ * - a `ValidationException` whose message says the input is too long is
+ *   `Validation` with `kind: "context-window"`.
+ *
+ * Gotchas:
+ * - `cause` is the original SDK error, so `instanceof ThrottlingException`
+ *   still works; `requestId` and `httpStatusCode` are lifted from its
+ *   `$metadata`. In-stream exception events have no `httpStatusCode`.
+ * - Throttles do not count toward the breaker: quota is not health.
+ * - Validation and access errors fail fast by default (the request, not the
+ *   model, is at fault); override the decision to fail over on AccessDenied
+ *   when your pool spans accounts with different model access.
+ *
+ * @since 0.1.0
+ */
+import { Data, Duration, Option } from "effect"
+
+/**
+ * What a router should do with a failed attempt, by default.
+ *
+ * - `retrySame`: how many more times the same model may be tried within one
+ *   request for this reason (0: never).
+ * - `failover`: whether another model may be tried.
+ * - `breaker`: whether the failure counts toward the model's circuit breaker.
+ * - `largerContextOnly`: fail over only to a model with a larger context window.
+ *
+ * @example
+ * ```ts
+ * import { BedrockError } from "effect-bedrock-mux"
+ * const d = BedrockError.decisionOf(new BedrockError.Throttled({ kind: "requests" }))
+ * // { retrySame: 0, failover: true, breaker: false, largerContextOnly: false }
+ * ```
+ * @since 0.1.0
+ */
+export interface Decision {
+  readonly retrySame: number
+  readonly failover: boolean
+  readonly breaker: boolean
+  readonly largerContextOnly: boolean
+}
+
+/** @since 0.1.0 */
+export type ThrottleKind = "requests" | "tokens" | "daily" | "unknown"
+
+/** Bedrock throttled the call (HTTP 429 or an in-stream `throttlingException`). @since 0.1.0 */
+export class Throttled extends Data.TaggedClass("Throttled")<{
+  readonly kind: ThrottleKind
+  readonly retryAfter?: Duration.Duration
+}> {}
+/** HTTP 503 / `serviceUnavailableException`. @since 0.1.0 */
+export class ServiceUnavailable extends Data.TaggedClass("ServiceUnavailable")<{}> {}
+/** HTTP 500 / `internalServerException`. @since 0.1.0 */
+export class InternalServer extends Data.TaggedClass("InternalServer")<{}> {}
+/** The model is loading (429 with the retryable trait). @since 0.1.0 */
+export class ModelNotReady extends Data.TaggedClass("ModelNotReady")<{}> {}
+/** HTTP 408: the model took too long. @since 0.1.0 */
+export class ModelTimeout extends Data.TaggedClass("ModelTimeout")<{}> {}
+/** HTTP 424: the model container failed; 4xx originals are the request's fault. @since 0.1.0 */
+export class ModelError extends Data.TaggedClass("ModelError")<{
+  readonly originalStatusCode?: number
+}> {}
+/** An in-stream `modelStreamErrorException`. @since 0.1.0 */
+export class ModelStreamError extends Data.TaggedClass("ModelStreamError")<{
+  readonly originalStatusCode?: number
+}> {}
+/** HTTP 400 `ValidationException`; `context-window` when the input is too long. @since 0.1.0 */
+export class Validation extends Data.TaggedClass("Validation")<{
+  readonly kind: "context-window" | "other"
+}> {}
+/** HTTP 403. @since 0.1.0 */
+export class AccessDenied extends Data.TaggedClass("AccessDenied")<{}> {}
+/** HTTP 404: model or profile not available here. @since 0.1.0 */
+export class ResourceNotFound extends Data.TaggedClass("ResourceNotFound")<{}> {}
+/** `ServiceQuotaExceededException` (HTTP 400, but it is quota, not validation). @since 0.1.0 */
+export class ServiceQuotaExceeded extends Data.TaggedClass("ServiceQuotaExceeded")<{}> {}
+/** A transport fault: connection refused/reset, socket timeout, HTTP/2 session error. @since 0.1.0 */
+export class Network extends Data.TaggedClass("Network")<{
+  readonly phase: "before-response" | "after-response"
+  readonly code?: string
+}> {}
+/** One of our deadlines expired; the in-flight request was aborted. @since 0.1.0 */
+export class DeadlineExceeded extends Data.TaggedClass("DeadlineExceeded")<{
+  readonly scope: "attempt" | "request" | "first-token" | "stall"
+  readonly after: Duration.Duration
+}> {}
+/**
+ * The SDK returned a "success" that is not one: a Converse response without
+ * `output.message`, a stream that ended before `messageStop`, a malformed
+ * event frame or an unparseable body.
+ * @since 0.1.0
+ */
+export class Incomplete extends Data.TaggedClass("Incomplete")<{
+  readonly detail: "missing-output" | "no-message-stop" | "malformed-frame" | "malformed-body"
+}> {}
+/** Anything else (an unknown exception name, a non-JSON error body). @since 0.1.0 */
+export class Unknown extends Data.TaggedClass("Unknown")<{
+  readonly name?: string
+}> {}
+
+/** @since 0.1.0 */
+export type Reason =
+  | Throttled
+  | ServiceUnavailable
+  | InternalServer
+  | ModelNotReady
+  | ModelTimeout
+  | ModelError
+  | ModelStreamError
+  | Validation
+  | AccessDenied
+  | ResourceNotFound
+  | ServiceQuotaExceeded
+  | Network
+  | DeadlineExceeded
+  | Incomplete
+  | Unknown
+
+/** @since 0.1.0 */
+export type ReasonTag = Reason["_tag"]
+
+/** Every reason tag, in a stable order (docs, config keys, metrics). @since 0.1.0 */
+export const reasonTags: ReadonlyArray<ReasonTag> = [
+  "Throttled",
+  "ServiceUnavailable",
+  "InternalServer",
+  "ModelNotReady",
+  "ModelTimeout",
+  "ModelError",
+  "ModelStreamError",
+  "Validation",
+  "AccessDenied",
+  "ResourceNotFound",
+  "ServiceQuotaExceeded",
+  "Network",
+  "DeadlineExceeded",
+  "Incomplete",
+  "Unknown"
+]
+
+const decision = (
+  retrySame: number,
+  failover: boolean,
+  breaker: boolean,
+  largerContextOnly = false
+): Decision => ({ retrySame, failover, breaker, largerContextOnly })
+
+const FAIL_FAST = decision(0, false, false)
+const FAIL_OVER = decision(0, true, true)
+
+/**
+ * The default decision for a reason (see the table in docs/concepts.md and
+ * ../shared/bedrock/ERRORS.md). Pure.
+ *
+ * @example
+ * ```ts
+ * import { BedrockError } from "effect-bedrock-mux"
+ * BedrockError.decisionOf(new BedrockError.InternalServer()).retrySame // 1
+ * ```
+ * @since 0.1.0
+ */
+export const decisionOf = (reason: Reason): Decision => {
+  switch (reason._tag) {
+    case "Throttled":
+      // quota, not health: move on at once and keep the breaker out of it
+      return decision(0, true, false)
+    case "ServiceUnavailable":
+    case "ModelTimeout":
+    case "ModelStreamError":
+    case "Incomplete":
+    case "Unknown":
+      return FAIL_OVER
+    case "InternalServer":
+      return decision(1, true, true)
+    case "ModelNotReady":
+      // a cold model: worth a retry, not an outage
+      return decision(2, true, false)
+    case "ModelError":
+      return reason.originalStatusCode !== undefined && reason.originalStatusCode >= 400 &&
+          reason.originalStatusCode < 500 && reason.originalStatusCode !== 429
+        ? FAIL_FAST
+        : FAIL_OVER
+    case "Validation":
+      return reason.kind === "context-window" ? decision(0, true, false, true) : FAIL_FAST
+    case "AccessDenied":
+      return FAIL_FAST
+    case "ResourceNotFound":
+    case "ServiceQuotaExceeded":
+      // a target-specific configuration/quota fault: another model may serve
+      return decision(0, true, false)
+    case "Network":
+      return reason.phase === "before-response" ? decision(1, true, true) : FAIL_OVER
+    case "DeadlineExceeded":
+      return reason.scope === "request" ? FAIL_FAST : FAIL_OVER
+  }
+}
+
+/**
+ * The error of every `BedrockRuntime` call.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { BedrockError, BedrockRuntime } from "effect-bedrock-mux"
+ *
+ * const call = Effect.flatMap(BedrockRuntime.BedrockRuntime.asEffect(), (rt) => rt.converse({ modelId: "m", messages: [] }))
+ * call.pipe(Effect.catchReason("BedrockError", "Throttled", (r) => Effect.succeed(r.kind)))
+ * ```
+ * @since 0.1.0
+ */
+export class BedrockError extends Data.TaggedError("BedrockError")<{
+  readonly reason: Reason
+  readonly message: string
+  readonly modelId?: string
+  readonly requestId?: string
+  readonly httpStatusCode?: number
+  readonly cause?: unknown
+}> {
+  /** The default decision for this error's reason. */
+  get decision(): Decision {
+    return decisionOf(this.reason)
+  }
+}
+
+/**
+ * Is `u` a `BedrockError`?
+ * @since 0.1.0
+ */
+export const isBedrockError = (u: unknown): u is BedrockError =>
+  typeof u === "object" && u !== null && (u as { _tag?: unknown })._tag === "BedrockError"
+
+/**
+ * Builds a `BedrockError` for a reason of our own (no SDK error behind it).
+ *
+ * @example
+ * ```ts
+ * import { Duration } from "effect"
+ * import { BedrockError } from "effect-bedrock-mux"
+ * BedrockError.make(new BedrockError.DeadlineExceeded({ scope: "attempt", after: Duration.seconds(30) }), "attempt timed out")
+ * ```
+ * @since 0.1.0
+ */
+export const make = (reason: Reason, message: string, modelId?: string): BedrockError =>
+  new BedrockError(modelId === undefined ? { reason, message } : { reason, message, modelId })
+
+// --- classification of what the SDK throws -------------------------------------------------
+
+const NETWORK_CODES = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ERR_HTTP2_STREAM_CANCEL",
+  "ERR_HTTP2_STREAM_ERROR",
+  "ERR_HTTP2_SESSION_ERROR",
+  "ERR_HTTP2_GOAWAY_SESSION",
+  "ERR_HTTP2_INVALID_SESSION",
+  "ERR_STREAM_PREMATURE_CLOSE",
+  "UND_ERR_SOCKET"
+])
+
+const CONTEXT_WINDOW =
+  /too long|too many input tokens|context (window|length)|maximum context|input length|prompt is too long|exceeds? the (maximum|max)/i
+
+/** Sub-kind of a throttle from Bedrock's message. Pure. @since 0.1.0 */
+export const throttleKindOf = (message: string): ThrottleKind => {
+  const m = message.toLowerCase()
+  if (m.includes("per day") || m.includes("daily")) return "daily"
+  if (m.includes("too many tokens")) return "tokens"
+  if (m.includes("too many requests")) return "requests"
+  return "unknown"
+}
+
+/** Parses `retry-after` (seconds or HTTP date is not supported: seconds only) / `x-amz-retry-after` (ms). Pure. */
+export const retryAfterOf = (headers: Record<string, string | undefined> | undefined): Option.Option<Duration.Duration> => {
+  if (headers === undefined) return Option.none()
+  for (const [k, v] of Object.entries(headers)) {
+    if (v === undefined) continue
+    const key = k.toLowerCase()
+    if (key === "x-amz-retry-after") {
+      const ms = Number(v)
+      if (Number.isFinite(ms) && ms >= 0) return Option.some(Duration.millis(ms))
+    } else if (key === "retry-after") {
+      const s = Number(v)
+      if (Number.isFinite(s) && s >= 0) return Option.some(Duration.seconds(s))
+    }
+  }
+  return Option.none()
+}
+
+interface SdkLike {
+  readonly name?: unknown
+  readonly message?: unknown
+  readonly code?: unknown
+  readonly cause?: unknown
+  readonly originalStatusCode?: unknown
+  readonly $metadata?: { readonly httpStatusCode?: number; readonly requestId?: string }
+  readonly $response?: { readonly statusCode?: number; readonly headers?: Record<string, string | undefined> }
+}
+
+const codeOf = (e: SdkLike, depth = 0): string | undefined => {
+  if (typeof e.code === "string" && NETWORK_CODES.has(e.code)) return e.code
+  if (depth < 4 && typeof e.cause === "object" && e.cause !== null) return codeOf(e.cause as SdkLike, depth + 1)
+  return typeof e.code === "string" ? e.code : undefined
+}
+
+const byStatus = (status: number): Reason | undefined => {
+  if (status === 429) return new Throttled({ kind: "unknown" })
+  if (status === 503 || status === 502 || status === 504) return new ServiceUnavailable()
+  if (status >= 500) return new InternalServer()
+  if (status === 408) return new ModelTimeout()
+  if (status === 403) return new AccessDenied()
+  if (status === 404) return new ResourceNotFound()
+  return undefined
+}
+
+/**
+ * Classifies anything the AWS SDK throws (an HTTP error, an in-stream
+ * exception event, a transport fault). `phase` says whether the response
+ * had started when it happened: a stream's iterator errors are always
+ * `after-response`. Pure.
+ *
+ * @example
+ * ```ts
+ * import { ThrottlingException } from "@aws-sdk/client-bedrock-runtime"
+ * import { BedrockError } from "effect-bedrock-mux"
+ * const err = BedrockError.fromSdkError(new ThrottlingException({ message: "Too many tokens, please wait before trying again.", $metadata: {} }), "m")
+ * err.reason // Throttled { kind: "tokens" }
+ * ```
+ * @since 0.1.0
+ */
+export const fromSdkError = (
+  u: unknown,
+  modelId?: string,
+  phase: "before-response" | "after-response" = "before-response"
+): BedrockError => {
+  if (isBedrockError(u)) return u
+  const e: SdkLike = typeof u === "object" && u !== null ? (u as SdkLike) : { message: String(u) }
+  const name = typeof e.name === "string" ? e.name : "Error"
+  const message = typeof e.message === "string" ? e.message : String(u)
+  const status = e.$metadata?.httpStatusCode ?? e.$response?.statusCode
+  const reason = reasonOf(e, name, message, status, phase)
+  return new BedrockError({
+    reason,
+    message: `${name}: ${message}`,
+    ...(modelId !== undefined ? { modelId } : {}),
+    ...(e.$metadata?.requestId !== undefined ? { requestId: e.$metadata.requestId } : {}),
+    ...(status !== undefined ? { httpStatusCode: status } : {}),
+    cause: u
+  })
+}
+
+const reasonOf = (
+  e: SdkLike,
+  name: string,
+  message: string,
+  status: number | undefined,
+  phase: "before-response" | "after-response"
+): Reason => {
+  const originalStatusCode = typeof e.originalStatusCode === "number" ? { originalStatusCode: e.originalStatusCode } : {}
+  // In-stream exception events arrive with the lowerCamel member name when
+  // the frame carries the shape name; normalise both.
+  switch (name.charAt(0).toUpperCase() + name.slice(1)) {
+    case "ThrottlingException": {
+      const retryAfter = retryAfterOf(e.$response?.headers)
+      return new Throttled({
+        kind: throttleKindOf(message),
+        ...(Option.isSome(retryAfter) ? { retryAfter: retryAfter.value } : {})
+      })
+    }
+    case "ServiceUnavailableException":
+      return new ServiceUnavailable()
+    case "InternalServerException":
+      return new InternalServer()
+    case "ModelNotReadyException":
+      return new ModelNotReady()
+    case "ModelTimeoutException":
+      return new ModelTimeout()
+    case "ModelErrorException":
+      return new ModelError(originalStatusCode)
+    case "ModelStreamErrorException":
+      return new ModelStreamError(originalStatusCode)
+    case "ValidationException":
+      return new Validation({ kind: CONTEXT_WINDOW.test(message) ? "context-window" : "other" })
+    case "AccessDeniedException":
+      return new AccessDenied()
+    case "ResourceNotFoundException":
+      return new ResourceNotFound()
+    case "ServiceQuotaExceededException":
+      return new ServiceQuotaExceeded()
+  }
+  if (message.includes("Truncated event message") || message.includes("checksum mismatch")) {
+    return new Incomplete({ detail: "malformed-frame" })
+  }
+  const code = codeOf(e)
+  if (code !== undefined && NETWORK_CODES.has(code)) {
+    // h1 reports a reset after the head as "aborted"; before it as "socket hang up"/"read ECONNRESET"
+    const after = phase === "after-response" || message === "aborted" || (status !== undefined && status < 300)
+    return new Network({ phase: after ? "after-response" : "before-response", code })
+  }
+  if (name === "TimeoutError" || name === "RequestTimeout" || name === "RequestTimeoutException") {
+    return new Network({ phase, code: code ?? name })
+  }
+  if (name === "SyntaxError" || message.startsWith("Deserialization error")) {
+    if (status !== undefined && status >= 300) return byStatus(status) ?? new Unknown({ name })
+    return new Incomplete({ detail: "malformed-body" })
+  }
+  if (status !== undefined && (name === "Unknown" || name === "BedrockRuntimeServiceException" || status >= 500)) {
+    return byStatus(status) ?? new Unknown({ name })
+  }
+  return new Unknown({ name })
+}

@@ -1,0 +1,219 @@
+/**
+ * `BedrockRuntime`: the service every call in this library goes through, over
+ * the real `@aws-sdk/client-bedrock-runtime` client.
+ *
+ * How it behaves:
+ * - `converse` and `converseStream` fail only with `BedrockError`, classified
+ *   by `BedrockError.fromSdkError`.
+ * - Interruption aborts the HTTP request: a timed-out call, a lost race, or a
+ *   stream consumer that stops reading closes the upstream connection, so
+ *   Bedrock stops generating (and billing) abandoned work.
+ * - Successes the SDK lets through are failures here: a Converse response
+ *   without `output.message` fails with `Incomplete("missing-output")`, a
+ *   stream that ends before `messageStop` with `Incomplete("no-message-stop")`.
+ *   In-stream exception events (`throttlingException`, ...) fail the stream
+ *   with the same classification as HTTP errors, never as data.
+ *
+ * Gotchas:
+ * - `layer` turns the SDK's own retries off (`maxAttempts: 1`) unless you set
+ *   `maxAttempts` yourself: the mux owns retries, and SDK retries would hide
+ *   throttles from it and multiply the time an attempt takes.
+ * - The SDK's default transport for Bedrock is HTTP/2 with a new connection
+ *   per call, and on HTTP/2 a cut stream ends silently. `layer` uses a
+ *   keep-alive HTTP/1.1 handler instead (about twice as fast, and a cut stream
+ *   raises `ECONNRESET`; see bench/results). Pass `requestHandler` to choose.
+ * - `layerClient` wraps a client you own: it is not destroyed with the layer.
+ *
+ * @since 0.1.0
+ */
+import {
+  BedrockRuntimeClient,
+  type BedrockRuntimeClientConfig,
+  ConverseCommand,
+  type ConverseCommandInput,
+  type ConverseCommandOutput,
+  ConverseStreamCommand,
+  type ConverseStreamCommandInput,
+  type ConverseStreamOutput
+} from "@aws-sdk/client-bedrock-runtime"
+import { NodeHttpHandler } from "@smithy/node-http-handler"
+import { Context, Effect, Layer, Stream } from "effect"
+import * as http from "node:http"
+import * as https from "node:https"
+import * as BedrockError from "./BedrockError.ts"
+
+/**
+ * The shape of the `BedrockRuntime` service.
+ * @since 0.1.0
+ */
+export interface Service {
+  /** One Converse call. Interruption aborts the HTTP request. */
+  readonly converse: (input: ConverseCommandInput) => Effect.Effect<ConverseCommandOutput, BedrockError.BedrockError>
+  /**
+   * One ConverseStream call as a stream of the SDK's output events. The
+   * stream fails unless it reached `messageStop`; ending it early (take,
+   * interrupt) aborts the HTTP response.
+   */
+  readonly converseStream: (
+    input: ConverseStreamCommandInput
+  ) => Stream.Stream<ConverseStreamOutput, BedrockError.BedrockError>
+}
+
+/**
+ * The Bedrock Runtime service.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { BedrockRuntime } from "effect-bedrock-mux"
+ *
+ * const program = Effect.gen(function*() {
+ *   const bedrock = yield* BedrockRuntime
+ *   const out = yield* bedrock.converse({
+ *     modelId: "amazon.nova-lite-v1:0",
+ *     messages: [{ role: "user", content: [{ text: "Hello" }] }]
+ *   })
+ *   return out.output?.message?.content?.[0]?.text
+ * })
+ * program.pipe(Effect.provide(BedrockRuntime.layer({ region: "us-east-1" })))
+ * ```
+ * @since 0.1.0
+ */
+export class BedrockRuntime extends Context.Service<BedrockRuntime, Service>()("effect-bedrock-mux/BedrockRuntime") {
+  /**
+   * Builds one `BedrockRuntimeClient` from `config` (passed through to the
+   * SDK), with SDK retries off and a keep-alive HTTP/1.1 handler unless the
+   * config sets `maxAttempts` / `requestHandler`. The client is destroyed when
+   * the layer's scope closes.
+   */
+  static readonly layer = (config: BedrockRuntimeClientConfig = {}): Layer.Layer<BedrockRuntime> =>
+    Layer.effect(
+      BedrockRuntime,
+      Effect.map(
+        Effect.acquireRelease(
+          Effect.sync(() => new BedrockRuntimeClient(clientConfig(config))),
+          (client) => Effect.sync(() => client.destroy())
+        ),
+        make
+      )
+    )
+
+  /** Wraps a client you already have; you keep ownership (it is not destroyed). */
+  static readonly layerClient = (client: BedrockRuntimeClient): Layer.Layer<BedrockRuntime> =>
+    Layer.succeed(BedrockRuntime, make(client))
+}
+
+/**
+ * The default transport: HTTP/1.1 with keep-alive and enough sockets for a
+ * busy process. Exported so users who pass their own config can reuse it.
+ *
+ * @example
+ * ```ts
+ * import { BedrockRuntime, defaultRequestHandler } from "effect-bedrock-mux"
+ * BedrockRuntime.layer({ region: "us-east-1", requestHandler: defaultRequestHandler({ maxSockets: 512 }) })
+ * ```
+ * @since 0.1.0
+ */
+export const defaultRequestHandler = (options: { readonly maxSockets?: number } = {}): NodeHttpHandler => {
+  const maxSockets = options.maxSockets ?? 256
+  return new NodeHttpHandler({
+    httpAgent: new http.Agent({ keepAlive: true, maxSockets }),
+    httpsAgent: new https.Agent({ keepAlive: true, maxSockets })
+  })
+}
+
+/**
+ * The SDK client config `layer` uses: yours, with `maxAttempts: 1` and
+ * `defaultRequestHandler()` filled in where you left them out.
+ * @since 0.1.0
+ */
+export const clientConfig = (config: BedrockRuntimeClientConfig): BedrockRuntimeClientConfig => ({
+  ...config,
+  maxAttempts: config.maxAttempts ?? 1,
+  requestHandler: config.requestHandler ?? defaultRequestHandler()
+})
+
+/**
+ * The service over a client. Exposed for users who build their own layer.
+ *
+ * @example
+ * ```ts
+ * import { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime"
+ * import { BedrockRuntime, makeBedrockRuntime } from "effect-bedrock-mux"
+ * const service = makeBedrockRuntime(new BedrockRuntimeClient({ region: "us-east-1" }))
+ * ```
+ * @since 0.1.0
+ */
+export const make = (client: BedrockRuntimeClient): Service => ({
+  converse: (input) =>
+    Effect.tryPromise({
+      try: (signal) => client.send(new ConverseCommand(input), { abortSignal: signal }),
+      catch: (e) => BedrockError.fromSdkError(e, input.modelId)
+    }).pipe(
+      Effect.flatMap((out) =>
+        out.output?.message === undefined
+          ? Effect.fail(
+            new BedrockError.BedrockError({
+              reason: new BedrockError.Incomplete({ detail: "missing-output" }),
+              message: "Converse response has no output.message",
+              ...(input.modelId !== undefined ? { modelId: input.modelId } : {}),
+              ...(out.$metadata?.requestId !== undefined ? { requestId: out.$metadata.requestId } : {}),
+              ...(out.$metadata?.httpStatusCode !== undefined ? { httpStatusCode: out.$metadata.httpStatusCode } : {})
+            })
+          )
+          : Effect.succeed(out)
+      )
+    ),
+  converseStream: (input) =>
+    Stream.unwrap(Effect.gen(function*() {
+      // Our own controller, held for the stream's whole life: the signal
+      // tryPromise passes is not aborted once send() resolves, but the body
+      // keeps flowing after that.
+      const controller = yield* Effect.acquireRelease(
+        Effect.sync(() => new AbortController()),
+        (c) => Effect.sync(() => c.abort())
+      )
+      const response = yield* Effect.tryPromise({
+        try: () => client.send(new ConverseStreamCommand(input), { abortSignal: controller.signal }),
+        catch: (e) => BedrockError.fromSdkError(e, input.modelId)
+      })
+      if (response.stream === undefined) {
+        return Stream.fail(incomplete(input.modelId, "no-message-stop", "ConverseStream response has no stream"))
+      }
+      return requireMessageStop(
+        Stream.fromAsyncIterable(response.stream, (e) => BedrockError.fromSdkError(e, input.modelId, "after-response")),
+        input.modelId
+      )
+    }))
+})
+
+const incomplete = (
+  modelId: string | undefined,
+  detail: BedrockError.Incomplete["detail"],
+  message: string
+): BedrockError.BedrockError => BedrockError.make(new BedrockError.Incomplete({ detail }), message, modelId)
+
+/**
+ * Fails a stream of ConverseStream events that ends before `messageStop`
+ * (the SDK ends a cut HTTP/2 stream silently). Used by every provider of
+ * `BedrockRuntime` in this library, the simulator included.
+ * @since 0.1.0
+ */
+export const requireMessageStop = <E>(
+  events: Stream.Stream<ConverseStreamOutput, E>,
+  modelId?: string
+): Stream.Stream<ConverseStreamOutput, E | BedrockError.BedrockError> =>
+  Stream.suspend(() => {
+    let stopped = false
+    return events.pipe(
+      Stream.tap((ev) => {
+        if (ev.messageStop !== undefined) stopped = true
+        return Effect.void
+      }),
+      Stream.concat(Stream.suspend(() =>
+        stopped
+          ? Stream.empty
+          : Stream.fail(incomplete(modelId, "no-message-stop", "ConverseStream ended before messageStop"))
+      ))
+    )
+  })
