@@ -296,9 +296,9 @@ export const throttleKindOf = (message: string): ThrottleKind => {
 
 /** Parses `retry-after` (seconds or HTTP date is not supported: seconds only) / `x-amz-retry-after` (ms). Pure. */
 export const retryAfterOf = (headers: Record<string, string | undefined> | undefined): Option.Option<Duration.Duration> => {
-  if (headers === undefined) return Option.none()
+  if (typeof headers !== "object" || headers === null) return Option.none()
   for (const [k, v] of Object.entries(headers)) {
-    if (v === undefined) continue
+    if (typeof v !== "string") continue
     const key = k.toLowerCase()
     if (key === "x-amz-retry-after") {
       const ms = Number(v)
@@ -357,20 +357,31 @@ export const fromSdkError = (
   modelId?: string,
   phase: "before-response" | "after-response" = "before-response"
 ): BedrockError => {
-  if (isBedrockError(u)) return u
-  const e: SdkLike = typeof u === "object" && u !== null ? (u as SdkLike) : { message: String(u) }
+  if (u instanceof BedrockError) return u
+  const e: SdkLike = typeof u === "object" && u !== null ? (u as SdkLike) : { message: safeString(u) }
   const name = typeof e.name === "string" ? e.name : "Error"
-  const message = typeof e.message === "string" ? e.message : String(u)
-  const status = e.$metadata?.httpStatusCode ?? e.$response?.statusCode
+  const message = typeof e.message === "string" ? e.message : safeString(u)
+  const rawStatus: unknown = e.$metadata?.httpStatusCode ?? e.$response?.statusCode
+  const status = typeof rawStatus === "number" ? rawStatus : undefined
+  const requestId: unknown = e.$metadata?.requestId
   const reason = reasonOf(e, name, message, status, phase)
   return new BedrockError({
     reason,
     message: `${name}: ${message}`,
     ...(modelId !== undefined ? { modelId } : {}),
-    ...(e.$metadata?.requestId !== undefined ? { requestId: e.$metadata.requestId } : {}),
+    ...(typeof requestId === "string" ? { requestId } : {}),
     ...(status !== undefined ? { httpStatusCode: status } : {}),
     cause: u
   })
+}
+
+/** `String(u)`, except for values that cannot be converted (null-prototype objects, a non-callable `toString`). */
+const safeString = (u: unknown): string => {
+  try {
+    return String(u)
+  } catch {
+    return Object.prototype.toString.call(u)
+  }
 }
 
 const reasonOf = (

@@ -1,0 +1,293 @@
+/**
+ * The mux's JSON configuration: one Schema, decoded into the same policy
+ * values code composes (`Policy`), with every problem reported at once.
+ *
+ * The aws-samples multiplexer's shape decodes unchanged: a bare array of
+ * `{ modelId, weight, isFallback }`, or `{ models, defaultTimeoutMs,
+ * maxRetries }` (`maxRetries` n means n + 1 attempts).
+ *
+ * Checks beyond the field types, each reported with its path and the allowed
+ * range: a duplicate model (same `modelId` and `client`), no primary (no
+ * tier-0 model with weight > 0), `isFallback: true` with `tier: 0`, an
+ * attempt timeout (global or per model) longer than the deadline,
+ * `cooldownMax` shorter than `cooldown`, a route naming an unknown model.
+ * An unknown `client` key is reported when the layer is built (the clients
+ * are not part of the JSON).
+ *
+ * Durations are milliseconds or Effect duration strings ("30 seconds").
+ *
+ * @example
+ * ```ts
+ * import { MuxConfig } from "effect-bedrock-mux"
+ * const config = MuxConfig.decodeSync({
+ *   models: [
+ *     { modelId: "amazon.nova-lite-v1:0", weight: 100 },
+ *     { modelId: "amazon.nova-pro-v1:0", weight: 30, isFallback: true }
+ *   ],
+ *   deadline: "20 seconds",
+ *   breaker: { failures: 3, cooldown: "10 seconds" }
+ * })
+ * ```
+ * @since 0.1.0
+ */
+import { Duration, Effect, Result, Schema } from "effect"
+import * as BedrockError from "./BedrockError.ts"
+import {
+  DurationInput,
+  NonNegative,
+  NonNegativeInt,
+  PositiveInt,
+  type Problem,
+  problemsOf
+} from "./internal/schema.ts"
+import * as Policy from "./Policy.ts"
+
+const ModelEntry = Schema.Struct({
+  modelId: Schema.NonEmptyString,
+  weight: Schema.optionalKey(NonNegative),
+  isFallback: Schema.optionalKey(Schema.Boolean),
+  tier: Schema.optionalKey(NonNegativeInt),
+  timeout: Schema.optionalKey(DurationInput),
+  contextWindow: Schema.optionalKey(PositiveInt),
+  labels: Schema.optionalKey(Schema.Array(Schema.String)),
+  client: Schema.optionalKey(Schema.NonEmptyString)
+})
+
+const Decision = Schema.Struct({
+  retrySame: Schema.optionalKey(NonNegativeInt),
+  failover: Schema.optionalKey(Schema.Boolean),
+  breaker: Schema.optionalKey(Schema.Boolean),
+  largerContextOnly: Schema.optionalKey(Schema.Boolean)
+})
+
+const Fields = Schema.Struct({
+  name: Schema.optionalKey(Schema.NonEmptyString),
+  models: Schema.Array(ModelEntry).check(Schema.isMinLength(1)),
+  attempts: Schema.optionalKey(PositiveInt),
+  maxRetries: Schema.optionalKey(NonNegativeInt),
+  timeout: Schema.optionalKey(DurationInput),
+  defaultTimeoutMs: Schema.optionalKey(DurationInput),
+  deadline: Schema.optionalKey(DurationInput),
+  breaker: Schema.optionalKey(Schema.Struct({
+    failures: Schema.optionalKey(PositiveInt),
+    window: Schema.optionalKey(DurationInput),
+    cooldown: Schema.optionalKey(DurationInput),
+    cooldownMax: Schema.optionalKey(DurationInput),
+    halfOpen: Schema.optionalKey(PositiveInt),
+    rampUp: Schema.optionalKey(DurationInput)
+  })),
+  routes: Schema.optionalKey(Schema.Record(Schema.String, Schema.Array(Schema.String))),
+  selection: Schema.optionalKey(Schema.Literals(["weighted", "ordered"])),
+  waitForRecovery: Schema.optionalKey(Schema.Boolean),
+  decisions: Schema.optionalKey(Schema.Record(Schema.Literals(BedrockError.reasonTags), Decision)),
+  backoff: Schema.optionalKey(Schema.Struct({
+    base: DurationInput,
+    max: DurationInput,
+    times: PositiveInt
+  })),
+  onStoreError: Schema.optionalKey(Schema.Literals(["allow", "fail"]))
+})
+
+/**
+ * The config as written (JSON). A bare array is read as `{ models: array }`.
+ * @since 0.1.0
+ */
+export type Input = typeof Fields.Encoded | ReadonlyArray<typeof ModelEntry.Encoded>
+type Fields = typeof Fields.Type
+
+/**
+ * One model of the pool, decoded.
+ * @since 0.1.0
+ */
+export interface Model {
+  /** `client:modelId`, or `modelId` without a client: the key of its breaker and stats */
+  readonly target: string
+  readonly modelId: string
+  readonly tier: number
+  readonly weight: number
+  readonly timeout: Duration.Duration | undefined
+  readonly contextWindow: number | undefined
+  readonly labels: ReadonlyArray<string>
+  readonly client: string | undefined
+}
+
+/**
+ * The decoded config: the pool, the policy, the routes.
+ * @since 0.1.0
+ */
+export interface MuxConfig {
+  /** namespace of this mux's keys in a shared store */
+  readonly name: string
+  readonly models: ReadonlyArray<Model>
+  readonly policy: Policy.Policy
+  /** label → indexes into `models` */
+  readonly routes: ReadonlyMap<string, ReadonlyArray<number>>
+  readonly onStoreError: "allow" | "fail"
+}
+
+/**
+ * A config that failed to decode or check, with every problem.
+ * @since 0.1.0
+ */
+export class MuxConfigError extends Schema.TaggedError<MuxConfigError>()("MuxConfigError", {
+  problems: Schema.Array(Schema.Struct({ path: Schema.String, message: Schema.String }))
+}) {
+  override get message(): string {
+    return `Invalid mux config (${this.problems.length} problem${this.problems.length === 1 ? "" : "s"}):\n${
+      this.problems.map((p) => `  ${p.path}: ${p.message}`).join("\n")
+    }`
+  }
+}
+
+const ms = Duration.toMillis
+
+/** Cross-field checks on decoded fields; every problem, in order. Pure. */
+const check = (f: Fields): Array<Problem> => {
+  const problems: Array<Problem> = []
+  const seen = new Map<string, number>()
+  let primary = false
+  const deadline = f.deadline ?? Policy.defaults.deadline
+  const timeout = f.timeout ?? f.defaultTimeoutMs ?? Policy.defaults.timeout
+  f.models.forEach((m, i) => {
+    const target = m.client === undefined ? m.modelId : `${m.client}:${m.modelId}`
+    const prev = seen.get(target)
+    if (prev !== undefined) {
+      problems.push({
+        path: `models[${i}].modelId`,
+        message: `duplicate model "${m.modelId}"${m.client !== undefined ? ` on client "${m.client}"` : ""} (also models[${prev}]); each modelId may appear once per client`
+      })
+    } else seen.set(target, i)
+    if (m.isFallback === true && m.tier === 0) {
+      problems.push({ path: `models[${i}].tier`, message: "isFallback: true needs a tier >= 1 (or leave tier out)" })
+    }
+    if (tierOf(m) === 0 && (m.weight ?? 1) > 0) primary = true
+    if (m.timeout !== undefined && ms(m.timeout) > ms(deadline)) {
+      problems.push({
+        path: `models[${i}].timeout`,
+        message: `attempt timeout ${ms(m.timeout)} ms is longer than the deadline ${ms(deadline)} ms; allowed: 0 < timeout <= deadline`
+      })
+    }
+  })
+  if (!primary) {
+    problems.push({
+      path: "models",
+      message: "no primary model: at least one model needs tier 0 (isFallback false) and weight > 0"
+    })
+  }
+  if (ms(timeout) > ms(deadline)) {
+    problems.push({
+      path: f.timeout !== undefined ? "timeout" : "defaultTimeoutMs",
+      message: `attempt timeout ${ms(timeout)} ms is longer than the deadline ${ms(deadline)} ms; allowed: 0 < timeout <= deadline`
+    })
+  }
+  if (f.attempts !== undefined && f.maxRetries !== undefined && f.attempts !== f.maxRetries + 1) {
+    problems.push({ path: "maxRetries", message: `maxRetries ${f.maxRetries} contradicts attempts ${f.attempts}; give one of them` })
+  }
+  const b = f.breaker
+  if (b !== undefined) {
+    const cooldown = b.cooldown ?? Policy.defaultBreaker.cooldown
+    const cooldownMax = b.cooldownMax ?? Policy.defaultBreaker.cooldownMax
+    if (ms(cooldownMax) < ms(cooldown)) {
+      problems.push({
+        path: "breaker.cooldownMax",
+        message: `cooldownMax ${ms(cooldownMax)} ms is shorter than cooldown ${ms(cooldown)} ms; allowed: cooldownMax >= cooldown`
+      })
+    }
+  }
+  for (const [label, ids] of Object.entries(f.routes ?? {})) {
+    ids.forEach((id, j) => {
+      if (!f.models.some((m) => m.modelId === id || `${m.client}:${m.modelId}` === id)) {
+        problems.push({ path: `routes.${label}[${j}]`, message: `unknown model "${id}"; allowed: a modelId of models[]` })
+      }
+    })
+  }
+  return problems
+}
+
+const tierOf = (m: { readonly tier?: number; readonly isFallback?: boolean }): number =>
+  m.tier ?? (m.isFallback === true ? 1 : 0)
+
+const toConfig = (f: Fields): MuxConfig => {
+  const models: Array<Model> = f.models.map((m) => ({
+    target: m.client === undefined ? m.modelId : `${m.client}:${m.modelId}`,
+    modelId: m.modelId,
+    tier: tierOf(m),
+    weight: m.weight ?? 1,
+    timeout: m.timeout,
+    contextWindow: m.contextWindow,
+    labels: m.labels ?? [],
+    client: m.client
+  }))
+  const routes = new Map<string, Array<number>>()
+  const add = (label: string, index: number) => {
+    const list = routes.get(label) ?? []
+    if (!list.includes(index)) list.push(index)
+    routes.set(label, list)
+  }
+  for (const [label, ids] of Object.entries(f.routes ?? {})) {
+    for (const id of ids) {
+      models.forEach((m, i) => {
+        if (m.modelId === id || m.target === id) add(label, i)
+      })
+    }
+  }
+  models.forEach((m, i) => m.labels.forEach((label) => add(label, i)))
+  let classification = Policy.defaultClassification
+  for (const [tag, decision] of Object.entries(f.decisions ?? {})) {
+    classification = Policy.override(tag as BedrockError.ReasonTag, decision as Partial<BedrockError.Decision>)(classification)
+  }
+  const b = f.breaker ?? {}
+  const policy = Policy.make({
+    attempts: f.attempts ?? (f.maxRetries !== undefined ? f.maxRetries + 1 : Policy.defaults.attempts),
+    timeout: f.timeout ?? f.defaultTimeoutMs ?? Policy.defaults.timeout,
+    deadline: f.deadline ?? Policy.defaults.deadline,
+    breaker: Policy.breaker(b),
+    selection: f.selection === "ordered" ? Policy.ordered : Policy.weighted,
+    classification,
+    backoff: f.backoff === undefined ? undefined : Policy.exponentialBackoff(f.backoff),
+    waitForRecovery: f.waitForRecovery ?? false
+  })
+  return { name: f.name ?? "default", models, policy, routes, onStoreError: f.onStoreError ?? "allow" }
+}
+
+const decodeFields = Schema.decodeUnknownResult(Fields)
+
+/**
+ * Decodes and checks a config, reporting every problem.
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { MuxConfig } from "effect-bedrock-mux"
+ * MuxConfig.decode([{ modelId: "a", weight: 1, isFallback: false }]).pipe(Effect.runSync)
+ * ```
+ * @since 0.1.0
+ */
+export const decode = (input: unknown): Effect.Effect<MuxConfig, MuxConfigError> => {
+  const result = decodeFields(Array.isArray(input) ? { models: input } : input, { errors: "all" })
+  if (Result.isFailure(result)) {
+    return Effect.fail(new MuxConfigError({ problems: problemsOf(result.failure) as Array<Problem> }))
+  }
+  const problems = check(result.success)
+  return problems.length > 0 ? Effect.fail(new MuxConfigError({ problems })) : Effect.succeed(toConfig(result.success))
+}
+
+/**
+ * Decodes a config or throws `MuxConfigError`.
+ * @example
+ * ```ts
+ * import { MuxConfig } from "effect-bedrock-mux"
+ * const config = MuxConfig.decodeSync({ models: [{ modelId: "a" }] })
+ * ```
+ * @since 0.1.0
+ */
+export const decodeSync = (input: unknown): MuxConfig => {
+  const result = Effect.runSync(Effect.result(decode(input)))
+  if (Result.isFailure(result)) throw result.failure
+  return result.success
+}
+
+/**
+ * The JSON config as a `Schema` of its own (for `Config.schema` and tools).
+ * @since 0.1.0
+ */
+export const schema = Fields

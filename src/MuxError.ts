@@ -1,0 +1,98 @@
+/**
+ * `MuxError`: how a routed request fails. Every `MuxError` carries every
+ * attempt the request made (model, outcome, reason, duration), whatever its
+ * reason, so a caller (or an alert) can see the whole story.
+ *
+ * Reasons:
+ * - `Failed`: an attempt failed with an error that fails fast (validation,
+ *   access, a 4xx model error): the request, not the model, is at fault.
+ * - `AttemptsExhausted`: the `attempts` budget ran out.
+ * - `NoModelsAvailable`: nothing eligible was left (breakers open, every
+ *   model tried, or throttled); carries each model's state and the earliest
+ *   time one recovers.
+ * - `DeadlineExceeded`: the request deadline expired; the in-flight attempt
+ *   was aborted.
+ * - `InvalidRequest`: the request itself is malformed (no messages, a
+ *   `modelId` given, an unknown route label, a bad deadline).
+ *
+ * `last` is the last attempt's `BedrockError` when there is one: its `cause`
+ * is the SDK's error.
+ *
+ * @since 0.1.0
+ */
+import { Data } from "effect"
+import type * as BedrockError from "./BedrockError.ts"
+
+/**
+ * One attempt of a routed request.
+ * @since 0.1.0
+ */
+export interface AttemptRecord {
+  readonly modelId: string
+  /** the pool entry's key: `client:modelId`, or `modelId` without a client */
+  readonly target: string
+  readonly outcome: "success" | "failure" | "interrupted"
+  /** the failure's reason tag */
+  readonly reason?: BedrockError.ReasonTag
+  /** what the router did next */
+  readonly decision?: "retry-same" | "failover" | "fail-fast" | "stop"
+  readonly durationMs: number
+}
+
+/**
+ * A model's state when nothing was eligible.
+ * @since 0.1.0
+ */
+export interface ModelAvailability {
+  readonly modelId: string
+  readonly target: string
+  readonly breaker: "closed" | "open" | "half-open"
+  /** why the model could not take this request */
+  readonly excluded: "tried" | "breaker" | "weight" | "context-window" | "route" | "not-excluded"
+  /** epoch ms when it can take traffic again, if known */
+  readonly recoversAt?: number
+}
+
+/** @since 0.1.0 */
+export class Failed extends Data.TaggedClass("Failed")<{ readonly error: BedrockError.BedrockError }> {}
+/** @since 0.1.0 */
+export class AttemptsExhausted extends Data.TaggedClass("AttemptsExhausted")<{ readonly attempts: number }> {}
+/** @since 0.1.0 */
+export class NoModelsAvailable extends Data.TaggedClass("NoModelsAvailable")<{
+  readonly models: ReadonlyArray<ModelAvailability>
+  /** epoch ms of the earliest recovery among the models, if any will */
+  readonly earliestRecovery?: number
+}> {}
+/** @since 0.1.0 */
+export class DeadlineExceeded extends Data.TaggedClass("DeadlineExceeded")<{ readonly deadlineMs: number }> {}
+/** @since 0.1.0 */
+export class InvalidRequest extends Data.TaggedClass("InvalidRequest")<{
+  readonly problems: ReadonlyArray<string>
+}> {}
+
+/** The shared store failed and the mux is set to fail closed (`onStoreError: "fail"`). @since 0.1.0 */
+export class StoreUnavailable extends Data.TaggedClass("StoreUnavailable")<{ readonly message: string }> {}
+
+/** @since 0.1.0 */
+export type Reason = Failed | AttemptsExhausted | NoModelsAvailable | DeadlineExceeded | InvalidRequest | StoreUnavailable
+
+/**
+ * The error of `BedrockMux.converse`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { BedrockMux } from "effect-bedrock-mux"
+ * const answer = Effect.gen(function*() {
+ *   const mux = yield* BedrockMux
+ *   return yield* mux.converse({ messages: [{ role: "user", content: [{ text: "hi" }] }] })
+ * }).pipe(Effect.catchReason("MuxError", "NoModelsAvailable", (r) => Effect.succeed(r.earliestRecovery)))
+ * ```
+ * @since 0.1.0
+ */
+export class MuxError extends Data.TaggedError("MuxError")<{
+  readonly reason: Reason
+  readonly message: string
+  readonly attempts: ReadonlyArray<AttemptRecord>
+  readonly last?: BedrockError.BedrockError
+}> {}

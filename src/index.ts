@@ -1,0 +1,46 @@
+/**
+ * effect-bedrock-mux: a resilience layer for Amazon Bedrock Converse and
+ * ConverseStream, written as composable Effect values.
+ *
+ * @since 0.1.0
+ */
+
+/** The error taxonomy of every Bedrock call. @since 0.1.0 */
+export * as BedrockError from "./BedrockError.ts"
+
+/** The Bedrock Runtime service over the real AWS SDK client. @since 0.1.0 */
+export { BedrockRuntime, clientConfig, defaultRequestHandler, make as makeBedrockRuntime } from "./BedrockRuntime.ts"
+export type { Service as BedrockRuntimeService } from "./BedrockRuntime.ts"
+
+/** The in-memory Bedrock for demos and tests. @since 0.1.0 */
+export { BedrockSimulator } from "./BedrockSimulator.ts"
+export type { Attempt as SimulatorAttempt, Options as SimulatorOptions } from "./BedrockSimulator.ts"
+
+/** The simulator's (and the loopback fake's) script. @since 0.1.0 */
+export * as SimulatorScript from "./SimulatorScript.ts"
+
+/** The mux: routing, failover, deadlines, breakers, health and stats. @since 0.1.0 */
+export { BedrockMux, BedrockRuntimes } from "./BedrockMux.ts"
+export type {
+  ConverseOptions,
+  Health,
+  ModelHealth,
+  MuxRequest,
+  MuxResponse,
+  Routing,
+  Service as BedrockMuxService,
+  SimpleHealth,
+  Stats
+} from "./BedrockMux.ts"
+
+/** The mux's JSON config. @since 0.1.0 */
+export * as MuxConfig from "./MuxConfig.ts"
+
+/** How a routed request fails. @since 0.1.0 */
+export * as MuxError from "./MuxError.ts"
+
+/** Where breaker (and quota) state lives. @since 0.1.0 */
+export * as MuxStore from "./MuxStore.ts"
+
+/** Routing policies as values. @since 0.1.0 */
+export * as Policy from "./Policy.ts"

@@ -1,0 +1,116 @@
+/**
+ * Bounded statistics: a fixed-size log-bucket latency histogram and a
+ * per-second ring for windowed error rates. Nothing here grows with traffic.
+ */
+
+const MIN_MS = 0.01
+const FACTOR = 1.05
+const BUCKETS = 400 // 0.01 ms … ~3e6 ms (50 min) at 5 % resolution
+const LOG_FACTOR = Math.log(FACTOR)
+
+/** Latency histogram with ±2.5 % quantile error, O(1) record, fixed 400 buckets. */
+export class Histogram {
+  readonly counts = new Uint32Array(BUCKETS)
+  count = 0
+  sum = 0
+  min = Infinity
+  max = 0
+
+  record(ms: number): void {
+    const v = ms > 0 ? ms : 0
+    const i = v <= MIN_MS ? 0 : Math.min(BUCKETS - 1, Math.ceil(Math.log(v / MIN_MS) / LOG_FACTOR))
+    this.counts[i]! += 1
+    this.count += 1
+    this.sum += v
+    if (v < this.min) this.min = v
+    if (v > this.max) this.max = v
+  }
+
+  /** The q-quantile (0..1), reported as the bucket's upper bound clamped to [min, max]. */
+  quantile(q: number): number {
+    if (this.count === 0) return 0
+    const rank = Math.max(1, Math.ceil(q * this.count))
+    let seen = 0
+    for (let i = 0; i < BUCKETS; i++) {
+      seen += this.counts[i]!
+      if (seen >= rank) {
+        const upper = i === 0 ? MIN_MS : MIN_MS * FACTOR ** i
+        return Math.min(this.max, Math.max(this.min, upper))
+      }
+    }
+    return this.max
+  }
+
+  get mean(): number {
+    return this.count === 0 ? 0 : this.sum / this.count
+  }
+}
+
+/** Successes and failures per second over a sliding window of whole seconds. */
+export class WindowCounter {
+  private readonly seconds: Float64Array
+  private readonly ok: Uint32Array
+  private readonly failed: Uint32Array
+  readonly windowSeconds: number
+  constructor(windowSeconds: number) {
+    this.windowSeconds = windowSeconds
+    this.seconds = new Float64Array(windowSeconds).fill(-1)
+    this.ok = new Uint32Array(windowSeconds)
+    this.failed = new Uint32Array(windowSeconds)
+  }
+
+  private slot(now: number): number {
+    const sec = Math.floor(now / 1000)
+    const i = sec % this.windowSeconds
+    if (this.seconds[i] !== sec) {
+      this.seconds[i] = sec
+      this.ok[i] = 0
+      this.failed[i] = 0
+    }
+    return i
+  }
+
+  record(now: number, success: boolean): void {
+    const i = this.slot(now)
+    if (success) this.ok[i]! += 1
+    else this.failed[i]! += 1
+  }
+
+  /** [successes, failures] within the window ending at `now`. */
+  totals(now: number): readonly [number, number] {
+    const sec = Math.floor(now / 1000)
+    let ok = 0
+    let failed = 0
+    for (let i = 0; i < this.windowSeconds; i++) {
+      if (this.seconds[i]! > sec - this.windowSeconds) {
+        ok += this.ok[i]!
+        failed += this.failed[i]!
+      }
+    }
+    return [ok, failed]
+  }
+}
+
+/** Counters and latency of one model. */
+export class ModelStats {
+  successes = 0
+  failures = 0
+  throttles = 0
+  failFast = 0
+  lastSuccessAt: number | undefined = undefined
+  lastFailureAt: number | undefined = undefined
+  readonly latency = new Histogram()
+  readonly window: WindowCounter
+  constructor(windowSeconds: number) {
+    this.window = new WindowCounter(windowSeconds)
+  }
+}
+
+/** Request-level counters of a mux. */
+export class MuxStats {
+  requests = 0
+  successes = 0
+  failures = 0
+  failovers = 0
+  readonly latency = new Histogram()
+}
