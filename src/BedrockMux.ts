@@ -103,6 +103,8 @@ export interface ModelHealth {
   readonly failFast: number
   /** breaker-counted failures / attempts within the breaker window */
   readonly errorRate: number
+  /** attempts per minute, averaged over the breaker window */
+  readonly attemptsPerMinute: number
   readonly latencyMs: { readonly p50: number; readonly p95: number; readonly p99: number; readonly mean: number }
   readonly lastSuccessAt?: number
   readonly lastFailureAt?: number
@@ -339,6 +341,7 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig): Servic
         throttles: t.stats.throttles,
         failFast: t.stats.failFast,
         errorRate: ok + failed === 0 ? 0 : failed / (ok + failed),
+        attemptsPerMinute: ((ok + failed) * 60) / t.stats.window.windowSeconds,
         latencyMs: {
           p50: t.stats.latency.quantile(0.5),
           p95: t.stats.latency.quantile(0.95),

@@ -44,3 +44,13 @@ export * as MuxStore from "./MuxStore.ts"
 
 /** Routing policies as values. @since 0.1.0 */
 export * as Policy from "./Policy.ts"
+
+/** The Promise facade, drop-in for the aws-samples multiplexer. @since 0.1.0 */
+export { createMultiplexer, MultiplexerError } from "./createMultiplexer.ts"
+export type {
+  ModelConfiguration,
+  Multiplexer,
+  MultiplexerOptions,
+  MultiplexerStats,
+  SystemHealthStatus
+} from "./createMultiplexer.ts"

@@ -567,6 +567,32 @@ class Run {
     this.elapsed = elapsed
   }
 
+  private unflushed = 0
+  private onFlushed: (() => void) | undefined
+
+  /** Writes, counting the bytes not yet handed to the socket (see `cutWhenFlushed`). */
+  private write(chunk: Uint8Array | string): void {
+    this.unflushed += 1
+    this.res.write(chunk, () => {
+      this.unflushed -= 1
+      if (this.unflushed === 0 && this.onFlushed !== undefined) {
+        const f = this.onFlushed
+        this.onFlushed = undefined
+        f()
+      }
+    })
+  }
+
+  /**
+   * Cuts once everything written so far is on the wire. Node corks a
+   * response's writes until the next tick and HTTP/2 queues DATA frames, so
+   * a cut in the same tick would drop the tokens the script says were sent.
+   */
+  private cutWhenFlushed(): void {
+    if (this.unflushed === 0) this.cut()
+    else this.onFlushed = this.cut
+  }
+
   private after(ms: number, f: () => void): void {
     if (this.ex.done) return
     const t = setTimeout(() => {
@@ -629,10 +655,8 @@ class Run {
       })
       if (fault === "cut") {
         this.end("cut")
-        // after the flush: Node corks the first write of a response, and a
-        // destroy before the uncork would lose the head too
-        this.res.write(half, () => this.cut())
-        return
+        this.write(half)
+        return this.cutWhenFlushed()
       }
       this.res.end(sent)
       if (fault === "ok") this.attempt.outputTokens = outputTokens
@@ -662,7 +686,7 @@ class Run {
       switch (fault?.kind) {
         case "cut":
           this.end("cut")
-          return this.cut()
+          return this.cutWhenFlushed()
         case "stall":
           this.attempt.outcome = "stall"
           return
@@ -683,10 +707,10 @@ class Run {
 
     const finish = (): void => {
       const usage = { inputTokens: p.inputTokens, outputTokens: sent, totalTokens: p.inputTokens + sent }
-      res.write(eventFrame("contentBlockStop", { contentBlockIndex: 0 }))
-      res.write(eventFrame("messageStop", { stopReason: p.stopReason }))
+      this.write(eventFrame("contentBlockStop", { contentBlockIndex: 0 }))
+      this.write(eventFrame("messageStop", { stopReason: p.stopReason }))
       if (fault?.kind !== "noMetadata") {
-        res.write(eventFrame("metadata", { usage, metrics: { latencyMs: Math.round(this.elapsed()) } }))
+        this.write(eventFrame("metadata", { usage, metrics: { latencyMs: Math.round(this.elapsed()) } }))
       }
       res.end()
       this.end("success")
@@ -697,7 +721,7 @@ class Run {
       for (;;) {
         if (sent === limit) return onFault()
         if (sent === p.tokens.length) return finish()
-        res.write(eventFrame("contentBlockDelta", { contentBlockIndex: 0, delta: { text: p.tokens[sent] } }))
+        this.write(eventFrame("contentBlockDelta", { contentBlockIndex: 0, delta: { text: p.tokens[sent] } }))
         sent += 1
         this.attempt.outputTokens = sent
         if (p.interTokenMs > 0) return this.after(p.interTokenMs, next)
@@ -710,7 +734,7 @@ class Run {
         return this.end("emptyOutput")
       }
       if (limit === 0) return onFault()
-      res.write(eventFrame("messageStart", { role: "assistant" }))
+      this.write(eventFrame("messageStart", { role: "assistant" }))
       next()
     })
   }

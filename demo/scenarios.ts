@@ -1,0 +1,233 @@
+/**
+ * The demo's scenarios: each builds a simulated Bedrock, runs a workload
+ * through `BedrockRuntime` or `BedrockMux`, and returns a table. They run
+ * on virtual time (TestClock), so a two-minute outage takes milliseconds and
+ * every run prints the same numbers.
+ */
+import { Duration, Effect, Fiber, Layer, Random } from "effect"
+import { TestClock } from "effect/testing"
+import { BedrockMux } from "../src/BedrockMux.ts"
+import { BedrockRuntime } from "../src/BedrockRuntime.ts"
+import { BedrockSimulator } from "../src/BedrockSimulator.ts"
+import type { MuxRequest } from "../src/BedrockMux.ts"
+import type * as SimulatorScript from "../src/SimulatorScript.ts"
+
+export interface Table {
+  readonly title: string
+  readonly expectation: string
+  readonly columns: ReadonlyArray<string>
+  readonly rows: ReadonlyArray<ReadonlyArray<string | number>>
+  readonly summary: Record<string, string | number | boolean>
+  /** did the scenario meet its expectation */
+  readonly ok: boolean
+}
+
+export const request: MuxRequest = {
+  messages: [{ role: "user", content: [{ text: "Explain circuit breakers in one paragraph." }] }],
+  inferenceConfig: { maxTokens: 256 }
+}
+
+const percentile = (xs: ReadonlyArray<number>, q: number): number => {
+  if (xs.length === 0) return 0
+  const sorted = [...xs].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!
+}
+
+/** Runs `effect` on virtual time: forks it and moves the clock until it is done. */
+export const virtual = <A, E>(effect: Effect.Effect<A, E>, horizon: Duration.Input = "1 hour"): Effect.Effect<A, E> =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.forkChild(effect)
+    yield* TestClock.adjust(horizon)
+    return yield* Fiber.join(fiber)
+  }).pipe(Effect.provide(TestClock.layer()), Random.withSeed("demo"))
+
+const sim = (script: SimulatorScript.ScriptInput) => BedrockSimulator.layer({ seed: "demo", ...script })
+
+/** The foundation workload: 200 concurrent calls straight through BedrockRuntime. */
+export const runtimeWorkload = (live?: Layer.Layer<BedrockRuntime>): Effect.Effect<Table, unknown> => {
+  const models = ["amazon.nova-lite-v1:0", "amazon.nova-pro-v1:0"]
+  const n = live === undefined ? 200 : 4
+  const work = Effect.gen(function*() {
+    const bedrock = yield* BedrockRuntime
+    const results = yield* Effect.forEach(
+      Array.from({ length: n }, (_, i) => models[i % models.length]!),
+      (modelId) =>
+        Effect.gen(function*() {
+          const t0 = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
+          const ok = yield* bedrock.converse({ ...request, modelId }).pipe(Effect.as(true), Effect.orElseSucceed(() => false))
+          const t1 = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
+          return { modelId, ok, ms: t1 - t0 }
+        }),
+      { concurrency: 50 }
+    )
+    const rows = models.map((m) => {
+      const mine = results.filter((r) => r.modelId === m)
+      return [m, mine.length, mine.filter((r) => r.ok).length, Math.round(percentile(mine.map((r) => r.ms), 0.5)), Math.round(percentile(mine.map((r) => r.ms), 0.95))]
+    })
+    const ok = results.filter((r) => r.ok).length
+    return {
+      title: "BedrockRuntime: 200 calls, 50 in flight",
+      expectation: "every call succeeds; latency follows each model's script",
+      columns: ["model", "requests", "successes", "p50 ms", "p95 ms"],
+      rows,
+      summary: {
+        requests: results.length,
+        successes: ok,
+        p50: Math.round(percentile(results.map((r) => r.ms), 0.5)),
+        p95: Math.round(percentile(results.map((r) => r.ms), 0.95))
+      },
+      ok: ok === results.length
+    } satisfies Table
+  })
+  if (live !== undefined) return work.pipe(Effect.provide(live))
+  return virtual(work.pipe(Effect.provide(sim({
+    models: {
+      "amazon.nova-lite-v1:0": { latency: { normal: { mean: 400, stddev: 80 } } },
+      "amazon.nova-pro-v1:0": { latency: { uniform: [700, 1300] } }
+    }
+  }))))
+}
+
+const pool = [
+  { modelId: "primary", weight: 100 },
+  { modelId: "fallback", weight: 30, isFallback: true }
+] as const
+
+/** (a) the seed scenario: primary 3 RPM, fallback 25 RPM, 10 concurrent requests. */
+export const throttledPrimary: Effect.Effect<Table, unknown> = virtual(Effect.gen(function*() {
+  const mux = yield* BedrockMux
+  const responses = yield* Effect.forEach(Array.from({ length: 10 }), () => Effect.result(mux.converse(request)), {
+    concurrency: "unbounded"
+  })
+  const ok = responses.filter((r) => r._tag === "Success")
+  const byModel = (m: string) => ok.filter((r) => r._tag === "Success" && r.success.routing.modelId === m).length
+  const attempts = yield* BedrockSimulator.attempts
+  return {
+    title: "(a) primary limited to 3 RPM, fallback 25 RPM, 10 concurrent requests",
+    expectation: "10/10 succeed: 3 on the primary, 7 fail over to the fallback",
+    columns: ["model", "answered", "calls seen by Bedrock", "throttled"],
+    rows: ["primary", "fallback"].map((m) => [
+      m,
+      byModel(m),
+      attempts.filter((a) => a.modelId === m).length,
+      attempts.filter((a) => a.modelId === m && a.outcome === "ThrottlingException").length
+    ]),
+    summary: { requests: 10, successes: ok.length },
+    ok: ok.length === 10 && byModel("primary") === 3
+  } satisfies Table
+}).pipe(
+  Effect.provide(BedrockMux.layer({ models: [...pool] }).pipe(
+    Layer.provideMerge(sim({ models: { primary: { rpm: 3, latency: 300 }, fallback: { rpm: 25, latency: 500 } } }))
+  ))
+))
+
+/** (b) primary down for 60 s, one request every 4 s for 2 minutes. */
+export const outage: Effect.Effect<Table, unknown> = virtual(Effect.gen(function*() {
+  const mux = yield* BedrockMux
+  const rows: Array<Array<string | number>> = []
+  const served: Array<{ t: number; model: string }> = []
+  const begin = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
+  let reopensAt: number | undefined
+  for (let t = 0; t < 120_000; t += 4_000) {
+    const res = yield* Effect.result(mux.converse(request))
+    const health = yield* mux.health
+    if (t >= 60_000 && reopensAt === undefined) {
+      // when the primary recovered, its breaker was open until this time
+      reopensAt = health.models.find((m) => m.modelId === "primary")!.recoversAt ?? t
+    }
+    const model = res._tag === "Success" ? res.success.routing.modelId : "FAILED"
+    served.push({ t, model })
+    if (t % 12_000 === 0) {
+      const primary = health.models.find((m) => m.modelId === "primary")!
+      rows.push([`${t / 1000} s`, model, primary.breaker, primary.effectiveWeight.toFixed(1)])
+    }
+    const now = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
+    yield* Effect.sleep(Math.max(0, begin + t + 4_000 - now))
+  }
+  const failures = served.filter((s) => s.model === "FAILED").length
+  const back = served.find((s) => s.t >= 60_000 && s.model === "primary")
+  return {
+    title: "(b) primary down from 0 s to 60 s, one request every 4 s",
+    expectation: "every request answered; fallback during the outage; primary back within cooldown + one probe",
+    columns: ["time", "answered by", "primary breaker", "primary weight"],
+    rows,
+    summary: {
+      requests: served.length,
+      failures,
+      primaryBackAt: back === undefined ? "never" : `${back.t / 1000} s`,
+      breakerHalfOpenAt: reopensAt === undefined ? "?" : `${(reopensAt - begin) / 1000} s`,
+      bound: "half-open time + one request interval (4 s)"
+    },
+    ok: failures === 0 && back !== undefined && reopensAt !== undefined && back.t <= reopensAt - begin + 4_000
+  } satisfies Table
+}).pipe(
+  Effect.provide(BedrockMux.layer({ models: [...pool] }).pipe(
+    Layer.provideMerge(sim({
+      models: {
+        primary: { latency: 300, faults: [{ when: { from: 0, to: 60_000 }, do: { kind: "error", error: "ServiceUnavailableException" } }] },
+        fallback: { latency: 500 }
+      }
+    }))
+  ))
+), "10 minutes")
+
+/** (c) a storm of ValidationExceptions: the request is at fault, not the model. */
+export const validationStorm: Effect.Effect<Table, unknown> = virtual(Effect.gen(function*() {
+  const mux = yield* BedrockMux
+  const results = yield* Effect.forEach(Array.from({ length: 50 }), () => Effect.result(mux.converse(request)))
+  const failFast = results.filter((r) => r._tag === "Failure" && r.failure.reason._tag === "Failed").length
+  const health = yield* mux.health
+  return {
+    title: "(c) 50 requests that all get ValidationException",
+    expectation: "each fails fast after one attempt; no breaker opens",
+    columns: ["model", "breaker", "fail-fast errors"],
+    rows: health.models.map((m) => [m.modelId, m.breaker, m.failFast]),
+    summary: { requests: 50, failedFast: failFast, attemptsPerRequest: 1 },
+    ok: failFast === 50 && health.models.every((m) => m.breaker === "closed")
+  } satisfies Table
+}).pipe(
+  Effect.provide(BedrockMux.layer({ models: [...pool] }).pipe(
+    Layer.provideMerge(sim({
+      models: {
+        primary: { faults: [{ do: { kind: "error", error: "ValidationException" } }] },
+        fallback: { faults: [{ do: { kind: "error", error: "ValidationException" } }] }
+      }
+    }))
+  ))
+))
+
+/** (d) one model hangs: each request still answers within timeout + the fallback's latency. */
+export const hangingModel: Effect.Effect<Table, unknown> = virtual(Effect.gen(function*() {
+  const mux = yield* BedrockMux
+  const durations: Array<number> = []
+  const rows: Array<Array<string | number>> = []
+  for (let i = 0; i < 8; i++) {
+    const t0 = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
+    const res = yield* Effect.result(mux.converse(request))
+    const t1 = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
+    durations.push(t1 - t0)
+    rows.push([i + 1, res._tag === "Success" ? res.success.routing.modelId : "FAILED", t1 - t0, res._tag === "Success" ? res.success.routing.attempts.length : 0])
+  }
+  const attempts = yield* BedrockSimulator.attempts
+  const aborted = attempts.filter((a) => a.modelId === "primary" && a.outcome === "interrupted").length
+  return {
+    title: "(d) the primary hangs; attempt timeout 2 s, fallback latency 500 ms",
+    expectation: "every request answers within 2 s + 500 ms; hung calls are aborted; the breaker then skips the primary",
+    columns: ["request", "answered by", "ms", "attempts"],
+    rows,
+    summary: { maxMs: Math.max(...durations), bound: 2_500, abortedPrimaryCalls: aborted },
+    ok: Math.max(...durations) <= 2_500 && rows.every((r) => r[1] === "fallback")
+  } satisfies Table
+}).pipe(
+  Effect.provide(BedrockMux.layer({ models: [...pool], timeout: 2_000 }).pipe(
+    Layer.provideMerge(sim({ models: { primary: { faults: [{ do: { kind: "hang" } }] }, fallback: { latency: 500 } } }))
+  ))
+))
+
+export const scenarios: Record<string, Effect.Effect<Table, unknown>> = {
+  runtime: runtimeWorkload(),
+  "throttled-primary": throttledPrimary,
+  outage,
+  "validation-storm": validationStorm,
+  "hanging-model": hangingModel
+}
