@@ -845,7 +845,7 @@ describe("when", () => {
       assert.isAbove(a.length, 240)
       assert.isBelow(a.length, 360)
       assert.deepStrictEqual(a, b)
-      assert.notDeepStrictEqual(a, c)
+      assert.notDeepEqual(a, c)
     }))
 
   it.effect("probability 0 never fires, 1 always does", () =>
@@ -859,6 +859,413 @@ describe("when", () => {
       const pattern = (seed: string) =>
         failedCalls(200).pipe(withSim(failing({ probability: 0.5 })), Random.withSeed(seed))
       assert.deepStrictEqual(yield* pattern("x"), yield* pattern("x"))
-      assert.notDeepStrictEqual(yield* pattern("x"), yield* pattern("y"))
+      assert.notDeepEqual(yield* pattern("x"), yield* pattern("y"))
     }))
+})
+
+// --- determinism ----------------------------------------------------------------------------------
+
+describe("determinism", () => {
+  const workloadScript = (seed: string | undefined): SimulatorScript.ScriptInput => ({
+    ...(seed !== undefined ? { seed } : {}),
+    models: {
+      a: {
+        latency: { uniform: [50, 500] },
+        firstToken: { normal: { mean: 100, stddev: 30 } },
+        tokensPerSecond: 20,
+        rpm: 40,
+        faults: [
+          { when: { probability: 0.15 }, do: { kind: "error", error: "ServiceUnavailableException" } },
+          { when: { probability: 0.1 }, do: { kind: "cut", afterTokens: 2 } },
+          { when: { probability: 0.1 }, do: { kind: "slow", latency: { uniform: [1000, 2000] } } }
+        ]
+      },
+      b: { latency: { uniform: [10, 90] }, faults: [{ when: { probability: 0.5, from: 1000 }, do: { kind: "streamError", afterTokens: 1, error: "internalServerException" } }] }
+    }
+  })
+
+  const workload = Effect.gen(function*() {
+    const calls = Array.from({ length: 60 }, (_, i) =>
+      Effect.gen(function*() {
+        yield* Effect.sleep(i * 37)
+        const modelId = i % 3 === 0 ? "b" : "a"
+        return i % 2 === 0 ? yield* Effect.exit(converse(modelId)) : yield* Effect.exit(Stream.runDrain(converseStream(modelId)))
+      }))
+    const fiber = yield* Effect.all(calls, { concurrency: "unbounded" }).pipe(Effect.forkChild)
+    yield* TestClock.adjust("5 minutes")
+    yield* Fiber.join(fiber)
+    return yield* attempts
+  })
+
+  // each run on a fresh TestClock, so that times relative to the layer are computed from the same origin
+  const run = (seed: string) => workload.pipe(withSim(workloadScript(seed)), Effect.provide(TestClock.layer()))
+
+  it.effect("the same seed gives the identical attempt log; another seed a different one", () =>
+    Effect.gen(function*() {
+      const first = yield* run("s1")
+      const second = yield* run("s1")
+      const other = yield* run("s2")
+      assert.strictEqual(first.length, 60)
+      assert.deepStrictEqual(second, first)
+      assert.notDeepEqual(other, first)
+      // the workload exercises what it claims to
+      const outcomes = new Set(first.map((a) => a.outcome))
+      assert.isTrue(outcomes.has("success"))
+      assert.isTrue(outcomes.has("ServiceUnavailableException"))
+      assert.isFalse(outcomes.has("pending"))
+    }))
+
+  it.effect("a one-minute quota scenario under TestClock runs in (real) milliseconds", () =>
+    Effect.gen(function*() {
+      const wallStart = Date.now()
+      // 2 calls a second for 5 minutes against rpm 60
+      const calls = Array.from({ length: 600 }, (_, i) =>
+        Effect.andThen(Effect.sleep(i * 500), Effect.exit(converse("m"))))
+      const fiber = yield* Effect.all(calls, { concurrency: "unbounded" }).pipe(Effect.forkChild)
+      yield* TestClock.adjust("6 minutes")
+      const exits = yield* Fiber.join(fiber)
+      const admitted = exits.map(Exit.isSuccess)
+      assert.strictEqual(admitted.filter(Boolean).length, 300)
+      // each minute: the first 30 s admitted (60 calls), the next 30 s throttled
+      assert.isTrue(admitted.slice(0, 60).every(Boolean))
+      assert.isTrue(admitted.slice(60, 120).every((x) => !x))
+      assert.isTrue(admitted.slice(120, 180).every(Boolean))
+      assert.isBelow(Date.now() - wallStart, 5000)
+    }).pipe(withSim({ models: { m: { rpm: 60, latency: 100 } } })))
+})
+
+// --- consumers that stop early ------------------------------------------------------------------
+
+describe("early stop", () => {
+  it.effect("Stream.take(2) on a slow stream: logged interrupted with what it delivered, not consumed further", () =>
+    Effect.gen(function*() {
+      const fiber = yield* converseStream("m").pipe(Stream.take(2), Stream.runCollect, Effect.forkChild)
+      yield* TestClock.adjust(100)
+      const events = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(events.map(kindOf), ["messageStart", "contentBlockDelta"])
+      const a = yield* lastAttempt
+      assert.strictEqual(a.outcome, "interrupted")
+      assert.strictEqual(a.outputTokens, 1)
+      assert.strictEqual(a.end, 100)
+      yield* TestClock.adjust("1 minute")
+      const after = yield* lastAttempt
+      assert.strictEqual(after.outputTokens, 1)
+      assert.strictEqual(after.outcome, "interrupted")
+      assert.strictEqual(after.end, 100)
+    }).pipe(withSim({ models: { m: { firstToken: 100, tokensPerSecond: 1, answer: ANSWER } } })))
+
+  it.effect("Stream.take(3): two deltas delivered", () =>
+    Effect.gen(function*() {
+      const fiber = yield* converseStream("m").pipe(Stream.take(3), Stream.runCollect, Effect.forkChild)
+      yield* TestClock.adjust(1100)
+      assert.strictEqual((yield* Fiber.join(fiber)).length, 3)
+      const a = yield* lastAttempt
+      assert.strictEqual(a.outcome, "interrupted")
+      assert.strictEqual(a.outputTokens, 2)
+      assert.strictEqual(a.end, 1100)
+    }).pipe(withSim({ models: { m: { firstToken: 100, tokensPerSecond: 1, answer: ANSWER } } })))
+
+  it.effect("interrupting a stream mid-way logs interrupted with the tokens delivered so far", () =>
+    Effect.gen(function*() {
+      const { fiber, seen } = yield* record(converseStream("m"))
+      yield* TestClock.adjust(2500)
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual(textOf(seen), "one two three")
+      const a = yield* lastAttempt
+      assert.strictEqual(a.outcome, "interrupted")
+      assert.strictEqual(a.outputTokens, 3)
+      assert.strictEqual(a.end, 2500)
+    }).pipe(withSim({ models: { m: { firstToken: 100, tokensPerSecond: 1, answer: ANSWER } } })))
+
+  it.effect("interrupting a Converse call during its latency logs interrupted", () =>
+    Effect.gen(function*() {
+      const fiber = yield* converse("m").pipe(Effect.forkChild)
+      yield* TestClock.adjust(300)
+      yield* Fiber.interrupt(fiber)
+      const a = yield* lastAttempt
+      assert.strictEqual(a.outcome, "interrupted")
+      assert.strictEqual(a.end, 300)
+      assert.strictEqual(a.outputTokens, 0)
+      yield* TestClock.adjust(1000)
+      assert.strictEqual((yield* lastAttempt).outcome, "interrupted")
+    }).pipe(withSim({ models: { m: { latency: 1000 } } })))
+})
+
+// --- models -------------------------------------------------------------------------------------
+
+describe("unknown models", () => {
+  it.effect("an unknown model is ResourceNotFound, for Converse and ConverseStream", () =>
+    Effect.gen(function*() {
+      const e = yield* Effect.flip(converse("nope"))
+      assert.deepStrictEqual(e.reason, new BedrockError.ResourceNotFound())
+      assert.strictEqual(e.httpStatusCode, 404)
+      assert.strictEqual(e.modelId, "nope")
+      assert.instanceOf(e.cause, ResourceNotFoundException)
+      const s = yield* Effect.flip(Stream.runDrain(converseStream("nope")))
+      assert.deepStrictEqual(s.reason, new BedrockError.ResourceNotFound())
+      const log = yield* attempts
+      assert.deepStrictEqual(log.map((a) => [a.modelId, a.operation, a.outcome]), [
+        ["nope", "converse", "ResourceNotFoundException"],
+        ["nope", "converseStream", "ResourceNotFoundException"]
+      ])
+      assert.isTrue(Exit.isSuccess(yield* Effect.exit(converse("known"))))
+    }).pipe(withSim({ models: { known: {} } })))
+
+  it.effect("model ids that are Object.prototype members are unknown too", () =>
+    Effect.gen(function*() {
+      for (const id of ["toString", "constructor", "hasOwnProperty", "__proto__"]) {
+        const e = yield* Effect.flip(converse(id))
+        assert.strictEqual(e.reason._tag, "ResourceNotFound", id)
+      }
+    }).pipe(withSim({ models: { known: {} } })))
+
+  it.effect("\"*\" scripts every model without a script of its own", () =>
+    Effect.gen(function*() {
+      const star = yield* converse("anything")
+      assert.strictEqual(star.output?.message?.content?.[0]?.text, "star")
+      const own = yield* converse("own")
+      assert.strictEqual(own.output?.message?.content?.[0]?.text, "own")
+      const events = yield* Stream.runCollect(converseStream("else"))
+      assert.strictEqual(events.map((e) => e.contentBlockDelta?.delta?.text ?? "").join(""), "star")
+    }).pipe(withSim({ models: { "*": { answer: "star" }, own: { answer: "own" } } })))
+
+  it.effect("\"*\" quotas and call counts are kept per model id", () =>
+    Effect.gen(function*() {
+      assert.isTrue(Exit.isSuccess(yield* Effect.exit(converse("x"))))
+      assert.isTrue(Exit.isSuccess(yield* Effect.exit(converse("y"))))
+      assert.isTrue(isThrottle("requests")(yield* Effect.exit(converse("x"))))
+    }).pipe(withSim({ models: { "*": { rpm: 1 } } })))
+
+  it.effect("unknownModels \"default\": unknown models answer with the default script", () =>
+    Effect.gen(function*() {
+      const out = yield* converse("whatever")
+      assert.strictEqual(out.output?.message?.content?.[0]?.text, "This is a simulated answer. The quick brown fox jumps over the lazy dog.")
+      assert.strictEqual((yield* lastAttempt).outcome, "success")
+    }).pipe(withSim({ models: {}, unknownModels: "default" })))
+})
+
+describe("attempt log", () => {
+  it.effect("logLimit keeps the newest calls", () =>
+    Effect.gen(function*() {
+      yield* Effect.forEach(Array.from({ length: 5 }), () => converse("m"))
+      const log = yield* attempts
+      assert.deepStrictEqual(log.map((a) => a.id), [3, 4, 5])
+    }).pipe(withSim({ models: { m: {} } }, { logLimit: 3 })))
+
+  it.effect("logLimit 0 keeps none", () =>
+    Effect.gen(function*() {
+      yield* Effect.forEach(Array.from({ length: 5 }), () => converse("m"))
+      assert.strictEqual((yield* attempts).length, 0)
+    }).pipe(withSim({ models: { m: {} } }, { logLimit: 0 })))
+
+  it.effect("clearAttempts forgets the log but not call counts or quota", () =>
+    Effect.gen(function*() {
+      const sim = yield* BedrockSimulator
+      yield* converse("m")
+      yield* sim.clearAttempts
+      assert.strictEqual((yield* attempts).length, 0)
+      const e = yield* Effect.flip(converse("m")) // call 2: the scripted fault
+      assert.strictEqual(e.reason._tag, "InternalServer")
+      assert.deepStrictEqual((yield* attempts).map((a) => a.id), [2])
+      assert.strictEqual(sim.script.models["m"]!.rpm, 10)
+    }).pipe(withSim({ models: { m: { rpm: 10, faults: [{ when: { calls: 2 }, do: { kind: "error", error: "InternalServerException" } }] } } })))
+
+  it.effect("a malformed script fails the layer with ScriptError", () =>
+    Effect.gen(function*() {
+      const e = yield* Effect.flip(converse("m").pipe(withSim({ models: { m: { rpm: 0 } } } as unknown as SimulatorScript.ScriptInput)))
+      assert.strictEqual(e._tag, "ScriptError")
+      assert.deepStrictEqual((e as SimulatorScript.ScriptError).problems.map((p) => p.path), ["models.m.rpm"])
+    }))
+})
+
+// --- property: one outcome per call, RPM never exceeded ------------------------------------------
+
+describe("property", () => {
+  const STREAM_REASON: Record<SimulatorScript.StreamErrorName, BedrockError.ReasonTag> = {
+    throttlingException: "Throttled",
+    modelStreamErrorException: "ModelStreamError",
+    internalServerException: "InternalServer",
+    serviceUnavailableException: "ServiceUnavailable",
+    validationException: "Validation"
+  }
+
+  const int = (min: number, max: number) => fc.integer({ min, max })
+  const latencyArb = fc.oneof(
+    int(0, 3000),
+    fc.constantFrom("250 millis", "1 second"),
+    fc.record({ uniform: fc.tuple(int(0, 2000), int(0, 2000)) }),
+    fc.record({ normal: fc.record({ mean: int(0, 2000), stddev: int(0, 1000) }) })
+  )
+  const whenArb = fc.record({
+    calls: fc.oneof(
+      int(1, 12),
+      fc.uniqueArray(int(1, 12), { minLength: 1, maxLength: 4 }),
+      fc.record({ from: int(1, 12), to: int(1, 12) }, { requiredKeys: ["from"] })
+    ),
+    from: int(0, 120_000),
+    to: int(0, 180_000),
+    probability: fc.double({ min: 0, max: 1, noNaN: true })
+  }, { requiredKeys: [] })
+  const actionArb = fc.oneof(
+    fc.record({
+      kind: fc.constant("error"),
+      error: fc.constantFrom(...SimulatorScript.ErrorNames),
+      message: fc.constant("scripted"),
+      after: int(0, 5000),
+      retryAfter: int(0, 10_000)
+    }, { requiredKeys: ["kind", "error", "message"] }),
+    fc.constant({ kind: "hang" }),
+    fc.record({ kind: fc.constantFrom("cut", "stall", "malformed"), afterTokens: int(0, 8) }),
+    fc.record({
+      kind: fc.constant("streamError"),
+      afterTokens: int(0, 8),
+      error: fc.constantFrom(...SimulatorScript.StreamErrorNames),
+      message: fc.constant("in-stream"),
+      originalStatusCode: fc.constantFrom(400, 429, 500, 503)
+    }, { requiredKeys: ["kind", "afterTokens", "error", "message"] }),
+    fc.constant({ kind: "noMetadata" }),
+    fc.constant({ kind: "emptyOutput" }),
+    fc.record({ kind: fc.constant("slow"), latency: latencyArb, firstToken: latencyArb }, { requiredKeys: ["kind"] })
+  )
+  const scriptArb = fc.record({
+    seed: fc.oneof(fc.string(), fc.integer()),
+    models: fc.record({
+      m: fc.record({
+        latency: latencyArb,
+        firstToken: latencyArb,
+        tokensPerSecond: fc.double({ min: 0.5, max: 50, noNaN: true }),
+        answer: fc.array(fc.constantFrom("alpha", "beta", "gamma", "delta"), { minLength: 1, maxLength: 10 }).map((w) => w.join(" ")),
+        rpm: int(1, 5),
+        tpm: int(20, 400),
+        faults: fc.array(fc.record({ when: whenArb, do: actionArb }, { requiredKeys: ["do"] }), { maxLength: 4 })
+      }, { requiredKeys: ["rpm"] })
+    })
+  })
+  const callsArb = fc.array(
+    fc.record({
+      gap: int(1, 25_000),
+      op: fc.constantFrom("converse" as const, "stream" as const),
+      maxTokens: fc.option(int(1, 40), { nil: undefined }),
+      cancelAfter: fc.option(int(0, 8000), { nil: undefined })
+    }),
+    { minLength: 1, maxLength: 20 }
+  )
+
+  interface CallResult {
+    sawMessageStart: boolean
+    /** undefined: still running when everything was interrupted; None: cancelled by its own timeout */
+    result: Option.Option<Exit.Exit<void, BedrockError.BedrockError>> | undefined
+  }
+
+  const runScenario = (script: SimulatorScript.ScriptInput, calls: ReadonlyArray<typeof callsArb extends fc.Arbitrary<infer A> ? A[number] : never>) =>
+    Effect.gen(function*() {
+      const results: Array<CallResult> = calls.map(() => ({ sawMessageStart: false, result: undefined }))
+      const fibers: Array<Fiber.Fiber<unknown>> = []
+      const starts: Array<number> = []
+      let t = 0
+      for (const [i, c] of calls.entries()) {
+        t += c.gap
+        starts.push(t)
+        const extra = c.maxTokens === undefined ? {} : { inferenceConfig: { maxTokens: c.maxTokens } }
+        const call: Effect.Effect<void, BedrockError.BedrockError, BedrockRuntime> = c.op === "converse"
+          ? Effect.asVoid(converse("m", extra))
+          : Stream.runForEach(converseStream("m", extra), (ev) =>
+            Effect.sync(() => {
+              if (ev.messageStart !== undefined) results[i]!.sawMessageStart = true
+            }))
+        const bounded = c.cancelAfter === undefined
+          ? Effect.map(Effect.exit(call), Option.some)
+          : Effect.timeoutOption(Effect.exit(call), c.cancelAfter)
+        fibers.push(
+          yield* Effect.sleep(t).pipe(
+            Effect.andThen(bounded),
+            Effect.tap((r) => Effect.sync(() => (results[i]!.result = r))),
+            Effect.forkChild
+          )
+        )
+      }
+      yield* TestClock.adjust(t + 3_600_000)
+      yield* Fiber.interruptAll(fibers)
+      return { log: yield* attempts, results, starts }
+    }).pipe(withSim(script), Effect.provide(TestClock.layer()))
+
+  it("any script and seed: every call ends in exactly one outcome; admitted calls per sliding minute never exceed rpm", async () => {
+    let throttledSeen = 0
+    let maybeSeen = 0
+    await fc.assert(
+      fc.asyncProperty(scriptArb, callsArb, async (script, calls) => {
+        const { log, results, starts } = await Effect.runPromise(runScenario(script as SimulatorScript.ScriptInput, calls))
+        const rpm = script.models.m.rpm
+        // one attempt per call, in call order
+        assert.strictEqual(log.length, calls.length)
+        const admitted: Array<"yes" | "no" | "maybe"> = []
+        for (const [i, a] of log.entries()) {
+          const { result, sawMessageStart } = results[i]!
+          assert.strictEqual(a.id, i + 1)
+          assert.strictEqual(a.operation, calls[i]!.op === "converse" ? "converse" : "converseStream")
+          assert.strictEqual(a.start, starts[i])
+          assert.notStrictEqual(a.outcome, "pending")
+          assert.isDefined(a.end)
+          assert.isAtLeast(a.end!, a.start)
+          // the log agrees with what the caller saw
+          if (result === undefined || Option.isNone(result)) {
+            assert.strictEqual(a.outcome, "interrupted", `call ${i + 1} was interrupted`)
+          } else if (Exit.isSuccess(result.value)) {
+            assert.strictEqual(a.outcome, "success")
+          } else {
+            const e = errorOf(result.value)
+            assert.include(BedrockError.reasonTags, e.reason._tag)
+            const o = a.outcome
+            if ((SimulatorScript.ErrorNames as ReadonlyArray<string>).includes(o)) {
+              assert.strictEqual(e.reason._tag, expectedReason[o as SimulatorScript.ErrorName])
+            } else if ((SimulatorScript.StreamErrorNames as ReadonlyArray<string>).includes(o)) {
+              assert.strictEqual(e.reason._tag, STREAM_REASON[o as SimulatorScript.StreamErrorName])
+            } else if (o === "cut") {
+              assert.deepStrictEqual(e.reason, new BedrockError.Network({ phase: "after-response", code: "ECONNRESET" }))
+            } else {
+              assert.include(["malformed", "emptyOutput"], o)
+              assert.strictEqual(e.reason._tag, "Incomplete")
+            }
+          }
+          // was it admitted against the quota?
+          const message = result !== undefined && Option.isSome(result) && Exit.isFailure(result.value) ? errorOf(result.value).message : ""
+          if (a.outcome === "interrupted") {
+            admitted.push(a.outputTokens > 0 || sawMessageStart ? "yes" : "maybe")
+          } else if (a.outcome === "success" || !(SimulatorScript.ErrorNames as ReadonlyArray<string>).includes(a.outcome)) {
+            admitted.push("yes")
+          } else if (message.includes("in-stream")) {
+            admitted.push("yes") // a Converse call that failed with a scripted in-stream error was admitted
+          } else {
+            assert.isTrue(message.includes("scripted") || message.includes("Too many"), message)
+            admitted.push("no")
+          }
+        }
+        const inWindow = (end: number, inclusive: boolean, which: ReadonlyArray<string>) =>
+          log.filter((b, j) =>
+            which.includes(admitted[j]!) && b.start > end - 60_000 && (inclusive ? b.start <= end : b.start < end)
+          ).length
+        for (const [i, a] of log.entries()) {
+          if (admitted[i] === "yes") {
+            assert.isAtMost(inWindow(a.start, true, ["yes"]), rpm, `admitted in the minute before ${a.start}`)
+          }
+          const quota = result(i)
+          if (quota === "requests") {
+            throttledSeen++
+            // throttled for requests: the minute really was full
+            assert.isAtLeast(inWindow(a.start, false, ["yes", "maybe"]), rpm, `RPM throttle at ${a.start}`)
+          }
+          if (admitted[i] === "maybe") maybeSeen++
+        }
+        function result(i: number): "requests" | "other" {
+          const r = results[i]!.result
+          if (r === undefined || Option.isNone(r) || Exit.isSuccess(r.value)) return "other"
+          return errorOf(r.value).message.includes("Too many requests") ? "requests" : "other"
+        }
+      }),
+      { numRuns: 250, seed: 424242 }
+    )
+    // the generator reaches the interesting cases
+    assert.isAbove(throttledSeen, 20)
+    assert.isAbove(maybeSeen, 0)
+  })
 })

@@ -17,9 +17,11 @@ import {
 } from "@aws-sdk/client-bedrock-runtime"
 import { NodeHttp2Handler } from "@smithy/node-http-handler"
 import { assert, describe, it } from "@effect/vitest"
+import * as net from "node:net"
 import { Cause, Duration, Effect, type Exit, Fiber, Layer, Stream } from "effect"
 import * as BedrockError from "../src/BedrockError.ts"
 import { BedrockRuntime, make as makeRuntime } from "../src/BedrockRuntime.ts"
+import * as SimulatorScript from "../src/SimulatorScript.ts"
 import { type ErrorName, type ScriptInput, statusOf, type StreamErrorName } from "../src/SimulatorScript.ts"
 import { FakeBedrock } from "../src/testing/index.ts"
 
@@ -637,6 +639,69 @@ describe("FakeBedrock server", () => {
       assert.deepStrictEqual(yield* run(a), first)
       yield* Effect.promise(() => Promise.all([a.close(), b.close()]))
     }))
+
+  it.live("accepts a decoded script; rejects a bad one with every problem", () =>
+    Effect.gen(function*() {
+      const fake = yield* Effect.promise(() =>
+        FakeBedrock.start(SimulatorScript.decodeSync({ models: { m: { latency: "30 millis", answer: "decoded" } } }))
+      )
+      const client = new BedrockRuntimeClient({
+        region: "us-east-1",
+        endpoint: fake.url,
+        credentials: { accessKeyId: "fake", secretAccessKey: "fake" },
+        maxAttempts: 1
+      })
+      const out = yield* makeRuntime(client).converse({ modelId: "m", messages })
+      client.destroy()
+      assert.strictEqual(out.output?.message?.content?.[0]?.text, "decoded")
+      const attempt = fake.attempts()[0]!
+      assert.isAtLeast(attempt.end! - attempt.start, 30)
+      yield* Effect.promise(() => fake.close())
+
+      const bad = yield* Effect.promise(() =>
+        FakeBedrock.start({ models: { m: { latency: "soon", rpm: 0 } } } as never).then(
+          () => undefined,
+          (e: unknown) => e
+        )
+      )
+      assert.instanceOf(bad, SimulatorScript.ScriptError)
+      assert.deepStrictEqual(
+        (bad as SimulatorScript.ScriptError).problems.map((p) => p.path).sort(),
+        ["models.m.latency", "models.m.rpm"]
+      )
+    }))
+
+  it.live("a request split across packets is still sniffed right (HTTP/1.1 starting with 'P')", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeService
+      const body = JSON.stringify({ messages })
+      const response = yield* Effect.promise(() =>
+        new Promise<string>((resolve, reject) => {
+          const socket = net.connect(fake.port, "127.0.0.1")
+          let text = ""
+          socket.setEncoding("utf8")
+          socket.on("data", (d: string) => {
+            text += d
+            if (text.includes("\r\n\r\n") && text.endsWith("}")) {
+              socket.destroy()
+              resolve(text)
+            }
+          })
+          socket.on("error", reject)
+          // "P" is also the first byte of the HTTP/2 preface: the fake must wait for more
+          socket.write("P")
+          setTimeout(() =>
+            socket.write(
+              `OST /model/m/converse HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${
+                Buffer.byteLength(body)
+              }\r\n\r\n${body}`
+            ), 20)
+        })
+      )
+      assert.match(response, /^HTTP\/1\.1 200 OK\r\n/)
+      assert.include(response, "\"text\":\"split\"")
+      assert.deepStrictEqual(fake.attempts().map((a) => [a.modelId, a.outcome]), [["m", "success"]])
+    }).pipe(Effect.provide(FakeBedrock.layer({ models: { m: { answer: "split" } } }))))
 
   it.live("the layer closes the server when its scope ends", () =>
     Effect.gen(function*() {

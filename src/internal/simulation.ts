@@ -87,8 +87,11 @@ export const callRequestOf = (
 export const tokenize = (text: string): ReadonlyArray<string> => text.match(/\s*\S+/g) ?? []
 
 /** The script for a model id, or undefined if the model is unknown and unknown models are rejected. */
-export const modelScriptOf = (script: Script, modelId: string): ModelScript | undefined =>
-  script.models[modelId] ?? (script.unknownModels === "default" ? script.models["*"] ?? {} : script.models["*"])
+export const modelScriptOf = (script: Script, modelId: string): ModelScript | undefined => {
+  // own keys only: "toString", "constructor", ... are not scripted models
+  const own = (id: string) => (Object.hasOwn(script.models, id) ? script.models[id] : undefined)
+  return own(modelId) ?? (script.unknownModels === "default" ? own("*") ?? {} : own("*"))
+}
 
 /** Samples a latency. `rng` returns [0, 1). */
 export const sample = (latency: Latency | undefined, rng: () => number): number => {

@@ -28,20 +28,29 @@
  *   the server to see it.
  *
  * Gotchas:
- * - Stream faults fire after `afterTokens` deltas, at the time the next delta
- *   was due. With `afterTokens: 0` the fault comes before `messageStart`, so
- *   an exception is the first frame and the SDK throws it from `send()`.
+ * - Stream faults fire right after the `afterTokens`-th delta (capped at the
+ *   answer's length). With `afterTokens: 0` the fault comes before
+ *   `messageStart`, so
+ *   an exception is the first frame and the SDK throws it from `send()`
+ *   (with `$metadata.httpStatusCode` 200, and retried if the SDK's retries
+ *   are on), exactly as it does against Bedrock.
+ * - Converse has no stream, so stream faults change shape there (see
+ *   `converseFaultOf`): a stall hangs, an in-stream exception is the HTTP
+ *   error of the same class (`modelStreamErrorException` becomes
+ *   `ModelErrorException`), `cut` sends the head and half the body.
  * - A `stall` (or a Converse `hang`) keeps the connection open forever: give
  *   the client a timeout. Its outcome reads `"stall"`/`"hang"` until the client
  *   gives up, then `"interrupted"`.
- * - `cut` destroys the TCP connection on HTTP/1.1 but resets only the stream
- *   (`RST_STREAM`) on HTTP/2. The SDK's HTTP/2 handler may then end a stream
- *   silently instead of failing: check for `messageStop`, as `BedrockRuntime`
- *   does.
+ * - `cut` destroys the TCP connection on HTTP/1.1 (the SDK throws
+ *   `ECONNRESET` "aborted") but resets only the stream on HTTP/2 (`RST_STREAM`,
+ *   thrown as `ERR_HTTP2_STREAM_ERROR`): everything written before the cut is
+ *   delivered first. A cut before the first frame makes `send()` throw.
  * - The SDK's default HTTP/2 handler opens a new connection per call; our
  *   `BedrockRuntime.layer` keeps HTTP/1.1 connections alive. `connections()`
  *   shows the difference.
- * - The server does not check signatures; any static credentials work.
+ * - The server does not check signatures; any static credentials work. Its
+ *   `Date` header is Node's current one: a stale `Date` on an error would
+ *   make the SDK "correct" its clock and retry any error.
  * - Close it (`close()`, or let the layer's scope end): a hanging call would
  *   otherwise keep its socket, and the process, alive.
  *
@@ -52,7 +61,7 @@
  * import { FakeBedrock } from "effect-bedrock-mux/testing"
  *
  * const program = Effect.gen(function*() {
- *   const bedrock = yield* BedrockRuntime.BedrockRuntime
+ *   const bedrock = yield* BedrockRuntime
  *   const out = yield* bedrock.converse({ modelId: "m", messages: [{ role: "user", content: [{ text: "hi" }] }] })
  *   const fake = yield* FakeBedrock.FakeBedrock
  *   return [out.output?.message?.content?.[0]?.text, fake.attempts().length]
@@ -84,6 +93,18 @@ import {
 } from "../internal/simulation.ts"
 import * as SimulatorScript from "../SimulatorScript.ts"
 
+/**
+ * One call as the server saw it (`attempts()`), and how it ended. The same
+ * types as the in-memory simulator's log, so the two can be compared.
+ *
+ * @example
+ * ```ts
+ * import { FakeBedrock } from "effect-bedrock-mux/testing"
+ * const interrupted = (fake: FakeBedrock.FakeBedrockServer): ReadonlyArray<FakeBedrock.Attempt> =>
+ *   fake.attempts().filter((a) => a.outcome === "interrupted")
+ * ```
+ * @since 0.1.0
+ */
 export type { Attempt, Outcome } from "../internal/simulation.ts"
 
 /**
@@ -103,7 +124,10 @@ export interface FakeBedrockServer {
   /** `http://127.0.0.1:<port>`: the SDK's `endpoint`. */
   readonly url: string
   readonly port: number
-  /** Every call since start (or the last `reset`), in arrival order. Live objects: read, don't keep. */
+  /**
+   * Every call since start (or the last `reset`), in arrival order. The
+   * objects are live (an in-flight call's outcome changes): read, don't keep.
+   */
   readonly attempts: () => ReadonlyArray<Attempt>
   /** Calls the server has neither finished nor seen the client abandon. */
   readonly inFlight: () => number
@@ -126,6 +150,12 @@ export interface FakeBedrockServer {
 
 /**
  * Options of `start` and `layer`.
+ *
+ * @example
+ * ```ts
+ * import { FakeBedrock } from "effect-bedrock-mux/testing"
+ * const fake = await FakeBedrock.start({ models: { m: {} } }, { port: 8787 })
+ * ```
  * @since 0.1.0
  */
 export interface Options {
@@ -216,7 +246,7 @@ export const layer = (
  * import { BedrockRuntime } from "effect-bedrock-mux"
  * import { FakeBedrock } from "effect-bedrock-mux/testing"
  *
- * const call = Effect.flatMap(BedrockRuntime.BedrockRuntime, (rt) =>
+ * const call = Effect.flatMap(BedrockRuntime, (rt) =>
  *   rt.converse({ modelId: "m", messages: [{ role: "user", content: [{ text: "hi" }] }] }))
  * call.pipe(Effect.provide(FakeBedrock.layerRuntime({ models: { m: { faults: [{ do: { kind: "error", error: "ThrottlingException" } }] } } })))
  * ```
@@ -323,6 +353,7 @@ interface Generation {
   readonly rng: () => number
   readonly epoch: number
   readonly attempts: Array<Attempt>
+  nextId: number
   connections: number
 }
 
@@ -332,6 +363,7 @@ const generation = (script: SimulatorScript.Script): Generation => ({
   rng: prng(script.seed),
   epoch: performance.now(),
   attempts: [],
+  nextId: 0,
   connections: 0
 })
 
@@ -343,7 +375,6 @@ interface Exchange {
 
 class Server {
   private gen: Generation
-  private nextId = 0
   private readonly live = new Set<Exchange>()
   private readonly sockets = new Set<net.Socket>()
   private idleWaiters: Array<() => void> = []
@@ -462,7 +493,7 @@ class Server {
       const request = callRequestOf(body, stream, modelScript)
       const p = plan(modelScript, state, start, gen.rng, request)
       const attempt: Attempt = {
-        id: ++this.nextId,
+        id: ++gen.nextId,
         modelId,
         operation: stream ? "converseStream" : "converse",
         start,
@@ -473,17 +504,19 @@ class Server {
       }
       gen.attempts.push(attempt)
       const reservation = p._tag === "Answer" ? p.reservation : undefined
-      const end = (outcome: Outcome) => {
+      // TPM settles the way BedrockSimulator settles it, so the two agree:
+      // to what was used when the server answers; an abandoned call keeps
+      // its whole reservation.
+      const end = (outcome: Outcome, used = attempt.inputTokens + attempt.outputTokens) => {
         if (ex.done) return
         attempt.outcome = outcome
         attempt.end = this.now(gen)
-        settle(reservation, attempt.inputTokens + attempt.outputTokens)
+        settle(reservation, used)
         this.finish(ex)
       }
       onClientClose = () => {
         attempt.outcome = "interrupted"
         attempt.end = this.now(gen)
-        settle(reservation, attempt.inputTokens + attempt.outputTokens)
       }
       const run = new Run(ex, res, cut, attempt, end, () => this.now(gen) - start)
       if (stream) run.stream(p)
@@ -548,7 +581,7 @@ class Run {
   private readonly res: Response
   private readonly cut: () => void
   private readonly attempt: Attempt
-  private readonly end: (outcome: Outcome) => void
+  private readonly end: (outcome: Outcome, used?: number) => void
   private readonly elapsed: () => number
 
   constructor(
@@ -556,7 +589,7 @@ class Run {
     res: Response,
     cut: () => void,
     attempt: Attempt,
-    end: (outcome: Outcome) => void,
+    end: (outcome: Outcome, used?: number) => void,
     elapsed: () => number
   ) {
     this.ex = ex
@@ -610,7 +643,8 @@ class Run {
     name: SimulatorScript.ErrorName,
     message: string,
     originalStatusCode: number | undefined,
-    retryAfterMs: number | undefined
+    retryAfterMs: number | undefined,
+    used?: number
   ): void {
     const body = JSON.stringify(originalStatusCode === undefined ? { message } : { message, originalStatusCode })
     const headers = errorHeaders(name, body)
@@ -618,7 +652,7 @@ class Run {
     if (retryAfterMs !== undefined) headers["retry-after"] = String(Math.ceil(retryAfterMs / 1000))
     this.res.writeHead(SimulatorScript.statusOf[name], headers)
     this.res.end(body)
-    this.end(name)
+    this.end(name, used)
   }
 
   converse(p: Plan): void {
@@ -637,8 +671,12 @@ class Run {
       return
     }
     this.after(p.delayMs, () => {
-      if (typeof fault === "object") return this.sendError(fault.error, fault.message, fault.originalStatusCode, undefined)
+      // the model generated the whole answer, whatever the wire then did to it
       const outputTokens = p.tokens.length
+      const used = p.inputTokens + outputTokens
+      if (typeof fault === "object") {
+        return this.sendError(fault.error, fault.message, fault.originalStatusCode, undefined, used)
+      }
       const body = fault === "emptyOutput" ? "{}" : JSON.stringify({
         output: { message: { role: "assistant", content: [{ text: p.tokens.join("") }] } },
         stopReason: p.stopReason,
@@ -654,13 +692,13 @@ class Run {
         "x-amzn-requestid": randomUUID()
       })
       if (fault === "cut") {
-        this.end("cut")
+        this.end("cut", used)
         this.write(half)
         return this.cutWhenFlushed()
       }
       this.res.end(sent)
       if (fault === "ok") this.attempt.outputTokens = outputTokens
-      this.end(fault === "ok" ? "success" : fault)
+      this.end(fault === "ok" ? "success" : fault, used)
     })
   }
 
@@ -679,7 +717,10 @@ class Run {
     // The head goes out at once; the SDK's send() still waits for the first frame.
     res.writeHead(200, { "content-type": "application/vnd.amazon.eventstream", "x-amzn-requestid": randomUUID() })
     res.flushHeaders?.()
-    const limit = fault !== undefined && "afterTokens" in fault ? fault.afterTokens : Number.POSITIVE_INFINITY
+    // as in BedrockSimulator: a fault after more tokens than the answer has comes after the last one
+    const limit = fault !== undefined && "afterTokens" in fault
+      ? Math.min(fault.afterTokens, p.tokens.length)
+      : Number.POSITIVE_INFINITY
     let sent = 0
 
     const onFault = (): void => {
@@ -717,13 +758,14 @@ class Run {
     }
 
     const next = (): void => {
-      // send every delta that is due now; wait only when tokens are paced
+      // send every delta that is due now; wait only when tokens are paced.
+      // A fault or the end follows its last delta at once.
       for (;;) {
-        if (sent === limit) return onFault()
-        if (sent === p.tokens.length) return finish()
         this.write(eventFrame("contentBlockDelta", { contentBlockIndex: 0, delta: { text: p.tokens[sent] } }))
         sent += 1
         this.attempt.outputTokens = sent
+        if (sent === limit) return onFault()
+        if (sent === p.tokens.length) return finish()
         if (p.interTokenMs > 0) return this.after(p.interTokenMs, next)
       }
     }
@@ -735,6 +777,7 @@ class Run {
       }
       if (limit === 0) return onFault()
       this.write(eventFrame("messageStart", { role: "assistant" }))
+      if (p.tokens.length === 0) return finish()
       next()
     })
   }

@@ -1,0 +1,42 @@
+/**
+ * `npm run bench [suite...] [--quick]`: speed and memory figures, written to
+ * bench/results/<suite>.json and summarised in bench/results/README.md.
+ * Suites: mux (overhead, throughput, heap), transport (SDK over loopback,
+ * HTTP/1.1 keep-alive vs the SDK's default HTTP/2).
+ */
+import { Effect } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Mux from "./mux.ts"
+import { renderMarkdown } from "./report.ts"
+
+const quick = process.argv.includes("--quick")
+const only = process.argv.slice(2).filter((a) => !a.startsWith("--"))
+const dir = path.join(import.meta.dirname, "results")
+fs.mkdirSync(dir, { recursive: true })
+
+const suites: Record<string, () => Promise<object>> = {
+  mux: () => Effect.runPromise(Mux.run({ calls: quick ? 20_000 : 200_000, heapRequests: quick ? 100_000 : 1_000_000 }))
+}
+try {
+  const transport = await import("./transport.ts")
+  suites["transport"] = () => transport.run({ calls: quick ? 500 : 3_000 })
+} catch {
+  // the transport suite needs the loopback fake (src/testing)
+}
+
+for (const [name, suite] of Object.entries(suites)) {
+  if (only.length > 0 && !only.includes(name)) continue
+  process.stderr.write(`bench ${name}...\n`)
+  const result = {
+    node: process.version,
+    cpus: os.cpus().length,
+    date: new Date().toISOString(),
+    quick,
+    ...(await suite())
+  }
+  fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(result, null, 2) + "\n")
+  console.log(name, JSON.stringify(result, null, 2))
+}
+fs.writeFileSync(path.join(dir, "README.md"), renderMarkdown(dir))
