@@ -24,7 +24,9 @@
  * Gotchas:
  * - `cause` is the original SDK error, so `instanceof ThrottlingException`
  *   still works; `requestId` and `httpStatusCode` are lifted from its
- *   `$metadata`. In-stream exception events have no `httpStatusCode`.
+ *   `$metadata`. In-stream exception events after the first frame have no
+ *   `httpStatusCode`; one sent as the very first frame is thrown by `send()`
+ *   with status 200.
  * - Throttles do not count toward the breaker: quota is not health.
  * - Validation and access errors fail fast by default (the request, not the
  *   model, is at fault); override the decision to fail over on AccessDenied
@@ -221,7 +223,7 @@ export const decisionOf = (reason: Reason): Decision => {
  * import { Effect } from "effect"
  * import { BedrockError, BedrockRuntime } from "effect-bedrock-mux"
  *
- * const call = Effect.flatMap(BedrockRuntime.BedrockRuntime.asEffect(), (rt) => rt.converse({ modelId: "m", messages: [] }))
+ * const call = Effect.flatMap(BedrockRuntime, (rt) => rt.converse({ modelId: "m", messages: [] }))
  * call.pipe(Effect.catchReason("BedrockError", "Throttled", (r) => Effect.succeed(r.kind)))
  * ```
  * @since 0.1.0
@@ -416,6 +418,9 @@ const reasonOf = (
       return new ModelStreamError(originalStatusCode)
     case "ValidationException":
       return new Validation({ kind: CONTEXT_WINDOW.test(message) ? "context-window" : "other" })
+    case "ConflictException":
+      // async-invoke only; a request problem, never the model's
+      return new Validation({ kind: "other" })
     case "AccessDeniedException":
       return new AccessDenied()
     case "ResourceNotFoundException":
@@ -429,7 +434,7 @@ const reasonOf = (
   const code = codeOf(e)
   if (code !== undefined && NETWORK_CODES.has(code)) {
     // h1 reports a reset after the head as "aborted"; before it as "socket hang up"/"read ECONNRESET"
-    const after = phase === "after-response" || message === "aborted" || (status !== undefined && status < 300)
+    const after = phase === "after-response" || message.startsWith("aborted") || (status !== undefined && status < 300)
     return new Network({ phase: after ? "after-response" : "before-response", code })
   }
   if (name === "TimeoutError" || name === "RequestTimeout" || name === "RequestTimeoutException") {

@@ -195,7 +195,7 @@ export const make = Effect.fnUntraced(function*(script: SimulatorScript.Script, 
           case "Reject":
             return sleep(p.delayMs).pipe(
               Effect.andThen(finish(attempt, p.error)),
-              Effect.andThen(Effect.fail(BedrockError.fromSdkError(sdkError(p, ids), modelId)))
+              Effect.andThen(Effect.fail(BedrockError.fromSdkError(sdkError(p, attempt.id), modelId)))
             )
           case "Hang":
             return Effect.never
@@ -285,7 +285,10 @@ const streamOf = (
   const fault = p.fault
   const limit = fault !== undefined && "afterTokens" in fault ? Math.min(fault.afterTokens, p.tokens.length) : p.tokens.length
   type Step = { readonly wait: number; readonly event: ConverseStreamOutput; readonly token?: true }
-  const steps: Array<Step> = [{ wait: p.delayMs, event: { messageStart: { role: "assistant" } } }]
+  // A fault at token 0 comes as the very first frame, before messageStart, as the fake sends it
+  // (the SDK's send() then throws it); every other answer opens with messageStart.
+  const faultFirst = limit === 0 && fault !== undefined && "afterTokens" in fault
+  const steps: Array<Step> = faultFirst ? [] : [{ wait: p.delayMs, event: { messageStart: { role: "assistant" } } }]
   if (fault?.kind !== "emptyOutput") {
     for (let i = 0; i < limit; i++) {
       steps.push({
@@ -322,7 +325,10 @@ const streamOf = (
       )
     )
   )
-  const settleNow = Effect.sync(() => settle(p.reservation, p.inputTokens + attempt.outputTokens))
+  const settleNow = Effect.andThen(
+    faultFirst ? sleep(p.delayMs) : Effect.void,
+    Effect.sync(() => settle(p.reservation, p.inputTokens + attempt.outputTokens))
+  )
   if (complete) {
     return Stream.concat(body, Stream.fromEffectDrain(Effect.andThen(settleNow, finish("success"))))
   }

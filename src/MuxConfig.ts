@@ -60,6 +60,15 @@ const Decision = Schema.Struct({
   largerContextOnly: Schema.optionalKey(Schema.Boolean)
 })
 
+const BreakerFields = Schema.Struct({
+  failures: Schema.optionalKey(PositiveInt),
+  window: Schema.optionalKey(DurationInput),
+  cooldown: Schema.optionalKey(DurationInput),
+  cooldownMax: Schema.optionalKey(DurationInput),
+  halfOpen: Schema.optionalKey(PositiveInt),
+  rampUp: Schema.optionalKey(DurationInput)
+})
+
 const Fields = Schema.Struct({
   name: Schema.optionalKey(Schema.NonEmptyString),
   models: Schema.Array(ModelEntry).check(Schema.isMinLength(1)),
@@ -68,14 +77,7 @@ const Fields = Schema.Struct({
   timeout: Schema.optionalKey(DurationInput),
   defaultTimeoutMs: Schema.optionalKey(DurationInput),
   deadline: Schema.optionalKey(DurationInput),
-  breaker: Schema.optionalKey(Schema.Struct({
-    failures: Schema.optionalKey(PositiveInt),
-    window: Schema.optionalKey(DurationInput),
-    cooldown: Schema.optionalKey(DurationInput),
-    cooldownMax: Schema.optionalKey(DurationInput),
-    halfOpen: Schema.optionalKey(PositiveInt),
-    rampUp: Schema.optionalKey(DurationInput)
-  })),
+  breaker: Schema.optionalKey(BreakerFields),
   routes: Schema.optionalKey(Schema.Record(Schema.String, Schema.Array(Schema.String))),
   selection: Schema.optionalKey(Schema.Literals(["weighted", "ordered"])),
   waitForRecovery: Schema.optionalKey(Schema.Boolean),
@@ -141,17 +143,22 @@ export class MuxConfigError extends Schema.TaggedError<MuxConfigError>()("MuxCon
 
 const ms = Duration.toMillis
 
+/** What the cross-field checks read: decoded fields, or what could be salvaged of a config that failed to decode. */
+type Checked = Omit<Fields, "models"> & { readonly models: ReadonlyArray<Partial<typeof ModelEntry.Type>> }
+
 /** Cross-field checks on decoded fields; every problem, in order. Pure. */
-const check = (f: Fields): Array<Problem> => {
+const check = (f: Checked): Array<Problem> => {
   const problems: Array<Problem> = []
   const seen = new Map<string, number>()
   let primary = false
   const deadline = f.deadline ?? Policy.defaults.deadline
   const timeout = f.timeout ?? f.defaultTimeoutMs ?? Policy.defaults.timeout
   f.models.forEach((m, i) => {
-    const target = m.client === undefined ? m.modelId : `${m.client}:${m.modelId}`
-    const prev = seen.get(target)
-    if (prev !== undefined) {
+    const target = m.modelId === undefined ? undefined : m.client === undefined ? m.modelId : `${m.client}:${m.modelId}`
+    const prev = target === undefined ? undefined : seen.get(target)
+    if (target === undefined) {
+      // a modelId that did not decode is reported by the schema
+    } else if (prev !== undefined) {
       problems.push({
         path: `models[${i}].modelId`,
         message: `duplicate model "${m.modelId}"${m.client !== undefined ? ` on client "${m.client}"` : ""} (also models[${prev}]); each modelId may appear once per client`
@@ -252,6 +259,37 @@ const toConfig = (f: Fields): MuxConfig => {
 
 const decodeFields = Schema.decodeUnknownResult(Fields)
 
+/** Decodes each field of `fields` found in `raw` on its own, leaving out those that do not decode. */
+const fieldwise = (fields: Schema.Struct.Fields, raw: unknown, skip: ReadonlyArray<string> = []): Record<string, unknown> => {
+  const out: Record<string, unknown> = {}
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return out
+  for (const key of Object.keys(fields)) {
+    if (skip.includes(key) || !(key in raw)) continue
+    const one = Schema.Struct({ [key]: fields[key]! }) as unknown as Schema.Decoder<Record<string, unknown>>
+    const r = Schema.decodeUnknownResult(one)({ [key]: (raw as Record<string, unknown>)[key] })
+    if (Result.isSuccess(r)) Object.assign(out, r.success)
+  }
+  return out
+}
+
+/**
+ * What can be read of a config that failed to decode (each field on its own,
+ * models and breaker field by field, the fields that do not decode left
+ * out), so that the cross-field checks still run and one error lists every
+ * problem. Undefined when there is no list of models to check.
+ */
+const salvage = (input: unknown): Checked | undefined => {
+  if (typeof input !== "object" || input === null || !Array.isArray((input as { models?: unknown }).models)) return undefined
+  const raw = input as { readonly models: ReadonlyArray<unknown>; readonly breaker?: unknown }
+  const top = fieldwise(Fields.fields, raw, ["models", "breaker"])
+  const models = raw.models.map((m) => fieldwise(ModelEntry.fields, m) as Partial<typeof ModelEntry.Type>)
+  return {
+    ...top,
+    models,
+    ...("breaker" in raw ? { breaker: fieldwise(BreakerFields.fields, raw.breaker) } : {})
+  } as Checked
+}
+
 /**
  * Decodes and checks a config, reporting every problem.
  * @example
@@ -263,9 +301,13 @@ const decodeFields = Schema.decodeUnknownResult(Fields)
  * @since 0.1.0
  */
 export const decode = (input: unknown): Effect.Effect<MuxConfig, MuxConfigError> => {
-  const result = decodeFields(Array.isArray(input) ? { models: input } : input, { errors: "all" })
+  const fields = Array.isArray(input) ? { models: input } : input
+  const result = decodeFields(fields, { errors: "all" })
   if (Result.isFailure(result)) {
-    return Effect.fail(new MuxConfigError({ problems: problemsOf(result.failure) as Array<Problem> }))
+    // the cross-field problems too, on what did decode: one error lists every problem
+    const salvaged = salvage(fields)
+    const problems = [...problemsOf(result.failure), ...(salvaged === undefined ? [] : check(salvaged))]
+    return Effect.fail(new MuxConfigError({ problems }))
   }
   const problems = check(result.success)
   return problems.length > 0 ? Effect.fail(new MuxConfigError({ problems })) : Effect.succeed(toConfig(result.success))

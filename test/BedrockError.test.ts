@@ -52,7 +52,7 @@ describe("fromSdkError: every Bedrock Runtime exception", () => {
     ["AccessDeniedException", () => new AccessDeniedException({ message: "You don't have access to the model with the specified model ID.", $metadata: meta(403) }), 403, new BedrockError.AccessDenied()],
     ["ResourceNotFoundException", () => new ResourceNotFoundException({ message: "not found", $metadata: meta(404) }), 404, new BedrockError.ResourceNotFound()],
     ["ServiceQuotaExceededException (400, but quota)", () => new ServiceQuotaExceededException({ message: "quota", $metadata: meta(400) }), 400, new BedrockError.ServiceQuotaExceeded()],
-    ["ConflictException (not modelled: Unknown with its name)", () => new ConflictException({ message: "conflict", $metadata: meta(400) }), 400, new BedrockError.Unknown({ name: "ConflictException" })]
+    ["ConflictException (a request problem: fails fast like validation)", () => new ConflictException({ message: "conflict", $metadata: meta(400) }), 400, new BedrockError.Validation({ kind: "other" })]
   ]
 
   for (const [label, make, status, expected] of cases) {
@@ -523,10 +523,8 @@ describe("fromSdkError never throws", () => {
           const Ctor = ctors[i]! as unknown as new(o: object) => Error
           const sdk = new Ctor({ message, $metadata: status === undefined ? {} : { httpStatusCode: status } })
           const err = BedrockError.fromSdkError(sdk)
-          // a modelled exception is never classified by status or as Unknown; ConflictException is not
-          // modelled: Unknown, unless a 5xx status says the server failed
-          const expectedUnknown = sdk.name === "ConflictException" && (status === undefined || status < 500)
-          return check(sdk, "before-response") && err.cause === sdk && (err.reason._tag === "Unknown") === expectedUnknown &&
+          // a modelled exception is never classified by status or as Unknown
+          return check(sdk, "before-response") && err.cause === sdk && err.reason._tag !== "Unknown" &&
             err.httpStatusCode === status
         }
       ),

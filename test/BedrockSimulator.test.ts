@@ -9,7 +9,7 @@ import { Clock, Duration, Effect, Exit, Fiber, Option, Random, Stream } from "ef
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
 import * as BedrockError from "../src/BedrockError.ts"
-import { BedrockRuntime } from "../src/BedrockRuntime.ts"
+import { BedrockRuntime, requireMessageStop } from "../src/BedrockRuntime.ts"
 import { type Attempt, BedrockSimulator, type Options } from "../src/BedrockSimulator.ts"
 import * as SimulatorScript from "../src/SimulatorScript.ts"
 
@@ -215,6 +215,24 @@ describe("stream timing", () => {
     }).pipe(withSim({ models: { m: { latency: 400, answer: ANSWER } } })))
 })
 
+describe("requireMessageStop", () => {
+  it.effect("fails a stream that ends before messageStop with Incomplete(no-message-stop)", () =>
+    Effect.gen(function*() {
+      const cut = yield* Effect.flip(Stream.runCollect(requireMessageStop(
+        Stream.make<Array<ConverseStreamOutput>>({ messageStart: { role: "assistant" } }, {
+          contentBlockDelta: { contentBlockIndex: 0, delta: { text: "hi" } }
+        }),
+        "m"
+      )))
+      assert.deepStrictEqual(cut.reason, new BedrockError.Incomplete({ detail: "no-message-stop" }))
+      assert.strictEqual(cut.modelId, "m")
+      const complete = yield* Stream.runCollect(requireMessageStop(
+        Stream.make<Array<ConverseStreamOutput>>({ messageStart: { role: "assistant" } }, { messageStop: { stopReason: "end_turn" } })
+      ))
+      assert.strictEqual(complete.length, 2)
+    }))
+})
+
 describe("maxTokens", () => {
   it.effect("Converse: truncates to maxTokens with stopReason max_tokens", () =>
     Effect.gen(function*() {
@@ -417,7 +435,7 @@ describe("fault: error", () => {
   for (const operation of ["converse", "converseStream"] as const) {
     const run = operation === "converse"
       ? Effect.gen(function*() {
-        const fiber = yield* Effect.exit(converse("m")).pipe(Effect.forkChild)
+        const fiber = yield* Effect.exit(Effect.asVoid(converse("m"))).pipe(Effect.forkChild)
         return { fiber, seen: [] as Array<Seen> }
       })
       : record(converseStream("m"))
@@ -532,12 +550,18 @@ describe("fault: cut", () => {
       assert.strictEqual(a.end, 200)
     }).pipe(withSim(faultScript({ kind: "cut", afterTokens: 2 }))))
 
-  it.effect("converseStream: afterTokens 0 cuts right after messageStart", () =>
+  it.effect("converseStream: afterTokens 0 fails at the first-token time, before any event", () =>
     Effect.gen(function*() {
       const { fiber, seen } = yield* record(converseStream("m"))
-      yield* TestClock.adjust("10 seconds")
+      yield* TestClock.adjust(99)
+      assert.isTrue(isRunning(fiber))
+      yield* TestClock.adjust(1)
+      assert.isFalse(isRunning(fiber))
       assert.strictEqual(errorOf(yield* Fiber.join(fiber)).reason._tag, "Network")
-      assert.deepStrictEqual(kinds(seen), ["messageStart"])
+      assert.deepStrictEqual(kinds(seen), [])
+      const a = yield* lastAttempt
+      assert.strictEqual(a.outcome, "cut")
+      assert.strictEqual(a.end, 100)
     }).pipe(withSim(faultScript({ kind: "cut", afterTokens: 0 }))))
 
   it.effect("converse: the body is cut (Network, after-response) at the latency", () =>
@@ -1141,7 +1165,13 @@ describe("property", () => {
       }, { requiredKeys: ["rpm"] })
     })
   })
-  const callsArb = fc.array(
+  interface Call {
+    readonly gap: number
+    readonly op: "converse" | "stream"
+    readonly maxTokens: number | undefined
+    readonly cancelAfter: number | undefined
+  }
+  const callsArb: fc.Arbitrary<Array<Call>> = fc.array(
     fc.record({
       gap: int(1, 25_000),
       op: fc.constantFrom("converse" as const, "stream" as const),
@@ -1157,7 +1187,7 @@ describe("property", () => {
     result: Option.Option<Exit.Exit<void, BedrockError.BedrockError>> | undefined
   }
 
-  const runScenario = (script: SimulatorScript.ScriptInput, calls: ReadonlyArray<typeof callsArb extends fc.Arbitrary<infer A> ? A[number] : never>) =>
+  const runScenario = (script: SimulatorScript.ScriptInput, calls: ReadonlyArray<Call>) =>
     Effect.gen(function*() {
       const results: Array<CallResult> = calls.map(() => ({ sawMessageStart: false, result: undefined }))
       const fibers: Array<Fiber.Fiber<unknown>> = []

@@ -35,7 +35,14 @@ export type BreakerState =
     readonly closedAt: number | undefined
   }
   | { readonly _tag: "Open"; readonly until: number; readonly trips: number; readonly openedAt: number }
-  | { readonly _tag: "HalfOpen"; readonly probing: number; readonly successes: number; readonly trips: number }
+  | {
+    readonly _tag: "HalfOpen"
+    readonly probing: number
+    readonly successes: number
+    readonly trips: number
+    /** when this half-open period began (the open period's `until`); a probe admitted before it is stale */
+    readonly since?: number
+  }
 
 export const initial: BreakerState = { _tag: "Closed", failures: [], trips: 0, closedAt: undefined }
 
@@ -45,7 +52,9 @@ export const cooldownOf = (settings: BreakerSettings, trips: number): number =>
 
 /** An open breaker whose cooldown has passed is half-open. Read-time view; pure. */
 export const current = (state: BreakerState, now: number): BreakerState =>
-  state._tag === "Open" && now >= state.until ? { _tag: "HalfOpen", probing: 0, successes: 0, trips: state.trips } : state
+  state._tag === "Open" && now >= state.until
+    ? { _tag: "HalfOpen", probing: 0, successes: 0, trips: state.trips, since: state.until }
+    : state
 
 /** The share of its weight a model gets now: 0 while open, ramping 0.1 → 1 after closing. */
 export const weightFactor = (settings: BreakerSettings, state: BreakerState, now: number): number => {
@@ -107,15 +116,19 @@ const open = (settings: BreakerSettings, trips: number, now: number): BreakerSta
 
 /**
  * Records the end of an attempt that held a permit (`probe` says whether it
- * was a half-open probe). `ignored` (validation, throttles, interruptions)
- * only gives a probe slot back.
+ * was a half-open probe, `admittedAt` when its permit was taken). `ignored`
+ * (validation, throttles, interruptions) only gives a probe slot back. A
+ * probe admitted in an earlier half-open period (the breaker reopened and
+ * half-opened again since) holds no slot of this one and says nothing about
+ * this period: it is ignored.
  */
 export const record = (
   settings: BreakerSettings,
   state: BreakerState,
   now: number,
   outcome: BreakerOutcome,
-  probe: boolean
+  probe: boolean,
+  admittedAt?: number
 ): BreakerState => {
   const s = current(state, now)
   switch (s._tag) {
@@ -134,6 +147,7 @@ export const record = (
     case "HalfOpen": {
       // an attempt admitted while closed that ends now says nothing about recovery
       if (!probe) return state
+      if (admittedAt !== undefined && s.since !== undefined && admittedAt < s.since) return state
       const probing = Math.max(0, s.probing - 1)
       if (outcome === "failure") return open(settings, s.trips + 1, now)
       if (outcome === "ignored") return { ...s, probing }

@@ -118,11 +118,11 @@ export const make = (options: {
       Effect.catch(storeFailed<Breaker.Permit>("granted"))
     )
 
-  const recordBreaker = (target: Target, outcome: Breaker.BreakerOutcome, probe: boolean) =>
+  const recordBreaker = (target: Target, outcome: Breaker.BreakerOutcome, probe: boolean, admittedAt: number) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) =>
       store.modify(target.key, (s) => {
         const state = asState(s)
-        return [undefined, Breaker.record(settings, state, now, outcome, probe)] as const
+        return [undefined, Breaker.record(settings, state, now, outcome, probe, admittedAt)] as const
       })).pipe(Effect.ignore)
 
   const route: Engine["route"] = (routeOptions, run) =>
@@ -228,7 +228,7 @@ export const make = (options: {
         const t0 = now
         const chosen = target
         const exit = yield* run(chosen, Duration.millis(timeout), scope).pipe(
-          Effect.onInterrupt(() => recordBreaker(chosen, "ignored", probe)),
+          Effect.onInterrupt(() => recordBreaker(chosen, "ignored", probe, t0)),
           Effect.exit
         )
         const t1 = yield* Clock.currentTimeMillis
@@ -241,7 +241,7 @@ export const make = (options: {
           chosen.stats.lastSuccessAt = t1
           chosen.stats.latency.record(durationMs)
           chosen.stats.window.record(t1, true)
-          if (probe || states[chosen.index]!._tag !== "Closed") yield* recordBreaker(chosen, "success", probe)
+          if (probe || states[chosen.index]!._tag !== "Closed") yield* recordBreaker(chosen, "success", probe, t0)
           muxStats.latency.record(t1 - started)
           return { value: exit.value, target: chosen, attempts }
         }
@@ -249,7 +249,7 @@ export const make = (options: {
         if (error === undefined) return yield* (exit as Exit.Exit<never>)
         last = error
         const decision = policy.classification(error)
-        yield* recordBreaker(chosen, decision.breaker ? "failure" : "ignored", probe)
+        yield* recordBreaker(chosen, decision.breaker ? "failure" : "ignored", probe, t0)
         const stats = chosen.stats
         stats.lastFailureAt = t1
         if (error.reason._tag === "Throttled") stats.throttles += 1

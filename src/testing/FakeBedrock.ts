@@ -410,7 +410,7 @@ class Server {
     return {
       url: `http://127.0.0.1:${this.port}`,
       port: this.port,
-      attempts: () => this.gen.attempts,
+      attempts: () => this.gen.attempts.slice(),
       inFlight: () => this.live.size,
       waitForIdle: (timeoutMs = 1000) => this.waitForIdle(timeoutMs),
       connections: () => this.gen.connections,
