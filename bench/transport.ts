@@ -51,6 +51,16 @@ export interface Streaming {
   readonly serviceCutFails: boolean
   /** The reason our service reported for the cut. */
   readonly serviceCutReason: string
+  /**
+   * The server's TCP connection destroyed after two deltas (a connection
+   * reset, not a stream reset): did the raw SDK iteration throw?
+   */
+  readonly sdkResetFails: boolean
+  readonly sdkResetOutcome: string
+  readonly sdkResetEvents: ReadonlyArray<string>
+  /** The same reset through our `BedrockRuntime.converseStream`. */
+  readonly serviceResetFails: boolean
+  readonly serviceResetReason: string
 }
 
 /** One handler's figures. */
@@ -68,7 +78,7 @@ export interface ModeResult {
   readonly connectionsWarmup: number
   readonly connectionsSeq: number
   readonly connectionsC64: number
-  /** At the SDK level: a full stream succeeds and a cut one throws. */
+  /** At the SDK level: a full stream succeeds, and a cut stream (stream reset) and a connection reset both throw. */
   readonly streamingCorrect: boolean
   readonly streaming: Streaming
 }
@@ -153,7 +163,7 @@ const sdkStream = async (
   try {
     const res = await client.send(new ConverseStreamCommand({ modelId, messages }))
     for await (const ev of res.stream ?? []) {
-      events.push(Object.keys(ev).find((k) => (ev as Record<string, unknown>)[k] !== undefined) ?? "?")
+      events.push(eventName(ev))
     }
     return { events, error: undefined, threw: false }
   } catch (error) {
@@ -161,7 +171,94 @@ const sdkStream = async (
   }
 }
 
-const checkStreaming = async (client: BedrockRuntimeClient): Promise<Streaming> => {
+const STALL_MODEL = "stall-model"
+const STREAM_SCRIPT = {
+  models: {
+    [MODEL]: { answer: "one two three four five" },
+    [CUT_MODEL]: { answer: "one two three four five", faults: [{ do: { kind: "cut" as const, afterTokens: 2 } }] },
+    [STALL_MODEL]: { answer: "one two three four five", faults: [{ do: { kind: "stall" as const, afterTokens: 2 } }] }
+  }
+}
+
+const eventName = (ev: object): string =>
+  Object.keys(ev).find((k) => (ev as Record<string, unknown>)[k] !== undefined) ?? "?"
+
+/** "succeeded", a BedrockError's reason with its fields, another error's tag, or "defect". */
+const reasonString = (exit: Exit.Exit<unknown, unknown>): string => {
+  if (Exit.isSuccess(exit)) return "succeeded"
+  const error = Exit.findErrorOption(exit)
+  if (error._tag === "None") return "defect or interruption"
+  const e = error.value as { readonly _tag?: string; readonly reason?: { readonly _tag: string } }
+  if (e.reason === undefined) return String(e._tag ?? e)
+  const { _tag, ...fields } = e.reason
+  return `${_tag} ${JSON.stringify(fields)}`
+}
+
+/**
+ * A connection reset mid-stream: the fake stalls after two deltas and, once
+ * the client has both, the fake is closed (every socket destroyed). A fresh
+ * fake and client per check, since closing is final. Gives up after 5 s.
+ */
+const checkReset = async (
+  mode: Mode
+): Promise<Pick<Streaming, "sdkResetFails" | "sdkResetOutcome" | "sdkResetEvents" | "serviceResetFails" | "serviceResetReason">> => {
+  const withFake = async <A>(f: (client: BedrockRuntimeClient, fake: FakeBedrock.FakeBedrockServer) => Promise<A>) => {
+    const fake = await FakeBedrock.start(STREAM_SCRIPT)
+    const client = new BedrockRuntimeClient(mode.config(fake.url))
+    try {
+      return await f(client, fake)
+    } finally {
+      client.destroy()
+      await fake.close()
+    }
+  }
+  const sdk = await withFake(async (client, fake) => {
+    const events: Array<string> = []
+    const controller = new AbortController()
+    const guard = setTimeout(() => controller.abort(), 5_000)
+    try {
+      const res = await client.send(new ConverseStreamCommand({ modelId: STALL_MODEL, messages }), {
+        abortSignal: controller.signal
+      })
+      for await (const ev of res.stream ?? []) {
+        events.push(eventName(ev))
+        if (events.filter((e) => e === "contentBlockDelta").length === 2) void fake.close()
+      }
+      return { events, outcome: controller.signal.aborted ? "hung (aborted after 5 s)" : "ended silently", threw: false }
+    } catch (error) {
+      return { events, outcome: controller.signal.aborted ? "hung (aborted after 5 s)" : describeError(error), threw: !controller.signal.aborted }
+    } finally {
+      clearTimeout(guard)
+    }
+  })
+  const service = await withFake(async (client, fake) => {
+    let deltas = 0
+    const exit = await Effect.runPromise(
+      makeRuntime(client).converseStream({ modelId: STALL_MODEL, messages }).pipe(
+        Stream.tap((ev) =>
+          Effect.sync(() => {
+            if (ev.contentBlockDelta !== undefined && ++deltas === 2) void fake.close()
+          })
+        ),
+        Stream.runDrain,
+        Effect.timeout("5 seconds"),
+        Effect.exit
+      )
+    )
+    const reason = reasonString(exit)
+    // a timeout means the stream neither failed nor ended: not a correct failure
+    return { fails: Exit.isFailure(exit) && reason !== "TimeoutError" && !reason.startsWith("defect"), reason }
+  })
+  return {
+    sdkResetFails: sdk.threw,
+    sdkResetOutcome: sdk.outcome,
+    sdkResetEvents: sdk.events,
+    serviceResetFails: service.fails,
+    serviceResetReason: service.reason
+  }
+}
+
+const checkStreaming = async (client: BedrockRuntimeClient, mode: Mode): Promise<Streaming> => {
   const full = await sdkStream(client, MODEL)
   const fullStreamOk = !full.threw && full.events.includes("messageStop") && full.events.includes("metadata")
   const cut = await sdkStream(client, CUT_MODEL)
@@ -169,20 +266,16 @@ const checkStreaming = async (client: BedrockRuntimeClient): Promise<Streaming> 
   const exit = await Effect.runPromise(
     Effect.exit(Stream.runDrain(service.converseStream({ modelId: CUT_MODEL, messages })))
   )
-  let serviceCutReason = "succeeded"
-  if (Exit.isFailure(exit)) {
-    const error = Exit.findErrorOption(exit)
-    serviceCutReason = error._tag === "Some"
-      ? `${error.value.reason._tag} ${JSON.stringify({ ...error.value.reason, _tag: undefined })}`
-      : "defect"
-  }
+  const serviceCutReason = reasonString(exit)
+  const reset = await checkReset(mode)
   return {
     fullStreamOk,
     sdkCutFails: cut.threw,
     sdkCutOutcome: cut.threw ? describeError(cut.error) : "ended silently",
     sdkCutEvents: cut.events,
     serviceCutFails: Exit.isFailure(exit),
-    serviceCutReason
+    serviceCutReason,
+    ...reset
   }
 }
 
@@ -200,13 +293,8 @@ const runMode = async (mode: Mode, calls: number): Promise<ModeResult> => {
     const failed = fake.attempts().filter((a) => a.outcome !== "success").length
     if (failed > 0) throw new Error(`${mode.mode}: ${failed} calls did not succeed`)
     // the streaming check swaps in a script with a cut stream (this resets counts, so it comes last)
-    fake.reset({
-      models: {
-        [MODEL]: { answer: "one two three four five" },
-        [CUT_MODEL]: { answer: "one two three four five", faults: [{ do: { kind: "cut", afterTokens: 2 } }] }
-      }
-    })
-    const streaming = await checkStreaming(client)
+    fake.reset(STREAM_SCRIPT)
+    const streaming = await checkStreaming(client, mode)
     return {
       mode: mode.mode,
       seqPerSecond: calls / (seq.wallMs / 1000),
@@ -220,7 +308,7 @@ const runMode = async (mode: Mode, calls: number): Promise<ModeResult> => {
       connectionsWarmup: afterWarmup,
       connectionsSeq: afterSeq - afterWarmup,
       connectionsC64: afterC64 - afterSeq,
-      streamingCorrect: streaming.fullStreamOk && streaming.sdkCutFails,
+      streamingCorrect: streaming.fullStreamOk && streaming.sdkCutFails && streaming.sdkResetFails,
       streaming
     }
   } finally {
@@ -238,8 +326,11 @@ const conclude = (results: ReadonlyArray<ModeResult>): string => {
   const mux = byMode(2)
   const fastestSeq = [...results].sort((a, b) => b.seqPerSecond - a.seqPerSecond)[0]!
   const fastestC64 = [...results].sort((a, b) => b.c64PerSecond - a.c64PerSecond)[0]!
-  const silent = results.filter((r) => !r.streaming.sdkCutFails).map((r) => `"${r.mode}"`)
-  const serviceOk = results.every((r) => r.streaming.serviceCutFails && r.streaming.fullStreamOk)
+  const silentReset = results.filter((r) => !r.streaming.sdkResetFails).map((r) => `"${r.mode}"`)
+  const silentCut = results.filter((r) => !r.streaming.sdkCutFails).map((r) => `"${r.mode}"`)
+  const serviceOk = results.every((r) => r.streaming.fullStreamOk && r.streaming.serviceCutFails && r.streaming.serviceResetFails)
+  const silentNote = (what: string, modes: ReadonlyArray<string>) =>
+    modes.length > 0 ? `${what} ends SILENTLY at the SDK level on ${modes.join(" and ")}.` : `${what} throws at the SDK level on every handler.`
   return [
     `Fastest sequentially: "${fastestSeq.mode}"; fastest at 64 in flight: "${fastestC64.mode}".`,
     `Ours (keep-alive HTTP/1.1) against the SDK default: ${x(ours.seqPerSecond, dflt.seqPerSecond)} the sequential throughput`,
@@ -248,18 +339,20 @@ const conclude = (results: ReadonlyArray<ModeResult>): string => {
     `HTTP/2 multiplexed: ${x(mux.seqPerSecond, dflt.seqPerSecond)} / ${x(mux.c64PerSecond, dflt.c64PerSecond)} the default's`,
     `sequential / c64 throughput on ${mux.connections} connection(s).`,
     `Streaming: a full ConverseStream succeeds on every handler.`,
-    ours.streaming.sdkCutFails
-      ? `On ours a stream cut after 2 deltas FAILS at the SDK level (${ours.streaming.sdkCutOutcome}), so streaming stays correct.`
-      : `WARNING: on ours a cut stream ended silently at the SDK level (${ours.streaming.sdkCutOutcome}).`,
-    silent.length > 0
-      ? `On ${silent.join(" and ")} the SDK ends a cut stream silently (no error, no messageStop);`
-      : `No handler ended a cut stream silently at the SDK level;`,
+    ours.streaming.sdkCutFails && ours.streaming.sdkResetFails
+      ? `On ours, streaming is correct: a stream cut after 2 deltas FAILS at the SDK level (${ours.streaming.sdkCutOutcome}),`
+        + ` and so does a connection reset mid-stream (${ours.streaming.sdkResetOutcome}).`
+      : `WARNING: on ours a broken stream did not fail at the SDK level (cut: ${ours.streaming.sdkCutOutcome}; reset: ${ours.streaming.sdkResetOutcome}).`,
+    `On HTTP/2 the fake's cut is a stream reset (RST_STREAM), which the SDK throws (${dflt.streaming.sdkCutOutcome});`,
+    silentNote("a connection reset mid-stream", silentReset),
+    silentCut.length > 0 ? silentNote("The cut", silentCut) : "",
     serviceOk
-      ? `our BedrockRuntime.converseStream fails it anyway on every handler (requireMessageStop: ${ours.streaming.serviceCutReason} on ours, ${dflt.streaming.serviceCutReason} on the default).`
-      : `WARNING: our BedrockRuntime.converseStream did not fail the cut stream on every handler.`,
+      ? `Our BedrockRuntime.converseStream fails every broken stream anyway, on every handler: requireMessageStop turns the silent end into`
+        + ` ${dflt.streaming.serviceResetReason} on the default, and ours reports ${ours.streaming.serviceResetReason}.`
+      : `WARNING: our BedrockRuntime.converseStream did not fail every broken stream on every handler.`,
     `The fake ran in the same process as the client (one event loop, ${os.cpus().length} CPUs), so absolute`,
     `figures are lower than against a separate server or real Bedrock; compare the ratios.`
-  ].join(" ")
+  ].filter((line) => line !== "").join(" ")
 }
 
 /**

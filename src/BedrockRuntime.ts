@@ -19,9 +19,11 @@
  *   `maxAttempts` yourself: the mux owns retries, and SDK retries would hide
  *   throttles from it and multiply the time an attempt takes.
  * - The SDK's default transport for Bedrock is HTTP/2 with a new connection
- *   per call, and on HTTP/2 a cut stream ends silently. `layer` uses a
- *   keep-alive HTTP/1.1 handler instead (about twice as fast, and a cut stream
- *   raises `ECONNRESET`; see bench/results). Pass `requestHandler` to choose.
+ *   per call, and on HTTP/2 a connection reset mid-stream ends the stream
+ *   silently. `layer` uses a keep-alive HTTP/1.1 handler instead (faster, see
+ *   bench/results, and a reset raises `ECONNRESET`). Either way the service
+ *   fails a stream that ends before `messageStop`. Pass `requestHandler` to
+ *   choose.
  * - `layerClient` wraps a client you own: it is not destroyed with the layer.
  *
  * @since 0.1.0

@@ -126,7 +126,8 @@ export class BedrockSimulator extends Context.Service<BedrockSimulator, Service>
  * ```ts
  * import { Effect } from "effect"
  * import { BedrockSimulator, SimulatorScript } from "effect-bedrock-mux"
- * const sim = BedrockSimulator.make(SimulatorScript.decodeSync({ models: { m: {} } }))
+ * // (internal) BedrockSimulator.layer is the public way in
+ * const layer = BedrockSimulator.layer(SimulatorScript.decodeSync({ models: { m: {} } }))
  * ```
  * @since 0.1.0
  */
@@ -221,7 +222,7 @@ export const make = Effect.fnUntraced(function*(script: SimulatorScript.Script, 
             const error = typeof f === "object"
               ? sdkError({ error: f.error, message: f.message, ...(f.originalStatusCode !== undefined ? { originalStatusCode: f.originalStatusCode } : {}) }, attempt.id)
               : f === "cut"
-              ? resetError()
+              ? onResponse(resetError(), attempt.id)
               : f === "malformed"
               ? syntaxError(attempt.id)
               : undefined
@@ -232,7 +233,13 @@ export const make = Effect.fnUntraced(function*(script: SimulatorScript.Script, 
                 error !== undefined
                   ? Effect.fail(BedrockError.fromSdkError(error, modelId))
                   : Effect.fail(
-                    BedrockError.make(new BedrockError.Incomplete({ detail: "missing-output" }), "Converse response has no output.message", modelId)
+                    new BedrockError.BedrockError({
+                      reason: new BedrockError.Incomplete({ detail: "missing-output" }),
+                      message: "Converse response has no output.message",
+                      modelId,
+                      requestId: `sim-${attempt.id}`,
+                      httpStatusCode: 200
+                    })
                   )
               )
             )
@@ -332,6 +339,8 @@ const streamOf = (
   if (complete) {
     return Stream.concat(body, Stream.fromEffectDrain(Effect.andThen(settleNow, finish("success"))))
   }
+  // a fault in place of the first frame is thrown by the SDK's send(), with the response's status 200
+  const first = (error: Error): Error => (faultFirst ? onResponse(error, attempt.id) : error)
   const ending: Effect.Effect<never, BedrockError.BedrockError> | Effect.Effect<void> = (() => {
     switch (fault.kind) {
       case "stall":
@@ -339,17 +348,17 @@ const streamOf = (
       case "emptyOutput":
         return finish("emptyOutput")
       case "cut":
-        return Effect.andThen(finish("cut"), Effect.fail(BedrockError.fromSdkError(resetError(), modelId, "after-response")))
+        return Effect.andThen(finish("cut"), Effect.fail(BedrockError.fromSdkError(first(resetError()), modelId, "after-response")))
       case "malformed":
         return Effect.andThen(
           finish("malformed"),
-          Effect.fail(BedrockError.fromSdkError(new Error("Truncated event message received."), modelId, "after-response"))
+          Effect.fail(BedrockError.fromSdkError(first(new Error("Truncated event message received.")), modelId, "after-response"))
         )
       case "streamError":
         return Effect.andThen(
           finish(fault.error),
           Effect.fail(BedrockError.fromSdkError(
-            streamSdkError(fault.error, fault.message, fault.originalStatusCode),
+            first(streamSdkError(fault.error, fault.message, fault.originalStatusCode)),
             modelId,
             "after-response"
           ))
@@ -407,6 +416,13 @@ const streamSdkError = (name: SimulatorScript.StreamErrorName, message: string, 
 
 /** What the SDK's HTTP/1.1 handler throws on a connection reset mid-response. */
 const resetError = (): Error => Object.assign(new Error("aborted"), { code: "ECONNRESET" })
+
+/**
+ * The error as the SDK throws it once the response head (200) is in: from
+ * `send()`, for a cut Converse body or a fault in place of a stream's first frame.
+ */
+const onResponse = (error: Error, id: number): Error =>
+  Object.assign(error, { $metadata: { httpStatusCode: 200, requestId: `sim-${id}`, attempts: 1, totalRetryDelay: 0 } })
 
 /** What the SDK throws for a 200 with a truncated JSON body. */
 const syntaxError = (id: number): Error =>

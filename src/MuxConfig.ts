@@ -81,7 +81,8 @@ const Fields = Schema.Struct({
   routes: Schema.optionalKey(Schema.Record(Schema.String, Schema.Array(Schema.String))),
   selection: Schema.optionalKey(Schema.Literals(["weighted", "ordered"])),
   waitForRecovery: Schema.optionalKey(Schema.Boolean),
-  decisions: Schema.optionalKey(Schema.Record(Schema.Literals(BedrockError.reasonTags), Decision)),
+  // optionalKey: a finite-literal-key record otherwise requires every reason tag
+  decisions: Schema.optionalKey(Schema.Record(Schema.Literals(BedrockError.reasonTags), Schema.optionalKey(Decision))),
   backoff: Schema.optionalKey(Schema.Struct({
     base: DurationInput,
     max: DurationInput,

@@ -178,7 +178,13 @@ export const make = (options: {
         while (target === undefined) {
           let choice: Target | undefined
           if (forced !== undefined && !skip.has(forced.index)) {
-            choice = Breaker.admits(settings, states[forced.index]!, now) ? forced : undefined
+            if (!Breaker.admits(settings, states[forced.index]!, now)) {
+              // its breaker opened since (this very failure may have tripped it): fail over instead
+              excluded.set(forced.index, "tried")
+              skip.add(forced.index)
+              continue
+            }
+            choice = forced
           } else {
             const candidates: Array<Candidate> = []
             for (const i of pool) {
@@ -208,7 +214,9 @@ export const make = (options: {
             undefined
           )
           if (waitForRecovery && earliest !== undefined && earliest - now < remaining) {
-            yield* Effect.sleep(Math.max(0, earliest - now))
+            // earliest === now: a half-open breaker with every probe slot taken frees one when a probe
+            // ends, at a time nobody knows; poll for it instead of spinning
+            yield* Effect.sleep(Math.max(earliest - now, Math.min(HALF_OPEN_POLL_MS, remaining)))
             continue
           }
           return yield* fail(
@@ -246,14 +254,22 @@ export const make = (options: {
           return { value: exit.value, target: chosen, attempts }
         }
         const error = exitError(exit)
-        if (error === undefined) return yield* (exit as Exit.Exit<never>)
+        if (error === undefined) {
+          // a defect: give a probe slot back, or a half-open breaker would never admit again
+          yield* recordBreaker(chosen, "ignored", probe, t0)
+          return yield* (exit as Exit.Exit<never>)
+        }
         last = error
         const decision = policy.classification(error)
+        // a context-window error fails over only to a larger window; with none in the pool the request is at fault
+        const failover = decision.failover && (!decision.largerContextOnly || pool.some((i) =>
+          (targets[i]!.model.contextWindow ?? 0) > Math.max(minContext, chosen.model.contextWindow ?? 0)
+        ))
         yield* recordBreaker(chosen, decision.breaker ? "failure" : "ignored", probe, t0)
         const stats = chosen.stats
         stats.lastFailureAt = t1
         if (error.reason._tag === "Throttled") stats.throttles += 1
-        else if (!decision.failover) stats.failFast += 1
+        else if (!failover) stats.failFast += 1
         else stats.failures += 1
         if (decision.breaker) stats.window.record(t1, false)
 
@@ -262,7 +278,7 @@ export const make = (options: {
         let next: AttemptRecord["decision"]
         if (terminal) next = "stop"
         else if (tries < decision.retrySame) next = "retry-same"
-        else if (decision.failover) next = "failover"
+        else if (failover) next = "failover"
         else next = "fail-fast"
         attempts.push({
           modelId: chosen.model.modelId,
@@ -353,6 +369,9 @@ export const make = (options: {
 
   return { targets, settings, stats: muxStats, route, states }
 }
+
+/** How often a request waiting for recovery re-checks a half-open breaker whose probe slots are all taken. */
+const HALF_OPEN_POLL_MS = 100
 
 type BackoffStep = (now: number, input: BedrockError.BedrockError) => Pull.Pull<[unknown, Duration.Duration], never, unknown>
 

@@ -1,0 +1,951 @@
+import { AccessDeniedException, ValidationException } from "@aws-sdk/client-bedrock-runtime"
+import { assert, describe, it } from "@effect/vitest"
+import type { ConverseCommandOutput } from "@aws-sdk/client-bedrock-runtime"
+import { Clock, Duration, Effect, Exit, Fiber, Layer, Random, Schedule, Stream } from "effect"
+import * as fc from "fast-check"
+import { TestClock } from "effect/testing"
+import * as BedrockError from "../src/BedrockError.ts"
+import { BedrockMux, type ConverseOptions, type MuxRequest, type MuxResponse } from "../src/BedrockMux.ts"
+import { BedrockRuntime } from "../src/BedrockRuntime.ts"
+import { BedrockSimulator } from "../src/BedrockSimulator.ts"
+import type * as MuxConfig from "../src/MuxConfig.ts"
+import { type AttemptRecord, MuxError } from "../src/MuxError.ts"
+import * as MuxStore from "../src/MuxStore.ts"
+import * as Policy from "../src/Policy.ts"
+import type * as SimulatorScript from "../src/SimulatorScript.ts"
+
+// --- helpers ------------------------------------------------------------------------------------
+
+const hello: MuxRequest = { messages: [{ role: "user", content: [{ text: "hello" }] }] }
+
+type PolicyOption = (p: Policy.Policy) => Policy.Policy
+
+/** The mux on the simulator; both services exposed. */
+const muxOn = (config: MuxConfig.Input, script: SimulatorScript.ScriptInput, policy?: PolicyOption) =>
+  BedrockMux.layer(config, policy === undefined ? {} : { policy }).pipe(Layer.provideMerge(BedrockSimulator.layer(script)))
+
+const converse = (options?: ConverseOptions, request: MuxRequest = hello) =>
+  Effect.gen(function*() {
+    const mux = yield* BedrockMux
+    return yield* mux.converse(request, options)
+  })
+
+/** The response (or error) and the virtual time it arrived at. */
+const timed = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(Effect.exit(self), (exit) => Effect.map(Clock.currentTimeMillis, (at) => ({ exit, at })))
+
+/** Forks `self`, lets virtual time run (every due sleep fires, in order), and joins. */
+const runFor = <A, E, R>(self: Effect.Effect<A, E, R>, advance: Duration.Input = "10 minutes") =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.forkChild(self)
+    yield* TestClock.adjust(advance)
+    return yield* Fiber.join(fiber)
+  })
+
+const success = <A, E>(exit: Exit.Exit<A, E>): A => {
+  if (Exit.isFailure(exit)) assert.fail(`expected a success, got ${String(exit.cause)}`)
+  return (exit as Exit.Success<A, E>).value
+}
+const muxError = <A>(exit: Exit.Exit<A, MuxError>): MuxError => {
+  if (Exit.isSuccess(exit)) assert.fail(`expected a MuxError, got a success from ${(exit.value as MuxResponse).routing?.modelId}`)
+  const reasons = (exit as Exit.Failure<A, MuxError>).cause.reasons
+  assert.strictEqual(reasons.length, 1, String((exit as Exit.Failure<A, MuxError>).cause))
+  const r = reasons[0]!
+  if (r._tag !== "Fail") assert.fail(`expected a typed failure, got ${r._tag}`)
+  assert.instanceOf(r.error, MuxError)
+  return r.error
+}
+
+const simAttempts = BedrockSimulator.attempts
+const healthOf = (modelId: string) =>
+  Effect.gen(function*() {
+    const health = yield* (yield* BedrockMux).health
+    return health.models.find((x) => x.modelId === modelId)!
+  })
+
+/** An in-memory store that counts reads (one per pass of the routing loop). */
+const countingStore = (reads: { count: number }): MuxStore.Service => {
+  const store = MuxStore.makeMemory()
+  return { ...store, getMany: (keys) => Effect.andThen(Effect.sync(() => reads.count++), store.getMany(keys)) }
+}
+
+const brief = (a: AttemptRecord) => [a.modelId, a.outcome, a.reason, a.decision].filter((x) => x !== undefined).join(" ")
+
+const primaryFallback = (extra: Partial<MuxConfig.Input & object> = {}) => ({
+  models: [{ modelId: "primary", weight: 100 }, { modelId: "fallback", weight: 30, isFallback: true }],
+  ...extra
+}) as MuxConfig.Input
+
+// --- 1. the seed scenario -----------------------------------------------------------------------
+
+describe("seed scenario: 10 concurrent requests, primary 3 RPM, fallback 25 RPM", () => {
+  it.effect("all 10 succeed, exactly 3 answered by the primary, the rest failed over at once", () =>
+    Effect.gen(function*() {
+      const results = yield* runFor(
+        Effect.all(Array.from({ length: 10 }, () => timed(converse())), { concurrency: "unbounded" }),
+        "1 minute"
+      )
+      const responses = results.map((r) => ({ ...success(r.exit), at: r.at }))
+      const byPrimary = responses.filter((r) => r.routing.modelId === "primary")
+      assert.strictEqual(responses.length, 10)
+      assert.strictEqual(byPrimary.length, 3)
+      for (const r of byPrimary) {
+        assert.isFalse(r.routing.fallbackUsed)
+        assert.strictEqual(r.at, 200)
+      }
+      for (const r of responses.filter((r) => r.routing.modelId === "fallback")) {
+        assert.isTrue(r.routing.fallbackUsed)
+        assert.deepStrictEqual(r.routing.attempts.map(brief), ["primary failure Throttled failover", "fallback success"])
+        assert.strictEqual(r.at, 300) // no sleep between the throttle and the failover
+      }
+      const log = yield* simAttempts
+      assert.strictEqual(log.filter((a) => a.modelId === "primary").length, 10)
+      assert.strictEqual(log.filter((a) => a.modelId === "primary" && a.outcome === "ThrottlingException").length, 7)
+      assert.strictEqual(log.filter((a) => a.modelId === "fallback" && a.outcome === "success").length, 7)
+      // throttles are not health
+      const primary = yield* healthOf("primary")
+      assert.strictEqual(primary.breaker, "closed")
+      assert.strictEqual(primary.throttles, 7)
+    }).pipe(Effect.provide(muxOn(primaryFallback(), { seed: 1, models: { primary: { rpm: 3, latency: 200 }, fallback: { rpm: 25, latency: 300 } } }))))
+})
+
+// --- 2. the error policy ------------------------------------------------------------------------
+
+const failing = (error: SimulatorScript.ErrorName, extra: Record<string, unknown> = {}, when?: Record<string, unknown>) => ({
+  seed: 2,
+  models: {
+    primary: { latency: 100, faults: [{ ...(when !== undefined ? { when } : {}), do: { kind: "error", error, ...extra } }] },
+    fallback: { latency: 250 }
+  }
+}) as SimulatorScript.ScriptInput
+
+describe("error policy", () => {
+  const immediate: ReadonlyArray<readonly [SimulatorScript.ErrorName, BedrockError.ReasonTag, Record<string, unknown>]> = [
+    ["ThrottlingException", "Throttled", {}],
+    ["ServiceUnavailableException", "ServiceUnavailable", {}],
+    ["ModelTimeoutException", "ModelTimeout", {}],
+    ["ModelErrorException", "ModelError", { originalStatusCode: 500 }]
+  ]
+  for (const [error, reason, extra] of immediate) {
+    it.effect(`${error} on the primary fails over at once to the fallback`, () =>
+      Effect.gen(function*() {
+        const { exit, at } = yield* runFor(timed(converse()))
+        const res = success(exit)
+        assert.strictEqual(res.routing.modelId, "fallback")
+        assert.isTrue(res.routing.fallbackUsed)
+        assert.deepStrictEqual(res.routing.attempts.map(brief), [`primary failure ${reason} failover`, "fallback success"])
+        // the answer arrives at exactly the fallback's latency: no wait before failing over
+        assert.strictEqual(at, 250)
+        assert.strictEqual((yield* simAttempts).length, 2)
+      }).pipe(Effect.provide(muxOn(primaryFallback(), failing(error, extra)))))
+  }
+
+  it.effect("InternalServerException retries the same model once, then fails over", () =>
+    Effect.gen(function*() {
+      const { exit, at } = yield* runFor(timed(converse()))
+      const res = success(exit)
+      assert.deepStrictEqual(res.routing.attempts.map(brief), [
+        "primary failure InternalServer retry-same",
+        "primary failure InternalServer failover",
+        "fallback success"
+      ])
+      assert.strictEqual(at, 250)
+      assert.deepStrictEqual((yield* simAttempts).map((a) => a.modelId), ["primary", "primary", "fallback"])
+    }).pipe(Effect.provide(muxOn(primaryFallback(), failing("InternalServerException")))))
+
+  it.effect("ModelNotReadyException retries the same model (and succeeds when it warmed up)", () =>
+    Effect.gen(function*() {
+      const { exit, at } = yield* runFor(timed(converse()))
+      const res = success(exit)
+      assert.strictEqual(res.routing.modelId, "primary")
+      assert.deepStrictEqual(res.routing.attempts.map(brief), [
+        "primary failure ModelNotReady retry-same",
+        "primary failure ModelNotReady retry-same",
+        "primary success"
+      ])
+      assert.strictEqual(at, 100)
+    }).pipe(Effect.provide(muxOn(primaryFallback(), failing("ModelNotReadyException", {}, { calls: [1, 2] })))))
+
+  it.effect("ValidationException fails fast: Failed, one attempt, the SDK error as cause", () =>
+    Effect.gen(function*() {
+      const { exit, at } = yield* runFor(timed(converse()))
+      const error = muxError(exit)
+      assert.strictEqual(error.reason._tag, "Failed")
+      assert.strictEqual(at, 0)
+      assert.deepStrictEqual(error.attempts.map(brief), ["primary failure Validation fail-fast"])
+      assert.isDefined(error.last)
+      assert.instanceOf(error.last!.cause, ValidationException)
+      if (error.reason._tag === "Failed") assert.instanceOf(error.reason.error.cause, ValidationException)
+      assert.deepStrictEqual((yield* simAttempts).map((a) => a.modelId), ["primary"])
+    }).pipe(Effect.provide(muxOn(primaryFallback(), failing("ValidationException")))))
+
+  it.effect("a storm of 50 ValidationExceptions never opens the breaker", () =>
+    Effect.gen(function*() {
+      for (let i = 0; i < 50; i++) {
+        const { exit } = yield* runFor(timed(converse()), "1 second")
+        assert.strictEqual(muxError(exit).reason._tag, "Failed")
+      }
+      const primary = yield* healthOf("primary")
+      assert.strictEqual(primary.breaker, "closed")
+      assert.isTrue(primary.available)
+      assert.strictEqual(primary.failFast, 50)
+      assert.strictEqual(primary.failures, 0)
+      assert.strictEqual(primary.errorRate, 0)
+      assert.strictEqual((yield* simAttempts).filter((a) => a.modelId === "fallback").length, 0)
+    }).pipe(Effect.provide(muxOn(primaryFallback({ breaker: { failures: 3 } }), failing("ValidationException")))))
+
+  it.effect("AccessDeniedException fails fast", () =>
+    Effect.gen(function*() {
+      const error = muxError((yield* runFor(timed(converse()))).exit)
+      assert.strictEqual(error.reason._tag, "Failed")
+      assert.deepStrictEqual(error.attempts.map(brief), ["primary failure AccessDenied fail-fast"])
+      assert.instanceOf(error.last!.cause, AccessDeniedException)
+    }).pipe(Effect.provide(muxOn(primaryFallback(), failing("AccessDeniedException")))))
+
+  it.effect("Policy.override(AccessDenied, { failover: true }) through the layer's policy option changes it", () =>
+    Effect.gen(function*() {
+      const res = success((yield* runFor(timed(converse()))).exit)
+      assert.deepStrictEqual(res.routing.attempts.map(brief), ["primary failure AccessDenied failover", "fallback success"])
+    }).pipe(
+      Effect.provide(
+        muxOn(primaryFallback(), failing("AccessDeniedException"), Policy.mapClassification(Policy.override("AccessDenied", { failover: true })))
+      )
+    ))
+
+  describe("context-window validation", () => {
+    // the simulator rejects input longer than its contextWindow with "Input is too long for requested model."
+    const long: MuxRequest = { messages: [{ role: "user", content: [{ text: "word ".repeat(400) }] }] }
+    const script = {
+      seed: 3,
+      models: { small: { contextWindow: 10, latency: 10 }, smaller: { contextWindow: 5, latency: 10 }, large: { latency: 10 } }
+    } as const
+
+    it.effect("fails over only to a model with a larger configured contextWindow, skipping lower tiers", () =>
+      Effect.gen(function*() {
+        const res = success((yield* runFor(timed(converse({}, long)))).exit)
+        assert.strictEqual(res.routing.modelId, "large")
+        assert.deepStrictEqual(res.routing.attempts.map(brief), ["small failure Validation failover", "large success"])
+        assert.deepStrictEqual((yield* simAttempts).map((a) => a.modelId), ["small", "large"])
+      }).pipe(Effect.provide(muxOn({
+        models: [
+          { modelId: "small", contextWindow: 8_000 },
+          { modelId: "smaller", contextWindow: 4_000, tier: 1 },
+          { modelId: "large", contextWindow: 200_000, tier: 2 }
+        ]
+      }, script))))
+
+    it.effect("fails fast when no model of the pool has a larger window", () =>
+      Effect.gen(function*() {
+        const error = muxError((yield* runFor(timed(converse({}, long)))).exit)
+        assert.strictEqual(error.reason._tag, "Failed")
+        assert.deepStrictEqual(error.attempts.map(brief), ["small failure Validation fail-fast"])
+        assert.instanceOf(error.last!.cause, ValidationException)
+        assert.deepStrictEqual((yield* simAttempts).map((a) => a.modelId), ["small"])
+      }).pipe(Effect.provide(muxOn({
+        models: [{ modelId: "small", contextWindow: 8_000 }, { modelId: "smaller", contextWindow: 4_000, tier: 1 }]
+      }, script))))
+  })
+
+  it.effect("a backoff Schedule retries the last remaining model after 1 s and succeeds when the fault was only on call 1", () =>
+    Effect.gen(function*() {
+      const { exit, at } = yield* runFor(timed(converse()))
+      const res = success(exit)
+      assert.strictEqual(res.routing.modelId, "only")
+      assert.deepStrictEqual(res.routing.attempts.map(brief), ["only failure ServiceUnavailable failover", "only success"])
+      assert.strictEqual(at, 1_000 + 100)
+      assert.deepStrictEqual((yield* simAttempts).map((a) => a.start), [0, 1_000])
+    }).pipe(
+      Effect.provide(muxOn(
+        { models: [{ modelId: "only" }] },
+        { models: { only: { latency: 100, faults: [{ when: { calls: 1 }, do: { kind: "error", error: "ServiceUnavailableException" } }] } } },
+        Policy.withBackoff(Schedule.spaced("1 second"))
+      ))
+    ))
+
+  it.effect("without a backoff the last model's failure ends the request at once", () =>
+    Effect.gen(function*() {
+      const { exit, at } = yield* runFor(timed(converse()))
+      const error = muxError(exit)
+      assert.strictEqual(error.reason._tag, "NoModelsAvailable")
+      assert.strictEqual(at, 0)
+      assert.deepStrictEqual(error.attempts.map(brief), ["only failure ServiceUnavailable failover"])
+    }).pipe(
+      Effect.provide(muxOn(
+        { models: [{ modelId: "only" }] },
+        { models: { only: { latency: 100, faults: [{ when: { calls: 1 }, do: { kind: "error", error: "ServiceUnavailableException" } }] } } }
+      ))
+    ))
+
+  it.effect("the backoff is not consulted while another model can take the request", () =>
+    Effect.gen(function*() {
+      const { exit, at } = yield* runFor(timed(converse()))
+      assert.strictEqual(success(exit).routing.modelId, "fallback")
+      assert.strictEqual(at, 250)
+    }).pipe(Effect.provide(muxOn(primaryFallback(), failing("ServiceUnavailableException"), Policy.withBackoff(Schedule.spaced("1 second"))))))
+})
+
+// --- 3. deadlines -------------------------------------------------------------------------------
+
+const hanging = (models: ReadonlyArray<string>, others: Record<string, unknown> = {}) => ({
+  seed: 4,
+  models: { ...Object.fromEntries(models.map((m) => [m, { faults: [{ do: { kind: "hang" } }] }])), ...others }
+}) as SimulatorScript.ScriptInput
+
+describe("deadlines", () => {
+  it.effect("a hanging primary is aborted at its 2 s timeout and the fallback answers at 2 s + its latency", () =>
+    Effect.gen(function*() {
+      const { exit, at } = yield* runFor(timed(converse()))
+      const res = success(exit)
+      assert.strictEqual(at, 2_000 + 300)
+      assert.strictEqual(res.routing.modelId, "fallback")
+      assert.deepStrictEqual(res.routing.attempts.map(brief), ["primary failure DeadlineExceeded failover", "fallback success"])
+      assert.strictEqual(res.routing.attempts[0]!.durationMs, 2_000)
+      const log = yield* simAttempts
+      const primary = log.find((a) => a.modelId === "primary")!
+      assert.strictEqual(primary.outcome, "interrupted")
+      assert.strictEqual(primary.end, 2_000)
+    }).pipe(Effect.provide(muxOn(
+      { models: [{ modelId: "primary", timeout: "2 seconds" }, { modelId: "fallback", isFallback: true }] },
+      hanging(["primary"], { fallback: { latency: 300 } })
+    ))))
+
+  const everyModelHangs = muxOn(
+    { models: [{ modelId: "a" }, { modelId: "b", tier: 1 }, { modelId: "c", tier: 2 }, { modelId: "d", tier: 3 }], timeout: 1_200, deadline: "3 seconds" },
+    hanging(["a", "b", "c", "d"])
+  )
+
+  it.effect("request deadline 3 s with every model hanging: DeadlineExceeded at exactly 3 s, carrying every attempt", () =>
+    Effect.gen(function*() {
+      const { exit, at } = yield* runFor(timed(converse()))
+      const error = muxError(exit)
+      assert.strictEqual(at, 3_000)
+      assert.strictEqual(error.reason._tag, "DeadlineExceeded")
+      if (error.reason._tag === "DeadlineExceeded") assert.strictEqual(error.reason.deadlineMs, 3_000)
+      assert.deepStrictEqual(error.attempts.map(brief), [
+        "a failure DeadlineExceeded failover",
+        "b failure DeadlineExceeded failover",
+        "c failure DeadlineExceeded stop"
+      ])
+      assert.deepStrictEqual(error.attempts.map((a) => a.durationMs), [1_200, 1_200, 600])
+      const log = yield* simAttempts
+      assert.deepStrictEqual(log.map((a) => [a.modelId, a.outcome, a.start, a.end]), [
+        ["a", "interrupted", 0, 1_200],
+        ["b", "interrupted", 1_200, 2_400],
+        ["c", "interrupted", 2_400, 3_000]
+      ])
+    }).pipe(Effect.provide(everyModelHangs)))
+
+  it.effect("a per-call deadline overrides the policy's, shorter or longer", () =>
+    Effect.gen(function*() {
+      const short = yield* runFor(timed(converse({ deadline: "1500 millis" })))
+      assert.strictEqual(short.at, 1_500)
+      const e1 = muxError(short.exit)
+      assert.strictEqual(e1.reason._tag, "DeadlineExceeded")
+      assert.deepStrictEqual(e1.attempts.map((a) => a.durationMs), [1_200, 300])
+
+      const t0 = yield* Clock.currentTimeMillis
+      const long = yield* runFor(timed(converse({ deadline: "10 seconds" })))
+      const e2 = muxError(long.exit)
+      // four attempts of 1.2 s: the budget runs out before the (longer) deadline
+      assert.strictEqual(e2.reason._tag, "AttemptsExhausted")
+      assert.strictEqual(long.at - t0, 4 * 1_200)
+      assert.strictEqual(e2.attempts.length, 4)
+    }).pipe(Effect.provide(everyModelHangs)))
+})
+
+// --- 8. invalid requests ------------------------------------------------------------------------
+
+describe("InvalidRequest", () => {
+  const cases: ReadonlyArray<readonly [string, MuxRequest, ConverseOptions | undefined, RegExp]> = [
+    ["a request with modelId", { ...hello, modelId: "x" } as MuxRequest, undefined, /modelId/],
+    ["empty messages", { messages: [] }, undefined, /messages/],
+    ["no messages", {} as MuxRequest, undefined, /messages/],
+    ["an unknown label", hello, { label: "nope" }, /unknown route label "nope"/],
+    ["a negative deadline", hello, { deadline: -5 }, /deadline/],
+    ["a zero deadline", hello, { deadline: 0 }, /deadline/]
+  ]
+  for (const [name, request, options, pattern] of cases) {
+    it.effect(`${name}: typed MuxError InvalidRequest, no attempt made`, () =>
+      Effect.gen(function*() {
+        const error = muxError((yield* runFor(timed(converse(options, request)))).exit)
+        assert.strictEqual(error.reason._tag, "InvalidRequest")
+        if (error.reason._tag === "InvalidRequest") assert.match(error.reason.problems.join("; "), pattern)
+        assert.deepStrictEqual(error.attempts, [])
+        assert.deepStrictEqual(yield* simAttempts, [])
+      }).pipe(Effect.provide(muxOn(primaryFallback(), { models: { primary: {}, fallback: {} } }))))
+  }
+})
+
+// --- 9. routes ----------------------------------------------------------------------------------
+
+describe("routes", () => {
+  const config = {
+    models: [{ modelId: "chat", weight: 100 }, { modelId: "sum-a", weight: 50 }, { modelId: "sum-b", weight: 50, isFallback: true }],
+    routes: { summarize: ["sum-a", "sum-b"] }
+  }
+  it.effect("label \"summarize\" uses only its models", () =>
+    Effect.gen(function*() {
+      for (let i = 0; i < 40; i++) {
+        const res = success((yield* runFor(timed(converse({ label: "summarize" })), "1 second")).exit)
+        assert.include(["sum-a", "sum-b"], res.routing.modelId)
+      }
+      const log = yield* simAttempts
+      assert.strictEqual(log.length, 40 + 20)
+      assert.isFalse(log.some((a) => a.modelId === "chat"))
+      // sum-a fails every other call: sum-b (its route's fallback) takes those
+      assert.strictEqual(log.filter((a) => a.modelId === "sum-b").length, 20)
+      // without a label, the whole pool: the primary tier is chat + sum-a
+      const res = success((yield* runFor(timed(converse()), "1 second")).exit)
+      assert.include(["chat", "sum-a"], res.routing.modelId)
+    }).pipe(
+      Effect.provide(muxOn(config, {
+        seed: 5,
+        models: {
+          chat: {},
+          "sum-a": { faults: [{ when: { calls: Array.from({ length: 20 }, (_, i) => 2 * i + 1) }, do: { kind: "error", error: "ThrottlingException" } }] },
+          "sum-b": {}
+        }
+      })),
+      Random.withSeed("routes")
+    ))
+
+  it.effect("a route never falls outside itself: its models down → NoModelsAvailable, the rest excluded by route", () =>
+    Effect.gen(function*() {
+      const error = muxError((yield* runFor(timed(converse({ label: "summarize" })))).exit)
+      assert.strictEqual(error.reason._tag, "NoModelsAvailable")
+      if (error.reason._tag === "NoModelsAvailable") {
+        const why = Object.fromEntries(error.reason.models.map((m) => [m.modelId, m.excluded]))
+        assert.deepStrictEqual(why, { chat: "route", "sum-a": "tried", "sum-b": "tried" })
+      }
+      assert.isFalse((yield* simAttempts).some((a) => a.modelId === "chat"))
+    }).pipe(Effect.provide(muxOn(config, {
+      models: {
+        chat: {},
+        "sum-a": { faults: [{ do: { kind: "error", error: "ServiceUnavailableException" } }] },
+        "sum-b": { faults: [{ do: { kind: "error", error: "ServiceUnavailableException" } }] }
+      }
+    }))))
+})
+
+// --- 4. nothing eligible ------------------------------------------------------------------------
+
+describe("NoModelsAvailable", () => {
+  const layer = muxOn(
+    { ...primaryFallback(), breaker: { failures: 1, cooldown: "10 seconds" } } as MuxConfig.Input,
+    {
+      seed: 6,
+      models: {
+        primary: { latency: 100, faults: [{ when: { to: 5_000 }, do: { kind: "error", error: "ServiceUnavailableException" } }] },
+        fallback: { latency: 100, faults: [{ when: { to: 5_000 }, do: { kind: "error", error: "ServiceUnavailableException", after: 500 } }] }
+      }
+    }
+  )
+
+  it.effect("when every breaker is open: each model's state and the earliest recovery; waitForRecovery waits and succeeds", () =>
+    Effect.gen(function*() {
+      const program = Effect.gen(function*() {
+        // both fail once: both breakers open (primary until 10 000, fallback until 10 500)
+        const first = yield* timed(converse())
+        const second = yield* timed(converse())
+        const health = yield* (yield* BedrockMux).health
+        const tooShort = yield* timed(converse({ waitForRecovery: true, deadline: "5 seconds" }))
+        const waited = yield* timed(converse({ waitForRecovery: true }))
+        return { first, second, health, tooShort, waited }
+      })
+      const { first, second, health, tooShort, waited } = yield* runFor(program)
+
+      const e1 = muxError(first.exit)
+      assert.strictEqual(e1.reason._tag, "NoModelsAvailable")
+      assert.deepStrictEqual(e1.attempts.map(brief), ["primary failure ServiceUnavailable failover", "fallback failure ServiceUnavailable failover"])
+      assert.strictEqual(first.at, 500)
+
+      const e2 = muxError(second.exit)
+      assert.strictEqual(second.at, 500)
+      assert.deepStrictEqual(e2.attempts, [])
+      assert.strictEqual(e2.reason._tag, "NoModelsAvailable")
+      if (e2.reason._tag === "NoModelsAvailable") {
+        assert.strictEqual(e2.reason.earliestRecovery, 10_000)
+        assert.deepStrictEqual(
+          e2.reason.models.map((m) => [m.modelId, m.breaker, m.excluded, m.recoversAt]),
+          [["primary", "open", "breaker", 10_000], ["fallback", "open", "breaker", 10_500]]
+        )
+      }
+      assert.strictEqual(health.status, "unhealthy")
+      assert.deepStrictEqual(health.models.map((m) => [m.breaker, m.available, m.recoversAt]), [["open", false, 10_000], ["open", false, 10_500]])
+
+      // the recovery falls outside a 5 s deadline: no wait
+      assert.strictEqual(muxError(tooShort.exit).reason._tag, "NoModelsAvailable")
+      assert.strictEqual(tooShort.at, 500)
+
+      // waits for the primary's half-open at 10 000; its probe succeeds (the outage ended at 5 000)
+      const res = success(waited.exit)
+      assert.strictEqual(res.routing.modelId, "primary")
+      assert.deepStrictEqual(res.routing.attempts.map(brief), ["primary success"])
+      assert.strictEqual(waited.at, 10_100)
+    }).pipe(Effect.provide(layer)))
+
+  const reads = { count: 0 }
+  it.effect("waitForRecovery while a half-open probe is in flight waits for it without spinning", () =>
+    Effect.gen(function*() {
+      const program = Effect.gen(function*() {
+        yield* Effect.exit(converse()) // primary's only failure: open until 1 000
+        yield* Effect.sleep("1 second")
+        // a probe (2 s) is in flight; a second request may only use the primary
+        const probe = yield* Effect.forkChild(timed(converse({ label: "primary-only" })))
+        yield* Effect.sleep("10 millis")
+        const waiter = yield* timed(converse({ label: "primary-only", waitForRecovery: true }))
+        return { probe: yield* Fiber.join(probe), waiter }
+      })
+      const { probe, waiter } = yield* runFor(program, "1 minute")
+      // each pass of the routing loop reads the store once: polling, not a busy loop, while the probe runs
+      assert.isBelow(reads.count, 100)
+      assert.strictEqual(success(probe.exit).routing.modelId, "primary")
+      assert.strictEqual(probe.at, 3_000)
+      // once the probe closed the breaker, the waiting request went through
+      const res = success(waiter.exit)
+      assert.strictEqual(res.routing.modelId, "primary")
+      assert.isAtLeast(waiter.at, 3_000 + 2_000)
+      assert.isAtMost(waiter.at, 3_000 + 2_000 + 1_000)
+    }).pipe(Effect.provide(muxOn(
+      { ...primaryFallback(), routes: { "primary-only": ["primary"] }, breaker: { failures: 1, cooldown: "1 second" } } as MuxConfig.Input,
+      { models: { primary: { latency: 2_000, faults: [{ when: { calls: 1 }, do: { kind: "error", error: "ServiceUnavailableException" } }] }, fallback: {} } }
+    ).pipe(Layer.provide(Layer.succeed(MuxStore.MuxStore, countingStore(reads)))))))
+})
+
+// --- 5. the breaker, end to end -----------------------------------------------------------------
+
+describe("breaker end to end", () => {
+  it.effect("primary down 0-60 s, a request every 4 s for 120 s: fallback during the outage, primary back after cooldown + one probe", () =>
+    Effect.gen(function*() {
+      const program = Effect.gen(function*() {
+        const out: Array<{ readonly at: number; readonly res: MuxResponse; readonly primary: string }> = []
+        for (let i = 0; i < 30; i++) {
+          const { exit } = yield* timed(converse())
+          out.push({ at: i * 4_000, res: success(exit), primary: (yield* healthOf("primary")).breaker })
+          yield* Effect.sleep((i + 1) * 4_000 - (yield* Clock.currentTimeMillis))
+        }
+        return out
+      })
+      const out = yield* runFor(program, "3 minutes")
+      assert.strictEqual(out.length, 30)
+      const log = (yield* simAttempts).filter((a) => a.modelId === "primary")
+      // 5 counted failures open it (t = 0..16 s); a probe at 46 s+ (first request after the 30 s cooldown,
+      // 48 s) fails and reopens for 60 s; the probe at 108 s succeeds and the primary is back
+      assert.deepStrictEqual(log.map((a) => [a.start, a.outcome]), [
+        [0, "ServiceUnavailableException"],
+        [4_000, "ServiceUnavailableException"],
+        [8_000, "ServiceUnavailableException"],
+        [12_000, "ServiceUnavailableException"],
+        [16_000, "ServiceUnavailableException"],
+        [48_000, "ServiceUnavailableException"],
+        [108_000, "success"],
+        [112_000, "success"],
+        [116_000, "success"]
+      ])
+      // during the outage the fallback served everything, and once open the primary was not even tried
+      for (const o of out.filter((o) => o.at < 108_000)) assert.strictEqual(o.res.routing.modelId, "fallback", `at ${o.at}`)
+      for (const o of out.filter((o) => o.at >= 20_000 && o.at < 108_000 && o.at !== 48_000)) {
+        assert.deepStrictEqual(o.res.routing.attempts.map(brief), ["fallback success"], `at ${o.at}`)
+      }
+      for (const o of out.filter((o) => o.at >= 108_000)) assert.strictEqual(o.res.routing.modelId, "primary")
+      // breaker state seen after each request
+      assert.deepStrictEqual(out.filter((o) => o.at < 16_000).map((o) => o.primary), ["closed", "closed", "closed", "closed"])
+      assert.strictEqual(out.find((o) => o.at === 16_000)!.primary, "open")
+      assert.strictEqual(out.find((o) => o.at === 48_000)!.primary, "open")
+      assert.strictEqual(out.find((o) => o.at === 108_000)!.primary, "closed")
+      // back within (second cooldown 60 s) + one request interval of the recovery at 60 s
+      const backAt = log.find((a) => a.outcome === "success")!.start
+      assert.isAtMost(backAt - 60_000, 60_000 + 4_000)
+    }).pipe(Effect.provide(muxOn(primaryFallback(), {
+      seed: 7,
+      models: {
+        primary: { latency: 100, faults: [{ when: { from: 0, to: 60_000 }, do: { kind: "error", error: "ServiceUnavailableException" } }] },
+        fallback: { latency: 100 }
+      }
+    }))))
+
+  it.effect("throttles never open the breaker", () =>
+    Effect.gen(function*() {
+      for (let i = 0; i < 20; i++) {
+        const res = success((yield* runFor(timed(converse()), "1 second")).exit)
+        assert.deepStrictEqual(res.routing.attempts.map(brief), ["primary failure Throttled failover", "fallback success"])
+      }
+      const primary = yield* healthOf("primary")
+      assert.strictEqual(primary.breaker, "closed")
+      assert.isTrue(primary.available)
+      assert.strictEqual(primary.throttles, 20)
+      assert.strictEqual(primary.failures, 0)
+    }).pipe(Effect.provide(muxOn(primaryFallback({ breaker: { failures: 2 } }), failing("ThrottlingException")))))
+
+  it.effect("half-open admits only `halfOpen` probes at once", () =>
+    Effect.gen(function*() {
+      const program = Effect.gen(function*() {
+        yield* Effect.exit(converse()) // the primary's only failure opens it until 1 000
+        yield* Effect.sleep(1_000 - (yield* Clock.currentTimeMillis))
+        const fibers = yield* Effect.forEach(Array.from({ length: 5 }), () => Effect.forkChild(converse()))
+        yield* Effect.sleep("200 millis")
+        const during = yield* healthOf("primary")
+        const results = yield* Effect.forEach(fibers, Fiber.join)
+        const after = yield* healthOf("primary")
+        return { during, results, after }
+      })
+      const { during, results, after } = yield* runFor(program)
+      assert.strictEqual(results.filter((r) => r.routing.modelId === "primary").length, 2)
+      assert.strictEqual(results.filter((r) => r.routing.modelId === "fallback").length, 3)
+      const probes = (yield* simAttempts).filter((a) => a.modelId === "primary" && a.start === 1_000)
+      assert.strictEqual(probes.length, 2)
+      assert.strictEqual(during.breaker, "half-open")
+      assert.isFalse(during.available)
+      assert.strictEqual(after.breaker, "closed")
+    }).pipe(Effect.provide(muxOn(
+      primaryFallback({ breaker: { failures: 1, cooldown: "1 second", halfOpen: 2 } }),
+      { models: { primary: { latency: 500, faults: [{ when: { calls: 1 }, do: { kind: "error", error: "ServiceUnavailableException" } }] }, fallback: { latency: 100 } } }
+    ))))
+
+  it.effect("ramp-up: right after closing, a model gets ~10% of its weight, then ramps linearly to 100%", () =>
+    Effect.gen(function*() {
+      const share = (n: number) =>
+        Effect.gen(function*() {
+          let a = 0
+          for (let i = 0; i < n; i++) if (success(yield* Effect.exit(converse())).routing.modelId === "a") a++
+          return a / n
+        })
+      const program = Effect.gen(function*() {
+        yield* Effect.exit(converse({ label: "only-a" })) // a fails: open for 1 s
+        yield* Effect.sleep("1 second")
+        assert.strictEqual(success(yield* Effect.exit(converse({ label: "only-a" }))).routing.modelId, "a") // probe closes it
+        const w0 = (yield* healthOf("a")).effectiveWeight
+        const s0 = yield* share(3_000)
+        yield* Effect.sleep("15 seconds")
+        const w1 = (yield* healthOf("a")).effectiveWeight
+        const s1 = yield* share(3_000)
+        yield* Effect.sleep("15 seconds")
+        const w2 = (yield* healthOf("a")).effectiveWeight
+        const s2 = yield* share(3_000)
+        return { w: [w0, w1, w2], s: [s0, s1, s2] }
+      })
+      const { s, w } = yield* runFor(program.pipe(Random.withSeed("ramp")), "1 minute")
+      assert.deepStrictEqual(w.map((x) => Math.round(x * 1e6) / 1e6), [10, 55, 100])
+      // expected shares a/(a+b): 10/110, 55/155, 100/200 (binomial sd <= 0.01 at n = 3000)
+      assert.closeTo(s[0]!, 10 / 110, 0.03)
+      assert.closeTo(s[1]!, 55 / 155, 0.04)
+      assert.closeTo(s[2]!, 0.5, 0.04)
+    }).pipe(Effect.provide(muxOn(
+      {
+        models: [{ modelId: "a", weight: 100 }, { modelId: "b", weight: 100 }],
+        routes: { "only-a": ["a"] },
+        breaker: { failures: 1, cooldown: "1 second", rampUp: "30 seconds" }
+      },
+      { models: { a: { faults: [{ when: { calls: 1 }, do: { kind: "error", error: "ServiceUnavailableException" } }] }, b: {} } }
+    ))))
+
+  it.effect("a retry of the same model whose breaker just opened fails over instead of giving up", () =>
+    Effect.gen(function*() {
+      const [{ exit }, primary] = yield* runFor(Effect.zip(timed(converse()), healthOf("primary")))
+      const res = success(exit)
+      assert.strictEqual(res.routing.modelId, "fallback")
+      assert.deepStrictEqual(res.routing.attempts.map(brief), ["primary failure InternalServer retry-same", "fallback success"])
+      assert.strictEqual(primary.breaker, "open")
+    }).pipe(Effect.provide(muxOn(primaryFallback({ breaker: { failures: 1 } }), failing("InternalServerException")))))
+})
+
+describe("defects", () => {
+  let calls = 0
+  const runtime = BedrockRuntime.of({
+    converse: (input) =>
+      Effect.suspend(() => {
+        calls++
+        if (calls === 1) return Effect.fail(BedrockError.make(new BedrockError.ServiceUnavailable(), "down", input.modelId))
+        if (calls === 2) return Effect.die(new Error("boom"))
+        return Effect.succeed<ConverseCommandOutput>({
+          $metadata: {},
+          output: { message: { role: "assistant", content: [{ text: "ok" }] } },
+          stopReason: "end_turn",
+          usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 },
+          metrics: { latencyMs: 0 }
+        })
+      }),
+    converseStream: () => Stream.die("not used")
+  })
+
+  it.effect("a probe that dies gives its slot back: the half-open breaker still admits", () =>
+    Effect.gen(function*() {
+      assert.strictEqual(muxError(yield* Effect.exit(converse())).reason._tag, "NoModelsAvailable") // opens it
+      yield* TestClock.adjust("1 second")
+      const died = yield* Effect.exit(converse())
+      assert.isTrue(Exit.isFailure(died) && died.cause.reasons.some((r) => r._tag === "Die"))
+      assert.isTrue((yield* healthOf("only")).available)
+      assert.strictEqual(success(yield* Effect.exit(converse())).routing.modelId, "only")
+      assert.strictEqual(calls, 3)
+    }).pipe(Effect.provide(
+      BedrockMux.layer({ models: [{ modelId: "only" }], breaker: { failures: 1, cooldown: "1 second" } }).pipe(
+        Layer.provide(Layer.succeed(BedrockRuntime, runtime))
+      )
+    )))
+})
+
+// --- 6. invariants over random pools and fault scripts ------------------------------------------
+
+const ERRORS: ReadonlyArray<SimulatorScript.ErrorName> = [
+  "ThrottlingException",
+  "ServiceUnavailableException",
+  "InternalServerException",
+  "ModelNotReadyException",
+  "ModelTimeoutException",
+  "ModelErrorException",
+  "ValidationException",
+  "AccessDeniedException",
+  "ResourceNotFoundException",
+  "ServiceQuotaExceededException"
+]
+const STREAM_ERRORS = ["throttlingException", "modelStreamErrorException", "internalServerException", "serviceUnavailableException", "validationException"] as const
+
+const actionArb = (hang: boolean): fc.Arbitrary<Record<string, unknown>> =>
+  fc.oneof(
+    { weight: 6, arbitrary: fc.record({ kind: fc.constant("error"), error: fc.constantFrom(...ERRORS), originalStatusCode: fc.constantFrom(400, 429, 500, 503) }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constantFrom("cut", "malformed"), afterTokens: fc.nat({ max: 3 }) }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant("streamError"), afterTokens: fc.nat({ max: 3 }), error: fc.constantFrom(...STREAM_ERRORS) }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constantFrom("emptyOutput", "noMetadata") }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant("slow"), latency: fc.integer({ min: 0, max: 3_000 }) }) },
+    { weight: hang ? 2 : 0, arbitrary: fc.record({ kind: fc.constantFrom("hang", "stall"), afterTokens: fc.constant(0) }) }
+  )
+
+const modelArb = fc.record({
+  tier: fc.integer({ min: 0, max: 2 }),
+  weight: fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 5, arbitrary: fc.integer({ min: 1, max: 100 }) }),
+  latency: fc.integer({ min: 0, max: 500 }),
+  hangs: fc.boolean(),
+  timeout: fc.integer({ min: 200, max: 3_000 })
+}).chain((m) =>
+  fc.record({
+    model: fc.constant(m),
+    faults: fc.array(
+      fc.record({
+        when: fc.record({ probability: fc.oneof({ weight: 4, arbitrary: fc.double({ min: 0.05, max: 0.6, noNaN: true }) }, { weight: 1, arbitrary: fc.constant(1) }) }),
+        do: actionArb(m.hangs)
+      }),
+      { maxLength: 3 }
+    )
+  })
+)
+
+const scenarioArb = fc.record({
+  models: fc.array(modelArb, { minLength: 1, maxLength: 5 }),
+  attempts: fc.integer({ min: 1, max: 6 }),
+  deadline: fc.integer({ min: 1_000, max: 20_000 }),
+  failures: fc.integer({ min: 1, max: 4 }),
+  cooldown: fc.integer({ min: 500, max: 5_000 }),
+  halfOpen: fc.integer({ min: 1, max: 2 }),
+  gaps: fc.array(fc.integer({ min: 0, max: 3_000 }), { minLength: 5, maxLength: 15 }),
+  seed: fc.integer()
+})
+
+describe("invariants (property over random pools and fault scripts)", () => {
+  it("attempts never exceed `attempts`; one outcome per request; no repeats without retry-same; tiers in order", async () => {
+    const seen = { success: 0, failure: 0, failovers: 0, retries: 0, deadline: 0, tierChecks: 0 }
+    await fc.assert(
+      fc.asyncProperty(scenarioArb, async (sc) => {
+        const entries = sc.models.map(({ model }, i) => ({
+          modelId: `m${i}`,
+          // the first model is always a primary
+          tier: i === 0 ? 0 : model.tier,
+          weight: i === 0 ? Math.max(1, model.weight) : model.weight,
+          ...(model.hangs ? { timeout: Math.min(model.timeout, sc.deadline) } : {})
+        }))
+        const config = {
+          models: entries,
+          attempts: sc.attempts,
+          timeout: Math.min(5_000, sc.deadline),
+          deadline: sc.deadline,
+          breaker: { failures: sc.failures, cooldown: sc.cooldown, cooldownMax: sc.cooldown * 4, halfOpen: sc.halfOpen, window: "30 seconds" }
+        } as MuxConfig.Input
+        const script = {
+          seed: sc.seed,
+          models: Object.fromEntries(sc.models.map(({ model, faults }, i) => [`m${i}`, { latency: model.latency, faults }]))
+        } as unknown as SimulatorScript.ScriptInput
+        const tierOf = new Map(entries.map((m) => [m.modelId, m.tier]))
+
+        const program = Effect.gen(function*() {
+          const mux = yield* BedrockMux
+          for (const gap of sc.gaps) {
+            yield* Effect.sleep(gap)
+            const before = (yield* mux.health).models
+            const logBefore = (yield* simAttempts).length
+            const exit = yield* Effect.exit(mux.converse(hello))
+            const log = yield* simAttempts
+
+            // exactly one outcome: a response or a typed MuxError (no defect, no interruption)
+            const attempts = Exit.isSuccess(exit) ? exit.value.routing.attempts : muxError(exit).attempts
+            if (Exit.isSuccess(exit)) {
+              seen.success++
+              const last = attempts[attempts.length - 1]!
+              assert.strictEqual(last.outcome, "success")
+              assert.strictEqual(exit.value.routing.modelId, last.modelId)
+              assert.strictEqual(exit.value.routing.target, last.target)
+              assert.strictEqual(exit.value.routing.fallbackUsed, tierOf.get(last.modelId)! > 0)
+            } else {
+              seen.failure++
+              const error = muxError(exit)
+              if (error.reason._tag === "DeadlineExceeded") seen.deadline++
+              if (error.reason._tag === "AttemptsExhausted") assert.strictEqual(attempts.length, sc.attempts)
+              if (error.reason._tag === "Failed") assert.strictEqual(attempts[attempts.length - 1]!.decision, "fail-fast")
+            }
+            assert.isAtMost(attempts.length, sc.attempts)
+            attempts.slice(0, -1).forEach((a) => assert.strictEqual(a.outcome, "failure"))
+            // every attempt reached the provider once, and no call is left running after the request
+            assert.strictEqual(log.length - logBefore, attempts.length)
+            for (const a of log) assert.notStrictEqual(a.outcome, "pending")
+
+            attempts.forEach((a, k) => {
+              const prev = attempts[k - 1]
+              const repeat = attempts.slice(0, k).some((b) => b.target === a.target)
+              if (prev?.decision === "failover") seen.failovers++
+              if (repeat) {
+                // a model appears again only right after a retry-same decision on it
+                assert.strictEqual(prev?.target, a.target)
+                assert.strictEqual(prev?.decision, "retry-same")
+                seen.retries++
+                return
+              }
+              // closed before the request and untried in it: still closed (requests run one at a time),
+              // so eligible; no attempt may go to a higher tier than such a model
+              const eligible = before.filter((m) =>
+                m.breaker === "closed" && m.weight > 0 && !attempts.slice(0, k).some((b) => b.target === m.target)
+              )
+              if (eligible.length > 0) {
+                seen.tierChecks++
+                assert.isAtMost(tierOf.get(a.modelId)!, Math.min(...eligible.map((m) => m.tier)), `attempt ${k} of ${attempts.map(brief)}`)
+              }
+            })
+          }
+        })
+        await Effect.runPromise(
+          Effect.scoped(runFor(program, "2 hours")).pipe(
+            Effect.provide(muxOn(config, script)),
+            Random.withSeed(sc.seed),
+            Effect.provide(TestClock.layer())
+          )
+        )
+      }),
+      { seed: 20260101, numRuns: 100 }
+    )
+    // the random scenarios exercise every path the invariants are about
+    for (const [k, v] of Object.entries(seen)) assert.isAbove(v, 10, k)
+  }, 120_000)
+})
+
+// --- 7. health and stats ------------------------------------------------------------------------
+
+describe("health and stats", () => {
+  /** JSON with every number zeroed: the shape only. */
+  const shape = (u: unknown) => JSON.stringify(u, (_k, v) => (typeof v === "number" ? 0 : v))
+
+  it.effect("bounded: 20 000 requests do not grow health or stats", () =>
+    Effect.gen(function*() {
+      const program = Effect.gen(function*() {
+        const mux = yield* BedrockMux
+        const snapshots: Array<{ readonly stats: string; readonly health: string }> = []
+        for (let i = 1; i <= 20_000; i++) {
+          yield* Effect.exit(mux.converse(hello))
+          yield* Effect.sleep("50 millis")
+          if (i === 1_000 || i === 20_000) snapshots.push({ stats: JSON.stringify(yield* mux.stats), health: JSON.stringify(yield* mux.health) })
+        }
+        return { snapshots, stats: yield* mux.stats }
+      })
+      const { snapshots, stats } = yield* runFor(program.pipe(Random.withSeed("bounded")), "2 hours")
+      assert.strictEqual(stats.requests, 20_000)
+      assert.strictEqual(stats.successes + stats.failures, 20_000)
+      assert.isAbove(stats.failovers, 100)
+      const [early, late] = snapshots
+      assert.strictEqual(shape(JSON.parse(late!.stats)), shape(JSON.parse(early!.stats)))
+      assert.strictEqual(shape(JSON.parse(late!.health)), shape(JSON.parse(early!.health)))
+      // only the digits of the counters grow
+      assert.isAtMost(late!.stats.length - early!.stats.length, 60)
+      assert.isAtMost(late!.health.length - early!.health.length, 60)
+    }).pipe(Effect.provide(muxOn(primaryFallback({ breaker: { failures: 20 } }), {
+      seed: 8,
+      logLimit: 10,
+      models: {
+        primary: { latency: { uniform: [0, 20] }, faults: [{ when: { probability: 0.1 }, do: { kind: "error", error: "ServiceUnavailableException" } }, { when: { probability: 0.1 }, do: { kind: "error", error: "ThrottlingException" } }] },
+        fallback: { latency: 5 }
+      }
+    } as SimulatorScript.ScriptInput))), 60_000)
+
+  it.effect("p50 / p95 reflect the simulator's latencies within 5 %", () =>
+    Effect.gen(function*() {
+      const results = yield* runFor(Effect.all(Array.from({ length: 2_000 }, () => Effect.exit(converse())), { concurrency: "unbounded" }), "5 seconds")
+      results.forEach(success)
+      const mux = yield* BedrockMux
+      const stats = yield* mux.stats
+      const model = (yield* mux.health).models[0]!
+      // the latencies the simulator really produced (uniform on [100, 300] ms), from its attempt log
+      const latencies = (yield* simAttempts).map((a) => a.end! - a.start).sort((a, b) => a - b)
+      assert.strictEqual(latencies.length, 2_000)
+      const quantile = (q: number) => latencies[Math.ceil(q * latencies.length) - 1]!
+      const mean = latencies.reduce((a, b) => a + b, 0) / latencies.length
+      assert.closeTo(quantile(0.5), 200, 10) // sanity: the script's distribution
+      assert.closeTo(quantile(0.95), 290, 10)
+      for (const l of [model.latencyMs, stats.latencyMs]) {
+        assert.closeTo(l.p50, quantile(0.5), quantile(0.5) * 0.05)
+        assert.closeTo(l.p95, quantile(0.95), quantile(0.95) * 0.05)
+        assert.closeTo(l.mean, mean, mean * 0.05)
+      }
+      assert.isAtLeast(stats.latencyMs.min, 100)
+      assert.isAtMost(stats.latencyMs.max, 300)
+      assert.strictEqual(model.successes, 2_000)
+    }).pipe(Effect.provide(muxOn({ models: [{ modelId: "m" }] }, { seed: 9, models: { m: { latency: { uniform: [100, 300] } } } }))))
+
+  it.effect("simpleHealth: 200 while one of three models is throttled and another open; 503 only when none can take traffic", () =>
+    Effect.gen(function*() {
+      const program = Effect.gen(function*() {
+        const mux = yield* BedrockMux
+        const fresh = yield* mux.simpleHealth
+        yield* Effect.exit(converse({ label: "throttled" }))
+        yield* Effect.exit(converse({ label: "down" }))
+        const partial = { simple: yield* mux.simpleHealth, health: yield* mux.health }
+        return { fresh, partial }
+      })
+      const { fresh, partial } = yield* runFor(program)
+      assert.deepStrictEqual(fresh, { status: "healthy", code: 200 })
+      assert.deepStrictEqual(partial.simple, { status: "healthy", code: 200 })
+      assert.strictEqual(partial.health.status, "degraded")
+      assert.deepStrictEqual(
+        partial.health.models.map((m) => [m.modelId, m.breaker, m.available, m.throttles]),
+        [["throttled", "closed", true, 1], ["down", "open", false, 0], ["ok", "closed", true, 0]]
+      )
+    }).pipe(Effect.provide(muxOn(
+      {
+        models: [{ modelId: "throttled" }, { modelId: "down" }, { modelId: "ok" }],
+        routes: { throttled: ["throttled"], down: ["down"] },
+        breaker: { failures: 1 }
+      },
+      {
+        models: {
+          throttled: { faults: [{ do: { kind: "error", error: "ThrottlingException" } }] },
+          down: { faults: [{ do: { kind: "error", error: "ServiceUnavailableException" } }] },
+          ok: {}
+        }
+      }
+    ))))
+
+  it.effect("simpleHealth: 503 when every breaker is open, 200 again once one half-opens", () =>
+    Effect.gen(function*() {
+      const program = Effect.gen(function*() {
+        const mux = yield* BedrockMux
+        const error = muxError(yield* Effect.exit(converse()))
+        const down = { simple: yield* mux.simpleHealth, health: yield* mux.health }
+        yield* Effect.sleep("10 seconds")
+        const recovered = yield* mux.simpleHealth
+        return { error, down, recovered }
+      })
+      const { error, down, recovered } = yield* runFor(program)
+      assert.strictEqual(error.attempts.length, 3)
+      assert.deepStrictEqual(down.simple, { status: "unhealthy", code: 503 })
+      assert.strictEqual(down.health.status, "unhealthy")
+      assert.deepStrictEqual(down.health.models.map((m) => [m.breaker, m.recoversAt]), [["open", 10_000], ["open", 10_000], ["open", 10_000]])
+      assert.deepStrictEqual(recovered, { status: "healthy", code: 200 })
+    }).pipe(Effect.provide(muxOn(
+      { models: [{ modelId: "a" }, { modelId: "b" }, { modelId: "c", tier: 1 }], breaker: { failures: 1, cooldown: "10 seconds" } },
+      { models: { "*": { faults: [{ do: { kind: "error", error: "ServiceUnavailableException" } }] } }, unknownModels: "default" }
+    ))))
+})
