@@ -26,7 +26,7 @@ export class Histogram {
     if (v > this.max) this.max = v
   }
 
-  /** The q-quantile (0..1), reported as the bucket's upper bound clamped to [min, max]. */
+  /** The q-quantile (0..1), reported as the bucket's geometric middle (±2.5 %) clamped to [min, max]. */
   quantile(q: number): number {
     if (this.count === 0) return 0
     const rank = Math.max(1, Math.ceil(q * this.count))
@@ -34,8 +34,8 @@ export class Histogram {
     for (let i = 0; i < BUCKETS; i++) {
       seen += this.counts[i]!
       if (seen >= rank) {
-        const upper = i === 0 ? MIN_MS : MIN_MS * FACTOR ** i
-        return Math.min(this.max, Math.max(this.min, upper))
+        const middle = i === 0 ? MIN_MS : MIN_MS * FACTOR ** (i - 0.5)
+        return Math.min(this.max, Math.max(this.min, middle))
       }
     }
     return this.max
