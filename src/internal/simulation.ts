@@ -154,7 +154,8 @@ export const admit = (
       return { ok: false, kind: "tokens", retryAfterMs: (state.tokens[0]?.at ?? now) + WINDOW_MS - now }
     }
   }
-  state.requests.push(now)
+  // only a limited quota needs the log (an unlimited one would grow with traffic)
+  if (script.rpm !== undefined) state.requests.push(now)
   if (script.tpm === undefined) return { ok: true, reservation: undefined }
   const reservation: Reservation = { at: now, tokens: reserve }
   state.tokens.push(reservation)
