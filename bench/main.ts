@@ -20,6 +20,12 @@ const suites: Record<string, () => Promise<object>> = {
   mux: () => Effect.runPromise(Mux.run({ calls: quick ? 20_000 : 200_000, heapRequests: quick ? 100_000 : 1_000_000 }))
 }
 try {
+  const admission = await import("./admission.ts")
+  suites["admission"] = () => admission.run({ requests: quick ? 20_000 : 100_000 })
+} catch (e) {
+  console.error("admission suite unavailable:", e)
+}
+try {
   const transport = await import("./transport.ts")
   suites["transport"] = () => transport.run({ calls: quick ? 500 : 3_000 })
 } catch {

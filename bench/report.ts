@@ -26,6 +26,26 @@ export const renderMarkdown = (dir: string): string => {
       ""
     )
   }
+  const a = read(dir, "admission")
+  if (a !== undefined) {
+    const row = (name: string, r: Record<string, number> | undefined) =>
+      r === undefined ? "" : `| ${name} | ${f(r.p50us)} / ${f(r.p99us)} µs | ${f(r.perCallCpuUs, 2)} µs |`
+    out.push(
+      `## Admission cost at concurrency ${a.concurrency} (zero-latency simulator; ${a.node}, ${a.cpus} CPUs, ${a.date}${a.quick ? ", --quick" : ""})`,
+      "",
+      "| mux | call p50 / p99 (200 in flight) | wall time per call |",
+      "|---|---|---|",
+      row("no quotas, memory store", a.withoutLimits),
+      row("rpm/tpm quotas, memory store", a.memoryStore),
+      ...(typeof a.redis === "string" ? [] : [row("no quotas, Redis store (breakers, cooldowns)", a.redisStoreBreakersOnly), row("rpm/tpm quotas, Redis store", a.redisStore)]),
+      "",
+      `Added by admission: memory store ${f(a.memoryAddedPerCallUs, 2)} µs wall time per call (p50 at 200 in flight moves ${f(a.memoryAddedP50us)} µs);` +
+        (typeof a.redis === "string"
+          ? ` Redis: ${a.redis}.`
+          : ` Redis store ${f(a.redisAddedP50us)} µs at p50 (a Redis PING round trip is ${f(a.redisPingP50us)} µs at p50).`),
+      ""
+    )
+  }
   const t = read(dir, "transport")
   if (t !== undefined) {
     out.push(

@@ -104,7 +104,7 @@ export const throttledPrimary: Effect.Effect<Table, unknown> = virtual(Effect.ge
   const attempts = yield* BedrockSimulator.attempts
   return {
     title: "(a) primary limited to 3 RPM, fallback 25 RPM, 10 concurrent requests",
-    expectation: "10/10 succeed: 3 on the primary, 7 fail over to the fallback",
+    expectation: "10/10 succeed: 3 on the primary, 7 on the fallback; after the first throttle the primary cools down, so later requests skip it",
     columns: ["model", "answered", "calls seen by Bedrock", "throttled"],
     rows: ["primary", "fallback"].map((m) => [
       m,
@@ -224,10 +224,99 @@ export const hangingModel: Effect.Effect<Table, unknown> = virtual(Effect.gen(fu
   ))
 ))
 
+/** (e) admission: the primary's 3 RPM is known, so no throttled call is sent at all. */
+export const admission: Effect.Effect<Table, unknown> = virtual(Effect.gen(function*() {
+  const mux = yield* BedrockMux
+  const responses = yield* Effect.forEach(Array.from({ length: 10 }), () => Effect.result(mux.converse(request)), {
+    concurrency: "unbounded"
+  })
+  const ok = responses.flatMap((r) => (r._tag === "Success" ? [r.success.routing.modelId] : []))
+  const attempts = yield* BedrockSimulator.attempts
+  const throttled = attempts.filter((a) => a.outcome === "ThrottlingException").length
+  return {
+    title: "(e) primary 3 RPM known to the mux (rpm: 3), fallback 25 RPM, 10 concurrent requests",
+    expectation: "10/10 succeed, exactly 3 on the primary, 0 throttled calls sent",
+    columns: ["model", "answered", "calls seen by Bedrock", "throttled"],
+    rows: ["primary", "fallback"].map((m) => [
+      m,
+      ok.filter((x) => x === m).length,
+      attempts.filter((a) => a.modelId === m).length,
+      attempts.filter((a) => a.modelId === m && a.outcome === "ThrottlingException").length
+    ]),
+    summary: { requests: 10, successes: ok.length, throttledCallsSent: throttled },
+    ok: ok.length === 10 && ok.filter((x) => x === "primary").length === 3 && throttled === 0
+  } satisfies Table
+}).pipe(
+  Effect.provide(BedrockMux.layer({ models: [{ modelId: "primary", weight: 100, rpm: 3 }, { modelId: "fallback", weight: 30, isFallback: true, rpm: 25 }] }).pipe(
+    Layer.provideMerge(sim({ models: { primary: { rpm: 3, latency: 300 }, fallback: { rpm: 25, latency: 500 } } }))
+  ))
+))
+
+/** (f) two primaries of 3 RPM each and a fallback: 3, 3, 4. */
+export const twoPrimaries: Effect.Effect<Table, unknown> = virtual(Effect.gen(function*() {
+  const mux = yield* BedrockMux
+  const responses = yield* Effect.forEach(Array.from({ length: 10 }), () => Effect.result(mux.converse(request)), {
+    concurrency: "unbounded"
+  })
+  const ok = responses.flatMap((r) => (r._tag === "Success" ? [r.success.routing.modelId] : []))
+  const count = (m: string) => ok.filter((x) => x === m).length
+  const throttled = (yield* BedrockSimulator.attempts).filter((a) => a.outcome === "ThrottlingException").length
+  return {
+    title: "(f) two primaries at 3 RPM each (account sharding) and a fallback, 10 concurrent requests",
+    expectation: "3, 3 and 4; no throttled call",
+    columns: ["model", "answered"],
+    rows: ["primary-a", "primary-b", "fallback"].map((m) => [m, count(m)]),
+    summary: { requests: 10, successes: ok.length, throttledCallsSent: throttled },
+    ok: count("primary-a") === 3 && count("primary-b") === 3 && count("fallback") === 4 && throttled === 0
+  } satisfies Table
+}).pipe(
+  Effect.provide(BedrockMux.layer({
+    models: [
+      { modelId: "primary-a", weight: 50, rpm: 3 },
+      { modelId: "primary-b", weight: 50, rpm: 3 },
+      { modelId: "fallback", weight: 30, isFallback: true }
+    ]
+  }).pipe(Layer.provideMerge(sim({ models: { "primary-a": { rpm: 3 }, "primary-b": { rpm: 3 }, fallback: {} } }))))
+))
+
+/** (g) per-tenant quotas: A at 3 RPM, B and C at 10 RPM, 5 concurrent requests each. */
+export const tenants: Effect.Effect<Table, unknown> = virtual(Effect.gen(function*() {
+  const mux = yield* BedrockMux
+  const names = ["A", "B", "C"]
+  const jobs = Array.from({ length: 15 }, (_, i) => names[i % 3]!)
+  const results = yield* Effect.forEach(jobs, (tenant) =>
+    Effect.map(Effect.result(mux.converse(request, { tenant })), (r) => ({ tenant, r })), { concurrency: "unbounded" })
+  const rows = names.map((t) => {
+    const mine = results.filter((x) => x.tenant === t)
+    return [
+      t,
+      t === "A" ? 3 : 10,
+      mine.filter((x) => x.r._tag === "Success").length,
+      mine.filter((x) => x.r._tag === "Failure" && x.r.failure.reason._tag === "QuotaExceeded").length
+    ]
+  })
+  return {
+    title: "(g) tenants A at 3 RPM, B and C at 10 RPM, 5 concurrent requests each",
+    expectation: "A: 3 succeed, 2 QuotaExceeded; B and C: 5 of 5",
+    columns: ["tenant", "rpm", "succeeded", "QuotaExceeded"],
+    rows,
+    summary: { requests: 15 },
+    ok: rows[0]![2] === 3 && rows[0]![3] === 2 && rows[1]![2] === 5 && rows[2]![2] === 5
+  } satisfies Table
+}).pipe(
+  Effect.provide(BedrockMux.layer({
+    models: [...pool],
+    tenants: { A: { rpm: 3 }, B: { rpm: 10 }, C: { rpm: 10 } }
+  }).pipe(Layer.provideMerge(sim({ models: { primary: {}, fallback: {} } }))))
+))
+
 export const scenarios: Record<string, Effect.Effect<Table, unknown>> = {
   runtime: runtimeWorkload(),
   "throttled-primary": throttledPrimary,
   outage,
   "validation-storm": validationStorm,
-  "hanging-model": hangingModel
+  "hanging-model": hangingModel,
+  admission,
+  "two-primaries": twoPrimaries,
+  tenants
 }

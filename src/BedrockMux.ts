@@ -31,7 +31,7 @@
  * @since 0.1.0
  */
 import type { ConverseCommandInput, ConverseCommandOutput } from "@aws-sdk/client-bedrock-runtime"
-import { Clock, Config, Context, Duration, Effect, Layer, Schema } from "effect"
+import { Clock, Config, Context, Duration, Effect, Layer, Random, Schema } from "effect"
 import * as BedrockError from "./BedrockError.ts"
 import { BedrockRuntime, type Service as RuntimeService } from "./BedrockRuntime.ts"
 import * as Breaker from "./internal/breaker.ts"
@@ -60,6 +60,8 @@ export interface ConverseOptions {
   readonly tenant?: string
   /** when nothing is eligible, wait for the earliest recovery inside the deadline */
   readonly waitForRecovery?: boolean
+  /** a tenant over its quota waits for room (inside the deadline) instead of failing with QuotaExceeded */
+  readonly waitForQuota?: boolean
 }
 
 /**
@@ -97,6 +99,8 @@ export interface ModelHealth {
   readonly available: boolean
   /** epoch ms when an open breaker half-opens */
   readonly recoversAt?: number
+  /** a throttle cooldown in force: until when (epoch ms of the mux's Clock) and why */
+  readonly cooldown?: { readonly until: number; readonly kind: "requests" | "tokens" | "daily" | "unknown" }
   readonly successes: number
   readonly failures: number
   readonly throttles: number
@@ -283,9 +287,11 @@ export const make = Effect.fnUntraced(function*(
   )
   if (unknown.length > 0) return yield* new MuxConfig.MuxConfigError({ problems: unknown })
   const store = (yield* MuxStore.MuxStore) ?? MuxStore.makeMemory()
+  const instance = `${(yield* Random.nextInt).toString(36)}`
   const engine = Engine.make({
     config,
     store,
+    instance,
     runtimes: (m) => (m.client === undefined ? defaultRuntime : clients.get(m.client)!)
   })
   return BedrockMux.of(makeService(engine, config))
@@ -300,13 +306,29 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig): Servic
       )
     }
     return Effect.map(
-      engine.route(options, (target, timeout, scope) =>
-        target.runtime.converse({ ...request, modelId: target.model.modelId }).pipe(
-          Effect.timeoutOrElse({
-            duration: timeout,
-            orElse: () => Effect.fail(deadlineError(scope, timeout, target.model.modelId))
-          })
-        )),
+      engine.route(
+        {
+          ...options,
+          admission: {
+            inputTokens: config.policy.estimateInputTokens(request),
+            maxTokens: request.inferenceConfig?.maxTokens,
+            tenant: options.tenant,
+            waitForQuota: options.waitForQuota
+          }
+        },
+        (target, attempt) =>
+          target.runtime.converse({
+            ...request,
+            modelId: target.model.modelId,
+            ...(attempt.serviceTier !== undefined ? { serviceTier: { type: attempt.serviceTier } } : {})
+          }).pipe(
+            Effect.timeoutOrElse({
+              duration: attempt.timeout,
+              orElse: () => Effect.fail(deadlineError(attempt.deadlineScope, attempt.timeout, target.model.modelId))
+            })
+          ),
+        usageOf
+      ),
       (routed) => ({
         ...routed.value,
         routing: {
@@ -322,11 +344,14 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig): Servic
   const modelsHealth = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     const states = yield* engine.states
+    const cooldowns = yield* engine.cooldowns
     return engine.targets.map((t): ModelHealth => {
       const state = states[t.index]!
+      const cooldown = cooldowns[t.index]
+      const cooling = cooldown !== undefined && cooldown.until > now
       const [ok, failed] = t.stats.window.totals(now)
       const recoversAt = Breaker.recoversAt(engine.settings, state, now)
-      const available = Breaker.admits(engine.settings, state, now) && t.model.weight > 0
+      const available = Breaker.admits(engine.settings, state, now) && t.model.weight > 0 && !cooling
       return {
         modelId: t.model.modelId,
         target: t.model.target,
@@ -336,6 +361,7 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig): Servic
         breaker: Breaker.stateName(state, now),
         available,
         ...(recoversAt !== undefined && !available ? { recoversAt } : {}),
+        ...(cooling ? { cooldown: { until: cooldown.until, kind: cooldown.kind } } : {}),
         successes: t.stats.successes,
         failures: t.stats.failures,
         throttles: t.stats.throttles,
@@ -382,6 +408,13 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig): Servic
     h.status === "unhealthy" ? { status: "unhealthy", code: 503 } : { status: "healthy", code: 200 })
 
   return { converse, health, stats, simpleHealth, config }
+}
+
+/** What a Converse response really used, as Bedrock counts it against TPM. */
+const usageOf = (out: ConverseCommandOutput): number | undefined => {
+  const u = out.usage
+  if (u === undefined) return undefined
+  return (u.inputTokens ?? 0) + (u.outputTokens ?? 0) + (u.cacheWriteInputTokens ?? 0)
 }
 
 const deadlineError = (scope: "attempt" | "request", after: Duration.Duration, modelId: string) =>

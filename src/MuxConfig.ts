@@ -50,7 +50,16 @@ const ModelEntry = Schema.Struct({
   timeout: Schema.optionalKey(DurationInput),
   contextWindow: Schema.optionalKey(PositiveInt),
   labels: Schema.optionalKey(Schema.Array(Schema.String)),
-  client: Schema.optionalKey(Schema.NonEmptyString)
+  client: Schema.optionalKey(Schema.NonEmptyString),
+  rpm: Schema.optionalKey(PositiveInt),
+  tpm: Schema.optionalKey(PositiveInt),
+  maxTokens: Schema.optionalKey(PositiveInt),
+  escalate: Schema.optionalKey(Schema.Literals(["priority", "reserved"]))
+})
+
+const TenantLimits = Schema.Struct({
+  rpm: Schema.optionalKey(PositiveInt),
+  tpm: Schema.optionalKey(PositiveInt)
 })
 
 const Decision = Schema.Struct({
@@ -88,7 +97,15 @@ const Fields = Schema.Struct({
     max: DurationInput,
     times: PositiveInt
   })),
-  onStoreError: Schema.optionalKey(Schema.Literals(["allow", "fail"]))
+  onStoreError: Schema.optionalKey(Schema.Literals(["allow", "fail"])),
+  tenants: Schema.optionalKey(Schema.Record(Schema.String, TenantLimits)),
+  defaultTenant: Schema.optionalKey(TenantLimits),
+  cooldowns: Schema.optionalKey(Schema.Struct({
+    requests: Schema.optionalKey(DurationInput),
+    tokens: Schema.optionalKey(DurationInput),
+    daily: Schema.optionalKey(DurationInput),
+    unknown: Schema.optionalKey(DurationInput)
+  }))
 })
 
 /**
@@ -112,7 +129,46 @@ export interface Model {
   readonly contextWindow: number | undefined
   readonly labels: ReadonlyArray<string>
   readonly client: string | undefined
+  /** client-side quota of this target (requests / tokens per minute) */
+  readonly rpm: number | undefined
+  readonly tpm: number | undefined
+  /** tokens reserved for the output when a request sets no maxTokens */
+  readonly maxTokens: number
+  /** on a throttle, try once more at this service tier before failing over */
+  readonly escalate: "priority" | "reserved" | undefined
 }
+
+/**
+ * Per-tenant limits.
+ * @since 0.1.0
+ */
+export interface TenantLimits {
+  readonly rpm?: number | undefined
+  readonly tpm?: number | undefined
+}
+
+/**
+ * How long a throttled target stays out, by throttle kind (a `retry-after`
+ * from Bedrock wins when it is longer).
+ * @since 0.1.0
+ */
+export interface Cooldowns {
+  readonly requests: Duration.Duration
+  readonly tokens: Duration.Duration
+  readonly daily: Duration.Duration
+  readonly unknown: Duration.Duration
+}
+
+/** @since 0.1.0 */
+export const defaultCooldowns: Cooldowns = {
+  requests: Duration.seconds(10),
+  tokens: Duration.seconds(30),
+  daily: Duration.hours(1),
+  unknown: Duration.seconds(10)
+}
+
+/** The output reservation when neither the request nor the model says (Bedrock reserves the model's maximum). @since 0.1.0 */
+export const DEFAULT_MAX_TOKENS = 4_096
 
 /**
  * The decoded config: the pool, the policy, the routes.
@@ -126,6 +182,11 @@ export interface MuxConfig {
   /** label → indexes into `models` */
   readonly routes: ReadonlyMap<string, ReadonlyArray<number>>
   readonly onStoreError: "allow" | "fail"
+  /** limits by tenant key */
+  readonly tenants: ReadonlyMap<string, TenantLimits>
+  /** limits of a tenant not listed in `tenants` (none: unlimited) */
+  readonly defaultTenant: TenantLimits | undefined
+  readonly cooldowns: Cooldowns
 }
 
 /**
@@ -224,7 +285,11 @@ const toConfig = (f: Fields): MuxConfig => {
     timeout: m.timeout,
     contextWindow: m.contextWindow,
     labels: m.labels ?? [],
-    client: m.client
+    client: m.client,
+    rpm: m.rpm,
+    tpm: m.tpm,
+    maxTokens: m.maxTokens ?? DEFAULT_MAX_TOKENS,
+    escalate: m.escalate
   }))
   const routes = new Map<string, Array<number>>()
   const add = (label: string, index: number) => {
@@ -255,7 +320,22 @@ const toConfig = (f: Fields): MuxConfig => {
     backoff: f.backoff === undefined ? undefined : Policy.exponentialBackoff(f.backoff),
     waitForRecovery: f.waitForRecovery ?? false
   })
-  return { name: f.name ?? "default", models, policy, routes, onStoreError: f.onStoreError ?? "allow" }
+  const c = f.cooldowns ?? {}
+  return {
+    name: f.name ?? "default",
+    models,
+    policy,
+    routes,
+    onStoreError: f.onStoreError ?? "allow",
+    tenants: new Map(Object.entries(f.tenants ?? {})),
+    defaultTenant: f.defaultTenant,
+    cooldowns: {
+      requests: c.requests ?? defaultCooldowns.requests,
+      tokens: c.tokens ?? defaultCooldowns.tokens,
+      daily: c.daily ?? defaultCooldowns.daily,
+      unknown: c.unknown ?? defaultCooldowns.unknown
+    }
+  }
 }
 
 const decodeFields = Schema.decodeUnknownResult(Fields)

@@ -12,6 +12,9 @@
  *   time one recovers.
  * - `DeadlineExceeded`: the request deadline expired; the in-flight attempt
  *   was aborted.
+ * - `QuotaExceeded`: the request's tenant is over its RPM/TPM; `retryAfterMs`
+ *   says when a request of this size fits.
+ * - `StoreUnavailable`: the shared store failed and the mux fails closed.
  * - `InvalidRequest`: the request itself is malformed (no messages, a
  *   `modelId` given, an unknown route label, a bad deadline).
  *
@@ -35,7 +38,7 @@ export interface AttemptRecord {
   /** the failure's reason tag */
   readonly reason?: BedrockError.ReasonTag
   /** what the router did next */
-  readonly decision?: "retry-same" | "failover" | "fail-fast" | "stop"
+  readonly decision?: "retry-same" | "escalate" | "failover" | "fail-fast" | "stop"
   readonly durationMs: number
 }
 
@@ -48,7 +51,7 @@ export interface ModelAvailability {
   readonly target: string
   readonly breaker: "closed" | "open" | "half-open"
   /** why the model could not take this request */
-  readonly excluded: "tried" | "breaker" | "weight" | "context-window" | "route" | "not-excluded"
+  readonly excluded: "tried" | "breaker" | "cooldown" | "quota" | "weight" | "context-window" | "route" | "not-excluded"
   /** epoch ms when it can take traffic again, if known */
   readonly recoversAt?: number
 }
@@ -70,11 +73,26 @@ export class InvalidRequest extends Data.TaggedClass("InvalidRequest")<{
   readonly problems: ReadonlyArray<string>
 }> {}
 
+/** The request's tenant is over its quota. @since 0.1.0 */
+export class QuotaExceeded extends Data.TaggedClass("QuotaExceeded")<{
+  readonly tenant: string
+  readonly kind: "requests" | "tokens"
+  /** ms until a request of this size could be admitted (Infinity: never, it exceeds the limit itself) */
+  readonly retryAfterMs: number
+}> {}
+
 /** The shared store failed and the mux is set to fail closed (`onStoreError: "fail"`). @since 0.1.0 */
 export class StoreUnavailable extends Data.TaggedClass("StoreUnavailable")<{ readonly message: string }> {}
 
 /** @since 0.1.0 */
-export type Reason = Failed | AttemptsExhausted | NoModelsAvailable | DeadlineExceeded | InvalidRequest | StoreUnavailable
+export type Reason =
+  | Failed
+  | AttemptsExhausted
+  | NoModelsAvailable
+  | DeadlineExceeded
+  | InvalidRequest
+  | QuotaExceeded
+  | StoreUnavailable
 
 /**
  * The error of `BedrockMux.converse`.

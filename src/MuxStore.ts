@@ -14,13 +14,18 @@
  * - States are plain JSON-compatible values, so a store can serialise them.
  *
  * Gotchas:
- * - A store that fails (a Redis outage) surfaces `StoreError`; the mux then
- *   follows its `onStoreError` option: `"allow"` (fail open: route as if every
- *   breaker were closed) or `"fail"` (fail the request).
+ * - A store that fails (a Redis outage: an error, or no answer within the
+ *   Redis store's `timeout`) surfaces `StoreError`; the mux then follows its
+ *   `onStoreError` option: `"allow"` (the default; fail open: route as if
+ *   every breaker were closed and no quota were set, so requests still get
+ *   answered) or `"fail"` (every request fails with `MuxError` reason
+ *   `StoreUnavailable`, before any call to Bedrock).
+ * - A Redis that is down when `NodeRedis.layer` is built fails that layer
+ *   (`RedisError`): an outage at startup is not a request-time `StoreError`.
  *
  * @since 0.1.0
  */
-import { Context, Data, Duration, Effect, Layer } from "effect"
+import { Clock, Context, Data, Duration, Effect, Layer, Random, Semaphore } from "effect"
 import { Redis } from "effect/persistence"
 import * as Quota from "./internal/quota.ts"
 
@@ -90,8 +95,15 @@ export const MuxStore = Context.Reference<Service | undefined>("effect-bedrock-m
  */
 export const makeMemory = (): Service => {
   const states = new Map<string, unknown>()
-  const windows = new Map<string, Quota.Window>()
-  const windowOf = (key: string): Quota.Window => windows.get(key) ?? []
+  const windows = new Map<string, Quota.QuotaWindow>()
+  const windowOf = (key: string): Quota.QuotaWindow => {
+    let w = windows.get(key)
+    if (w === undefined) {
+      w = new Quota.QuotaWindow()
+      windows.set(key, w)
+    }
+    return w
+  }
   return {
     getMany: (keys) => Effect.sync(() => keys.map((k) => states.get(k))),
     modify: (key, f) =>
@@ -100,15 +112,10 @@ export const makeMemory = (): Service => {
         states.set(key, next)
         return a
       }),
-    reserve: (key, now, limits, id, tokens) =>
-      Effect.sync(() => {
-        const [result, next] = Quota.reserve(windowOf(key), now, limits, id, tokens)
-        windows.set(key, next)
-        return result
-      }),
-    settle: (key, id, tokens) => Effect.sync(() => void windows.set(key, Quota.settle(windowOf(key), id, tokens))),
-    release: (key, id) => Effect.sync(() => void windows.set(key, Quota.release(windowOf(key), id))),
-    usage: (key, now) => Effect.sync(() => Quota.usage(windowOf(key), now))
+    reserve: (key, now, limits, id, tokens) => Effect.sync(() => windowOf(key).reserve(now, limits, id, tokens)),
+    settle: (key, id, tokens) => Effect.sync(() => windowOf(key).settle(id, tokens)),
+    release: (key, id) => Effect.sync(() => windowOf(key).release(id)),
+    usage: (key, now) => Effect.sync(() => windowOf(key).usage(now))
   }
 }
 
@@ -123,13 +130,30 @@ export const layerMemory = Layer.sync(MuxStore, () => makeMemory())
 /**
  * The quota reservation as one Lua script: prune the minute, check RPM and
  * TPM, add the reservation, all in one round trip (no check-then-act). The
- * same algorithm as `internal/quota.ts`. A sorted set holds reservation ids
- * by time, a hash their tokens. `now` comes from the caller's Clock.
+ * same algorithm as `internal/quota.ts`: a sorted set holds reservation ids
+ * by time, a hash their tokens, a counter the running token sum (so a
+ * reservation is O(log n), not a scan). `now` comes from the caller's Clock.
  */
+const PRUNE = `
+local function prune(z, h, sumk, now, window)
+  while true do
+    local old = redis.call('ZRANGEBYSCORE', z, '-inf', now - window, 'LIMIT', 0, 1000)
+    if #old == 0 then return end
+    local toks = redis.call('HMGET', h, unpack(old))
+    local freed = 0
+    for _, t in ipairs(toks) do freed = freed + (tonumber(t) or 0) end
+    redis.call('HDEL', h, unpack(old))
+    redis.call('ZREM', z, unpack(old))
+    redis.call('DECRBY', sumk, freed)
+  end
+end
+`
+
 const reserveScript = Redis.script(
-  (zset: string, hash: string, now: number, windowMs: number, rpm: number, tpm: number, id: string, tokens: number) => [
-    zset,
-    hash,
+  (key: string, now: number, windowMs: number, rpm: number, tpm: number, id: string, tokens: number) => [
+    key,
+    key + ":t",
+    key + ":sum",
     now,
     windowMs,
     rpm,
@@ -138,104 +162,110 @@ const reserveScript = Redis.script(
     tokens
   ],
   {
-    numberOfKeys: 2,
-    lua: `
-local z, h = KEYS[1], KEYS[2]
+    numberOfKeys: 3,
+    lua: PRUNE + `
+local z, h, sumk = KEYS[1], KEYS[2], KEYS[3]
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local rpm, tpm = tonumber(ARGV[3]), tonumber(ARGV[4])
 local id, tokens = ARGV[5], tonumber(ARGV[6])
-local old = redis.call('ZRANGEBYSCORE', z, '-inf', now - window)
-for _, m in ipairs(old) do redis.call('HDEL', h, m) end
-redis.call('ZREMRANGEBYSCORE', z, '-inf', now - window)
-local entries = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
-local n = #entries / 2
+prune(z, h, sumk, now, window)
+local n = redis.call('ZCARD', z)
 if rpm > 0 and n >= rpm then
-  return {0, 1, tonumber(entries[(n - rpm) * 2 + 2]) + window - now}
+  local e = redis.call('ZRANGE', z, n - rpm, n - rpm, 'WITHSCORES')
+  return {0, 1, math.max(0, tonumber(e[2]) + window - now)}
 end
 if tpm > 0 then
   if tokens > tpm then return {0, 2, -1} end
-  local used = 0
-  local tok = {}
-  for i = 1, n do
-    local t = tonumber(redis.call('HGET', h, entries[i * 2 - 1]) or '0')
-    tok[i] = t
-    used = used + t
-  end
+  local used = tonumber(redis.call('GET', sumk) or '0')
   if used + tokens > tpm then
     local need = used + tokens - tpm
     local at = now
-    for i = 1, n do
-      need = need - tok[i]
-      at = tonumber(entries[i * 2]) + window
+    local entries = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
+    for i = 1, #entries, 2 do
       if need <= 0 then break end
+      need = need - (tonumber(redis.call('HGET', h, entries[i])) or 0)
+      at = tonumber(entries[i + 1]) + window
     end
     return {0, 2, math.max(0, at - now)}
   end
 end
 redis.call('ZADD', z, now, id)
 redis.call('HSET', h, id, tokens)
+redis.call('INCRBY', sumk, tokens)
 redis.call('PEXPIRE', z, window * 2)
 redis.call('PEXPIRE', h, window * 2)
+redis.call('PEXPIRE', sumk, window * 2)
 return {1, 0, 0}
 `
   }
 ).withReturnType<[number, number, number]>()
 
 const settleScript = Redis.script(
-  (zset: string, hash: string, id: string, tokens: number) => [zset, hash, id, tokens],
+  (key: string, id: string, tokens: number) => [key, key + ":t", key + ":sum", id, tokens],
   {
-    numberOfKeys: 2,
+    numberOfKeys: 3,
     lua: `
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+if old and redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('INCRBY', KEYS[3], tonumber(ARGV[2]) - tonumber(old))
+end
 return 1
 `
   }
 )
 
 const releaseScript = Redis.script(
-  (zset: string, hash: string, id: string) => [zset, hash, id],
+  (key: string, id: string) => [key, key + ":t", key + ":sum", id],
   {
-    numberOfKeys: 2,
+    numberOfKeys: 3,
     lua: `
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+if old and redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('DECRBY', KEYS[3], tonumber(old))
+end
 return 1
 `
   }
 )
 
-/** Compare-and-set: replace a key's JSON only if it is still what the caller read. */
+/** Compare-and-set: replace a key's JSON only if it is still what the caller read ('' is absent: DEL). */
 const casScript = Redis.script(
   (key: string, expected: string, next: string) => [key, expected, next],
   {
     numberOfKeys: 1,
     lua: `
 local cur = redis.call('GET', KEYS[1]) or ''
-if cur == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end
-return 0
+if cur ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2]) end
+return 1
 `
   }
 ).withReturnType<number>()
 
 const usageScript = Redis.script(
-  (zset: string, hash: string, now: number, windowMs: number) => [zset, hash, now, windowMs],
+  (key: string, now: number, windowMs: number) => [key, key + ":t", key + ":sum", now, windowMs],
   {
-    numberOfKeys: 2,
-    lua: `
-local entries = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. (tonumber(ARGV[1]) - tonumber(ARGV[2])), '+inf')
-local used = 0
-for _, m in ipairs(entries) do used = used + tonumber(redis.call('HGET', KEYS[2], m) or '0') end
-return {#entries, used}
+    numberOfKeys: 3,
+    lua: PRUNE + `
+prune(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), tonumber(ARGV[2]))
+return {redis.call('ZCARD', KEYS[1]), tonumber(redis.call('GET', KEYS[3]) or '0')}
 `
   }
 ).withReturnType<[number, number]>()
+
+/** Compare-and-set rounds a modify may lose to other processes before it fails with StoreError. */
+const CAS_ROUNDS = 32
 
 /**
  * A store in Redis, shared by every process that points at it. Breakers and
  * cooldowns change by compare-and-set (read, compute the pure transition,
  * write only if unchanged, else retry); quota reservations are one Lua script.
- * Every command is bounded by `timeout` (default 250 ms); a failure or
- * timeout is a `StoreError`, which the mux answers with its `onStoreError`.
+ * Every command is bounded by `timeout` (default 250 ms, wall-clock time even
+ * under TestClock); a failure or timeout is a `StoreError`, which the mux
+ * answers with its `onStoreError`. Modifies of one key queue within a process,
+ * so only other processes contend for its compare-and-set.
  *
  * @example
  * ```ts
@@ -251,14 +281,19 @@ export const makeRedis = Effect.fnUntraced(function*(options: {
   readonly timeout?: Duration.Input
 } = {}) {
   const redis = yield* Redis.Redis
+  const wallClock = Clock.Clock.defaultValue()
   const prefix = options.prefix ?? "bedrock-mux:"
   const timeout = options.timeout ?? Duration.millis(250)
+  // A network timeout is wall-clock time, whatever Clock the caller runs on: under TestClock a
+  // virtual timeout would never fire for a hung Redis, and would fire spuriously (a StoreError,
+  // so quotas fail open) whenever the test advances time while a command is in flight.
   const bounded = <A>(eff: Effect.Effect<A, unknown>): Effect.Effect<A, StoreError> =>
     eff.pipe(
       Effect.timeoutOrElse({
         duration: timeout,
         orElse: () => Effect.fail(new StoreError({ message: `Redis did not answer within ${Duration.toMillis(Duration.fromInputUnsafe(timeout))} ms` }))
       }),
+      Effect.provideService(Clock.Clock, wallClock),
       Effect.mapError((e) => (e instanceof StoreError ? e : new StoreError({ message: String((e as { message?: unknown })?.message ?? e), cause: e })))
     )
   const reserveEval = redis.eval(reserveScript)
@@ -269,19 +304,66 @@ export const makeRedis = Effect.fnUntraced(function*(options: {
   const k = (key: string) => prefix + key
   const parse = (raw: unknown): unknown => (typeof raw === "string" && raw !== "" ? JSON.parse(raw) : undefined)
 
-  const modify = <A>(key: string, f: (state: unknown) => readonly [A, unknown]): Effect.Effect<A, StoreError> =>
-    Effect.gen(function*() {
-      for (let i = 0; i < 16; i++) {
-        const raw = yield* bounded(redis.send<string | null>("GET", k(key)))
-        const current = raw ?? ""
-        const [a, next] = f(parse(current))
-        const json = JSON.stringify(next)
-        if (json === current) return a
-        const ok = yield* bounded(casEval(k(key), current, json))
-        if (ok === 1) return a
+  // One modify per key at a time in this process: its fibers queue here instead of racing each
+  // other's compare-and-set (N concurrent modifies of one key would need N rounds, and all but a
+  // few ran out of retries). Only other processes contend in Redis; a lost round backs off a
+  // random few wall-clock ms so they spread out. When a modify fails (Redis down), the ones
+  // already queued behind it fail with it at once instead of timing out one after another.
+  interface Lock {
+    readonly semaphore: Semaphore.Semaphore
+    users: number
+    failures: number
+    lastError: StoreError | undefined
+  }
+  const locks = new Map<string, Lock>()
+  const serialized = <A>(key: string, eff: Effect.Effect<A, StoreError>): Effect.Effect<A, StoreError> =>
+    Effect.suspend(() => {
+      let lock = locks.get(key)
+      if (lock === undefined) {
+        lock = { semaphore: Semaphore.makeUnsafe(1), users: 0, failures: 0, lastError: undefined }
+        locks.set(key, lock)
       }
-      return yield* new StoreError({ message: `contention on ${key}: compare-and-set failed 16 times` })
+      const l = lock
+      const seen = l.failures
+      l.users++
+      return l.semaphore.withPermits(1)(Effect.suspend(() =>
+        l.failures > seen && l.lastError !== undefined
+          ? Effect.fail(l.lastError)
+          : Effect.tapError(eff, (e) =>
+            Effect.sync(() => {
+              l.failures++
+              l.lastError = e
+            }))
+      )).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          if (--l.users === 0) locks.delete(key)
+        }))
+      )
     })
+  // contention between processes: a jittered wait on the real clock (Redis is real I/O) before the next round
+  const backoff = (round: number) =>
+    Effect.flatMap(Random.nextIntBetween(1, Math.min(2 ** round, 16) + 1), (ms) => Effect.sleep(ms)).pipe(
+      Effect.provideService(Clock.Clock, wallClock)
+    )
+
+  const modify = <A>(key: string, f: (state: unknown) => readonly [A, unknown]): Effect.Effect<A, StoreError> =>
+    serialized(
+      key,
+      Effect.gen(function*() {
+        for (let i = 0; i < CAS_ROUNDS; i++) {
+          if (i > 0) yield* backoff(i)
+          const raw = yield* bounded(redis.send<string | null>("GET", k(key)))
+          const current = raw ?? ""
+          const [a, next] = f(parse(current))
+          // undefined is "absent", as the in-memory store and getMany read it
+          const json = next === undefined ? "" : JSON.stringify(next)
+          if (json === current) return a
+          const ok = yield* bounded(casEval(k(key), current, json))
+          if (ok === 1) return a
+        }
+        return yield* new StoreError({ message: `contention on ${key}: compare-and-set failed ${CAS_ROUNDS} times` })
+      })
+    )
 
   return {
     getMany: (keys) =>
@@ -291,16 +373,16 @@ export const makeRedis = Effect.fnUntraced(function*(options: {
     modify,
     reserve: (key, now, limits, id, tokens) =>
       Effect.map(
-        bounded(reserveEval(k(key), k(key) + ":t", now, Quota.WINDOW_MS, limits.rpm ?? 0, limits.tpm ?? 0, id, tokens)),
+        bounded(reserveEval(k(key), now, Quota.WINDOW_MS, limits.rpm ?? 0, limits.tpm ?? 0, id, tokens)),
         ([ok, kind, retry]): Quota.Reservation =>
           ok === 1
             ? { ok: true }
             : { ok: false, kind: kind === 1 ? "requests" : "tokens", retryAfterMs: retry < 0 ? Infinity : retry }
       ),
-    settle: (key, id, tokens) => Effect.asVoid(bounded(settleEval(k(key), k(key) + ":t", id, tokens))),
-    release: (key, id) => Effect.asVoid(bounded(releaseEval(k(key), k(key) + ":t", id))),
+    settle: (key, id, tokens) => Effect.asVoid(bounded(settleEval(k(key), id, tokens))),
+    release: (key, id) => Effect.asVoid(bounded(releaseEval(k(key), id))),
     usage: (key, now) =>
-      Effect.map(bounded(usageEval(k(key), k(key) + ":t", now, Quota.WINDOW_MS)), ([requests, tokens]) => ({ requests, tokens }))
+      Effect.map(bounded(usageEval(k(key), now, Quota.WINDOW_MS)), ([requests, tokens]) => ({ requests, tokens }))
   } satisfies Service
 })
 

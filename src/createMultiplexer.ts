@@ -63,7 +63,13 @@ export type MultiplexerOptions =
  * @since 0.1.0
  */
 export class MultiplexerError extends Error {
-  readonly code: "NO_MODELS_AVAILABLE" | "RETRIES_EXHAUSTED" | "TIMEOUT" | "INVALID_REQUEST" | "STORE_UNAVAILABLE"
+  readonly code:
+    | "NO_MODELS_AVAILABLE"
+    | "RETRIES_EXHAUSTED"
+    | "TIMEOUT"
+    | "INVALID_REQUEST"
+    | "QUOTA_EXCEEDED"
+    | "STORE_UNAVAILABLE"
   readonly details: Record<string, unknown>
   /** the last SDK error seen, if any */
   readonly sdkError: unknown
@@ -93,6 +99,8 @@ const codeOf = (error: MuxError): MultiplexerError["code"] => {
       return "TIMEOUT"
     case "InvalidRequest":
       return "INVALID_REQUEST"
+    case "QuotaExceeded":
+      return "QUOTA_EXCEEDED"
     case "StoreUnavailable":
       return "STORE_UNAVAILABLE"
   }

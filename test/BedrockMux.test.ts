@@ -93,20 +93,64 @@ describe("seed scenario: 10 concurrent requests, primary 3 RPM, fallback 25 RPM"
         assert.isFalse(r.routing.fallbackUsed)
         assert.strictEqual(r.at, 200)
       }
-      for (const r of responses.filter((r) => r.routing.modelId === "fallback")) {
+      const byFallback = responses.filter((r) => r.routing.modelId === "fallback")
+      assert.strictEqual(byFallback.length, 7)
+      for (const r of byFallback) {
         assert.isTrue(r.routing.fallbackUsed)
-        assert.deepStrictEqual(r.routing.attempts.map(brief), ["primary failure Throttled failover", "fallback success"])
         assert.strictEqual(r.at, 300) // no sleep between the throttle and the failover
       }
+      // the mux does not know the primary's quota: the 4th request learns it from one throttle, and the
+      // primary's cooldown (10 s) sends the 6 later requests straight to the fallback
+      assert.deepStrictEqual(
+        byFallback.map((r) => r.routing.attempts.map(brief).join(", ")).sort(),
+        [
+          "primary failure Throttled failover, fallback success",
+          ...Array.from({ length: 6 }, () => "fallback success")
+        ].sort()
+      )
       const log = yield* simAttempts
-      assert.strictEqual(log.filter((a) => a.modelId === "primary").length, 10)
-      assert.strictEqual(log.filter((a) => a.modelId === "primary" && a.outcome === "ThrottlingException").length, 7)
+      assert.deepStrictEqual(
+        log.filter((a) => a.modelId === "primary").map((a) => [a.start, a.outcome]),
+        [[0, "success"], [0, "success"], [0, "success"], [0, "ThrottlingException"]]
+      )
       assert.strictEqual(log.filter((a) => a.modelId === "fallback" && a.outcome === "success").length, 7)
       // throttles are not health
       const primary = yield* healthOf("primary")
       assert.strictEqual(primary.breaker, "closed")
-      assert.strictEqual(primary.throttles, 7)
+      assert.strictEqual(primary.throttles, 1)
+      // the cooldown is over by now (1 minute later): the primary is available again
+      assert.isTrue(primary.available)
+      assert.isUndefined(primary.cooldown)
     }).pipe(Effect.provide(muxOn(primaryFallback(), { seed: 1, models: { primary: { rpm: 3, latency: 200 }, fallback: { rpm: 25, latency: 300 } } }))))
+
+  it.effect("while the throttled primary cools down (10 s) no request tries it; after the cooldown it is tried again", () =>
+    Effect.gen(function*() {
+      const burst = () => Effect.all(Array.from({ length: 10 }, () => converse()), { concurrency: "unbounded" })
+      const program = Effect.gen(function*() {
+        const first = yield* burst()
+        const cooling = yield* healthOf("primary")
+        yield* Effect.sleep("9 seconds")
+        const during = yield* burst() // t = 9 s: still cooling
+        yield* Effect.sleep(60_000 - (yield* Clock.currentTimeMillis)) // the primary's minute is over
+        const after = yield* burst()
+        return { first, cooling, during, after }
+      })
+      const { first, cooling, during, after } = yield* runFor(program, "2 minutes")
+      const onPrimary = (rs: ReadonlyArray<MuxResponse>) => rs.filter((r) => r.routing.modelId === "primary").length
+      assert.strictEqual(onPrimary(first), 3)
+      assert.deepStrictEqual(cooling.cooldown, { until: 10_000, kind: "requests" })
+      assert.isFalse(cooling.available)
+      assert.strictEqual(onPrimary(during), 0)
+      for (const r of during) assert.deepStrictEqual(r.routing.attempts.map(brief), ["fallback success"])
+      assert.strictEqual(onPrimary(after), 3)
+      const primary = (yield* simAttempts).filter((a) => a.modelId === "primary")
+      // one throttled call per burst that reached it: none at 9 s
+      assert.deepStrictEqual(
+        primary.filter((a) => a.outcome === "ThrottlingException").map((a) => a.start),
+        [0, 60_000]
+      )
+      assert.isFalse(primary.some((a) => a.start > 0 && a.start < 10_000))
+    }).pipe(Effect.provide(muxOn(primaryFallback(), { seed: 1, models: { primary: { rpm: 3, latency: 200 }, fallback: { rpm: 100, latency: 300 } } }))))
 })
 
 // --- 2. the error policy ------------------------------------------------------------------------
@@ -390,10 +434,21 @@ describe("routes", () => {
         assert.include(["sum-a", "sum-b"], res.routing.modelId)
       }
       const log = yield* simAttempts
-      assert.strictEqual(log.length, 40 + 20)
       assert.isFalse(log.some((a) => a.modelId === "chat"))
-      // sum-a fails every other call: sum-b (its route's fallback) takes those
-      assert.strictEqual(log.filter((a) => a.modelId === "sum-b").length, 20)
+      // sum-a throttles every other call (1, 3, 5, ...), one request a second: each throttle cools it down
+      // for 10 s, during which sum-b (its route's fallback) takes every request; then sum-a answers its
+      // even call and throttles the next one
+      assert.deepStrictEqual(log.filter((a) => a.modelId === "sum-a").map((a) => [a.start, a.outcome]), [
+        [0, "ThrottlingException"],
+        [10_000, "success"],
+        [11_000, "ThrottlingException"],
+        [21_000, "success"],
+        [22_000, "ThrottlingException"],
+        [32_000, "success"],
+        [33_000, "ThrottlingException"]
+      ])
+      assert.strictEqual(log.filter((a) => a.modelId === "sum-b").length, 40 - 3)
+      assert.strictEqual(log.length, 7 + 37)
       // without a label, the whole pool: the primary tier is chat + sum-a
       const res = success((yield* runFor(timed(converse()), "1 second")).exit)
       assert.include(["chat", "sum-a"], res.routing.modelId)
@@ -566,15 +621,32 @@ describe("breaker end to end", () => {
 
   it.effect("throttles never open the breaker", () =>
     Effect.gen(function*() {
-      for (let i = 0; i < 20; i++) {
+      // one request a second for 45 s; every call to the primary throttles, and each throttle cools it
+      // down for 10 s: it is tried at 0, 10, 20, 30 and 40 s (5 throttles within the breaker's 60 s
+      // window, more than `failures: 2`), the fallback alone takes the requests in between
+      for (let i = 0; i < 45; i++) {
         const res = success((yield* runFor(timed(converse()), "1 second")).exit)
-        assert.deepStrictEqual(res.routing.attempts.map(brief), ["primary failure Throttled failover", "fallback success"])
+        assert.deepStrictEqual(
+          res.routing.attempts.map(brief),
+          i % 10 === 0 ? ["primary failure Throttled failover", "fallback success"] : ["fallback success"],
+          `request ${i}`
+        )
+        const primary = yield* healthOf("primary")
+        assert.strictEqual(primary.breaker, "closed", `request ${i}`)
       }
+      assert.deepStrictEqual(
+        (yield* simAttempts).filter((a) => a.modelId === "primary").map((a) => a.start),
+        [0, 10_000, 20_000, 30_000, 40_000]
+      )
       const primary = yield* healthOf("primary")
       assert.strictEqual(primary.breaker, "closed")
-      assert.isTrue(primary.available)
-      assert.strictEqual(primary.throttles, 20)
+      assert.strictEqual(primary.throttles, 5)
       assert.strictEqual(primary.failures, 0)
+      // at 45 s it is still cooling down from the throttle at 40 s: unavailable for that reason only
+      assert.deepStrictEqual(primary.cooldown, { until: 50_000, kind: "requests" })
+      assert.isFalse(primary.available)
+      yield* TestClock.adjust("5 seconds")
+      assert.isTrue((yield* healthOf("primary")).available)
     }).pipe(Effect.provide(muxOn(primaryFallback({ breaker: { failures: 2 } }), failing("ThrottlingException")))))
 
   it.effect("half-open admits only `halfOpen` probes at once", () =>
@@ -715,7 +787,9 @@ const modelArb = fc.record({
   weight: fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 5, arbitrary: fc.integer({ min: 1, max: 100 }) }),
   latency: fc.integer({ min: 0, max: 500 }),
   hangs: fc.boolean(),
-  timeout: fc.integer({ min: 200, max: 3_000 })
+  timeout: fc.integer({ min: 200, max: 3_000 }),
+  // a client-side RPM quota (the gaps put 5 to 15 requests within about a minute: 1 to 4 binds)
+  rpm: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined, freq: 2 })
 }).chain((m) =>
   fc.record({
     model: fc.constant(m),
@@ -741,8 +815,8 @@ const scenarioArb = fc.record({
 })
 
 describe("invariants (property over random pools and fault scripts)", () => {
-  it("attempts never exceed `attempts`; one outcome per request; no repeats without retry-same; tiers in order", async () => {
-    const seen = { success: 0, failure: 0, failovers: 0, retries: 0, deadline: 0, tierChecks: 0 }
+  it("attempts never exceed `attempts`; one outcome per request; no repeats without retry-same; tiers in order; no call to a model cooling down or out of quota", async () => {
+    const seen = { success: 0, failure: 0, failovers: 0, retries: 0, deadline: 0, tierChecks: 0, cooling: 0, quota: 0 }
     await fc.assert(
       fc.asyncProperty(scenarioArb, async (sc) => {
         const entries = sc.models.map(({ model }, i) => ({
@@ -750,7 +824,8 @@ describe("invariants (property over random pools and fault scripts)", () => {
           // the first model is always a primary
           tier: i === 0 ? 0 : model.tier,
           weight: i === 0 ? Math.max(1, model.weight) : model.weight,
-          ...(model.hangs ? { timeout: Math.min(model.timeout, sc.deadline) } : {})
+          ...(model.hangs ? { timeout: Math.min(model.timeout, sc.deadline) } : {}),
+          ...(model.rpm !== undefined ? { rpm: model.rpm } : {})
         }))
         const config = {
           models: entries,
@@ -764,6 +839,17 @@ describe("invariants (property over random pools and fault scripts)", () => {
           models: Object.fromEntries(sc.models.map(({ model, faults }, i) => [`m${i}`, { latency: model.latency, faults }]))
         } as unknown as SimulatorScript.ScriptInput
         const tierOf = new Map(entries.map((m) => [m.modelId, m.tier]))
+        const rpmOf = new Map(entries.map((m) => [m.modelId, m.rpm]))
+        // every kept reservation so far, with the time its call started: what the client-side RPM windows hold
+        // (requests run one at a time, so none is in flight)
+        // a network fault after the response began (a cut) keeps the reservation; one before it does not
+        const keptNetwork = (outcome: string) => outcome === "cut"
+        const admitted: Array<{ readonly modelId: string; readonly start: number }> = []
+        /** no room in the model's sliding minute at `t`: it cannot be selected */
+        const quotaFull = (modelId: string, t: number) => {
+          const rpm = rpmOf.get(modelId)
+          return rpm !== undefined && admitted.filter((a) => a.modelId === modelId && a.start > t - 60_000 && a.start <= t).length >= rpm
+        }
 
         const program = Effect.gen(function*() {
           const mux = yield* BedrockMux
@@ -795,8 +881,17 @@ describe("invariants (property over random pools and fault scripts)", () => {
             // every attempt reached the provider once, and no call is left running after the request
             assert.strictEqual(log.length - logBefore, attempts.length)
             for (const a of log) assert.notStrictEqual(a.outcome, "pending")
+            // when each attempt's call started (the provider's log, in the same order)
+            const startOf = (k: number) => log[logBefore + k]!.start
+            /** a throttle cooldown in force at `t`: cooldowns only start on throttles of models this request tried */
+            const cooling = (m: (typeof before)[number], t: number) => m.cooldown !== undefined && m.cooldown.until > t
 
             attempts.forEach((a, k) => {
+              const t = startOf(k)
+              assert.strictEqual(log[logBefore + k]!.modelId, a.modelId)
+              // no call goes to a model in a throttle cooldown or without room in its RPM quota
+              assert.isFalse(cooling(before.find((m) => m.target === a.target)!, t), `attempt ${k} at ${t} to a cooling ${a.target}`)
+              assert.isFalse(quotaFull(a.modelId, t), `attempt ${k} at ${t} to ${a.target} with its quota full`)
               const prev = attempts[k - 1]
               const repeat = attempts.slice(0, k).some((b) => b.target === a.target)
               if (prev?.decision === "failover") seen.failovers++
@@ -807,15 +902,28 @@ describe("invariants (property over random pools and fault scripts)", () => {
                 seen.retries++
                 return
               }
-              // closed before the request and untried in it: still closed (requests run one at a time),
-              // so eligible; no attempt may go to a higher tier than such a model
-              const eligible = before.filter((m) =>
+              // closed before the request and untried in it: still closed (requests run one at a time);
+              // eligible unless cooling down or out of quota when the attempt starts (a cooldown or a quota
+              // window only frees up as time passes); no attempt may go to a higher tier than such a model
+              const untried = before.filter((m) =>
                 m.breaker === "closed" && m.weight > 0 && !attempts.slice(0, k).some((b) => b.target === m.target)
               )
+              const eligible = untried.filter((m) => !cooling(m, t) && !quotaFull(m.modelId, t))
+              const lowest = (ms: ReadonlyArray<{ readonly tier: number }>) => Math.min(...ms.map((m) => m.tier))
+              if (untried.some((m) => cooling(m, t) && m.tier < tierOf.get(a.modelId)!)) seen.cooling++
+              if (untried.some((m) => quotaFull(m.modelId, t) && m.tier < tierOf.get(a.modelId)!)) seen.quota++
               if (eligible.length > 0) {
                 seen.tierChecks++
-                assert.isAtMost(tierOf.get(a.modelId)!, Math.min(...eligible.map((m) => m.tier)), `attempt ${k} of ${attempts.map(brief)}`)
+                assert.isAtMost(tierOf.get(a.modelId)!, lowest(eligible), `attempt ${k} of ${attempts.map(brief)}`)
               }
+            })
+            attempts.forEach((a, k) => {
+              // a success keeps its reservation; so does a failure Bedrock may have counted (a timeout, a cut,
+              // an in-stream failure); an error response gives it back
+              const kept = a.outcome === "success" ||
+                (a.reason !== undefined && ["DeadlineExceeded", "Incomplete", "ModelStreamError", "ModelTimeout"].includes(a.reason)) ||
+                (a.reason === "Network" && log[logBefore + k]!.outcome !== "pending" && keptNetwork(log[logBefore + k]!.outcome))
+              if (kept) admitted.push({ modelId: a.modelId, start: startOf(k) })
             })
           }
         })
@@ -827,7 +935,7 @@ describe("invariants (property over random pools and fault scripts)", () => {
           )
         )
       }),
-      { seed: 20260101, numRuns: 100 }
+      { seed: 20260101, numRuns: 150 }
     )
     // the random scenarios exercise every path the invariants are about
     for (const [k, v] of Object.entries(seen)) assert.isAbove(v, 10, k)
@@ -909,9 +1017,14 @@ describe("health and stats", () => {
       assert.deepStrictEqual(fresh, { status: "healthy", code: 200 })
       assert.deepStrictEqual(partial.simple, { status: "healthy", code: 200 })
       assert.strictEqual(partial.health.status, "degraded")
+      // the throttled model is out for its 10 s cooldown (its breaker stays closed); the other one is open
       assert.deepStrictEqual(
-        partial.health.models.map((m) => [m.modelId, m.breaker, m.available, m.throttles]),
-        [["throttled", "closed", true, 1], ["down", "open", false, 0], ["ok", "closed", true, 0]]
+        partial.health.models.map((m) => [m.modelId, m.breaker, m.available, m.throttles, m.cooldown]),
+        [
+          ["throttled", "closed", false, 1, { until: 10_000, kind: "requests" }],
+          ["down", "open", false, 0, undefined],
+          ["ok", "closed", true, 0, undefined]
+        ]
       )
     }).pipe(Effect.provide(muxOn(
       {

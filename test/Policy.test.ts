@@ -150,7 +150,17 @@ describe("Policy.override laws", () => {
 
 // --- make and with* -----------------------------------------------------------------------------
 
-const fields = ["attempts", "timeout", "deadline", "breaker", "selection", "classification", "backoff", "waitForRecovery"] as const
+const fields = [
+  "attempts",
+  "timeout",
+  "deadline",
+  "breaker",
+  "selection",
+  "classification",
+  "backoff",
+  "waitForRecovery",
+  "estimateInputTokens"
+] as const
 type Field = typeof fields[number]
 
 const someBackoff = Schedule.spaced("1 second") as unknown as Schedule.Schedule<unknown, BedrockError.BedrockError>
@@ -165,7 +175,9 @@ const valuesArb: fc.Arbitrary<Policy.Policy> = fc.record({
   selection: fc.constant(Policy.ordered),
   classification: fc.constant(otherClassification),
   backoff: fc.constant(someBackoff),
-  waitForRecovery: fc.constant(true)
+  waitForRecovery: fc.constant(true),
+  // a fresh estimator per value (never the default): identity tells them apart
+  estimateInputTokens: fc.integer({ min: 1, max: 10_000 }).map((n): Policy.TokenEstimator => () => n)
 })
 
 describe("Policy.make and with*", () => {
@@ -193,6 +205,33 @@ describe("Policy.make and with*", () => {
     assert.strictEqual(p.selection, Policy.weighted)
     assert.isUndefined(p.backoff)
     assert.isFalse(p.waitForRecovery)
+    assert.strictEqual(p.estimateInputTokens, Policy.defaultTokenEstimator)
+  })
+
+  it("defaultTokenEstimator: ceil(characters / 4) + 3 per message, system text included, at least 1", () => {
+    const text = (t: string) => ({ text: t })
+    // the documented example
+    assert.strictEqual(Policy.defaultTokenEstimator({ messages: [{ role: "user", content: [text("Hello there")] }] }), 6)
+    assert.strictEqual(
+      Policy.defaultTokenEstimator({
+        system: [text("12345678")],
+        messages: [{ role: "user", content: [text("123456789")] }, { role: "assistant", content: [text("1")] }]
+      }),
+      Math.ceil(18 / 4) + 2 * 3
+    )
+    assert.strictEqual(Policy.defaultTokenEstimator({ messages: [] }), 1)
+  })
+
+  it("property: defaultTokenEstimator is monotone in the text and grows by about a token per 4 characters", () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 400 }), fc.string({ minLength: 1, maxLength: 400 }), (a, b) => {
+        const est = (t: string) => Policy.defaultTokenEstimator({ messages: [{ role: "user", content: [{ text: t }] }] })
+        const ab = est(a + b)
+        assert.isAtLeast(ab, est(a))
+        assert.strictEqual(ab, Math.ceil((a.length + b.length) / 4) + 3)
+      }),
+      runs
+    )
   })
 
   it("property: each with* combinator replaces exactly one field", () => {
@@ -205,7 +244,8 @@ describe("Policy.make and with*", () => {
           ["deadline", Policy.withDeadline(next.deadline)(base), next.deadline],
           ["selection", Policy.withSelection(Policy.weighted)(base), Policy.weighted],
           ["breaker", Policy.withBreaker(next.breaker)(base), next.breaker],
-          ["backoff", Policy.withBackoff(undefined)(base), undefined]
+          ["backoff", Policy.withBackoff(undefined)(base), undefined],
+          ["estimateInputTokens", Policy.withTokenEstimator(next.estimateInputTokens)(base), next.estimateInputTokens]
         ]
         for (const [field, p, expected] of cases) {
           for (const f of fields) {

@@ -12,6 +12,7 @@ import { Clock, Duration, Effect, Exit, Pull, Random, Schedule } from "effect"
 import * as BedrockError from "../BedrockError.ts"
 import type { Service as Runtime } from "../BedrockRuntime.ts"
 import type * as MuxConfig from "../MuxConfig.ts"
+import { DEFAULT_MAX_TOKENS } from "../MuxConfig.ts"
 import {
   type AttemptRecord,
   AttemptsExhausted,
@@ -21,6 +22,7 @@ import {
   type ModelAvailability,
   MuxError,
   NoModelsAvailable,
+  QuotaExceeded,
   StoreUnavailable
 } from "../MuxError.ts"
 import type { Service as Store, StoreError } from "../MuxStore.ts"
@@ -35,8 +37,18 @@ export interface Target {
   readonly model: MuxConfig.Model
   /** the breaker's key in the store */
   readonly key: string
+  /** the throttle cooldown's key */
+  readonly cooldownKey: string
+  /** the client-side quota's key (undefined: no rpm/tpm configured) */
+  readonly quotaKey: string | undefined
   readonly runtime: Runtime
   readonly stats: ModelStats
+}
+
+/** A throttled target stays out until `until` (epoch ms of the mux's Clock). */
+export interface Cooldown {
+  readonly until: number
+  readonly kind: BedrockError.ThrottleKind
 }
 
 /** Per-request options the engine understands. */
@@ -44,6 +56,22 @@ export interface RouteOptions {
   readonly label?: string | undefined
   readonly deadline?: Duration.Input | undefined
   readonly waitForRecovery?: boolean | undefined
+  /** what admission control needs: token estimate and tenant */
+  readonly admission?: {
+    readonly inputTokens: number
+    readonly maxTokens: number | undefined
+    readonly tenant?: string | undefined
+    /** a tenant over its quota waits for room (inside the deadline) instead of failing */
+    readonly waitForQuota?: boolean | undefined
+  } | undefined
+}
+
+/** What one attempt is asked to do beyond the request itself. */
+export interface AttemptOptions {
+  readonly timeout: Duration.Duration
+  readonly deadlineScope: "attempt" | "request"
+  /** set when a throttled attempt is escalated to another service tier */
+  readonly serviceTier: "priority" | "reserved" | undefined
 }
 
 /** A success: the value and how it was reached. */
@@ -59,10 +87,14 @@ export interface Engine {
   readonly stats: MuxStats
   readonly route: <A>(
     options: RouteOptions,
-    run: (target: Target, timeout: Duration.Duration, deadlineScope: "attempt" | "request") => Effect.Effect<A, BedrockError.BedrockError>
+    run: (target: Target, attempt: AttemptOptions) => Effect.Effect<A, BedrockError.BedrockError>,
+    /** tokens a success really used (settles quota reservations); undefined: keep the estimate */
+    usageOf?: (a: A) => number | undefined
   ) => Effect.Effect<Routed<A>, MuxError>
   /** every target's breaker state now (store failures read as closed) */
   readonly states: Effect.Effect<ReadonlyArray<Breaker.BreakerState>>
+  /** every target's throttle cooldown now (undefined: none) */
+  readonly cooldowns: Effect.Effect<ReadonlyArray<Cooldown | undefined>>
 }
 
 const asState = (u: unknown): Breaker.BreakerState =>
@@ -81,6 +113,8 @@ export const make = (options: {
   readonly config: MuxConfig.MuxConfig
   readonly runtimes: (model: MuxConfig.Model) => Runtime
   readonly store: Store
+  /** unique per mux instance: prefixes quota reservation ids in a shared store */
+  readonly instance: string
 }): Engine => {
   const { config, store } = options
   const policy = config.policy
@@ -90,11 +124,16 @@ export const make = (options: {
     index,
     model,
     key: `${config.name}/breaker/${model.target}`,
+    cooldownKey: `${config.name}/cooldown/${model.target}`,
+    quotaKey: model.rpm !== undefined || model.tpm !== undefined ? `${config.name}/quota/${model.target}` : undefined,
     runtime: options.runtimes(model),
     stats: new ModelStats(windowSeconds)
   }))
-  const keys = targets.map((t) => t.key)
+  const keys = [...targets.map((t) => t.key), ...targets.map((t) => t.cooldownKey)]
   const all = targets.map((t) => t.index)
+  const n = targets.length
+  let reservations = 0
+  const nextId = () => `${options.instance}:${++reservations}`
   const muxStats = new MuxStats()
   const failOpen = config.onStoreError === "allow"
   const defaultDeadlineMs = Duration.toMillis(policy.deadline)
@@ -103,15 +142,51 @@ export const make = (options: {
   const storeFailed = <A>(fallback: A) => (e: StoreError): Effect.Effect<A, StoreError> =>
     failOpen ? Effect.succeed(fallback) : Effect.fail(e)
 
+  interface Snapshot {
+    readonly breakers: ReadonlyArray<Breaker.BreakerState>
+    readonly cooldowns: ReadonlyArray<Cooldown | undefined>
+  }
+  const emptySnapshot: Snapshot = {
+    breakers: targets.map(() => Breaker.initial),
+    cooldowns: targets.map(() => undefined)
+  }
+  const toSnapshot = (raw: ReadonlyArray<unknown>): Snapshot => ({
+    breakers: raw.slice(0, n).map(asState),
+    cooldowns: raw.slice(n).map((c) => (c === undefined || c === null ? undefined : (c as Cooldown)))
+  })
+  // one round trip for every breaker and cooldown of the pool
   const readStates = store.getMany(keys).pipe(
-    Effect.map((states) => states.map(asState)),
-    Effect.catch(storeFailed(targets.map(() => Breaker.initial)))
+    Effect.map(toSnapshot),
+    Effect.catch(storeFailed(emptySnapshot))
   )
+  const snapshot = Effect.orElseSucceed(Effect.map(store.getMany(keys), toSnapshot), () => emptySnapshot)
+  const states: Effect.Effect<ReadonlyArray<Breaker.BreakerState>> = Effect.map(snapshot, (s) => s.breakers)
+  const cooldowns: Effect.Effect<ReadonlyArray<Cooldown | undefined>> = Effect.map(snapshot, (s) => s.cooldowns)
+  const cooling = (c: Cooldown | undefined, now: number): boolean => c !== undefined && c.until > now
 
-  const states: Effect.Effect<ReadonlyArray<Breaker.BreakerState>> = Effect.orElseSucceed(
-    Effect.map(store.getMany(keys), (states) => states.map(asState)),
-    () => targets.map(() => Breaker.initial)
-  )
+  /** A throttle puts the target out until the quota allows again; a later throttle extends, never shortens. */
+  const coolDown = (target: Target, reason: BedrockError.Throttled, now: number) => {
+    const base = Duration.toMillis(config.cooldowns[reason.kind])
+    const hinted = reason.retryAfter === undefined ? 0 : Duration.toMillis(reason.retryAfter)
+    const until = now + Math.max(base, hinted)
+    return store.modify(target.cooldownKey, (c) => {
+      const current = c as Cooldown | undefined
+      const next: Cooldown = current !== undefined && current.until >= until ? current : { until, kind: reason.kind }
+      return [next, next] as const
+    }).pipe(
+      Effect.tap((c) =>
+        reason.kind === "daily" && c.until === until
+          ? Effect.logWarning(
+            `model ${target.model.target} hit its daily token quota; out of rotation for ${Math.round((c.until - now) / 60_000)} min`
+          )
+          : Effect.void
+      ),
+      Effect.ignore
+    )
+  }
+
+  const tenantLimits = (tenant: string | undefined) =>
+    tenant === undefined ? config.defaultTenant : config.tenants.get(tenant) ?? config.defaultTenant
 
   const acquire = (target: Target, now: number) =>
     store.modify(target.key, (s) => Breaker.acquire(settings, asState(s), now)).pipe(
@@ -125,16 +200,19 @@ export const make = (options: {
         return [undefined, Breaker.record(settings, state, now, outcome, probe, admittedAt)] as const
       })).pipe(Effect.ignore)
 
-  const route: Engine["route"] = (routeOptions, run) =>
+  const route: Engine["route"] = (routeOptions, run, usageOf) =>
     Effect.gen(function*() {
       const started = yield* Clock.currentTimeMillis
       const deadlineMs = routeOptions.deadline === undefined
         ? defaultDeadlineMs
         : Duration.toMillis(Duration.fromInputUnsafe(routeOptions.deadline))
       const attempts: Array<AttemptRecord> = []
+      let releaseTenant: Effect.Effect<void> = Effect.void
+      let settleTenant: (tokens: number | undefined) => Effect.Effect<void> = () => Effect.void
       const fail = (reason: MuxError["reason"], message: string, last?: BedrockError.BedrockError) =>
-        Effect.fail(
-          new MuxError({ reason, message, attempts, ...(last !== undefined ? { last } : {}) })
+        Effect.andThen(
+          releaseTenant,
+          Effect.fail(new MuxError({ reason, message, attempts, ...(last !== undefined ? { last } : {}) }))
         )
       let pool: ReadonlyArray<number> = all
       if (routeOptions.label !== undefined) {
@@ -148,6 +226,41 @@ export const make = (options: {
         pool = routed
       }
       const waitForRecovery = routeOptions.waitForRecovery ?? policy.waitForRecovery
+      const admission = routeOptions.admission
+      const estimate = (t: Target) =>
+        admission === undefined ? 0 : admission.inputTokens + (admission.maxTokens ?? t.model.maxTokens)
+
+      // the tenant's quota: one request and its estimated tokens, for the whole request
+      const tenant = admission?.tenant ?? "default"
+      const limits = tenantLimits(admission?.tenant)
+      if (limits !== undefined && (limits.rpm !== undefined || limits.tpm !== undefined)) {
+        const tokens = admission === undefined ? 0 : admission.inputTokens + (admission.maxTokens ?? DEFAULT_MAX_TOKENS)
+        const id = nextId()
+        // requests without a tenant have a bucket of their own that no tenant name can collide with
+        const key = admission?.tenant === undefined ? `${config.name}/tenant-default` : `${config.name}/tenant/${tenant}`
+        while (true) {
+          const now = yield* Clock.currentTimeMillis
+          const r = yield* store.reserve(key, now, limits, id, tokens).pipe(Effect.catch(storeFailed({ ok: true } as const)))
+          if (r.ok) break
+          const left = started + deadlineMs - now
+          if (admission?.waitForQuota === true && r.retryAfterMs < left) {
+            yield* Effect.sleep(Math.max(1, r.retryAfterMs))
+            continue
+          }
+          return yield* fail(
+            new QuotaExceeded({ tenant, kind: r.kind, retryAfterMs: r.retryAfterMs }),
+            `tenant "${tenant}" is over its ${r.kind === "requests" ? "RPM" : "TPM"} quota; retry after ${r.retryAfterMs} ms`
+          )
+        }
+        // a request that fails gives its tenant reservation back (an interrupted one keeps it)
+        releaseTenant = store.release(key, id).pipe(Effect.ignore)
+        settleTenant = (tokens) => tokens === undefined ? Effect.void : store.settle(key, id, tokens).pipe(Effect.ignore)
+      }
+      // escalation to another service tier: once per model per request
+      const escalated = new Set<number>()
+      let tier: "priority" | "reserved" | undefined
+      let bypassCooldown = false
+      const quotaUntil = new Map<number, number>()
       // why each model is out of this request, if it is
       const excluded = new Map<number, ModelAvailability["excluded"]>()
       const sameTries = new Map<number, number>()
@@ -170,15 +283,18 @@ export const make = (options: {
           )
         }
 
-        // 1. select (pure) and take a permit (atomic)
-        const states = yield* readStates
+        // 1. select (pure), take a permit (atomic), admit (atomic quota reservation)
+        const snap = yield* readStates
+        const states = snap.breakers
         let target: Target | undefined
         let permit: Breaker.Permit = "refused"
+        let reservation: string | undefined
         const skip = new Set<number>()
         while (target === undefined) {
           let choice: Target | undefined
           if (forced !== undefined && !skip.has(forced.index)) {
-            if (!Breaker.admits(settings, states[forced.index]!, now)) {
+            // an escalated retry goes to another tier's quota: the default tier's cooldown does not apply
+            if (!Breaker.admits(settings, states[forced.index]!, now) || (!bypassCooldown && cooling(snap.cooldowns[forced.index], now))) {
               // its breaker opened since (this very failure may have tripped it): fail over instead
               excluded.set(forced.index, "tried")
               skip.add(forced.index)
@@ -191,6 +307,7 @@ export const make = (options: {
               if (excluded.has(i) || skip.has(i)) continue
               const t = targets[i]!
               if (minContext >= 0 && (t.model.contextWindow ?? 0) <= minContext) continue
+              if (cooling(snap.cooldowns[i], now)) continue
               const state = states[i]!
               if (!Breaker.admits(settings, state, now)) continue
               const weight = t.model.weight * Breaker.weightFactor(settings, state, now)
@@ -201,22 +318,46 @@ export const make = (options: {
           }
           if (choice === undefined) break
           permit = Breaker.current(states[choice.index]!, now)._tag === "Closed" ? "granted" : yield* acquire(choice, now)
-          if (permit === "refused") skip.add(choice.index)
-          else target = choice
+          if (permit === "refused") {
+            skip.add(choice.index)
+            continue
+          }
+          if (choice.quotaKey !== undefined) {
+            // no throttled call is sent when the limit is known: a target without room is skipped
+            const id = nextId()
+            const r = yield* store.reserve(choice.quotaKey, now, { rpm: choice.model.rpm, tpm: choice.model.tpm }, id, estimate(choice))
+              .pipe(Effect.catch(storeFailed({ ok: true } as const)))
+            if (!r.ok) {
+              if (permit === "probe") yield* recordBreaker(choice, "ignored", true, now)
+              excluded.set(choice.index, "quota")
+              quotaUntil.set(choice.index, now + r.retryAfterMs)
+              if (forced === choice) forced = undefined
+              continue
+            }
+            reservation = id
+          }
+          target = choice
         }
         forced = undefined
+        bypassCooldown = false
 
         // 2. nothing eligible
         if (target === undefined) {
-          const models = availability(pool, excluded, states, now, minContext)
+          const models = availability(pool, excluded, snap, quotaUntil, now, minContext)
           const earliest = models.reduce<number | undefined>(
-            (m, a) => a.recoversAt !== undefined && a.excluded === "breaker" && (m === undefined || a.recoversAt < m) ? a.recoversAt : m,
+            (m, a) =>
+              a.recoversAt !== undefined && (a.excluded === "breaker" || a.excluded === "cooldown" || a.excluded === "quota") &&
+                (m === undefined || a.recoversAt < m)
+                ? a.recoversAt
+                : m,
             undefined
           )
           if (waitForRecovery && earliest !== undefined && earliest - now < remaining) {
             // earliest === now: a half-open breaker with every probe slot taken frees one when a probe
             // ends, at a time nobody knows; poll for it instead of spinning
             yield* Effect.sleep(Math.max(earliest - now, Math.min(HALF_OPEN_POLL_MS, remaining)))
+            // a model out for quota may have room again: look again
+            for (const [i, why] of excluded) if (why === "quota" && (quotaUntil.get(i) ?? 0) <= now + remaining) excluded.delete(i)
             continue
           }
           return yield* fail(
@@ -235,7 +376,10 @@ export const make = (options: {
         const probe = permit === "probe"
         const t0 = now
         const chosen = target
-        const exit = yield* run(chosen, Duration.millis(timeout), scope).pipe(
+        const serviceTier = tier
+        tier = undefined
+        const reserved = reservation
+        const exit = yield* run(chosen, { timeout: Duration.millis(timeout), deadlineScope: scope, serviceTier }).pipe(
           Effect.onInterrupt(() => recordBreaker(chosen, "ignored", probe, t0)),
           Effect.exit
         )
@@ -251,15 +395,27 @@ export const make = (options: {
           chosen.stats.window.record(t1, true)
           if (probe || states[chosen.index]!._tag !== "Closed") yield* recordBreaker(chosen, "success", probe, t0)
           muxStats.latency.record(t1 - started)
+          const used = usageOf?.(exit.value)
+          if (reserved !== undefined && used !== undefined) yield* store.settle(chosen.quotaKey!, reserved, used).pipe(Effect.ignore)
+          yield* settleTenant(used)
           return { value: exit.value, target: chosen, attempts }
         }
         const error = exitError(exit)
         if (error === undefined) {
           // a defect: give a probe slot back, or a half-open breaker would never admit again
           yield* recordBreaker(chosen, "ignored", probe, t0)
+          if (exit._tag === "Failure" && exit.cause.reasons.some((r) => r._tag === "Die")) {
+            // the request failed: its quota reservations go back, as for any failure
+            if (reserved !== undefined) yield* store.release(chosen.quotaKey!, reserved).pipe(Effect.ignore)
+            yield* releaseTenant
+          }
           return yield* (exit as Exit.Exit<never>)
         }
         last = error
+        // release only what Bedrock did not count: an error response before any work. A timeout, a cut or an
+        // in-stream failure may have been counted, so its reservation stays (as the estimate) until the minute passes.
+        if (reserved !== undefined && !countedByBedrock(error)) yield* store.release(chosen.quotaKey!, reserved).pipe(Effect.ignore)
+        if (error.reason._tag === "Throttled") yield* coolDown(chosen, error.reason, t1)
         const decision = policy.classification(error)
         // a context-window error fails over only to a larger window; with none in the pool the request is at fault
         const failover = decision.failover && (!decision.largerContextOnly || pool.some((i) =>
@@ -275,8 +431,11 @@ export const make = (options: {
 
         const tries = sameTries.get(chosen.index) ?? 0
         const terminal = error.reason._tag === "DeadlineExceeded" && error.reason.scope === "request"
+        const escalate = error.reason._tag === "Throttled" && serviceTier === undefined &&
+          chosen.model.escalate !== undefined && !escalated.has(chosen.index)
         let next: AttemptRecord["decision"]
         if (terminal) next = "stop"
+        else if (escalate) next = "escalate"
         else if (tries < decision.retrySame) next = "retry-same"
         else if (failover) next = "failover"
         else next = "fail-fast"
@@ -297,15 +456,22 @@ export const make = (options: {
             sameTries.set(chosen.index, tries + 1)
             forced = chosen
             continue
+          case "escalate":
+            escalated.add(chosen.index)
+            tier = chosen.model.escalate
+            forced = chosen
+            bypassCooldown = true
+            continue
           case "failover": {
             muxStats.failovers += 1
             excluded.set(chosen.index, "tried")
             if (decision.largerContextOnly) minContext = Math.max(minContext, chosen.model.contextWindow ?? 0)
             if (policy.backoff === undefined || decision.largerContextOnly) continue
             // the single-model backoff: only when no other model could take the request
-            const nowStates = yield* readStates
+            const nowSnap = yield* readStates
+            const nowStates = nowSnap.breakers
             const others = pool.some((i) =>
-              !excluded.has(i) && Breaker.admits(settings, nowStates[i]!, t1) &&
+              !excluded.has(i) && Breaker.admits(settings, nowStates[i]!, t1) && !cooling(nowSnap.cooldowns[i], t1) &&
               targets[i]!.model.weight * Breaker.weightFactor(settings, nowStates[i]!, t1) > 0
             )
             if (others || !Breaker.admits(settings, nowStates[chosen.index]!, t1)) continue
@@ -319,11 +485,14 @@ export const make = (options: {
             yield* Effect.sleep(delay)
             excluded.delete(chosen.index)
             forced = chosen
+            // the caller asked for this retry: it goes whatever the throttle cooldown says
+            bypassCooldown = true
             continue
           }
         }
       }
     }).pipe(
+      Effect.scoped,
       Effect.catchTag("StoreError", (e) =>
         Effect.fail(
           new MuxError({ reason: new StoreUnavailable({ message: e.message }), message: `store unavailable: ${e.message}`, attempts: [] })
@@ -341,23 +510,31 @@ export const make = (options: {
   const availability = (
     pool: ReadonlyArray<number>,
     excluded: ReadonlyMap<number, ModelAvailability["excluded"]>,
-    states: ReadonlyArray<Breaker.BreakerState>,
+    snap: Snapshot,
+    quotaUntil: ReadonlyMap<number, number>,
     now: number,
     minContext: number
   ): Array<ModelAvailability> =>
     targets.map((t) => {
-      const state = states[t.index]!
-      const recoversAt = Breaker.recoversAt(settings, state, now)
+      const state = snap.breakers[t.index]!
+      const cooldown = snap.cooldowns[t.index]
       const why: ModelAvailability["excluded"] = !pool.includes(t.index)
         ? "route"
         : excluded.get(t.index) ??
           (!Breaker.admits(settings, state, now)
             ? "breaker"
+            : cooling(cooldown, now)
+            ? "cooldown"
             : minContext >= 0 && (t.model.contextWindow ?? 0) <= minContext
             ? "context-window"
             : t.model.weight <= 0
             ? "weight"
             : "not-excluded")
+      const recoversAt = why === "quota"
+        ? quotaUntil.get(t.index)
+        : why === "cooldown"
+        ? cooldown!.until
+        : Breaker.recoversAt(settings, state, now)
       return {
         modelId: t.model.modelId,
         target: t.model.target,
@@ -367,7 +544,22 @@ export const make = (options: {
       }
     })
 
-  return { targets, settings, stats: muxStats, route, states }
+  return { targets, settings, stats: muxStats, route, states, cooldowns }
+}
+
+/** Did Bedrock (probably) count this failed call against the model's quota? */
+const countedByBedrock = (error: BedrockError.BedrockError): boolean => {
+  switch (error.reason._tag) {
+    case "DeadlineExceeded":
+    case "Incomplete":
+    case "ModelStreamError":
+    case "ModelTimeout":
+      return true
+    case "Network":
+      return error.reason.phase === "after-response"
+    default:
+      return false
+  }
 }
 
 /** How often a request waiting for recovery re-checks a half-open breaker whose probe slots are all taken. */

@@ -2,16 +2,19 @@
  * Quota arithmetic: a sliding one-minute log of reservations, the way
  * Bedrock counts (a request takes one RPM slot and reserves input +
  * maxTokens of TPM when it starts; the reservation is settled to the real
- * usage when it ends). Pure: the stores apply it atomically, the in-memory
- * one directly, the Redis one as the same algorithm in a Lua script.
+ * usage when it ends). Deterministic and effect-free: the time comes in as
+ * `now`. The in-memory store runs this class; the Redis store runs the same
+ * algorithm as a Lua script.
  *
  * Why not effect/persistence's RateLimiter: its fixed window and token
  * bucket count a cost when the request starts and cannot settle it later to
  * what the request really used, and its Redis store reads Redis' clock, so
  * it cannot run under TestClock.
  *
- * Memory is bounded: a window holds at most `rpm` entries (or `tpm`, since
- * every entry reserves at least one token).
+ * Cost: reserve, settle and release are O(1) amortized (a running token sum,
+ * entries indexed by id, pruning from the head); only a rejection scans the
+ * window to say when room will come. Memory is bounded by the limits: at
+ * most `rpm` live entries (or `tpm`, since every entry holds a token).
  */
 
 export const WINDOW_MS = 60_000
@@ -20,15 +23,6 @@ export interface Limits {
   readonly rpm?: number | undefined
   readonly tpm?: number | undefined
 }
-
-export interface Entry {
-  readonly id: string
-  readonly at: number
-  readonly tokens: number
-}
-
-/** A quota window: admitted reservations of the last minute, oldest first. */
-export type Window = ReadonlyArray<Entry>
 
 export type Reservation =
   | { readonly ok: true }
@@ -39,55 +33,99 @@ export type Reservation =
     readonly retryAfterMs: number
   }
 
-export const prune = (w: Window, now: number, windowMs = WINDOW_MS): Window => {
-  let i = 0
-  while (i < w.length && w[i]!.at <= now - windowMs) i++
-  return i === 0 ? w : w.slice(i)
+interface Entry {
+  readonly id: string
+  readonly at: number
+  tokens: number
+  live: boolean
 }
 
-/** Reserves one request and `tokens` tokens, or says which limit is in the way and until when. */
-export const reserve = (
-  window: Window,
-  now: number,
-  limits: Limits,
-  id: string,
-  tokens: number,
-  windowMs = WINDOW_MS
-): readonly [Reservation, Window] => {
-  const w = prune(window, now, windowMs)
-  if (limits.rpm !== undefined && w.length >= limits.rpm) {
-    return [{ ok: false, kind: "requests", retryAfterMs: w[w.length - limits.rpm]!.at + windowMs - now }, w]
+/** One quota's sliding window. */
+export class QuotaWindow {
+  private entries: Array<Entry> = []
+  private head = 0
+  private readonly byId = new Map<string, Entry>()
+  private requests = 0
+  private tokens = 0
+  private readonly windowMs: number
+
+  constructor(windowMs = WINDOW_MS) {
+    this.windowMs = windowMs
   }
-  if (limits.tpm !== undefined) {
-    if (tokens > limits.tpm) return [{ ok: false, kind: "tokens", retryAfterMs: Infinity }, w]
-    let used = 0
-    for (const e of w) used += e.tokens
-    if (used + tokens > limits.tpm) {
-      // the earliest time enough old reservations have left the window
-      let need = used + tokens - limits.tpm
-      let at = now
-      for (const e of w) {
-        need -= e.tokens
-        at = e.at + windowMs
-        if (need <= 0) break
+
+  private prune(now: number): void {
+    const entries = this.entries
+    while (this.head < entries.length && entries[this.head]!.at <= now - this.windowMs) {
+      const e = entries[this.head]!
+      if (e.live) {
+        this.requests -= 1
+        this.tokens -= e.tokens
+        this.byId.delete(e.id)
       }
-      return [{ ok: false, kind: "tokens", retryAfterMs: Math.max(0, at - now) }, w]
+      this.head += 1
+    }
+    if (this.head > 1024 && this.head * 2 > entries.length) {
+      this.entries = entries.slice(this.head)
+      this.head = 0
     }
   }
-  return [{ ok: true }, [...w, { id, at: now, tokens }]]
-}
 
-/** Sets a reservation's tokens to what the request really used. */
-export const settle = (w: Window, id: string, tokens: number): Window =>
-  w.map((e) => (e.id === id ? { ...e, tokens } : e))
+  /** Reserves one request and `tokens` tokens, or says which limit is in the way and until when. */
+  reserve(now: number, limits: Limits, id: string, tokens: number): Reservation {
+    this.prune(now)
+    if (limits.rpm !== undefined && this.requests >= limits.rpm) {
+      // room comes when the (requests - rpm + 1)-th oldest live entry leaves
+      let skip = this.requests - limits.rpm
+      for (let i = this.head; i < this.entries.length; i++) {
+        const e = this.entries[i]!
+        if (!e.live) continue
+        if (skip === 0) return { ok: false, kind: "requests", retryAfterMs: Math.max(0, e.at + this.windowMs - now) }
+        skip -= 1
+      }
+    }
+    if (limits.tpm !== undefined) {
+      if (tokens > limits.tpm) return { ok: false, kind: "tokens", retryAfterMs: Infinity }
+      if (this.tokens + tokens > limits.tpm) {
+        let need = this.tokens + tokens - limits.tpm
+        let at = now
+        for (let i = this.head; i < this.entries.length && need > 0; i++) {
+          const e = this.entries[i]!
+          if (!e.live) continue
+          need -= e.tokens
+          at = e.at + this.windowMs
+        }
+        return { ok: false, kind: "tokens", retryAfterMs: Math.max(0, at - now) }
+      }
+    }
+    const entry: Entry = { id, at: now, tokens, live: true }
+    this.entries.push(entry)
+    this.byId.set(id, entry)
+    this.requests += 1
+    this.tokens += tokens
+    return { ok: true }
+  }
 
-/** Gives a reservation back (the request failed before Bedrock counted it). */
-export const release = (w: Window, id: string): Window => w.filter((e) => e.id !== id)
+  /** Sets a reservation's tokens to what the request really used. */
+  settle(id: string, tokens: number): void {
+    const e = this.byId.get(id)
+    if (e === undefined) return
+    this.tokens += tokens - e.tokens
+    e.tokens = tokens
+  }
 
-/** Requests and tokens in the window now. */
-export const usage = (w: Window, now: number, windowMs = WINDOW_MS): { readonly requests: number; readonly tokens: number } => {
-  const p = prune(w, now, windowMs)
-  let tokens = 0
-  for (const e of p) tokens += e.tokens
-  return { requests: p.length, tokens }
+  /** Gives a reservation back (the request failed before Bedrock counted it). */
+  release(id: string): void {
+    const e = this.byId.get(id)
+    if (e === undefined) return
+    e.live = false
+    this.byId.delete(id)
+    this.requests -= 1
+    this.tokens -= e.tokens
+  }
+
+  /** Requests and tokens in the window now. */
+  usage(now: number): { readonly requests: number; readonly tokens: number } {
+    this.prune(now)
+    return { requests: this.requests, tokens: this.tokens }
+  }
 }
