@@ -310,7 +310,7 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig): Servic
         {
           ...options,
           admission: {
-            inputTokens: config.policy.estimateInputTokens(request),
+            inputTokens: () => config.policy.estimateInputTokens(request),
             maxTokens: request.inferenceConfig?.maxTokens,
             tenant: options.tenant,
             waitForQuota: options.waitForQuota

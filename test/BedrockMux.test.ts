@@ -1062,3 +1062,20 @@ describe("health and stats", () => {
       { models: { "*": { faults: [{ do: { kind: "error", error: "ServiceUnavailableException" } }] } }, unknownModels: "default" }
     ))))
 })
+
+describe("an Effect value runs many times", () => {
+  it.effect("the same converse Effect, run twice, gives each run its own attempts", () =>
+    Effect.gen(function*() {
+      const mux = yield* BedrockMux
+      const call = mux.converse({ messages: [{ role: "user", content: [{ text: "hi" }] }] })
+      const first = yield* call
+      const second = yield* call
+      assert.strictEqual(first.routing.attempts.length, 1)
+      assert.strictEqual(second.routing.attempts.length, 1)
+      assert.notStrictEqual(first.routing.attempts, second.routing.attempts)
+    }).pipe(
+      Effect.provide(
+        BedrockMux.layer({ models: [{ modelId: "a" }] }).pipe(Layer.provide(BedrockSimulator.layer({ models: { a: {} } })))
+      )
+    ))
+})

@@ -58,7 +58,8 @@ export interface RouteOptions {
   readonly waitForRecovery?: boolean | undefined
   /** what admission control needs: token estimate and tenant */
   readonly admission?: {
-    readonly inputTokens: number
+    /** the input-token estimate, computed only when a quota needs it */
+    readonly inputTokens: () => number
     readonly maxTokens: number | undefined
     readonly tenant?: string | undefined
     /** a tenant over its quota waits for room (inside the deadline) instead of failing */
@@ -201,12 +202,15 @@ export const make = (options: {
       })).pipe(Effect.ignore)
 
   const route: Engine["route"] = (routeOptions, run, usageOf) =>
-    Effect.gen(function*() {
+    Effect.suspend(() => {
+    // every attempt of this run of the request (an Effect may run many times), for its MuxError
+    // whatever ends it, a store failure included
+    const attempts: Array<AttemptRecord> = []
+    return Effect.gen(function*() {
       const started = yield* Clock.currentTimeMillis
       const deadlineMs = routeOptions.deadline === undefined
         ? defaultDeadlineMs
         : Duration.toMillis(Duration.fromInputUnsafe(routeOptions.deadline))
-      const attempts: Array<AttemptRecord> = []
       let releaseTenant: Effect.Effect<void> = Effect.void
       let settleTenant: (tokens: number | undefined) => Effect.Effect<void> = () => Effect.void
       const fail = (reason: MuxError["reason"], message: string, last?: BedrockError.BedrockError) =>
@@ -227,14 +231,15 @@ export const make = (options: {
       }
       const waitForRecovery = routeOptions.waitForRecovery ?? policy.waitForRecovery
       const admission = routeOptions.admission
-      const estimate = (t: Target) =>
-        admission === undefined ? 0 : admission.inputTokens + (admission.maxTokens ?? t.model.maxTokens)
+      let input: number | undefined
+      const inputTokens = () => (input ??= admission === undefined ? 0 : admission.inputTokens())
+      const estimate = (t: Target) => inputTokens() + (admission?.maxTokens ?? t.model.maxTokens)
 
       // the tenant's quota: one request and its estimated tokens, for the whole request
       const tenant = admission?.tenant ?? "default"
       const limits = tenantLimits(admission?.tenant)
       if (limits !== undefined && (limits.rpm !== undefined || limits.tpm !== undefined)) {
-        const tokens = admission === undefined ? 0 : admission.inputTokens + (admission.maxTokens ?? DEFAULT_MAX_TOKENS)
+        const tokens = inputTokens() + (admission?.maxTokens ?? DEFAULT_MAX_TOKENS)
         const id = nextId()
         // requests without a tenant have a bucket of their own that no tenant name can collide with
         const key = admission?.tenant === undefined ? `${config.name}/tenant-default` : `${config.name}/tenant/${tenant}`
@@ -492,14 +497,14 @@ export const make = (options: {
         }
       }
     }).pipe(
-      Effect.scoped,
       Effect.catchTag("StoreError", (e) =>
         Effect.fail(
-          new MuxError({ reason: new StoreUnavailable({ message: e.message }), message: `store unavailable: ${e.message}`, attempts: [] })
+          new MuxError({ reason: new StoreUnavailable({ message: e.message }), message: `store unavailable: ${e.message}`, attempts })
         )),
       Effect.tap(() => Effect.sync(() => recordRequest(true))),
       Effect.tapError(() => Effect.sync(() => recordRequest(false)))
     )
+    })
 
   const recordRequest = (ok: boolean) => {
     muxStats.requests += 1
