@@ -343,8 +343,7 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig): Servic
 
   const modelsHealth = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
-    const states = yield* engine.states
-    const cooldowns = yield* engine.cooldowns
+    const { breakers: states, cooldowns } = yield* engine.snapshot
     return engine.targets.map((t): ModelHealth => {
       const state = states[t.index]!
       const cooldown = cooldowns[t.index]

@@ -1,7 +1,7 @@
 import { AccessDeniedException, ValidationException } from "@aws-sdk/client-bedrock-runtime"
 import { assert, describe, it } from "@effect/vitest"
 import type { ConverseCommandOutput } from "@aws-sdk/client-bedrock-runtime"
-import { Clock, Duration, Effect, Exit, Fiber, Layer, Random, Schedule, Stream } from "effect"
+import { Clock, Effect, Exit, Fiber, Layer, Random, Schedule, Stream } from "effect"
 import * as fc from "fast-check"
 import { TestClock } from "effect/testing"
 import * as BedrockError from "../src/BedrockError.ts"
@@ -9,10 +9,11 @@ import { BedrockMux, type ConverseOptions, type MuxRequest, type MuxResponse } f
 import { BedrockRuntime } from "../src/BedrockRuntime.ts"
 import { BedrockSimulator } from "../src/BedrockSimulator.ts"
 import type * as MuxConfig from "../src/MuxConfig.ts"
-import { type AttemptRecord, MuxError } from "../src/MuxError.ts"
+import type { AttemptRecord } from "../src/MuxError.ts"
 import * as MuxStore from "../src/MuxStore.ts"
 import * as Policy from "../src/Policy.ts"
 import type * as SimulatorScript from "../src/SimulatorScript.ts"
+import { muxError, runFor, success, timed } from "./support/mux.ts"
 
 // --- helpers ------------------------------------------------------------------------------------
 
@@ -30,31 +31,8 @@ const converse = (options?: ConverseOptions, request: MuxRequest = hello) =>
     return yield* mux.converse(request, options)
   })
 
-/** The response (or error) and the virtual time it arrived at. */
-const timed = <A, E, R>(self: Effect.Effect<A, E, R>) =>
-  Effect.flatMap(Effect.exit(self), (exit) => Effect.map(Clock.currentTimeMillis, (at) => ({ exit, at })))
 
-/** Forks `self`, lets virtual time run (every due sleep fires, in order), and joins. */
-const runFor = <A, E, R>(self: Effect.Effect<A, E, R>, advance: Duration.Input = "10 minutes") =>
-  Effect.gen(function*() {
-    const fiber = yield* Effect.forkChild(self)
-    yield* TestClock.adjust(advance)
-    return yield* Fiber.join(fiber)
-  })
 
-const success = <A, E>(exit: Exit.Exit<A, E>): A => {
-  if (Exit.isFailure(exit)) assert.fail(`expected a success, got ${String(exit.cause)}`)
-  return (exit as Exit.Success<A, E>).value
-}
-const muxError = <A>(exit: Exit.Exit<A, MuxError>): MuxError => {
-  if (Exit.isSuccess(exit)) assert.fail(`expected a MuxError, got a success from ${(exit.value as MuxResponse).routing?.modelId}`)
-  const reasons = (exit as Exit.Failure<A, MuxError>).cause.reasons
-  assert.strictEqual(reasons.length, 1, String((exit as Exit.Failure<A, MuxError>).cause))
-  const r = reasons[0]!
-  if (r._tag !== "Fail") assert.fail(`expected a typed failure, got ${r._tag}`)
-  assert.instanceOf(r.error, MuxError)
-  return r.error
-}
 
 const simAttempts = BedrockSimulator.attempts
 const healthOf = (modelId: string) =>

@@ -17,6 +17,7 @@ import { type AttemptRecord, MuxError } from "../src/MuxError.ts"
 import * as MuxStore from "../src/MuxStore.ts"
 import * as Policy from "../src/Policy.ts"
 import type * as SimulatorScript from "../src/SimulatorScript.ts"
+import { muxError, runFor, success, timed } from "./support/mux.ts"
 
 // --- helpers ------------------------------------------------------------------------------------
 
@@ -63,37 +64,14 @@ const converse = (options?: ConverseOptions, request: MuxRequest = hello) =>
     return yield* mux.converse(request, options)
   })
 
-/** The response (or error) and the virtual time it arrived at. */
-const timed = <A, E, R>(self: Effect.Effect<A, E, R>) =>
-  Effect.flatMap(Effect.exit(self), (exit) => Effect.map(Clock.currentTimeMillis, (at) => ({ exit, at })))
 
 /** Starts `self` at virtual time `ms` (from now) and times it. */
 const startAt = <A, E, R>(ms: number, self: Effect.Effect<A, E, R>) =>
   Effect.andThen(Effect.sleep(ms), Effect.flatMap(Clock.currentTimeMillis, (start) => Effect.map(timed(self), (r) => ({ ...r, start }))))
 
-/** Forks `self`, lets virtual time run (every due sleep fires, in order), and joins. */
-const runFor = <A, E, R>(self: Effect.Effect<A, E, R>, advance: Duration.Input = "10 minutes") =>
-  Effect.gen(function*() {
-    const fiber = yield* Effect.forkChild(self)
-    yield* TestClock.adjust(advance)
-    return yield* Fiber.join(fiber)
-  })
 
 const concurrently = <A, E, R>(effects: ReadonlyArray<Effect.Effect<A, E, R>>) => Effect.all(effects, { concurrency: "unbounded" })
 
-const success = <A, E>(exit: Exit.Exit<A, E>): A => {
-  if (Exit.isFailure(exit)) assert.fail(`expected a success, got ${String(exit.cause)}`)
-  return (exit as Exit.Success<A, E>).value
-}
-const muxError = <A>(exit: Exit.Exit<A, MuxError>): MuxError => {
-  if (Exit.isSuccess(exit)) assert.fail(`expected a MuxError, got a success from ${(exit.value as MuxResponse).routing?.modelId}`)
-  const reasons = (exit as Exit.Failure<A, MuxError>).cause.reasons
-  assert.strictEqual(reasons.length, 1, String((exit as Exit.Failure<A, MuxError>).cause))
-  const r = reasons[0]!
-  if (r._tag !== "Fail") assert.fail(`expected a typed failure, got ${r._tag}`)
-  assert.instanceOf(r.error, MuxError)
-  return r.error
-}
 /** The QuotaExceeded reason of a failed request (fails the test on any other outcome). */
 const quotaExceeded = <A>(exit: Exit.Exit<A, MuxError>) => {
   const error = muxError(exit)

@@ -92,10 +92,14 @@ export interface Engine {
     /** tokens a success really used (settles quota reservations); undefined: keep the estimate */
     usageOf?: (a: A) => number | undefined
   ) => Effect.Effect<Routed<A>, MuxError>
-  /** every target's breaker state now (store failures read as closed) */
-  readonly states: Effect.Effect<ReadonlyArray<Breaker.BreakerState>>
-  /** every target's throttle cooldown now (undefined: none) */
-  readonly cooldowns: Effect.Effect<ReadonlyArray<Cooldown | undefined>>
+  /** every target's breaker state and throttle cooldown now, in one store read (failures read as closed) */
+  readonly snapshot: Effect.Effect<Snapshot>
+}
+
+/** The pool's state as the store holds it: breakers and cooldowns, by target index. */
+export interface Snapshot {
+  readonly breakers: ReadonlyArray<Breaker.BreakerState>
+  readonly cooldowns: ReadonlyArray<Cooldown | undefined>
 }
 
 const asState = (u: unknown): Breaker.BreakerState =>
@@ -143,10 +147,6 @@ export const make = (options: {
   const storeFailed = <A>(fallback: A) => (e: StoreError): Effect.Effect<A, StoreError> =>
     failOpen ? Effect.succeed(fallback) : Effect.fail(e)
 
-  interface Snapshot {
-    readonly breakers: ReadonlyArray<Breaker.BreakerState>
-    readonly cooldowns: ReadonlyArray<Cooldown | undefined>
-  }
   const emptySnapshot: Snapshot = {
     breakers: targets.map(() => Breaker.initial),
     cooldowns: targets.map(() => undefined)
@@ -161,8 +161,6 @@ export const make = (options: {
     Effect.catch(storeFailed(emptySnapshot))
   )
   const snapshot = Effect.orElseSucceed(Effect.map(store.getMany(keys), toSnapshot), () => emptySnapshot)
-  const states: Effect.Effect<ReadonlyArray<Breaker.BreakerState>> = Effect.map(snapshot, (s) => s.breakers)
-  const cooldowns: Effect.Effect<ReadonlyArray<Cooldown | undefined>> = Effect.map(snapshot, (s) => s.cooldowns)
   const cooling = (c: Cooldown | undefined, now: number): boolean => c !== undefined && c.until > now
 
   /** A throttle puts the target out until the quota allows again; a later throttle extends, never shortens. */
@@ -549,7 +547,7 @@ export const make = (options: {
       }
     })
 
-  return { targets, settings, stats: muxStats, route, states, cooldowns }
+  return { targets, settings, stats: muxStats, route, snapshot }
 }
 
 /** Did Bedrock (probably) count this failed call against the model's quota? */
