@@ -35,6 +35,7 @@
  * @since 0.1.0
  */
 import { Data, Duration, Option } from "effect"
+import { shapeNameOf } from "./internal/exceptionName.ts"
 
 /**
  * What a router should do with a failed attempt, by default.
@@ -396,7 +397,7 @@ const reasonOf = (
   const originalStatusCode = typeof e.originalStatusCode === "number" ? { originalStatusCode: e.originalStatusCode } : {}
   // In-stream exception events arrive with the lowerCamel member name when
   // the frame carries the shape name; normalise both.
-  switch (name.charAt(0).toUpperCase() + name.slice(1)) {
+  switch (shapeNameOf(name)) {
     case "ThrottlingException": {
       const retryAfter = retryAfterOf(e.$response?.headers)
       return new Throttled({

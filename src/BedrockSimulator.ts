@@ -58,6 +58,7 @@ import {
   plan,
   settle
 } from "./internal/simulation.ts"
+import { shapeNameOf } from "./internal/exceptionName.ts"
 
 export type { Attempt, Outcome } from "./internal/simulation.ts"
 
@@ -406,7 +407,7 @@ const sdkError = (
 
 /** The SDK exception an in-stream exception event produces (no HTTP status). */
 const streamSdkError = (name: SimulatorScript.StreamErrorName, message: string, originalStatusCode?: number): Error => {
-  const Ctor = CLASSES[(name.charAt(0).toUpperCase() + name.slice(1)) as keyof typeof CLASSES] as unknown as new(opts: object) => Error
+  const Ctor = CLASSES[shapeNameOf(name)] as unknown as new(opts: object) => Error
   return new Ctor({
     message,
     $metadata: {},

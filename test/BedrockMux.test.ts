@@ -12,7 +12,7 @@ import type * as MuxConfig from "../src/MuxConfig.ts"
 import type { AttemptRecord } from "../src/MuxError.ts"
 import * as MuxStore from "../src/MuxStore.ts"
 import * as Policy from "../src/Policy.ts"
-import type * as SimulatorScript from "../src/SimulatorScript.ts"
+import * as SimulatorScript from "../src/SimulatorScript.ts"
 import { muxError, runFor, success, timed } from "./support/mux.ts"
 
 // --- helpers ------------------------------------------------------------------------------------
@@ -736,19 +736,8 @@ describe("defects", () => {
 
 // --- 6. invariants over random pools and fault scripts ------------------------------------------
 
-const ERRORS: ReadonlyArray<SimulatorScript.ErrorName> = [
-  "ThrottlingException",
-  "ServiceUnavailableException",
-  "InternalServerException",
-  "ModelNotReadyException",
-  "ModelTimeoutException",
-  "ModelErrorException",
-  "ValidationException",
-  "AccessDeniedException",
-  "ResourceNotFoundException",
-  "ServiceQuotaExceededException"
-]
-const STREAM_ERRORS = ["throttlingException", "modelStreamErrorException", "internalServerException", "serviceUnavailableException", "validationException"] as const
+const ERRORS = SimulatorScript.ErrorNames
+const STREAM_ERRORS = SimulatorScript.StreamErrorNames
 
 const actionArb = (hang: boolean): fc.Arbitrary<Record<string, unknown>> =>
   fc.oneof(

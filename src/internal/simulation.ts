@@ -8,6 +8,7 @@ import type { ConverseCommandInput } from "@aws-sdk/client-bedrock-runtime"
 import type { ErrorName, Latency, ModelScript, Script, StreamErrorName, When } from "../SimulatorScript.ts"
 import { ms } from "../SimulatorScript.ts"
 import { estimateInputTokens } from "./tokens.ts"
+import { shapeNameOf } from "./exceptionName.ts"
 
 /** What a stream does besides answering in full. */
 export type StreamFault =
@@ -182,7 +183,7 @@ const DEFAULT_MESSAGE: Record<ErrorName, string> = {
 
 /** The default message of an exception, as Bedrock words it. */
 export const messageOf = (error: ErrorName | StreamErrorName): string => {
-  const name = (error.charAt(0).toUpperCase() + error.slice(1)) as ErrorName
+  const name = shapeNameOf(error) as ErrorName
   return DEFAULT_MESSAGE[name]
 }
 
@@ -292,7 +293,7 @@ export const converseFaultOf = (
     case "emptyOutput":
       return fault.kind
     case "streamError": {
-      const name = (fault.error.charAt(0).toUpperCase() + fault.error.slice(1)) as ErrorName
+      const name = shapeNameOf(fault.error) as ErrorName
       // modelStreamErrorException has no HTTP twin; Converse reports a ModelErrorException
       const error: ErrorName = name === ("ModelStreamErrorException" as string) ? "ModelErrorException" : name
       return {
