@@ -37,6 +37,7 @@ import {
   NonNegative,
   NonNegativeInt,
   PositiveInt,
+  Probability,
   type Problem,
   problemsOf
 } from "./internal/schema.ts"
@@ -100,6 +101,16 @@ const Fields = Schema.Struct({
   onStoreError: Schema.optionalKey(Schema.Literals(["allow", "fail"])),
   tenants: Schema.optionalKey(Schema.Record(Schema.String, TenantLimits)),
   defaultTenant: Schema.optionalKey(TenantLimits),
+  stream: Schema.optionalKey(Schema.Struct({
+    firstTokenTimeout: Schema.optionalKey(DurationInput),
+    stallTimeout: Schema.optionalKey(DurationInput),
+    metadataGrace: Schema.optionalKey(DurationInput),
+    onInterrupt: Schema.optionalKey(Schema.Literals(["fail", "restart"])),
+    hedge: Schema.optionalKey(Schema.Struct({
+      after: Schema.optionalKey(Schema.Union([Schema.Literal("p95"), DurationInput])),
+      budget: Schema.optionalKey(Probability)
+    }))
+  })),
   cooldowns: Schema.optionalKey(Schema.Struct({
     requests: Schema.optionalKey(DurationInput),
     tokens: Schema.optionalKey(DurationInput),
@@ -263,6 +274,16 @@ const check = (f: Checked): Array<Problem> => {
       })
     }
   }
+  for (const key of ["firstTokenTimeout", "stallTimeout"] as const) {
+    const d = f.stream?.[key]
+    if (d !== undefined && ms(d) <= 0) {
+      problems.push({ path: `stream.${key}`, message: `${key} must be positive; allowed: 0 < ${key}` })
+    }
+  }
+  const after = f.stream?.hedge?.after
+  if (after !== undefined && after !== "p95" && ms(after) <= 0) {
+    problems.push({ path: "stream.hedge.after", message: "hedge.after must be positive or \"p95\"; allowed: 0 < after" })
+  }
   for (const [label, ids] of Object.entries(f.routes ?? {})) {
     ids.forEach((id, j) => {
       if (!f.models.some((m) => m.modelId === id || `${m.client}:${m.modelId}` === id)) {
@@ -320,11 +341,19 @@ const toConfig = (f: Fields): MuxConfig => {
     backoff: f.backoff === undefined ? undefined : Policy.exponentialBackoff(f.backoff),
     waitForRecovery: f.waitForRecovery ?? false
   })
+  const st = f.stream ?? {}
+  const streamed = Policy.withStreaming({
+    ...(st.firstTokenTimeout !== undefined ? { firstToken: st.firstTokenTimeout } : {}),
+    ...(st.stallTimeout !== undefined ? { stall: st.stallTimeout } : {}),
+    ...(st.metadataGrace !== undefined ? { metadataGrace: st.metadataGrace } : {}),
+    ...(st.onInterrupt !== undefined ? { onInterrupt: st.onInterrupt } : {}),
+    ...(st.hedge !== undefined ? { hedge: Policy.hedge(st.hedge) } : {})
+  })(policy)
   const c = f.cooldowns ?? {}
   return {
     name: f.name ?? "default",
     models,
-    policy,
+    policy: streamed,
     routes,
     onStoreError: f.onStoreError ?? "allow",
     tenants: new Map(Object.entries(f.tenants ?? {})),

@@ -37,8 +37,11 @@ export interface AttemptRecord {
   readonly outcome: "success" | "failure" | "interrupted"
   /** the failure's reason tag */
   readonly reason?: BedrockError.ReasonTag
-  /** what the router did next */
-  readonly decision?: "retry-same" | "escalate" | "failover" | "fail-fast" | "stop"
+  /**
+   * what the router did next; `hedge-lost`: a hedged attempt aborted because
+   * the other one delivered first
+   */
+  readonly decision?: "retry-same" | "escalate" | "failover" | "fail-fast" | "stop" | "hedge-lost"
   readonly durationMs: number
 }
 

@@ -147,7 +147,109 @@ export interface Policy {
   readonly waitForRecovery: boolean
   /** input tokens of a request before it is sent (quota reservations); see `defaultTokenEstimator` */
   readonly estimateInputTokens: TokenEstimator
+  /** ConverseStream: first-token and stall limits, what happens after content was delivered, hedging */
+  readonly stream: Streaming
 }
+
+/**
+ * How `converseStream` treats time and interruptions.
+ *
+ * An attempt's first phase ends at its first content event (the commit
+ * point): until then it is bounded by `firstToken` (and by the model's
+ * `timeout` when that is shorter), and any failure fails over like a
+ * Converse error. After it, every gap between two events is bounded by
+ * `stall`, and the whole stream by the request deadline.
+ *
+ * @example
+ * ```ts
+ * import { Policy } from "effect-bedrock-mux"
+ * const p = Policy.withStreaming({ firstToken: "3 seconds", hedge: Policy.hedge({ after: "p95" }) })(Policy.defaults)
+ * ```
+ * @since 0.1.0
+ */
+export interface Streaming {
+  /** longest wait for an attempt's first content event (default 10 s) */
+  readonly firstToken: Duration.Duration
+  /** longest gap between two events once content flows (default 10 s) */
+  readonly stall: Duration.Duration
+  /**
+   * after `messageStop`, how long to wait for the `metadata` event (default
+   * 250 ms); a stream whose metadata does not come in time ends complete,
+   * with its usage marked estimated
+   */
+  readonly metadataGrace: Duration.Duration
+  /**
+   * after content was delivered and the model fails: `"fail"` (default) ends
+   * the stream with `StreamInterrupted`; `"restart"` emits a `reset` event and
+   * then another model's whole answer
+   */
+  readonly onInterrupt: "fail" | "restart"
+  /** hedged first tokens; off when undefined (the default) */
+  readonly hedge: Hedge | undefined
+}
+
+/**
+ * Hedging: when an attempt has produced no content after `after`, the same
+ * request starts on the next eligible model; the first to deliver content
+ * wins and the other is aborted.
+ * @since 0.1.0
+ */
+export interface Hedge {
+  /** a fixed delay, or `"p95"`: the model's observed p95 time to first token (no hedge before 20 samples) */
+  readonly after: Duration.Duration | "p95"
+  /** the largest share of hedgeable requests that may be hedged, over the last minute (0..1, default 0.1) */
+  readonly budget: number
+}
+
+/**
+ * Hedge settings from partial input.
+ * @example
+ * ```ts
+ * import { Policy } from "effect-bedrock-mux"
+ * const h = Policy.hedge({ after: "1500 millis", budget: 0.2 })
+ * ```
+ * @since 0.1.0
+ */
+export const hedge = (input: { readonly after?: Duration.Input | "p95"; readonly budget?: number } = {}): Hedge => ({
+  after: input.after === undefined || input.after === "p95" ? "p95" : Duration.fromInputUnsafe(input.after),
+  budget: input.budget ?? 0.1
+})
+
+/** @since 0.1.0 */
+export const defaultStreaming: Streaming = {
+  firstToken: Duration.seconds(10),
+  stall: Duration.seconds(10),
+  metadataGrace: Duration.millis(250),
+  onInterrupt: "fail",
+  hedge: undefined
+}
+
+/**
+ * Replaces some streaming settings; durations as `Duration.Input`.
+ * @example
+ * ```ts
+ * import { Policy } from "effect-bedrock-mux"
+ * const p = Policy.withStreaming({ stall: "5 seconds", onInterrupt: "restart" })(Policy.defaults)
+ * ```
+ * @since 0.1.0
+ */
+export const withStreaming = (input: {
+  readonly firstToken?: Duration.Input
+  readonly stall?: Duration.Input
+  readonly metadataGrace?: Duration.Input
+  readonly onInterrupt?: "fail" | "restart"
+  readonly hedge?: Hedge | undefined
+}) =>
+(self: Policy): Policy => ({
+  ...self,
+  stream: {
+    firstToken: input.firstToken !== undefined ? Duration.fromInputUnsafe(input.firstToken) : self.stream.firstToken,
+    stall: input.stall !== undefined ? Duration.fromInputUnsafe(input.stall) : self.stream.stall,
+    metadataGrace: input.metadataGrace !== undefined ? Duration.fromInputUnsafe(input.metadataGrace) : self.stream.metadataGrace,
+    onInterrupt: input.onInterrupt ?? self.stream.onInterrupt,
+    hedge: "hedge" in input ? input.hedge : self.stream.hedge
+  }
+})
 
 /**
  * Estimates a request's input tokens before it is sent.
@@ -186,7 +288,8 @@ export const defaults: Policy = {
   classification: defaultClassification,
   backoff: undefined,
   waitForRecovery: false,
-  estimateInputTokens: defaultTokenEstimator
+  estimateInputTokens: defaultTokenEstimator,
+  stream: defaultStreaming
 }
 
 /**

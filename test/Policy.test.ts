@@ -159,7 +159,8 @@ const fields = [
   "classification",
   "backoff",
   "waitForRecovery",
-  "estimateInputTokens"
+  "estimateInputTokens",
+  "stream"
 ] as const
 type Field = typeof fields[number]
 
@@ -177,7 +178,8 @@ const valuesArb: fc.Arbitrary<Policy.Policy> = fc.record({
   backoff: fc.constant(someBackoff),
   waitForRecovery: fc.constant(true),
   // a fresh estimator per value (never the default): identity tells them apart
-  estimateInputTokens: fc.integer({ min: 1, max: 10_000 }).map((n): Policy.TokenEstimator => () => n)
+  estimateInputTokens: fc.integer({ min: 1, max: 10_000 }).map((n): Policy.TokenEstimator => () => n),
+  stream: fc.integer({ min: 1, max: 9_999 }).map((ms) => Policy.withStreaming({ firstToken: ms })(Policy.defaults).stream)
 })
 
 describe("Policy.make and with*", () => {

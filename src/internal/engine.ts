@@ -8,7 +8,7 @@
  * The attempt itself is a parameter (`run`), so Converse and ConverseStream
  * share this loop: for a stream, an attempt ends at its commit point.
  */
-import { Clock, Duration, Effect, Exit, Pull, Random, Schedule } from "effect"
+import { Clock, Duration, Effect, Exit, Fiber, Option, Pull, Random, Schedule } from "effect"
 import * as BedrockError from "../BedrockError.ts"
 import type { Service as Runtime } from "../BedrockRuntime.ts"
 import type * as MuxConfig from "../MuxConfig.ts"
@@ -65,6 +65,47 @@ export interface RouteOptions {
     /** a tenant over its quota waits for room (inside the deadline) instead of failing */
     readonly waitForQuota?: boolean | undefined
   } | undefined
+  /** hedging: after `afterMs(target)` without a result, the same request starts on another model */
+  readonly hedge?: {
+    readonly afterMs: (target: Target) => number | undefined
+    /** the largest share of hedgeable requests hedged over the last minute */
+    readonly budget: number
+  } | undefined
+  /** a success is an attempt's commit point, not its end: `Routed.complete` records how it ended (streams) */
+  readonly deferred?: boolean | undefined
+  /** the continuation of a request whose committed stream failed (restart): same deadline, attempts, tenant */
+  readonly resume?: Resume | undefined
+}
+
+/** How a deferred success ended. */
+export type End =
+  | { readonly _tag: "Success"; readonly usage: number | undefined }
+  | { readonly _tag: "Failure"; readonly error: BedrockError.BedrockError; readonly restart: boolean }
+  | { readonly _tag: "Interrupted" }
+
+/** A request's hold on its tenant's quota. */
+export interface TenantHold {
+  readonly release: Effect.Effect<void>
+  readonly settle: (tokens: number | undefined) => Effect.Effect<void>
+}
+const noTenant: TenantHold = { release: Effect.void, settle: () => Effect.void }
+
+/** Where a restarted request picks up. */
+export interface Resume {
+  readonly started: number
+  readonly attempts: Array<AttemptRecord>
+  /** pool indexes already tried */
+  readonly tried: ReadonlyArray<number>
+  readonly tenant: TenantHold
+}
+
+/** One attempt in flight: its target, breaker permit and quota reservation. */
+interface Running {
+  readonly target: Target
+  readonly probe: boolean
+  readonly wasClosed: boolean
+  readonly reservation: string | undefined
+  readonly t0: number
 }
 
 /** What one attempt is asked to do beyond the request itself. */
@@ -80,6 +121,10 @@ export interface Routed<A> {
   readonly value: A
   readonly target: Target
   readonly attempts: ReadonlyArray<AttemptRecord>
+  /** records how the answer ended (called by the engine itself unless the request was `deferred`) */
+  readonly complete: (end: End) => Effect.Effect<void>
+  /** the continuation of this request after `tried` failed past its commit point */
+  readonly resume: (tried: ReadonlyArray<number>) => Resume
 }
 
 export interface Engine {
@@ -94,6 +139,8 @@ export interface Engine {
   ) => Effect.Effect<Routed<A>, MuxError>
   /** every target's breaker state and throttle cooldown now, in one store read (failures read as closed) */
   readonly snapshot: Effect.Effect<Snapshot>
+  /** the pool's policy */
+  readonly policy: Policy.Policy
 }
 
 /** The pool's state as the store holds it: breakers and cooldowns, by target index. */
@@ -201,19 +248,20 @@ export const make = (options: {
 
   const route: Engine["route"] = (routeOptions, run, usageOf) =>
     Effect.suspend(() => {
+    const resume = routeOptions.resume
     // every attempt of this run of the request (an Effect may run many times), for its MuxError
     // whatever ends it, a store failure included
-    const attempts: Array<AttemptRecord> = []
+    const attempts: Array<AttemptRecord> = resume?.attempts ?? []
+    const deferred = routeOptions.deferred === true
     return Effect.gen(function*() {
-      const started = yield* Clock.currentTimeMillis
+      const started = resume?.started ?? (yield* Clock.currentTimeMillis)
       const deadlineMs = routeOptions.deadline === undefined
         ? defaultDeadlineMs
         : Duration.toMillis(Duration.fromInputUnsafe(routeOptions.deadline))
-      let releaseTenant: Effect.Effect<void> = Effect.void
-      let settleTenant: (tokens: number | undefined) => Effect.Effect<void> = () => Effect.void
+      let tenantHold: TenantHold = resume?.tenant ?? noTenant
       const fail = (reason: MuxError["reason"], message: string, last?: BedrockError.BedrockError) =>
         Effect.andThen(
-          releaseTenant,
+          tenantHold.release,
           Effect.fail(new MuxError({ reason, message, attempts, ...(last !== undefined ? { last } : {}) }))
         )
       let pool: ReadonlyArray<number> = all
@@ -233,10 +281,10 @@ export const make = (options: {
       const inputTokens = () => (input ??= admission === undefined ? 0 : admission.inputTokens())
       const estimate = (t: Target) => inputTokens() + (admission?.maxTokens ?? t.model.maxTokens)
 
-      // the tenant's quota: one request and its estimated tokens, for the whole request
+      // the tenant's quota: one request and its estimated tokens, for the whole request (a restart keeps it)
       const tenant = admission?.tenant ?? "default"
       const limits = tenantLimits(admission?.tenant)
-      if (limits !== undefined && (limits.rpm !== undefined || limits.tpm !== undefined)) {
+      if (resume === undefined && limits !== undefined && (limits.rpm !== undefined || limits.tpm !== undefined)) {
         const tokens = inputTokens() + (admission?.maxTokens ?? DEFAULT_MAX_TOKENS)
         const id = nextId()
         // requests without a tenant have a bucket of their own that no tenant name can collide with
@@ -256,8 +304,10 @@ export const make = (options: {
           )
         }
         // a request that fails gives its tenant reservation back (an interrupted one keeps it)
-        releaseTenant = store.release(key, id).pipe(Effect.ignore)
-        settleTenant = (tokens) => tokens === undefined ? Effect.void : store.settle(key, id, tokens).pipe(Effect.ignore)
+        tenantHold = {
+          release: store.release(key, id).pipe(Effect.ignore),
+          settle: (tokens) => tokens === undefined ? Effect.void : store.settle(key, id, tokens).pipe(Effect.ignore)
+        }
       }
       // escalation to another service tier: once per model per request
       const escalated = new Set<number>()
@@ -266,11 +316,189 @@ export const make = (options: {
       const quotaUntil = new Map<number, number>()
       // why each model is out of this request, if it is
       const excluded = new Map<number, ModelAvailability["excluded"]>()
+      for (const i of resume?.tried ?? []) excluded.set(i, "tried")
       const sameTries = new Map<number, number>()
       let forced: Target | undefined
       let minContext = -1
       let last: BedrockError.BedrockError | undefined
       let backoffStep: BackoffStep | undefined
+      let hedgeable = routeOptions.hedge !== undefined
+      if (hedgeable) muxStats.hedgeWindow.record(started, true)
+
+      /** Select (pure), take a permit (atomic), admit (atomic quota reservation); `busy` is in flight. */
+      const select = (now: number, snap: Snapshot, busy?: number) =>
+        Effect.gen(function*() {
+          const states = snap.breakers
+          const skip = new Set<number>(busy === undefined ? [] : [busy])
+          while (true) {
+            let choice: Target | undefined
+            if (forced !== undefined && !skip.has(forced.index)) {
+              // an escalated retry goes to another tier's quota: the default tier's cooldown does not apply
+              if (!Breaker.admits(settings, states[forced.index]!, now) || (!bypassCooldown && cooling(snap.cooldowns[forced.index], now))) {
+                // its breaker opened since (this very failure may have tripped it): fail over instead
+                excluded.set(forced.index, "tried")
+                skip.add(forced.index)
+                continue
+              }
+              choice = forced
+            } else {
+              const candidates: Array<Candidate> = []
+              for (const i of pool) {
+                if (excluded.has(i) || skip.has(i)) continue
+                const t = targets[i]!
+                if (minContext >= 0 && (t.model.contextWindow ?? 0) <= minContext) continue
+                if (cooling(snap.cooldowns[i], now)) continue
+                const state = states[i]!
+                if (!Breaker.admits(settings, state, now)) continue
+                const weight = t.model.weight * Breaker.weightFactor(settings, state, now)
+                if (weight > 0) candidates.push({ index: i, tier: t.model.tier, weight })
+              }
+              const picked = candidates.length === 0 ? undefined : policy.selection.pick(candidates, yield* Random.next)
+              choice = picked === undefined ? undefined : targets[picked.index]
+            }
+            if (choice === undefined) return undefined
+            const permit: Breaker.Permit = Breaker.current(states[choice.index]!, now)._tag === "Closed"
+              ? "granted"
+              : yield* acquire(choice, now)
+            if (permit === "refused") {
+              skip.add(choice.index)
+              continue
+            }
+            let reservation: string | undefined
+            if (choice.quotaKey !== undefined) {
+              // no throttled call is sent when the limit is known: a target without room is skipped
+              const id = nextId()
+              const r = yield* store.reserve(choice.quotaKey, now, { rpm: choice.model.rpm, tpm: choice.model.tpm }, id, estimate(choice))
+                .pipe(Effect.catch(storeFailed({ ok: true } as const)))
+              if (!r.ok) {
+                if (permit === "probe") yield* recordBreaker(choice, "ignored", true, now)
+                excluded.set(choice.index, "quota")
+                quotaUntil.set(choice.index, now + r.retryAfterMs)
+                if (forced === choice) forced = undefined
+                continue
+              }
+              reservation = id
+            }
+            return { target: choice, probe: permit === "probe", reservation, wasClosed: Breaker.current(states[choice.index]!, now)._tag === "Closed", t0: now } satisfies Running
+          }
+        })
+
+      /** Runs one attempt to its Exit; an interrupted attempt gives its probe slot back. */
+      const attempt = (r: Running, remaining: number, serviceTier: "priority" | "reserved" | undefined) => {
+        const attemptTimeout = r.target.model.timeout !== undefined
+          ? Duration.toMillis(r.target.model.timeout)
+          : Duration.toMillis(policy.timeout)
+        const timeout = Math.min(attemptTimeout, remaining)
+        return run(r.target, {
+          timeout: Duration.millis(timeout),
+          deadlineScope: attemptTimeout < remaining ? "attempt" : "request",
+          serviceTier
+        }).pipe(
+          Effect.onInterrupt(() => recordBreaker(r.target, "ignored", r.probe, r.t0)),
+          Effect.exit
+        )
+      }
+
+      /** Records a success; a deferred one (a stream at its commit point) is settled later by `complete`. */
+      const succeeded = (r: Running, value: unknown, t1: number) =>
+        Effect.gen(function*() {
+          const at = attempts.length
+          attempts.push({ modelId: r.target.model.modelId, target: r.target.model.target, outcome: "success", durationMs: t1 - r.t0 })
+          const finish = (end: End) =>
+            Effect.gen(function*() {
+              const now = yield* Clock.currentTimeMillis
+              const stats = r.target.stats
+              if (end._tag === "Success") {
+                if (deferred) attempts[at] = { ...attempts[at]!, durationMs: now - r.t0 }
+                stats.successes += 1
+                stats.lastSuccessAt = now
+                stats.latency.record(now - r.t0)
+                stats.window.record(now, true)
+                if (r.probe || !r.wasClosed) yield* recordBreaker(r.target, "success", r.probe, r.t0)
+                muxStats.latency.record(now - started)
+                if (r.reservation !== undefined && end.usage !== undefined) {
+                  yield* store.settle(r.target.quotaKey!, r.reservation, end.usage).pipe(Effect.ignore)
+                }
+                yield* tenantHold.settle(end.usage)
+                if (deferred) recordRequest(true)
+              } else if (end._tag === "Interrupted") {
+                // the caller stopped reading: not the model's fault; the reservations stay (the model worked)
+                attempts[at] = { ...attempts[at]!, outcome: "interrupted", durationMs: now - r.t0 }
+                yield* recordBreaker(r.target, "ignored", r.probe, r.t0)
+              } else {
+                const error = end.error
+                const decision = policy.classification(error)
+                attempts[at] = {
+                  ...attempts[at]!,
+                  outcome: "failure",
+                  reason: error.reason._tag,
+                  decision: end.restart ? "failover" : "stop",
+                  durationMs: now - r.t0
+                }
+                if (error.reason._tag === "Throttled") yield* coolDown(r.target, error.reason, now)
+                yield* recordBreaker(r.target, decision.breaker ? "failure" : "ignored", r.probe, r.t0)
+                stats.lastFailureAt = now
+                stats.interrupted += 1
+                stats.failures += 1
+                if (decision.breaker) stats.window.record(now, false)
+                muxStats.interrupted += 1
+                if (end.restart) muxStats.restarts += 1
+                else {
+                  yield* tenantHold.release
+                  recordRequest(false)
+                }
+              }
+            })
+          if (!deferred) yield* finish({ _tag: "Success", usage: usageOf?.(value as never) })
+          return finish
+        })
+
+      /**
+       * Classifies and records a failed attempt and decides what comes next. With a hedge still in flight,
+       * anything but a terminal decision becomes a failover to it.
+       */
+      const failed = (r: Running, error: BedrockError.BedrockError, t1: number, serviceTier: "priority" | "reserved" | undefined, hedgeInFlight: boolean) =>
+        Effect.gen(function*() {
+          const chosen = r.target
+          last = error
+          // release only what Bedrock did not count: an error response before any work. A timeout, a cut or an
+          // in-stream failure may have been counted, so its reservation stays (as the estimate) until the minute passes.
+          if (r.reservation !== undefined && !countedByBedrock(error)) yield* store.release(chosen.quotaKey!, r.reservation).pipe(Effect.ignore)
+          if (error.reason._tag === "Throttled") yield* coolDown(chosen, error.reason, t1)
+          const decision = policy.classification(error)
+          // a context-window error fails over only to a larger window; with none in the pool the request is at fault
+          const failover = decision.failover && (!decision.largerContextOnly || pool.some((i) =>
+            (targets[i]!.model.contextWindow ?? 0) > Math.max(minContext, chosen.model.contextWindow ?? 0)
+          ))
+          yield* recordBreaker(chosen, decision.breaker ? "failure" : "ignored", r.probe, r.t0)
+          const stats = chosen.stats
+          stats.lastFailureAt = t1
+          if (error.reason._tag === "Throttled") stats.throttles += 1
+          else if (!failover) stats.failFast += 1
+          else stats.failures += 1
+          if (decision.breaker) stats.window.record(t1, false)
+
+          const tries = sameTries.get(chosen.index) ?? 0
+          const terminal = error.reason._tag === "DeadlineExceeded" && error.reason.scope === "request"
+          const escalate = error.reason._tag === "Throttled" && serviceTier === undefined &&
+            chosen.model.escalate !== undefined && !escalated.has(chosen.index)
+          let next: NonNullable<AttemptRecord["decision"]>
+          if (terminal) next = "stop"
+          else if (!failover && !escalate && tries >= decision.retrySame) next = "fail-fast"
+          else if (hedgeInFlight) next = "failover"
+          else if (escalate) next = "escalate"
+          else if (tries < decision.retrySame) next = "retry-same"
+          else next = "failover"
+          attempts.push({
+            modelId: chosen.model.modelId,
+            target: chosen.model.target,
+            outcome: "failure",
+            reason: error.reason._tag,
+            decision: next,
+            durationMs: t1 - r.t0
+          })
+          return { next, decision }
+        })
 
       while (true) {
         const now = yield* Clock.currentTimeMillis
@@ -286,66 +514,14 @@ export const make = (options: {
           )
         }
 
-        // 1. select (pure), take a permit (atomic), admit (atomic quota reservation)
+        // 1. select, take a permit, admit
         const snap = yield* readStates
-        const states = snap.breakers
-        let target: Target | undefined
-        let permit: Breaker.Permit = "refused"
-        let reservation: string | undefined
-        const skip = new Set<number>()
-        while (target === undefined) {
-          let choice: Target | undefined
-          if (forced !== undefined && !skip.has(forced.index)) {
-            // an escalated retry goes to another tier's quota: the default tier's cooldown does not apply
-            if (!Breaker.admits(settings, states[forced.index]!, now) || (!bypassCooldown && cooling(snap.cooldowns[forced.index], now))) {
-              // its breaker opened since (this very failure may have tripped it): fail over instead
-              excluded.set(forced.index, "tried")
-              skip.add(forced.index)
-              continue
-            }
-            choice = forced
-          } else {
-            const candidates: Array<Candidate> = []
-            for (const i of pool) {
-              if (excluded.has(i) || skip.has(i)) continue
-              const t = targets[i]!
-              if (minContext >= 0 && (t.model.contextWindow ?? 0) <= minContext) continue
-              if (cooling(snap.cooldowns[i], now)) continue
-              const state = states[i]!
-              if (!Breaker.admits(settings, state, now)) continue
-              const weight = t.model.weight * Breaker.weightFactor(settings, state, now)
-              if (weight > 0) candidates.push({ index: i, tier: t.model.tier, weight })
-            }
-            const picked = candidates.length === 0 ? undefined : policy.selection.pick(candidates, yield* Random.next)
-            choice = picked === undefined ? undefined : targets[picked.index]
-          }
-          if (choice === undefined) break
-          permit = Breaker.current(states[choice.index]!, now)._tag === "Closed" ? "granted" : yield* acquire(choice, now)
-          if (permit === "refused") {
-            skip.add(choice.index)
-            continue
-          }
-          if (choice.quotaKey !== undefined) {
-            // no throttled call is sent when the limit is known: a target without room is skipped
-            const id = nextId()
-            const r = yield* store.reserve(choice.quotaKey, now, { rpm: choice.model.rpm, tpm: choice.model.tpm }, id, estimate(choice))
-              .pipe(Effect.catch(storeFailed({ ok: true } as const)))
-            if (!r.ok) {
-              if (permit === "probe") yield* recordBreaker(choice, "ignored", true, now)
-              excluded.set(choice.index, "quota")
-              quotaUntil.set(choice.index, now + r.retryAfterMs)
-              if (forced === choice) forced = undefined
-              continue
-            }
-            reservation = id
-          }
-          target = choice
-        }
+        let current = yield* select(now, snap)
         forced = undefined
         bypassCooldown = false
 
         // 2. nothing eligible
-        if (target === undefined) {
+        if (current === undefined) {
           const models = availability(pool, excluded, snap, quotaUntil, now, minContext)
           const earliest = models.reduce<number | undefined>(
             (m, a) =>
@@ -370,93 +546,105 @@ export const make = (options: {
           )
         }
 
-        // 3. attempt under its timeout, bounded by the request deadline
-        const attemptTimeout = target.model.timeout !== undefined
-          ? Duration.toMillis(target.model.timeout)
-          : Duration.toMillis(policy.timeout)
-        const scope = attemptTimeout < remaining ? "attempt" : "request"
-        const timeout = Math.min(attemptTimeout, remaining)
-        const probe = permit === "probe"
-        const t0 = now
-        const chosen = target
-        const serviceTier = tier
+        // 3. the attempt under its timeout, bounded by the request deadline; hedged when asked
+        let serviceTier = tier
         tier = undefined
-        const reserved = reservation
-        const exit = yield* run(chosen, { timeout: Duration.millis(timeout), deadlineScope: scope, serviceTier }).pipe(
-          Effect.onInterrupt(() => recordBreaker(chosen, "ignored", probe, t0)),
-          Effect.exit
-        )
+        const hedgeMs = hedgeable ? routeOptions.hedge!.afterMs(current.target) : undefined
+        let exit: Exit.Exit<unknown, BedrockError.BedrockError>
+        if (hedgeMs === undefined || hedgeMs >= remaining) {
+          exit = yield* attempt(current, remaining, serviceTier)
+        } else {
+          const first = current
+          const firstFiber = yield* Effect.forkChild(attempt(first, remaining, serviceTier))
+          const early = yield* Effect.timeoutOption(Fiber.join(firstFiber), Duration.millis(hedgeMs))
+          const tHedge = yield* Clock.currentTimeMillis
+          const [hedgeOk, hedgeBad] = muxStats.hedgeWindow.totals(tHedge)
+          const second = Option.isSome(early) || hedgeBad >= routeOptions.hedge!.budget * hedgeOk
+            ? undefined
+            : yield* select(tHedge, yield* readStates, first.target.index)
+          if (Option.isSome(early)) exit = early.value
+          else if (second === undefined) exit = yield* Fiber.join(firstFiber)
+          else {
+            // one hedge per request
+            hedgeable = false
+            muxStats.hedges += 1
+            muxStats.hedgeWindow.record(tHedge, false)
+            const secondFiber = yield* Effect.forkChild(attempt(second, started + deadlineMs - tHedge, undefined))
+            const [winner, winnerExit, other, otherFiber] = yield* Effect.raceFirst(
+              Effect.map(Fiber.join(firstFiber), (e) => [first, e, second, secondFiber] as const),
+              Effect.map(Fiber.join(secondFiber), (e) => [second, e, first, firstFiber] as const)
+            )
+            const t1 = yield* Clock.currentTimeMillis
+            if (Exit.isSuccess(winnerExit) || exitError(winnerExit) === undefined) {
+              // the loser is aborted; what it used stays reserved (Bedrock counted it)
+              yield* Fiber.interrupt(otherFiber)
+              attempts.push({
+                modelId: other.target.model.modelId,
+                target: other.target.model.target,
+                outcome: "interrupted",
+                decision: "hedge-lost",
+                durationMs: t1 - other.t0
+              })
+              if (winner === second) muxStats.hedgesWon += 1
+              current = winner
+              exit = winnerExit
+              if (winner === second) serviceTier = undefined
+            } else {
+              const error = exitError(winnerExit)!
+              const { next } = yield* failed(winner, error, t1, winner === first ? serviceTier : undefined, true)
+              if (next === "stop" || next === "fail-fast") {
+                yield* Fiber.interrupt(otherFiber)
+                attempts.push({
+                  modelId: other.target.model.modelId,
+                  target: other.target.model.target,
+                  outcome: "interrupted",
+                  durationMs: t1 - other.t0
+                })
+                return yield* next === "stop"
+                  ? fail(new DeadlineExceeded({ deadlineMs }), `request deadline of ${deadlineMs} ms exceeded`, error)
+                  : fail(new Failed({ error }), error.message, error)
+              }
+              muxStats.failovers += 1
+              excluded.set(winner.target.index, "tried")
+              current = other
+              exit = yield* Fiber.join(otherFiber)
+              if (other === second) serviceTier = undefined
+            }
+          }
+        }
         const t1 = yield* Clock.currentTimeMillis
-        const durationMs = t1 - t0
+        const chosen = current.target
 
         // 4. classify (pure) and 5. record
         if (Exit.isSuccess(exit)) {
-          attempts.push({ modelId: chosen.model.modelId, target: chosen.model.target, outcome: "success", durationMs })
-          chosen.stats.successes += 1
-          chosen.stats.lastSuccessAt = t1
-          chosen.stats.latency.record(durationMs)
-          chosen.stats.window.record(t1, true)
-          if (probe || states[chosen.index]!._tag !== "Closed") yield* recordBreaker(chosen, "success", probe, t0)
-          muxStats.latency.record(t1 - started)
-          const used = usageOf?.(exit.value)
-          if (reserved !== undefined && used !== undefined) yield* store.settle(chosen.quotaKey!, reserved, used).pipe(Effect.ignore)
-          yield* settleTenant(used)
-          return { value: exit.value, target: chosen, attempts }
+          const complete = yield* succeeded(current, exit.value, t1)
+          return {
+            value: exit.value as never,
+            target: chosen,
+            attempts,
+            complete,
+            resume: (tried: ReadonlyArray<number>) => ({ started, attempts, tried, tenant: tenantHold })
+          }
         }
         const error = exitError(exit)
         if (error === undefined) {
           // a defect: give a probe slot back, or a half-open breaker would never admit again
-          yield* recordBreaker(chosen, "ignored", probe, t0)
+          yield* recordBreaker(chosen, "ignored", current.probe, current.t0)
           if (exit._tag === "Failure" && exit.cause.reasons.some((r) => r._tag === "Die")) {
             // the request failed: its quota reservations go back, as for any failure
-            if (reserved !== undefined) yield* store.release(chosen.quotaKey!, reserved).pipe(Effect.ignore)
-            yield* releaseTenant
+            if (current.reservation !== undefined) yield* store.release(chosen.quotaKey!, current.reservation).pipe(Effect.ignore)
+            yield* tenantHold.release
           }
           return yield* (exit as Exit.Exit<never>)
         }
-        last = error
-        // release only what Bedrock did not count: an error response before any work. A timeout, a cut or an
-        // in-stream failure may have been counted, so its reservation stays (as the estimate) until the minute passes.
-        if (reserved !== undefined && !countedByBedrock(error)) yield* store.release(chosen.quotaKey!, reserved).pipe(Effect.ignore)
-        if (error.reason._tag === "Throttled") yield* coolDown(chosen, error.reason, t1)
-        const decision = policy.classification(error)
-        // a context-window error fails over only to a larger window; with none in the pool the request is at fault
-        const failover = decision.failover && (!decision.largerContextOnly || pool.some((i) =>
-          (targets[i]!.model.contextWindow ?? 0) > Math.max(minContext, chosen.model.contextWindow ?? 0)
-        ))
-        yield* recordBreaker(chosen, decision.breaker ? "failure" : "ignored", probe, t0)
-        const stats = chosen.stats
-        stats.lastFailureAt = t1
-        if (error.reason._tag === "Throttled") stats.throttles += 1
-        else if (!failover) stats.failFast += 1
-        else stats.failures += 1
-        if (decision.breaker) stats.window.record(t1, false)
-
-        const tries = sameTries.get(chosen.index) ?? 0
-        const terminal = error.reason._tag === "DeadlineExceeded" && error.reason.scope === "request"
-        const escalate = error.reason._tag === "Throttled" && serviceTier === undefined &&
-          chosen.model.escalate !== undefined && !escalated.has(chosen.index)
-        let next: AttemptRecord["decision"]
-        if (terminal) next = "stop"
-        else if (escalate) next = "escalate"
-        else if (tries < decision.retrySame) next = "retry-same"
-        else if (failover) next = "failover"
-        else next = "fail-fast"
-        attempts.push({
-          modelId: chosen.model.modelId,
-          target: chosen.model.target,
-          outcome: "failure",
-          reason: error.reason._tag,
-          decision: next,
-          durationMs
-        })
+        const { next, decision } = yield* failed(current, error, t1, serviceTier, false)
         switch (next) {
           case "stop":
             return yield* fail(new DeadlineExceeded({ deadlineMs }), `request deadline of ${deadlineMs} ms exceeded`, error)
           case "fail-fast":
             return yield* fail(new Failed({ error }), error.message, error)
           case "retry-same":
-            sameTries.set(chosen.index, tries + 1)
+            sameTries.set(chosen.index, (sameTries.get(chosen.index) ?? 0) + 1)
             forced = chosen
             continue
           case "escalate":
@@ -465,7 +653,7 @@ export const make = (options: {
             forced = chosen
             bypassCooldown = true
             continue
-          case "failover": {
+          default: {
             muxStats.failovers += 1
             excluded.set(chosen.index, "tried")
             if (decision.largerContextOnly) minContext = Math.max(minContext, chosen.model.contextWindow ?? 0)
@@ -499,7 +687,7 @@ export const make = (options: {
         Effect.fail(
           new MuxError({ reason: new StoreUnavailable({ message: e.message }), message: `store unavailable: ${e.message}`, attempts })
         )),
-      Effect.tap(() => Effect.sync(() => recordRequest(true))),
+      Effect.tap(() => Effect.sync(() => deferred || recordRequest(true))),
       Effect.tapError(() => Effect.sync(() => recordRequest(false)))
     )
     })
@@ -547,7 +735,7 @@ export const make = (options: {
       }
     })
 
-  return { targets, settings, stats: muxStats, route, snapshot }
+  return { targets, settings, stats: muxStats, route, snapshot, policy }
 }
 
 /** Did Bedrock (probably) count this failed call against the model's quota? */

@@ -100,6 +100,12 @@ export class ModelStats {
   lastSuccessAt: number | undefined = undefined
   lastFailureAt: number | undefined = undefined
   readonly latency = new Histogram()
+  /** streams: time to the first content event, to the last event, and output tokens per second after the first */
+  readonly ttft = new Histogram()
+  readonly ttlt = new Histogram()
+  readonly tokensPerSecond = new Histogram()
+  /** streams cut after content was delivered */
+  interrupted = 0
   readonly window: WindowCounter
   constructor(windowSeconds: number) {
     this.window = new WindowCounter(windowSeconds)
@@ -112,5 +118,13 @@ export class MuxStats {
   successes = 0
   failures = 0
   failovers = 0
+  /** hedged attempts started, and hedges whose attempt won */
+  hedges = 0
+  hedgesWon = 0
+  /** streams interrupted after content was delivered, and of those, restarted on another model */
+  interrupted = 0
+  restarts = 0
   readonly latency = new Histogram()
+  /** hedge budget: hedgeable requests (ok) and hedges (failed) per second over the last minute */
+  readonly hedgeWindow = new WindowCounter(60)
 }
