@@ -30,16 +30,22 @@
  *
  * @since 0.1.0
  */
-import type { ConverseCommandInput, ConverseCommandOutput } from "@aws-sdk/client-bedrock-runtime"
-import { Clock, Config, Context, Duration, Effect, Layer, Random, Schema } from "effect"
+import type {
+  ConverseCommandInput,
+  ConverseCommandOutput,
+  ConverseStreamCommandInput
+} from "@aws-sdk/client-bedrock-runtime"
+import { Clock, Config, Context, Duration, Effect, Layer, Random, Schema, Stream } from "effect"
 import * as BedrockError from "./BedrockError.ts"
 import { BedrockRuntime, type Service as RuntimeService } from "./BedrockRuntime.ts"
 import * as Breaker from "./internal/breaker.ts"
 import * as Engine from "./internal/engine.ts"
+import * as MuxStreamEngine from "./internal/stream.ts"
 import * as MuxConfig from "./MuxConfig.ts"
 import { type AttemptRecord, InvalidRequest, MuxError } from "./MuxError.ts"
 import * as MuxStore from "./MuxStore.ts"
-import type * as Policy from "./Policy.ts"
+import type * as MuxStream from "./MuxStream.ts"
+import * as Policy from "./Policy.ts"
 
 /**
  * A request: Converse input without `modelId`.
@@ -62,6 +68,28 @@ export interface ConverseOptions {
   readonly waitForRecovery?: boolean
   /** a tenant over its quota waits for room (inside the deadline) instead of failing with QuotaExceeded */
   readonly waitForQuota?: boolean
+}
+
+/**
+ * A streaming request: ConverseStream input without `modelId`.
+ * @since 0.1.0
+ */
+export type MuxStreamRequest = Omit<ConverseStreamCommandInput, "modelId">
+
+/**
+ * Per-call options of `converseStream`: those of `converse`, and the
+ * policy's streaming settings overridden for this request.
+ * @since 0.1.0
+ */
+export interface StreamOptions extends ConverseOptions {
+  /** longest wait for an attempt's first content event (default: the policy's, 10 s) */
+  readonly firstTokenTimeout?: Duration.Input
+  /** longest gap between two events once content flows (default: the policy's, 10 s) */
+  readonly stallTimeout?: Duration.Input
+  /** after content was delivered: fail with StreamInterrupted (default) or restart on another model after a reset event */
+  readonly onInterrupt?: "fail" | "restart"
+  /** hedge this request: `true` for the policy's hedge (or `Policy.hedge()`), `false` for none, or settings */
+  readonly hedge?: boolean | { readonly after?: Duration.Input | "p95"; readonly budget?: number }
 }
 
 /**
@@ -159,6 +187,14 @@ export interface SimpleHealth {
  */
 export interface Service {
   readonly converse: (request: MuxRequest, options?: ConverseOptions) => Effect.Effect<MuxResponse, MuxError>
+  /**
+   * ConverseStream with failover until the first content event and never a
+   * splice after it (see `MuxStream`). The last event is `{ routing }`.
+   */
+  readonly converseStream: (
+    request: MuxStreamRequest,
+    options?: StreamOptions
+  ) => Stream.Stream<MuxStream.Event, MuxError>
   readonly health: Effect.Effect<Health>
   readonly stats: Effect.Effect<Stats>
   readonly simpleHealth: Effect.Effect<SimpleHealth>
@@ -341,6 +377,67 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig): Servic
     )
   }
 
+  const converseStream = (request: MuxStreamRequest, options: StreamOptions = {}): Stream.Stream<MuxStream.Event, MuxError> => {
+    const problems = [...requestProblems(request, options), ...streamProblems(options)]
+    if (problems.length > 0) {
+      return Stream.fail(
+        new MuxError({ reason: new InvalidRequest({ problems }), message: `invalid request: ${problems.join("; ")}`, attempts: [] })
+      )
+    }
+    const p = config.policy.stream
+    const ms = (d: Duration.Input | undefined, fallback: Duration.Duration) =>
+      Duration.toMillis(d === undefined ? fallback : Duration.fromInputUnsafe(d))
+    const hedge = options.hedge === undefined
+      ? p.hedge
+      : options.hedge === false
+      ? undefined
+      : options.hedge === true
+      ? p.hedge ?? Policy.hedge()
+      : Policy.hedge({ ...(p.hedge !== undefined ? { after: p.hedge.after === "p95" ? "p95" : p.hedge.after, budget: p.hedge.budget } : {}), ...options.hedge })
+    const inputTokens = () => config.policy.estimateInputTokens(request)
+    return MuxStreamEngine.make<MuxStream.ResetEvent, MuxStream.RoutingEvent>({
+      engine,
+      route: {
+        label: options.label,
+        waitForRecovery: options.waitForRecovery,
+        admission: {
+          inputTokens,
+          maxTokens: request.inferenceConfig?.maxTokens,
+          tenant: options.tenant,
+          waitForQuota: options.waitForQuota
+        }
+      },
+      settings: {
+        firstTokenMs: ms(options.firstTokenTimeout, p.firstToken),
+        stallMs: ms(options.stallTimeout, p.stall),
+        metadataGraceMs: Duration.toMillis(p.metadataGrace),
+        onInterrupt: options.onInterrupt ?? p.onInterrupt,
+        hedge,
+        deadlineMs: ms(options.deadline, config.policy.deadline)
+      },
+      inputTokens,
+      request: (target, attempt) =>
+        target.runtime.converseStream({
+          ...request,
+          modelId: target.model.modelId,
+          ...(attempt.serviceTier !== undefined ? { serviceTier: { type: attempt.serviceTier } } : {})
+        }),
+      reset: (info) => ({ reset: { ...info, reason: info.error.reason._tag } }),
+      end: (info) => ({
+        routing: {
+          modelId: info.routed.target.model.modelId,
+          target: info.routed.target.model.target,
+          attempts: [...info.routed.attempts],
+          fallbackUsed: info.routed.target.model.tier > 0,
+          usage: info.usage,
+          timeToFirstTokenMs: info.timeToFirstTokenMs,
+          durationMs: info.durationMs,
+          restarts: info.restarts
+        }
+      })
+    })
+  }
+
   const modelsHealth = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     const { breakers: states, cooldowns } = yield* engine.snapshot
@@ -406,7 +503,7 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig): Servic
   const simpleHealth = Effect.map(health, (h): SimpleHealth =>
     h.status === "unhealthy" ? { status: "unhealthy", code: 503 } : { status: "healthy", code: 200 })
 
-  return { converse, health, stats, simpleHealth, config }
+  return { converse, converseStream, health, stats, simpleHealth, config }
 }
 
 /** What a Converse response really used, as Bedrock counts it against TPM. */
@@ -422,6 +519,28 @@ const deadlineError = (scope: "attempt" | "request", after: Duration.Duration, m
     `${scope === "attempt" ? "attempt timeout" : "request deadline"} of ${Duration.toMillis(after)} ms expired; the request was aborted`,
     modelId
   )
+
+const streamProblems = (options: StreamOptions): Array<string> => {
+  const problems: Array<string> = []
+  for (const key of ["firstTokenTimeout", "stallTimeout"] as const) {
+    const v = options[key]
+    if (v === undefined) continue
+    const d = Duration.fromInput(v)
+    if (d._tag === "None" || Duration.toMillis(d.value) <= 0) problems.push(`${key}: expected a positive duration, got ${String(v)}`)
+  }
+  if (options.onInterrupt !== undefined && options.onInterrupt !== "fail" && options.onInterrupt !== "restart") {
+    problems.push(`onInterrupt: expected "fail" or "restart", got ${String(options.onInterrupt)}`)
+  }
+  const h = options.hedge
+  if (typeof h === "object" && h !== null) {
+    if (h.after !== undefined && h.after !== "p95") {
+      const d = Duration.fromInput(h.after)
+      if (d._tag === "None" || Duration.toMillis(d.value) <= 0) problems.push(`hedge.after: expected a positive duration or "p95", got ${String(h.after)}`)
+    }
+    if (h.budget !== undefined && !(h.budget >= 0 && h.budget <= 1)) problems.push(`hedge.budget: expected a share in [0, 1], got ${String(h.budget)}`)
+  }
+  return problems
+}
 
 const requestProblems = (request: MuxRequest, options: ConverseOptions): Array<string> => {
   const problems: Array<string> = []

@@ -17,6 +17,9 @@
  * - `StoreUnavailable`: the shared store failed and the mux fails closed.
  * - `InvalidRequest`: the request itself is malformed (no messages, a
  *   `modelId` given, an unknown route label, a bad deadline).
+ * - `StreamInterrupted`: a stream failed after its first content event was
+ *   delivered (`converseStream` without `restart`); carries the reason and
+ *   the partial usage.
  *
  * `last` is the last attempt's `BedrockError` when there is one: its `cause`
  * is the SDK's error.
@@ -87,6 +90,35 @@ export class QuotaExceeded extends Data.TaggedClass("QuotaExceeded")<{
 /** The shared store failed and the mux is set to fail closed (`onStoreError: "fail"`). @since 0.1.0 */
 export class StoreUnavailable extends Data.TaggedClass("StoreUnavailable")<{ readonly message: string }> {}
 
+/**
+ * A stream failed after content had been delivered to the caller: the mux
+ * never continues it on another model (that would splice two answers).
+ * `partial` is what the delivered part used, estimated from its text unless
+ * the model reported usage.
+ * @since 0.1.0
+ */
+export class StreamInterrupted extends Data.TaggedClass("StreamInterrupted")<{
+  readonly modelId: string
+  readonly target: string
+  /** why the stream stopped: a cut, a stall, an in-stream exception, the request deadline */
+  readonly error: BedrockError.BedrockError
+  readonly partial: Usage
+  /** content events delivered before the interruption */
+  readonly delivered: number
+}> {}
+
+/**
+ * Token usage of a call; `estimated` when the model did not report it (no
+ * metadata event) and it was counted from the text instead.
+ * @since 0.1.0
+ */
+export interface Usage {
+  readonly inputTokens: number
+  readonly outputTokens: number
+  readonly totalTokens: number
+  readonly estimated: boolean
+}
+
 /** @since 0.1.0 */
 export type Reason =
   | Failed
@@ -96,6 +128,7 @@ export type Reason =
   | InvalidRequest
   | QuotaExceeded
   | StoreUnavailable
+  | StreamInterrupted
 
 /**
  * The error of `BedrockMux.converse`.

@@ -70,6 +70,7 @@ export class MultiplexerError extends Error {
     | "INVALID_REQUEST"
     | "QUOTA_EXCEEDED"
     | "STORE_UNAVAILABLE"
+    | "STREAM_INTERRUPTED"
   readonly details: Record<string, unknown>
   /** the last SDK error seen, if any */
   readonly sdkError: unknown
@@ -103,6 +104,8 @@ const codeOf = (error: MuxError): MultiplexerError["code"] => {
       return "QUOTA_EXCEEDED"
     case "StoreUnavailable":
       return "STORE_UNAVAILABLE"
+    case "StreamInterrupted":
+      return "STREAM_INTERRUPTED"
   }
 }
 

@@ -27,11 +27,16 @@ export type {
   ModelHealth,
   MuxRequest,
   MuxResponse,
+  MuxStreamRequest,
   Routing,
   Service as BedrockMuxService,
   SimpleHealth,
-  Stats
+  Stats,
+  StreamOptions
 } from "./BedrockMux.ts"
+
+/** The events of `converseStream` and helpers to read them. @since 0.1.0 */
+export * as MuxStream from "./MuxStream.ts"
 
 /** The mux's JSON config. @since 0.1.0 */
 export * as MuxConfig from "./MuxConfig.ts"

@@ -39,3 +39,6 @@ export const estimateInputTokens = (
   }
   return Math.max(1, Math.ceil(chars / CHARS_PER_TOKEN) + messages * PER_MESSAGE_OVERHEAD)
 }
+
+/** The output-token estimate of `chars` characters of generated text (or tool input JSON). Pure. */
+export const estimateOutputTokens = (chars: number): number => Math.ceil(chars / CHARS_PER_TOKEN)

@@ -2,53 +2,25 @@
  * The demo's scenarios: each builds a simulated Bedrock, runs a workload
  * through `BedrockRuntime` or `BedrockMux`, and returns a table. They run
  * on virtual time (TestClock), so a two-minute outage takes milliseconds and
- * every run prints the same numbers.
+ * every run prints the same numbers. Each reports its progress (requests
+ * done / total) through `Progress`.
  */
-import { Duration, Effect, Fiber, Layer, Random } from "effect"
-import { TestClock } from "effect/testing"
-import { BedrockMux } from "../src/BedrockMux.ts"
-import { BedrockRuntime } from "../src/BedrockRuntime.ts"
-import { BedrockSimulator } from "../src/BedrockSimulator.ts"
-import type { MuxRequest } from "../src/BedrockMux.ts"
-import type * as SimulatorScript from "../src/SimulatorScript.ts"
+import { Effect, Layer } from "effect"
+import { BedrockMux } from "../BedrockMux.ts"
+import { BedrockRuntime } from "../BedrockRuntime.ts"
+import { BedrockSimulator } from "../BedrockSimulator.ts"
+import { percentile, progress, request, type Scenario, sim, type Table, virtual } from "./scenarioKit.ts"
+import { streamingScenarios } from "./streamingScenarios.ts"
 
-export interface Table {
-  readonly title: string
-  readonly expectation: string
-  readonly columns: ReadonlyArray<string>
-  readonly rows: ReadonlyArray<ReadonlyArray<string | number>>
-  readonly summary: Record<string, string | number | boolean>
-  /** did the scenario meet its expectation */
-  readonly ok: boolean
-}
-
-export const request: MuxRequest = {
-  messages: [{ role: "user", content: [{ text: "Explain circuit breakers in one paragraph." }] }],
-  inferenceConfig: { maxTokens: 256 }
-}
-
-const percentile = (xs: ReadonlyArray<number>, q: number): number => {
-  if (xs.length === 0) return 0
-  const sorted = [...xs].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!
-}
-
-/** Runs `effect` on virtual time: forks it and moves the clock until it is done. */
-export const virtual = <A, E>(effect: Effect.Effect<A, E>, horizon: Duration.Input = "1 hour"): Effect.Effect<A, E> =>
-  Effect.gen(function*() {
-    const fiber = yield* Effect.forkChild(effect)
-    yield* TestClock.adjust(horizon)
-    return yield* Fiber.join(fiber)
-  }).pipe(Effect.provide(TestClock.layer()), Random.withSeed("demo"))
-
-const sim = (script: SimulatorScript.ScriptInput) => BedrockSimulator.layer({ seed: "demo", ...script })
+export type { Table } from "./scenarioKit.ts"
 
 /** The foundation workload: 200 concurrent calls straight through BedrockRuntime. */
-export const runtimeWorkload = (live?: Layer.Layer<BedrockRuntime>): Effect.Effect<Table, unknown> => {
+export const runtimeWorkload = (live?: Layer.Layer<BedrockRuntime>): Scenario => {
   const models = ["amazon.nova-lite-v1:0", "amazon.nova-pro-v1:0"]
   const n = live === undefined ? 200 : 4
   const work = Effect.gen(function*() {
     const bedrock = yield* BedrockRuntime
+    const tick = yield* progress(n)
     const results = yield* Effect.forEach(
       Array.from({ length: n }, (_, i) => models[i % models.length]!),
       (modelId) =>
@@ -57,7 +29,7 @@ export const runtimeWorkload = (live?: Layer.Layer<BedrockRuntime>): Effect.Effe
           const ok = yield* bedrock.converse({ ...request, modelId }).pipe(Effect.as(true), Effect.orElseSucceed(() => false))
           const t1 = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
           return { modelId, ok, ms: t1 - t0 }
-        }),
+        }).pipe(Effect.tap(tick)),
       { concurrency: 50 }
     )
     const rows = models.map((m) => {
@@ -88,15 +60,64 @@ export const runtimeWorkload = (live?: Layer.Layer<BedrockRuntime>): Effect.Effe
   }))))
 }
 
+/** The default pool of `muxWorkload`: two Nova models. */
+export const defaultLiveModels: ReadonlyArray<string> = ["amazon.nova-lite-v1:0", "amazon.nova-pro-v1:0"]
+
+/**
+ * The live mux workload: a few requests through `BedrockMux` over real
+ * Bedrock. The first model is the primary, the others are fallbacks.
+ */
+export const muxWorkload = (
+  live: Layer.Layer<BedrockRuntime>,
+  models: ReadonlyArray<string> = defaultLiveModels,
+  n = 4
+): Scenario =>
+  Effect.gen(function*() {
+    const mux = yield* BedrockMux
+    const tick = yield* progress(n)
+    const results = yield* Effect.forEach(
+      Array.from({ length: n }),
+      () =>
+        Effect.gen(function*() {
+          const t0 = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
+          const res = yield* Effect.result(mux.converse(request))
+          const t1 = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
+          return { res, ms: t1 - t0 }
+        }).pipe(Effect.tap(tick)),
+      { concurrency: 2 }
+    )
+    const answered = results.flatMap((r) => (r.res._tag === "Success" ? [r.res.success.routing.modelId] : []))
+    const firstError = results.flatMap((r) => (r.res._tag === "Failure" ? [r.res.failure.message] : []))[0]
+    const health = yield* mux.health
+    return {
+      title: `BedrockMux (live): ${n} requests over ${models.join(", ")}`,
+      expectation: "every request is answered (by the primary unless it throttles or fails)",
+      columns: ["model", "tier", "answered", "breaker", "failures", "throttles"],
+      rows: health.models.map((m) => [m.modelId, m.tier, answered.filter((x) => x === m.modelId).length, m.breaker, m.failures, m.throttles]),
+      summary: {
+        requests: n,
+        successes: answered.length,
+        p50: Math.round(percentile(results.map((r) => r.ms), 0.5)),
+        ...(firstError === undefined ? {} : { firstError })
+      },
+      ok: answered.length === n
+    } satisfies Table
+  }).pipe(
+    Effect.provide(BedrockMux.layer({
+      models: models.map((modelId, i) => (i === 0 ? { modelId, weight: 100 } : { modelId, weight: 100, isFallback: true }))
+    }).pipe(Layer.provide(live)))
+  )
+
 const pool = [
   { modelId: "primary", weight: 100 },
   { modelId: "fallback", weight: 30, isFallback: true }
 ] as const
 
 /** (a) the seed scenario: primary 3 RPM, fallback 25 RPM, 10 concurrent requests. */
-export const throttledPrimary: Effect.Effect<Table, unknown> = virtual(Effect.gen(function*() {
+export const throttledPrimary: Scenario = virtual(Effect.gen(function*() {
   const mux = yield* BedrockMux
-  const responses = yield* Effect.forEach(Array.from({ length: 10 }), () => Effect.result(mux.converse(request)), {
+  const tick = yield* progress(10)
+  const responses = yield* Effect.forEach(Array.from({ length: 10 }), () => Effect.result(mux.converse(request)).pipe(Effect.tap(tick)), {
     concurrency: "unbounded"
   })
   const ok = responses.filter((r) => r._tag === "Success")
@@ -122,14 +143,16 @@ export const throttledPrimary: Effect.Effect<Table, unknown> = virtual(Effect.ge
 ))
 
 /** (b) primary down for 60 s, one request every 4 s for 2 minutes. */
-export const outage: Effect.Effect<Table, unknown> = virtual(Effect.gen(function*() {
+export const outage: Scenario = virtual(Effect.gen(function*() {
   const mux = yield* BedrockMux
   const rows: Array<Array<string | number>> = []
   const served: Array<{ t: number; model: string }> = []
   const begin = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
   let reopensAt: number | undefined
+  const tick = yield* progress(30)
   for (let t = 0; t < 120_000; t += 4_000) {
     const res = yield* Effect.result(mux.converse(request))
+    yield* tick
     const health = yield* mux.health
     if (t >= 60_000 && reopensAt === undefined) {
       // when the primary recovered, its breaker was open until this time
@@ -172,9 +195,10 @@ export const outage: Effect.Effect<Table, unknown> = virtual(Effect.gen(function
 ), "10 minutes")
 
 /** (c) a storm of ValidationExceptions: the request is at fault, not the model. */
-export const validationStorm: Effect.Effect<Table, unknown> = virtual(Effect.gen(function*() {
+export const validationStorm: Scenario = virtual(Effect.gen(function*() {
   const mux = yield* BedrockMux
-  const results = yield* Effect.forEach(Array.from({ length: 50 }), () => Effect.result(mux.converse(request)))
+  const tick = yield* progress(50)
+  const results = yield* Effect.forEach(Array.from({ length: 50 }), () => Effect.result(mux.converse(request)).pipe(Effect.tap(tick)))
   const failFast = results.filter((r) => r._tag === "Failure" && r.failure.reason._tag === "Failed").length
   const health = yield* mux.health
   return {
@@ -197,14 +221,16 @@ export const validationStorm: Effect.Effect<Table, unknown> = virtual(Effect.gen
 ))
 
 /** (d) one model hangs: each request still answers within timeout + the fallback's latency. */
-export const hangingModel: Effect.Effect<Table, unknown> = virtual(Effect.gen(function*() {
+export const hangingModel: Scenario = virtual(Effect.gen(function*() {
   const mux = yield* BedrockMux
   const durations: Array<number> = []
   const rows: Array<Array<string | number>> = []
+  const tick = yield* progress(8)
   for (let i = 0; i < 8; i++) {
     const t0 = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
     const res = yield* Effect.result(mux.converse(request))
     const t1 = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
+    yield* tick
     durations.push(t1 - t0)
     rows.push([i + 1, res._tag === "Success" ? res.success.routing.modelId : "FAILED", t1 - t0, res._tag === "Success" ? res.success.routing.attempts.length : 0])
   }
@@ -225,9 +251,10 @@ export const hangingModel: Effect.Effect<Table, unknown> = virtual(Effect.gen(fu
 ))
 
 /** (e) admission: the primary's 3 RPM is known, so no throttled call is sent at all. */
-export const admission: Effect.Effect<Table, unknown> = virtual(Effect.gen(function*() {
+export const admission: Scenario = virtual(Effect.gen(function*() {
   const mux = yield* BedrockMux
-  const responses = yield* Effect.forEach(Array.from({ length: 10 }), () => Effect.result(mux.converse(request)), {
+  const tick = yield* progress(10)
+  const responses = yield* Effect.forEach(Array.from({ length: 10 }), () => Effect.result(mux.converse(request)).pipe(Effect.tap(tick)), {
     concurrency: "unbounded"
   })
   const ok = responses.flatMap((r) => (r._tag === "Success" ? [r.success.routing.modelId] : []))
@@ -253,9 +280,10 @@ export const admission: Effect.Effect<Table, unknown> = virtual(Effect.gen(funct
 ))
 
 /** (f) two primaries of 3 RPM each and a fallback: 3, 3, 4. */
-export const twoPrimaries: Effect.Effect<Table, unknown> = virtual(Effect.gen(function*() {
+export const twoPrimaries: Scenario = virtual(Effect.gen(function*() {
   const mux = yield* BedrockMux
-  const responses = yield* Effect.forEach(Array.from({ length: 10 }), () => Effect.result(mux.converse(request)), {
+  const tick = yield* progress(10)
+  const responses = yield* Effect.forEach(Array.from({ length: 10 }), () => Effect.result(mux.converse(request)).pipe(Effect.tap(tick)), {
     concurrency: "unbounded"
   })
   const ok = responses.flatMap((r) => (r._tag === "Success" ? [r.success.routing.modelId] : []))
@@ -280,12 +308,13 @@ export const twoPrimaries: Effect.Effect<Table, unknown> = virtual(Effect.gen(fu
 ))
 
 /** (g) per-tenant quotas: A at 3 RPM, B and C at 10 RPM, 5 concurrent requests each. */
-export const tenants: Effect.Effect<Table, unknown> = virtual(Effect.gen(function*() {
+export const tenants: Scenario = virtual(Effect.gen(function*() {
   const mux = yield* BedrockMux
   const names = ["A", "B", "C"]
   const jobs = Array.from({ length: 15 }, (_, i) => names[i % 3]!)
+  const tick = yield* progress(jobs.length)
   const results = yield* Effect.forEach(jobs, (tenant) =>
-    Effect.map(Effect.result(mux.converse(request, { tenant })), (r) => ({ tenant, r })), { concurrency: "unbounded" })
+    Effect.map(Effect.result(mux.converse(request, { tenant })), (r) => ({ tenant, r })).pipe(Effect.tap(tick)), { concurrency: "unbounded" })
   const rows = names.map((t) => {
     const mine = results.filter((x) => x.tenant === t)
     return [
@@ -310,7 +339,7 @@ export const tenants: Effect.Effect<Table, unknown> = virtual(Effect.gen(functio
   }).pipe(Layer.provideMerge(sim({ models: { primary: {}, fallback: {} } }))))
 ))
 
-export const scenarios: Record<string, Effect.Effect<Table, unknown>> = {
+export const scenarios: Record<string, Scenario> = {
   runtime: runtimeWorkload(),
   "throttled-primary": throttledPrimary,
   outage,
@@ -318,5 +347,6 @@ export const scenarios: Record<string, Effect.Effect<Table, unknown>> = {
   "hanging-model": hangingModel,
   admission,
   "two-primaries": twoPrimaries,
-  tenants
+  tenants,
+  ...streamingScenarios
 }

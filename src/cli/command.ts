@@ -1,0 +1,347 @@
+/**
+ * The `bedrock-mux` command tree (effect/cli). Importing this module runs
+ * nothing: `main.ts` runs `cli` on the process's argv, tests run it with
+ * `Command.runWith`.
+ *
+ * - `bedrock-mux demo [scenario...] [--json] [--live] [--region r] [--models a,b]`
+ * - `bedrock-mux validate-config <file | ENV_VAR> [--json]`
+ *
+ * Every output goes through `Console` (the TTY progress line excepted). A
+ * failing run fails with `CliExit`, which carries the exit code and is not
+ * logged again by the runtime (what had to be said was already printed).
+ */
+import { Config, Console, Data, Duration, Effect, FileSystem, Layer, Option, Result, Runtime } from "effect"
+import { Argument, Command, Flag } from "effect/cli"
+import { BedrockRuntime } from "../BedrockRuntime.ts"
+import * as MuxConfig from "../MuxConfig.ts"
+import { Progress, type ProgressReporter, request, type Scenario, type Table } from "./scenarioKit.ts"
+import { defaultLiveModels, muxWorkload, runtimeWorkload, scenarios } from "./scenarios.ts"
+
+/** A run that failed after printing why: the process exits with `code`. */
+export class CliExit extends Data.TaggedError("CliExit")<{ readonly code: number }> {
+  override readonly [Runtime.errorExitCode] = this.code
+  override readonly [Runtime.errorReported] = false
+}
+
+/** A readable one-liner for any error. */
+export const describeError = (e: unknown): string => {
+  if (e instanceof Error) {
+    const tag = (e as { _tag?: unknown })._tag
+    return typeof tag === "string" || e.name === "Error" ? e.message : `${e.name}: ${e.message}`
+  }
+  if (typeof e === "object" && e !== null && "message" in e && typeof e.message === "string") return e.message
+  return String(e)
+}
+
+// ---------------------------------------------------------------------------
+// rendering
+
+const grid = (columns: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string | number>>): Array<string> => {
+  const cells = [columns.map(String), ...rows.map((r) => r.map(String))]
+  const widths = columns.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)))
+  const line = (r: ReadonlyArray<string>) => "  " + r.map((c, i) => c.padEnd(widths[i]!)).join("  ")
+  return [line(cells[0]!), "  " + widths.map((w) => "-".repeat(w)).join("  "), ...cells.slice(1).map(line)]
+}
+
+/** A scenario's table as text: PASS/FAIL and title, expectation, columns, rows, summary. */
+export const renderTable = (t: Table): string =>
+  [
+    `${t.ok ? "PASS" : "FAIL"}  ${t.title}`,
+    `      expected: ${t.expectation}`,
+    ...grid(t.columns, t.rows),
+    "  " + Object.entries(t.summary).map(([k, v]) => `${k}=${v}`).join("  "),
+    ""
+  ].join("\n")
+
+// ---------------------------------------------------------------------------
+// demo
+
+type ProgressMode = "tty" | "lines" | "none"
+
+/** Draws `name  done/total requests` on one stderr line (a TTY), at most every 50 ms. */
+const ttyReporter = (name: string): ProgressReporter => {
+  let last = 0
+  return {
+    report: (done, total) =>
+      Effect.sync(() => {
+        const now = performance.now()
+        if (done !== total && done !== 0 && now - last < 50) return
+        last = now
+        process.stderr.write(`\r\x1b[K${name.padEnd(20)} ${done}/${total} requests`)
+      })
+  }
+}
+
+const withProgress = (name: string, scenario: Scenario, mode: ProgressMode): Scenario => {
+  switch (mode) {
+    case "none":
+      return scenario
+    case "lines":
+      return Console.error(`running ${name}...`).pipe(Effect.andThen(scenario))
+    case "tty":
+      return scenario.pipe(
+        Effect.provideService(Progress, ttyReporter(name)),
+        Effect.ensuring(Effect.sync(() => process.stderr.write("\r\x1b[K")))
+      )
+  }
+}
+
+/** One request straight to Bedrock: fails with a readable message when there is no access at all. */
+const liveCheck = (live: Layer.Layer<BedrockRuntime>, modelId: string) =>
+  Effect.gen(function*() {
+    const bedrock = yield* BedrockRuntime
+    yield* bedrock.converse({ ...request, modelId, inferenceConfig: { maxTokens: 16 } })
+  }).pipe(
+    Effect.provide(live),
+    Effect.timeout("30 seconds"),
+    // a throttle means Bedrock answered: access is fine
+    Effect.catchIf((e) => e._tag === "BedrockError" && e.reason._tag === "Throttled", () => Effect.void)
+  )
+
+const scenarioArg = Argument.String("scenario").pipe(
+  Argument.withDescription(`scenarios to run (default: all): ${Object.keys(scenarios).join(", ")}`),
+  Argument.variadic()
+)
+
+export const demo = Command.make(
+  "demo",
+  {
+    names: scenarioArg,
+    json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print the results as a JSON array on stdout")),
+    live: Flag.Boolean("live").pipe(
+      Flag.withDefault(false),
+      Flag.withDescription("run a small workload against real Bedrock (default AWS credential chain)")
+    ),
+    region: Flag.String("region").pipe(Flag.withDescription("AWS region for --live"), Flag.optional),
+    models: Flag.String("models").pipe(
+      Flag.withDescription("comma-separated model ids of the --live mux pool (first = primary)"),
+      Flag.withDefault(defaultLiveModels.join(","))
+    )
+  },
+  Effect.fn("bedrock-mux.demo")(function*({ json, live, models, names, region }) {
+    const unknown = names.filter((n) => !Object.hasOwn(scenarios, n))
+    if (unknown.length > 0) {
+      yield* Console.error(`unknown scenario(s): ${unknown.join(", ")}; known: ${Object.keys(scenarios).join(", ")}`)
+      return yield* new CliExit({ code: 2 })
+    }
+    let selected: Array<readonly [string, Scenario]>
+    if (live) {
+      if (names.length > 0) yield* Console.error(`--live runs the live workloads; ignoring ${names.join(", ")}`)
+      const pool = models.split(",").map((m) => m.trim()).filter((m) => m.length > 0)
+      if (pool.length === 0) {
+        yield* Console.error("--models needs at least one model id")
+        return yield* new CliExit({ code: 2 })
+      }
+      const where = Option.match(region, { onNone: () => "the default region", onSome: (r) => r })
+      const layer = BedrockRuntime.layer(Option.match(region, { onNone: () => ({}), onSome: (r) => ({ region: r }) }))
+      if (!json) yield* Console.error(`checking Bedrock access (${where}, ${pool[0]})...`)
+      const check = yield* Effect.result(liveCheck(layer, pool[0]!))
+      if (Result.isFailure(check)) {
+        yield* Console.error(
+          [
+            `cannot call Bedrock in ${where} with ${pool[0]}: ${describeError(check.failure)}`,
+            "  credentials come from the default AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, SSO,",
+            "  instance or task role); the region from --region or AWS_REGION; the model must be enabled in that region."
+          ].join("\n")
+        )
+        return yield* new CliExit({ code: 1 })
+      }
+      selected = [["runtime (live)", runtimeWorkload(layer)], ["mux (live)", muxWorkload(layer, pool)]]
+    } else {
+      selected = (names.length === 0 ? Object.keys(scenarios) : names).map((n) => [n, scenarios[n]!] as const)
+    }
+    const mode: ProgressMode = json ? "none" : process.stderr.isTTY === true ? "tty" : "lines"
+    const results: Array<(Table & { readonly name: string }) | { readonly name: string; readonly ok: false; readonly error: string }> = []
+    for (const [name, scenario] of selected) {
+      const outcome = yield* Effect.result(withProgress(name, scenario, mode))
+      if (Result.isFailure(outcome)) {
+        const error = describeError(outcome.failure)
+        results.push({ name, ok: false, error })
+        yield* Console.error(`ERROR ${name}: ${error}`)
+        continue
+      }
+      results.push({ name, ...outcome.success })
+      if (!json) yield* Console.log(renderTable(outcome.success))
+    }
+    if (json) yield* Console.log(JSON.stringify(results, null, 2))
+    if (!results.every((r) => r.ok)) return yield* new CliExit({ code: 1 })
+  })
+).pipe(
+  Command.withDescription(
+    "Run the demo scenarios on the built-in Bedrock simulator (virtual time: instant and reproducible) and print a table each; exit 1 if any fails"
+  )
+)
+
+// ---------------------------------------------------------------------------
+// validate-config
+
+class SourceError extends Data.TaggedError("SourceError")<{ readonly message: string }> {}
+
+const envName = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+/** The JSON text of `source`: a file if one exists at that path, else the environment variable of that name. */
+const readSource = Effect.fnUntraced(function*(source: string) {
+  const fs = yield* FileSystem.FileSystem
+  if (yield* fs.exists(source).pipe(Effect.orElseSucceed(() => false))) {
+    const text = yield* fs.readFileString(source).pipe(
+      Effect.mapError((e) => new SourceError({ message: `cannot read ${source}: ${e.message}` }))
+    )
+    return { from: `file ${source}`, text }
+  }
+  if (!envName.test(source)) return yield* new SourceError({ message: `no such file: ${source}` })
+  const value = yield* Config.option(Config.String(source)).pipe(
+    Effect.mapError((e) => new SourceError({ message: `cannot read environment variable ${source}: ${e.message}` }))
+  )
+  if (Option.isNone(value)) {
+    return yield* new SourceError({
+      message: `no file named ${source}, and environment variable ${source} is not set`
+    })
+  }
+  return { from: `environment variable ${source}`, text: value.value }
+})
+
+const fmt = (d: Duration.Duration): string => Duration.format(d)
+
+/** The decoded config as plain JSON (durations in ms). */
+export const configToJson = (c: MuxConfig.MuxConfig) => ({
+  name: c.name,
+  models: c.models.map((m) => ({
+    target: m.target,
+    modelId: m.modelId,
+    tier: m.tier,
+    weight: m.weight,
+    timeoutMs: Duration.toMillis(m.timeout ?? c.policy.timeout),
+    timeoutFrom: m.timeout === undefined ? "policy" : "model",
+    ...(m.client === undefined ? {} : { client: m.client }),
+    ...(m.contextWindow === undefined ? {} : { contextWindow: m.contextWindow }),
+    ...(m.rpm === undefined ? {} : { rpm: m.rpm }),
+    ...(m.tpm === undefined ? {} : { tpm: m.tpm }),
+    maxTokens: m.maxTokens,
+    labels: m.labels,
+    ...(m.escalate === undefined ? {} : { escalate: m.escalate })
+  })),
+  policy: {
+    attempts: c.policy.attempts,
+    timeoutMs: Duration.toMillis(c.policy.timeout),
+    deadlineMs: Duration.toMillis(c.policy.deadline),
+    selection: c.policy.selection.name,
+    backoff: c.policy.backoff !== undefined,
+    waitForRecovery: c.policy.waitForRecovery,
+    breaker: {
+      failures: c.policy.breaker.failures,
+      windowMs: Duration.toMillis(c.policy.breaker.window),
+      cooldownMs: Duration.toMillis(c.policy.breaker.cooldown),
+      cooldownMaxMs: Duration.toMillis(c.policy.breaker.cooldownMax),
+      halfOpen: c.policy.breaker.halfOpen,
+      rampUpMs: Duration.toMillis(c.policy.breaker.rampUp)
+    }
+  },
+  routes: Object.fromEntries([...c.routes].map(([label, ix]) => [label, ix.map((i) => c.models[i]!.target)])),
+  tenants: Object.fromEntries(c.tenants),
+  ...(c.defaultTenant === undefined ? {} : { defaultTenant: c.defaultTenant }),
+  onStoreError: c.onStoreError,
+  cooldownsMs: {
+    requests: Duration.toMillis(c.cooldowns.requests),
+    tokens: Duration.toMillis(c.cooldowns.tokens),
+    daily: Duration.toMillis(c.cooldowns.daily),
+    unknown: Duration.toMillis(c.cooldowns.unknown)
+  }
+})
+
+const limits = (l: MuxConfig.TenantLimits): string =>
+  [l.rpm === undefined ? undefined : `rpm ${l.rpm}`, l.tpm === undefined ? undefined : `tpm ${l.tpm}`]
+    .filter((x) => x !== undefined).join(", ") || "unlimited"
+
+/** The decoded config as text. */
+export const renderConfig = (c: MuxConfig.MuxConfig): string => {
+  const p = c.policy
+  const b = p.breaker
+  const opt = (x: string | number | undefined) => (x === undefined ? "-" : String(x))
+  return [
+    `name: ${c.name}`,
+    `models (${c.models.length}):`,
+    ...grid(
+      ["target", "tier", "weight", "timeout", "rpm", "tpm", "maxTokens", "contextWindow", "labels", "escalate"],
+      c.models.map((m) => [
+        m.target,
+        m.tier === 0 ? "0 (primary)" : `${m.tier} (fallback)`,
+        m.weight,
+        m.timeout === undefined ? `${fmt(p.timeout)} (policy)` : fmt(m.timeout),
+        opt(m.rpm),
+        opt(m.tpm),
+        m.maxTokens,
+        opt(m.contextWindow),
+        m.labels.length === 0 ? "-" : m.labels.join(","),
+        opt(m.escalate)
+      ])
+    ),
+    `policy: attempts ${p.attempts}, attempt timeout ${fmt(p.timeout)}, deadline ${fmt(p.deadline)}, selection ${p.selection.name}, backoff ${
+      p.backoff === undefined ? "none" : "exponential"
+    }, waitForRecovery ${p.waitForRecovery}`,
+    `breaker: opens after ${b.failures} failures in ${fmt(b.window)}, cooldown ${fmt(b.cooldown)} (max ${
+      fmt(b.cooldownMax)
+    }), ${b.halfOpen} half-open probe(s), ramp-up ${fmt(b.rampUp)}`,
+    c.routes.size === 0
+      ? "routes: none"
+      : ["routes:", ...[...c.routes].map(([label, ix]) => `  ${label} -> ${ix.map((i) => c.models[i]!.target).join(", ")}`)].join("\n"),
+    c.tenants.size === 0 && c.defaultTenant === undefined
+      ? "tenants: none (unlimited)"
+      : [
+        "tenants:",
+        ...[...c.tenants].map(([t, l]) => `  ${t}: ${limits(l)}`),
+        `  (any other): ${c.defaultTenant === undefined ? "unlimited" : limits(c.defaultTenant)}`
+      ].join("\n"),
+    `throttle cooldowns: requests ${fmt(c.cooldowns.requests)}, tokens ${fmt(c.cooldowns.tokens)}, daily ${
+      fmt(c.cooldowns.daily)
+    }, unknown ${fmt(c.cooldowns.unknown)}; on store error: ${c.onStoreError}`
+  ].join("\n")
+}
+
+export const validateConfig = Command.make(
+  "validate-config",
+  {
+    source: Argument.String("source").pipe(
+      Argument.withDescription("a JSON config file, or the name of an environment variable holding the JSON")
+    ),
+    json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print the result as JSON on stdout"))
+  },
+  Effect.fn("bedrock-mux.validate-config")(function*({ json, source }) {
+    const read = yield* Effect.result(readSource(source).pipe(
+      Effect.flatMap(({ from, text }) =>
+        Effect.try({
+          try: () => ({ from, raw: JSON.parse(text) as unknown }),
+          catch: (e) => new SourceError({ message: `${from}: not valid JSON: ${describeError(e)}` })
+        })
+      )
+    ))
+    if (Result.isFailure(read)) {
+      if (json) yield* Console.log(JSON.stringify({ ok: false, source, error: read.failure.message }, null, 2))
+      else yield* Console.error(`error: ${read.failure.message}`)
+      return yield* new CliExit({ code: 1 })
+    }
+    const { from, raw } = read.success
+    const decoded = yield* Effect.result(MuxConfig.decode(raw))
+    if (Result.isFailure(decoded)) {
+      const problems = decoded.failure.problems
+      if (json) yield* Console.log(JSON.stringify({ ok: false, source: from, problems }, null, 2))
+      else {
+        yield* Console.log(
+          [
+            `INVALID  ${from}: ${problems.length} problem${problems.length === 1 ? "" : "s"}`,
+            ...problems.map((p) => `  ${p.path}: ${p.message}`)
+          ].join("\n")
+        )
+      }
+      return yield* new CliExit({ code: 1 })
+    }
+    if (json) yield* Console.log(JSON.stringify({ ok: true, source: from, config: configToJson(decoded.success) }, null, 2))
+    else yield* Console.log(`VALID  ${from}\n${renderConfig(decoded.success)}`)
+  })
+).pipe(Command.withDescription("Decode a mux config (JSON file or environment variable) and print it, or every problem"))
+
+// ---------------------------------------------------------------------------
+
+export const cli = Command.make("bedrock-mux").pipe(
+  Command.withDescription("Resilience layer for Amazon Bedrock Converse: demo scenarios and config validation"),
+  Command.withSubcommands([demo, validateConfig])
+)
