@@ -1,7 +1,8 @@
 /**
  * `npm run bench [suite...] [--quick]`: speed and memory figures, written to
  * bench/results/<suite>.json and summarised in bench/results/README.md.
- * Suites: mux (overhead, throughput, heap), transport (SDK over loopback,
+ * Suites: mux (overhead, throughput, heap), stream (added time to first
+ * token), admission (quota store), transport (SDK over loopback,
  * HTTP/1.1 keep-alive vs the SDK's default HTTP/2).
  */
 import { Effect } from "effect"
@@ -18,6 +19,12 @@ fs.mkdirSync(dir, { recursive: true })
 
 const suites: Record<string, () => Promise<object>> = {
   mux: () => Effect.runPromise(Mux.run({ calls: quick ? 20_000 : 200_000, heapRequests: quick ? 100_000 : 1_000_000 }))
+}
+try {
+  const stream = await import("./stream.ts")
+  suites["stream"] = () => Effect.runPromise(stream.run({ streams: quick ? 10_000 : 50_000 }))
+} catch (e) {
+  console.error("stream suite unavailable:", e)
 }
 try {
   const admission = await import("./admission.ts")
