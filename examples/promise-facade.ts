@@ -1,8 +1,15 @@
 /**
- * The Promise facade, drop-in for the aws-samples multiplexer. Here on the
- * simulator; drop `bedrockRuntime` and pass `clientConfig: { region }` for
- * real Bedrock. Run: node examples/promise-facade.ts
+ * The Promise facade, drop-in for the aws-samples multiplexer: same
+ * `createMultiplexer(models, options)`, `processRequest`, `getStats`,
+ * `getSimpleHealthCheck`, `destroy`. Here the primary answers 503 and the
+ * request fails over to the fallback (the original would fail it).
+ *
+ * On the simulator; for real Bedrock drop `bedrockRuntime` and pass
+ * `clientConfig: { region: "us-east-1" }`.
+ *
+ * Run: node examples/promise-facade.ts
  */
+import { Effect } from "effect"
 import { BedrockSimulator, createMultiplexer } from "../src/index.ts"
 
 export const main = async () => {
@@ -21,13 +28,23 @@ export const main = async () => {
       })
     }
   )
-  const response = await multiplexer.processRequest({
-    messages: [{ role: "user", content: [{ text: "Explain quantum computing in simple terms" }] }],
-    inferenceConfig: { maxTokens: 1000, temperature: 0.7 }
-  })
-  console.log(response.output?.message?.content?.[0]?.text, response.routing.attempts)
-  console.log(multiplexer.getSimpleHealthCheck(), multiplexer.getStats().latencyMetrics)
-  await multiplexer.destroy()
+  try {
+    const response = await multiplexer.processRequest({
+      messages: [{ role: "user", content: [{ text: "Explain quantum computing in simple terms" }] }],
+      inferenceConfig: { maxTokens: 1000, temperature: 0.7 }
+    })
+    const text = response.output?.message?.content?.[0]?.text
+    console.log(text, response.routing.attempts.map((a) => `${a.modelId}: ${a.reason ?? a.outcome}`))
+    const health = multiplexer.getSimpleHealthCheck()
+    const stats = multiplexer.getStats()
+    console.log(health, stats.successCount, stats.latencyMetrics)
+    return { text, routing: response.routing, health, stats }
+  } finally {
+    await multiplexer.destroy()
+  }
 }
+
+/** The same, as an Effect (what test/examples.test.ts runs). */
+export const program = Effect.promise(main)
 
 if (import.meta.main) main()
