@@ -41,9 +41,11 @@ import { BedrockRuntime, type Service as RuntimeService } from "./BedrockRuntime
 import * as Breaker from "./internal/breaker.ts"
 import * as Engine from "./internal/engine.ts"
 import * as MuxStreamEngine from "./internal/stream.ts"
+import * as Telemetry from "./internal/telemetry.ts"
 import * as MuxConfig from "./MuxConfig.ts"
 import { type AttemptRecord, InvalidRequest, MuxError } from "./MuxError.ts"
 import * as MuxStore from "./MuxStore.ts"
+import type * as MuxEvent from "./MuxEvent.ts"
 import type * as MuxStream from "./MuxStream.ts"
 import * as Policy from "./Policy.ts"
 
@@ -198,6 +200,12 @@ export interface Service {
   readonly health: Effect.Effect<Health>
   readonly stats: Effect.Effect<Stats>
   readonly simpleHealth: Effect.Effect<SimpleHealth>
+  /**
+   * What the mux does, as events (attempts, failovers, breaker changes,
+   * cooldowns, quota refusals, hedges, request ends), from the moment of
+   * subscribing. Never carries prompts or responses.
+   */
+  readonly events: Stream.Stream<MuxEvent.MuxEvent>
   /** the decoded config this mux runs */
   readonly config: MuxConfig.MuxConfig
 }
@@ -324,16 +332,45 @@ export const make = Effect.fnUntraced(function*(
   if (unknown.length > 0) return yield* new MuxConfig.MuxConfigError({ problems: unknown })
   const store = (yield* MuxStore.MuxStore) ?? MuxStore.makeMemory()
   const instance = `${(yield* Random.nextInt).toString(36)}`
+  const observer = yield* Telemetry.makeObserver(config.name)
+  const scope = yield* Effect.scope
   const engine = Engine.make({
     config,
     store,
     instance,
+    observer,
+    scope,
     runtimes: (m) => (m.client === undefined ? defaultRuntime : clients.get(m.client)!)
   })
-  return BedrockMux.of(makeService(engine, config))
+  return BedrockMux.of(makeService(engine, config, observer))
 })
 
-const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig): Service => {
+const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig, observer: Telemetry.Observer): Service => {
+  /** The request span's attributes (GenAI conventions); bodies only when the config opts in. */
+  const spanAttributes = (operation: MuxEvent.Operation, request: MuxRequest, options: ConverseOptions) => ({
+    "gen_ai.operation.name": "chat",
+    "gen_ai.system": Telemetry.SYSTEM,
+    "gen_ai.provider.name": Telemetry.SYSTEM,
+    "bedrock_mux.name": config.name,
+    "bedrock_mux.operation": operation,
+    ...(options.label !== undefined ? { "bedrock_mux.label": options.label } : {}),
+    ...(request.inferenceConfig?.maxTokens !== undefined ? { "gen_ai.request.max_tokens": request.inferenceConfig.maxTokens } : {}),
+    ...(config.captureBodies
+      ? { "gen_ai.input.messages": JSON.stringify(request.messages ?? []), ...(request.system !== undefined ? { "gen_ai.system_instructions": JSON.stringify(request.system) } : {}) }
+      : {})
+  })
+  const annotateSuccess = (routing: Routing, usage: { readonly inputTokens?: number | undefined; readonly outputTokens?: number | undefined } | undefined, output: unknown) =>
+    Effect.annotateCurrentSpan({
+      "gen_ai.response.model": routing.modelId,
+      "bedrock_mux.attempts": routing.attempts.length,
+      "bedrock_mux.fallback_used": routing.fallbackUsed,
+      ...(usage?.inputTokens !== undefined ? { "gen_ai.usage.input_tokens": usage.inputTokens } : {}),
+      ...(usage?.outputTokens !== undefined ? { "gen_ai.usage.output_tokens": usage.outputTokens } : {}),
+      ...(config.captureBodies && output !== undefined ? { "gen_ai.output.messages": JSON.stringify(output) } : {})
+    })
+  const annotateFailure = (e: MuxError) =>
+    Effect.annotateCurrentSpan({ "error.type": e.reason._tag, "bedrock_mux.attempts": e.attempts.length })
+
   const converse = (request: MuxRequest, options: ConverseOptions = {}): Effect.Effect<MuxResponse, MuxError> => {
     const problems = requestProblems(request, options)
     if (problems.length > 0) {
@@ -345,6 +382,7 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig): Servic
       engine.route(
         {
           ...options,
+          operation: "converse",
           admission: {
             inputTokens: () => config.policy.estimateInputTokens(request),
             maxTokens: request.inferenceConfig?.maxTokens,
@@ -365,7 +403,7 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig): Servic
           ),
         usageOf
       ),
-      (routed) => ({
+      (routed): MuxResponse => ({
         ...routed.value,
         routing: {
           modelId: routed.target.model.modelId,
@@ -374,6 +412,10 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig): Servic
           fallbackUsed: routed.target.model.tier > 0
         }
       })
+    ).pipe(
+      Effect.tap((res) => annotateSuccess(res.routing, res.usage, res.output?.message === undefined ? undefined : [res.output.message])),
+      Effect.tapError(annotateFailure),
+      Effect.withSpan("chat bedrock-mux", { kind: "client", attributes: spanAttributes("converse", request, options) })
     )
   }
 
@@ -503,14 +545,16 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig): Servic
   const simpleHealth = Effect.map(health, (h): SimpleHealth =>
     h.status === "unhealthy" ? { status: "unhealthy", code: 503 } : { status: "healthy", code: 200 })
 
-  return { converse, converseStream, health, stats, simpleHealth, config }
+  return { converse, converseStream, health, stats, simpleHealth, events: Stream.fromPubSub(observer.pubsub), config }
 }
 
-/** What a Converse response really used, as Bedrock counts it against TPM. */
-const usageOf = (out: ConverseCommandOutput): number | undefined => {
+/** What a Converse response really used; `quota` as Bedrock counts it against TPM. */
+const usageOf = (out: ConverseCommandOutput): Engine.TokenUsage | undefined => {
   const u = out.usage
   if (u === undefined) return undefined
-  return (u.inputTokens ?? 0) + (u.outputTokens ?? 0) + (u.cacheWriteInputTokens ?? 0)
+  const inputTokens = u.inputTokens ?? 0
+  const outputTokens = u.outputTokens ?? 0
+  return { inputTokens, outputTokens, quota: inputTokens + outputTokens + (u.cacheWriteInputTokens ?? 0) }
 }
 
 const deadlineError = (scope: "attempt" | "request", after: Duration.Duration, modelId: string) =>

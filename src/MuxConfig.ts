@@ -99,6 +99,7 @@ const Fields = Schema.Struct({
     times: PositiveInt
   })),
   onStoreError: Schema.optionalKey(Schema.Literals(["allow", "fail"])),
+  captureBodies: Schema.optionalKey(Schema.Boolean),
   tenants: Schema.optionalKey(Schema.Record(Schema.String, TenantLimits)),
   defaultTenant: Schema.optionalKey(TenantLimits),
   stream: Schema.optionalKey(Schema.Struct({
@@ -198,6 +199,8 @@ export interface MuxConfig {
   /** limits of a tenant not listed in `tenants` (none: unlimited) */
   readonly defaultTenant: TenantLimits | undefined
   readonly cooldowns: Cooldowns
+  /** record prompts and responses on the request spans (`gen_ai.input.messages` / `gen_ai.output.messages`); off by default */
+  readonly captureBodies: boolean
 }
 
 /**
@@ -356,6 +359,7 @@ const toConfig = (f: Fields): MuxConfig => {
     policy: streamed,
     routes,
     onStoreError: f.onStoreError ?? "allow",
+    captureBodies: f.captureBodies ?? false,
     tenants: new Map(Object.entries(f.tenants ?? {})),
     defaultTenant: f.defaultTenant,
     cooldowns: {

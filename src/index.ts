@@ -38,6 +38,9 @@ export type {
 /** The events of `converseStream` and helpers to read them. @since 0.1.0 */
 export * as MuxStream from "./MuxStream.ts"
 
+/** What a mux does, as events (`BedrockMux.events`). @since 0.1.0 */
+export * as MuxEvent from "./MuxEvent.ts"
+
 /** The mux's JSON config. @since 0.1.0 */
 export * as MuxConfig from "./MuxConfig.ts"
 

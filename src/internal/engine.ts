@@ -8,7 +8,7 @@
  * The attempt itself is a parameter (`run`), so Converse and ConverseStream
  * share this loop: for a stream, an attempt ends at its commit point.
  */
-import { Clock, Duration, Effect, Exit, Fiber, Option, Pull, Random, Schedule } from "effect"
+import { Clock, Duration, Effect, Exit, Fiber, Option, Pull, Random, Schedule, Scope } from "effect"
 import * as BedrockError from "../BedrockError.ts"
 import type { Service as Runtime } from "../BedrockRuntime.ts"
 import type * as MuxConfig from "../MuxConfig.ts"
@@ -26,10 +26,12 @@ import {
   StoreUnavailable
 } from "../MuxError.ts"
 import type { Service as Store, StoreError } from "../MuxStore.ts"
+import type * as MuxEvent from "../MuxEvent.ts"
 import type * as Policy from "../Policy.ts"
 import * as Breaker from "./breaker.ts"
 import type { Candidate } from "./selection.ts"
 import { ModelStats, MuxStats } from "./stats.ts"
+import { type Observer, SYSTEM } from "./telemetry.ts"
 
 /** A pool entry with everything an attempt needs. */
 export interface Target {
@@ -75,11 +77,20 @@ export interface RouteOptions {
   readonly deferred?: boolean | undefined
   /** the continuation of a request whose committed stream failed (restart): same deadline, attempts, tenant */
   readonly resume?: Resume | undefined
+  /** for events and metrics */
+  readonly operation?: MuxEvent.Operation | undefined
+}
+
+/** Tokens a call used: input and output as reported, `quota` as Bedrock counts it against TPM. */
+export interface TokenUsage {
+  readonly inputTokens: number
+  readonly outputTokens: number
+  readonly quota: number
 }
 
 /** How a deferred success ended. */
 export type End =
-  | { readonly _tag: "Success"; readonly usage: number | undefined }
+  | { readonly _tag: "Success"; readonly usage: TokenUsage | undefined; readonly timeToFirstTokenMs?: number | undefined }
   | { readonly _tag: "Failure"; readonly error: BedrockError.BedrockError; readonly restart: boolean }
   | { readonly _tag: "Interrupted" }
 
@@ -92,6 +103,7 @@ const noTenant: TenantHold = { release: Effect.void, settle: () => Effect.void }
 
 /** Where a restarted request picks up. */
 export interface Resume {
+  readonly requestId: string
   readonly started: number
   readonly attempts: Array<AttemptRecord>
   /** pool indexes already tried */
@@ -135,7 +147,7 @@ export interface Engine {
     options: RouteOptions,
     run: (target: Target, attempt: AttemptOptions) => Effect.Effect<A, BedrockError.BedrockError>,
     /** tokens a success really used (settles quota reservations); undefined: keep the estimate */
-    usageOf?: (a: A) => number | undefined
+    usageOf?: (a: A) => TokenUsage | undefined
   ) => Effect.Effect<Routed<A>, MuxError>
   /** every target's breaker state and throttle cooldown now, in one store read (failures read as closed) */
   readonly snapshot: Effect.Effect<Snapshot>
@@ -167,8 +179,14 @@ export const make = (options: {
   readonly store: Store
   /** unique per mux instance: prefixes quota reservation ids in a shared store */
   readonly instance: string
+  /** where events go (and metrics come from) */
+  readonly observer: Observer
+  /** the mux's lifetime: cooldown-end watchers run in it */
+  readonly scope: Scope.Scope
 }): Engine => {
   const { config, store } = options
+  const emit = options.observer.emit
+  let requests = 0
   const policy = config.policy
   const settings = settingsOf(policy.breaker)
   const windowSeconds = Math.max(1, Math.ceil(settings.windowMs / 1000))
@@ -220,22 +238,50 @@ export const make = (options: {
       const next: Cooldown = current !== undefined && current.until >= until ? current : { until, kind: reason.kind }
       return [next, next] as const
     }).pipe(
-      Effect.tap((c) =>
-        reason.kind === "daily" && c.until === until
-          ? Effect.logWarning(
-            `model ${target.model.target} hit its daily token quota; out of rotation for ${Math.round((c.until - now) / 60_000)} min`
-          )
-          : Effect.void
-      ),
+      Effect.tap((c) => c.until !== until ? Effect.void : cooldownStarted(target, c, now)),
       Effect.ignore
     )
   }
 
+  /** Announces a cooldown and, in the mux's scope, its end (unless a later throttle extended it). */
+  const cooldownStarted = (target: Target, c: Cooldown, now: number) =>
+    Effect.gen(function*() {
+      const { modelId, target: key } = target.model
+      if (c.kind === "daily") {
+        yield* Effect.logWarning(`model ${key} hit its daily token quota; out of rotation for ${Math.round((c.until - now) / 60_000)} min`)
+      }
+      yield* emit({ _tag: "CooldownStarted", at: now, modelId, target: key, until: c.until, kind: c.kind })
+      yield* Effect.sleep(c.until - now).pipe(
+        Effect.andThen(store.getMany([target.cooldownKey])),
+        Effect.flatMap(([current]) =>
+          current !== undefined && current !== null && (current as Cooldown).until > c.until
+            ? Effect.void
+            : Effect.flatMap(Clock.currentTimeMillis, (at) => emit({ _tag: "CooldownEnded", at, modelId, target: key }))
+        ),
+        Effect.ignore,
+        Effect.forkIn(options.scope)
+      )
+    })
+
   const tenantLimits = (tenant: string | undefined) =>
     tenant === undefined ? config.defaultTenant : config.tenants.get(tenant) ?? config.defaultTenant
 
+  const changed = (target: Target, now: number, from: Breaker.BreakerState, to: Breaker.BreakerState) => {
+    const a = Breaker.stateName(from, now)
+    const b = Breaker.stateName(to, now)
+    return a === b
+      ? Effect.void
+      : emit({ _tag: "BreakerChanged", at: now, modelId: target.model.modelId, target: target.model.target, from: a, to: b })
+  }
+
   const acquire = (target: Target, now: number) =>
-    store.modify(target.key, (s) => Breaker.acquire(settings, asState(s), now)).pipe(
+    store.modify(target.key, (s) => {
+      const state = asState(s)
+      const [permit, next] = Breaker.acquire(settings, state, now)
+      return [[permit, state, next] as const, next] as const
+    }).pipe(
+      Effect.tap(([, from, to]) => changed(target, now, from, to)),
+      Effect.map(([permit]) => permit),
       Effect.catch(storeFailed<Breaker.Permit>("granted"))
     )
 
@@ -243,8 +289,9 @@ export const make = (options: {
     Effect.flatMap(Clock.currentTimeMillis, (now) =>
       store.modify(target.key, (s) => {
         const state = asState(s)
-        return [undefined, Breaker.record(settings, state, now, outcome, probe, admittedAt)] as const
-      })).pipe(Effect.ignore)
+        const next = Breaker.record(settings, state, now, outcome, probe, admittedAt)
+        return [[state, next] as const, next] as const
+      }).pipe(Effect.flatMap(([from, to]) => changed(target, now, from, to)))).pipe(Effect.ignore)
 
   const route: Engine["route"] = (routeOptions, run, usageOf) =>
     Effect.suspend(() => {
@@ -253,8 +300,40 @@ export const make = (options: {
     // whatever ends it, a store failure included
     const attempts: Array<AttemptRecord> = resume?.attempts ?? []
     const deferred = routeOptions.deferred === true
+    const operation = routeOptions.operation ?? "converse"
+    const requestId = resume?.requestId ?? `${options.instance}-${++requests}`
+    /** Records an attempt (or replaces the record at `at`) and announces it. */
+    const recordAttempt = (record: AttemptRecord, at?: number) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        if (at === undefined) attempts.push(record)
+        else attempts[at] = record
+        return emit({ _tag: "AttemptEnded", at: now, requestId, record })
+      })
+    /** The request's one outcome, announced (and counted in the stats). */
+    const ended = (
+      outcome: MuxEvent.RequestEnded["outcome"],
+      extra: { readonly modelId?: string | undefined; readonly error?: string | undefined; readonly usage?: TokenUsage | undefined; readonly timeToFirstTokenMs?: number | undefined }
+    ) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        if (outcome !== "interrupted") recordRequest(outcome === "success")
+        return emit({
+          _tag: "RequestEnded",
+          at: now,
+          requestId,
+          operation,
+          outcome,
+          modelId: extra.modelId ?? attempts[attempts.length - 1]?.modelId,
+          error: extra.error,
+          durationMs: now - startedAt,
+          attempts: attempts.length,
+          usage: extra.usage === undefined ? undefined : { inputTokens: extra.usage.inputTokens, outputTokens: extra.usage.outputTokens },
+          timeToFirstTokenMs: extra.timeToFirstTokenMs
+        })
+      })
+    let startedAt = resume?.started ?? 0
     return Effect.gen(function*() {
       const started = resume?.started ?? (yield* Clock.currentTimeMillis)
+      startedAt = started
       const deadlineMs = routeOptions.deadline === undefined
         ? defaultDeadlineMs
         : Duration.toMillis(Duration.fromInputUnsafe(routeOptions.deadline))
@@ -293,6 +372,7 @@ export const make = (options: {
           const now = yield* Clock.currentTimeMillis
           const r = yield* store.reserve(key, now, limits, id, tokens).pipe(Effect.catch(storeFailed({ ok: true } as const)))
           if (r.ok) break
+          yield* emit({ _tag: "QuotaRejected", at: now, scope: "tenant", key: tenant, kind: r.kind, retryAfterMs: r.retryAfterMs })
           const left = started + deadlineMs - now
           if (admission?.waitForQuota === true && r.retryAfterMs < left) {
             yield* Effect.sleep(Math.max(1, r.retryAfterMs))
@@ -371,6 +451,7 @@ export const make = (options: {
               const r = yield* store.reserve(choice.quotaKey, now, { rpm: choice.model.rpm, tpm: choice.model.tpm }, id, estimate(choice))
                 .pipe(Effect.catch(storeFailed({ ok: true } as const)))
               if (!r.ok) {
+                yield* emit({ _tag: "QuotaRejected", at: now, scope: "model", key: choice.model.target, kind: r.kind, retryAfterMs: r.retryAfterMs })
                 if (permit === "probe") yield* recordBreaker(choice, "ignored", true, now)
                 excluded.set(choice.index, "quota")
                 quotaUntil.set(choice.index, now + r.retryAfterMs)
@@ -384,16 +465,32 @@ export const make = (options: {
         })
 
       /** Runs one attempt to its Exit; an interrupted attempt gives its probe slot back. */
-      const attempt = (r: Running, remaining: number, serviceTier: "priority" | "reserved" | undefined) => {
+      const attempt = (r: Running, remaining: number, serviceTier: "priority" | "reserved" | undefined, hedge = false) => {
         const attemptTimeout = r.target.model.timeout !== undefined
           ? Duration.toMillis(r.target.model.timeout)
           : Duration.toMillis(policy.timeout)
         const timeout = Math.min(attemptTimeout, remaining)
-        return run(r.target, {
-          timeout: Duration.millis(timeout),
-          deadlineScope: attemptTimeout < remaining ? "attempt" : "request",
-          serviceTier
-        }).pipe(
+        const { modelId, target } = r.target.model
+        return emit({ _tag: "AttemptStarted", at: r.t0, requestId, modelId, target, attempt: attempts.length + (hedge ? 2 : 1), hedge }).pipe(
+          Effect.andThen(run(r.target, {
+            timeout: Duration.millis(timeout),
+            deadlineScope: attemptTimeout < remaining ? "attempt" : "request",
+            serviceTier
+          })),
+          Effect.tapError((e) => Effect.annotateCurrentSpan("error.type", e.reason._tag)),
+          Effect.withSpan(`chat ${modelId}`, {
+            kind: "client",
+            attributes: {
+              "gen_ai.operation.name": "chat",
+              "gen_ai.system": SYSTEM,
+              "gen_ai.provider.name": SYSTEM,
+              "gen_ai.request.model": modelId,
+              "bedrock_mux.target": target,
+              "bedrock_mux.request_id": requestId,
+              "bedrock_mux.hedge": hedge,
+              ...(serviceTier !== undefined ? { "bedrock_mux.service_tier": serviceTier } : {})
+            }
+          }),
           Effect.onInterrupt(() => recordBreaker(r.target, "ignored", r.probe, r.t0)),
           Effect.exit
         )
@@ -403,13 +500,19 @@ export const make = (options: {
       const succeeded = (r: Running, value: unknown, t1: number) =>
         Effect.gen(function*() {
           const at = attempts.length
-          attempts.push({ modelId: r.target.model.modelId, target: r.target.model.target, outcome: "success", durationMs: t1 - r.t0 })
+          const record: AttemptRecord = { modelId: r.target.model.modelId, target: r.target.model.target, outcome: "success", durationMs: t1 - r.t0 }
+          // a deferred success is announced when it ends, with its final record
+          attempts.push(record)
+          let done = false
           const finish = (end: End) =>
             Effect.gen(function*() {
+              if (done) return
+              done = true
               const now = yield* Clock.currentTimeMillis
               const stats = r.target.stats
+              const { modelId } = r.target.model
               if (end._tag === "Success") {
-                if (deferred) attempts[at] = { ...attempts[at]!, durationMs: now - r.t0 }
+                yield* recordAttempt({ ...record, durationMs: now - r.t0 }, at)
                 stats.successes += 1
                 stats.lastSuccessAt = now
                 stats.latency.record(now - r.t0)
@@ -417,24 +520,25 @@ export const make = (options: {
                 if (r.probe || !r.wasClosed) yield* recordBreaker(r.target, "success", r.probe, r.t0)
                 muxStats.latency.record(now - started)
                 if (r.reservation !== undefined && end.usage !== undefined) {
-                  yield* store.settle(r.target.quotaKey!, r.reservation, end.usage).pipe(Effect.ignore)
+                  yield* store.settle(r.target.quotaKey!, r.reservation, end.usage.quota).pipe(Effect.ignore)
                 }
-                yield* tenantHold.settle(end.usage)
-                if (deferred) recordRequest(true)
+                yield* tenantHold.settle(end.usage?.quota)
+                yield* ended("success", { modelId, usage: end.usage, timeToFirstTokenMs: end.timeToFirstTokenMs })
               } else if (end._tag === "Interrupted") {
                 // the caller stopped reading: not the model's fault; the reservations stay (the model worked)
-                attempts[at] = { ...attempts[at]!, outcome: "interrupted", durationMs: now - r.t0 }
+                yield* recordAttempt({ ...record, outcome: "interrupted", durationMs: now - r.t0 }, at)
                 yield* recordBreaker(r.target, "ignored", r.probe, r.t0)
+                yield* ended("interrupted", { modelId })
               } else {
                 const error = end.error
                 const decision = policy.classification(error)
-                attempts[at] = {
-                  ...attempts[at]!,
+                yield* recordAttempt({
+                  ...record,
                   outcome: "failure",
                   reason: error.reason._tag,
                   decision: end.restart ? "failover" : "stop",
                   durationMs: now - r.t0
-                }
+                }, at)
                 if (error.reason._tag === "Throttled") yield* coolDown(r.target, error.reason, now)
                 yield* recordBreaker(r.target, decision.breaker ? "failure" : "ignored", r.probe, r.t0)
                 stats.lastFailureAt = now
@@ -442,10 +546,12 @@ export const make = (options: {
                 stats.failures += 1
                 if (decision.breaker) stats.window.record(now, false)
                 muxStats.interrupted += 1
-                if (end.restart) muxStats.restarts += 1
-                else {
+                if (end.restart) {
+                  muxStats.restarts += 1
+                  yield* emit({ _tag: "Failover", at: now, requestId, modelId, target: r.target.model.target, reason: error.reason._tag })
+                } else {
                   yield* tenantHold.release
-                  recordRequest(false)
+                  yield* ended("failure", { modelId, error: "StreamInterrupted" })
                 }
               }
             })
@@ -489,7 +595,7 @@ export const make = (options: {
           else if (escalate) next = "escalate"
           else if (tries < decision.retrySame) next = "retry-same"
           else next = "failover"
-          attempts.push({
+          yield* recordAttempt({
             modelId: chosen.model.modelId,
             target: chosen.model.target,
             outcome: "failure",
@@ -569,7 +675,8 @@ export const make = (options: {
             hedgeable = false
             muxStats.hedges += 1
             muxStats.hedgeWindow.record(tHedge, false)
-            const secondFiber = yield* Effect.forkChild(attempt(second, started + deadlineMs - tHedge, undefined))
+            yield* emit({ _tag: "Hedged", at: tHedge, requestId, primary: first.target.model.target, target: second.target.model.target, afterMs: hedgeMs })
+            const secondFiber = yield* Effect.forkChild(attempt(second, started + deadlineMs - tHedge, undefined, true))
             const [winner, winnerExit, other, otherFiber] = yield* Effect.raceFirst(
               Effect.map(Fiber.join(firstFiber), (e) => [first, e, second, secondFiber] as const),
               Effect.map(Fiber.join(secondFiber), (e) => [second, e, first, firstFiber] as const)
@@ -578,7 +685,7 @@ export const make = (options: {
             if (Exit.isSuccess(winnerExit) || exitError(winnerExit) === undefined) {
               // the loser is aborted; what it used stays reserved (Bedrock counted it)
               yield* Fiber.interrupt(otherFiber)
-              attempts.push({
+              yield* recordAttempt({
                 modelId: other.target.model.modelId,
                 target: other.target.model.target,
                 outcome: "interrupted",
@@ -594,7 +701,7 @@ export const make = (options: {
               const { next } = yield* failed(winner, error, t1, winner === first ? serviceTier : undefined, true)
               if (next === "stop" || next === "fail-fast") {
                 yield* Fiber.interrupt(otherFiber)
-                attempts.push({
+                yield* recordAttempt({
                   modelId: other.target.model.modelId,
                   target: other.target.model.target,
                   outcome: "interrupted",
@@ -605,6 +712,7 @@ export const make = (options: {
                   : fail(new Failed({ error }), error.message, error)
               }
               muxStats.failovers += 1
+              yield* emit({ _tag: "Failover", at: t1, requestId, modelId: winner.target.model.modelId, target: winner.target.model.target, reason: error.reason._tag })
               excluded.set(winner.target.index, "tried")
               current = other
               exit = yield* Fiber.join(otherFiber)
@@ -623,7 +731,7 @@ export const make = (options: {
             target: chosen,
             attempts,
             complete,
-            resume: (tried: ReadonlyArray<number>) => ({ started, attempts, tried, tenant: tenantHold })
+            resume: (tried: ReadonlyArray<number>) => ({ requestId, started, attempts, tried, tenant: tenantHold })
           }
         }
         const error = exitError(exit)
@@ -655,6 +763,7 @@ export const make = (options: {
             continue
           default: {
             muxStats.failovers += 1
+            yield* emit({ _tag: "Failover", at: t1, requestId, modelId: chosen.model.modelId, target: chosen.model.target, reason: error.reason._tag })
             excluded.set(chosen.index, "tried")
             if (decision.largerContextOnly) minContext = Math.max(minContext, chosen.model.contextWindow ?? 0)
             if (policy.backoff === undefined || decision.largerContextOnly) continue
@@ -687,8 +796,7 @@ export const make = (options: {
         Effect.fail(
           new MuxError({ reason: new StoreUnavailable({ message: e.message }), message: `store unavailable: ${e.message}`, attempts })
         )),
-      Effect.tap(() => Effect.sync(() => deferred || recordRequest(true))),
-      Effect.tapError(() => Effect.sync(() => recordRequest(false)))
+      Effect.tapError((e) => ended("failure", { error: e.reason._tag }))
     )
     })
 

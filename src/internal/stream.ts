@@ -194,7 +194,11 @@ export const make = <Reset, End>(options: {
       stats.ttlt.record(stopAt - o.startedAt)
       const generating = (stopAt - o.firstTokenAt) / 1000
       if (generating > 0 && used.outputTokens > 0) stats.tokensPerSecond.record(used.outputTokens / generating)
-      yield* r.complete({ _tag: "Success", usage: used.totalTokens })
+      yield* r.complete({
+        _tag: "Success",
+        usage: { inputTokens: used.inputTokens, outputTokens: used.outputTokens, quota: used.totalTokens },
+        timeToFirstTokenMs: o.firstTokenAt - o.startedAt
+      })
       yield* Scope.close(o.scope, Exit.void)
       return options.end({
         routed: r,
@@ -255,6 +259,7 @@ export const make = <Reset, End>(options: {
             ...options.route,
             deadline: Duration.millis(settings.deadlineMs),
             deferred: true,
+            operation: "converse_stream",
             resume,
             hedge: settings.hedge === undefined || resume !== undefined
               ? undefined
