@@ -140,6 +140,15 @@ export interface ModelHealth {
   /** attempts per minute, averaged over the breaker window */
   readonly attemptsPerMinute: number
   readonly latencyMs: { readonly p50: number; readonly p95: number; readonly p99: number; readonly mean: number }
+  /** completed streams answered by this model: time to first token, time to last token, output tokens per second */
+  readonly stream: {
+    readonly completed: number
+    /** streams this model failed after delivering content */
+    readonly interrupted: number
+    readonly timeToFirstTokenMs: { readonly p50: number; readonly p95: number }
+    readonly timeToLastTokenMs: { readonly p50: number; readonly p95: number }
+    readonly outputTokensPerSecond: { readonly p50: number; readonly p5: number }
+  }
   readonly lastSuccessAt?: number
   readonly lastFailureAt?: number
 }
@@ -163,6 +172,12 @@ export interface Stats {
   readonly successes: number
   readonly failures: number
   readonly failovers: number
+  /** hedged attempts started, and those that won */
+  readonly hedges: number
+  readonly hedgesWon: number
+  /** streams failed after content was delivered, and those restarted on another model */
+  readonly streamsInterrupted: number
+  readonly streamsRestarted: number
   readonly latencyMs: {
     readonly p50: number
     readonly p95: number
@@ -512,6 +527,14 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig, observe
           p99: t.stats.latency.quantile(0.99),
           mean: t.stats.latency.mean
         },
+        stream: {
+          completed: t.stats.ttft.count,
+          interrupted: t.stats.interrupted,
+          timeToFirstTokenMs: { p50: t.stats.ttft.quantile(0.5), p95: t.stats.ttft.quantile(0.95) },
+          timeToLastTokenMs: { p50: t.stats.ttlt.quantile(0.5), p95: t.stats.ttlt.quantile(0.95) },
+          // the slow end is the interesting one for throughput: p5
+          outputTokensPerSecond: { p50: t.stats.tokensPerSecond.quantile(0.5), p5: t.stats.tokensPerSecond.quantile(0.05) }
+        },
         ...(t.stats.lastSuccessAt !== undefined ? { lastSuccessAt: t.stats.lastSuccessAt } : {}),
         ...(t.stats.lastFailureAt !== undefined ? { lastFailureAt: t.stats.lastFailureAt } : {})
       }
@@ -530,6 +553,10 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig, observe
       successes: s.successes,
       failures: s.failures,
       failovers: s.failovers,
+      hedges: s.hedges,
+      hedgesWon: s.hedgesWon,
+      streamsInterrupted: s.interrupted,
+      streamsRestarted: s.restarts,
       latencyMs: {
         p50: s.latency.quantile(0.5),
         p95: s.latency.quantile(0.95),

@@ -10,6 +10,7 @@ import * as basicConverse from "../examples/basic-converse.ts"
 import * as customPolicy from "../examples/custom-policy.ts"
 import * as promiseFacade from "../examples/promise-facade.ts"
 import * as redis from "../examples/redis.ts"
+import * as streamingHedging from "../examples/streaming-hedging.ts"
 import * as taskRouting from "../examples/task-routing.ts"
 import * as tenants from "../examples/tenants.ts"
 import * as testingWithTestClock from "../examples/testing-with-testclock.ts"
@@ -68,6 +69,21 @@ describe("examples", () => {
         "no label": "amazon.nova-lite-v1:0",
         translate: `InvalidRequest: unknown route label "translate"`
       })
+    }))
+
+  it.effect("streaming-hedging: the hedge wins and aborts the slow primary; cuts are rescued, never spliced", () =>
+    Effect.gen(function*() {
+      const { hedged, hedges, hedgesWon, rescued, restarted } = yield* streamingHedging.program
+      const lite = "Lite: a breaker stops calls to a failing model."
+      assert.strictEqual(hedged.text, lite)
+      assert.strictEqual(hedged.routing?.timeToFirstTokenMs, 200)
+      assert.deepStrictEqual(hedged.routing?.attempts.map((a) => [a.modelId, a.outcome, a.decision]), [
+        ["amazon.nova-pro-v1:0", "interrupted", "hedge-lost"],
+        ["amazon.nova-lite-v1:0", "success", undefined]
+      ])
+      assert.deepStrictEqual([hedges, hedgesWon], [1, 1])
+      assert.deepStrictEqual([rescued.text, rescued.resets], [lite, 0])
+      assert.deepStrictEqual([restarted.text, restarted.resets, restarted.routing?.restarts], [lite, 1, 1])
     }))
 
   it.effect("tenants: A's third request in the minute is QuotaExceeded; with waitForQuota it waits 60 s", () =>

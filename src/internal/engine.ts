@@ -796,7 +796,9 @@ export const make = (options: {
         Effect.fail(
           new MuxError({ reason: new StoreUnavailable({ message: e.message }), message: `store unavailable: ${e.message}`, attempts })
         )),
-      Effect.tapError((e) => ended("failure", { error: e.reason._tag }))
+      Effect.tapError((e) => ended("failure", { error: e.reason._tag })),
+      // the caller gave up (a timeout of its own, a stream it stopped reading before the answer began)
+      Effect.onInterrupt(() => ended("interrupted", {}))
     )
     })
 
