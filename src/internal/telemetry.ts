@@ -42,6 +42,28 @@ export const metrics = {
 
 const base = { "gen_ai.system": SYSTEM, "gen_ai.provider.name": SYSTEM }
 
+/**
+ * `Metric.withAttributes` makes a new metric whose series key is computed on
+ * its first update; caching one per attribute set keeps that off the hot path.
+ * The sets are low-cardinality (model × outcome × reason), so the cache stays small.
+ */
+const cache = new WeakMap<object, Map<string, unknown>>()
+const attributed = <M extends Metric.Metric<any, any>>(metric: M, attributes: Record<string, string>): M => {
+  let byKey = cache.get(metric) as Map<string, M> | undefined
+  if (byKey === undefined) {
+    byKey = new Map()
+    cache.set(metric, byKey)
+  }
+  let key = ""
+  for (const k in attributes) key += `${k}=${attributes[k]}\u0000`
+  let m = byKey.get(key)
+  if (m === undefined) {
+    m = Metric.withAttributes(metric, attributes) as M
+    byKey.set(key, m)
+  }
+  return m
+}
+
 /** The metric updates one event implies. */
 export const record = (mux: string, e: MuxEvent): Effect.Effect<void> => {
   switch (e._tag) {
@@ -50,7 +72,7 @@ export const record = (mux: string, e: MuxEvent): Effect.Effect<void> => {
       const error = r.outcome === "failure" ? { "error.type": r.reason ?? "Unknown" } : {}
       return Effect.andThen(
         Metric.update(
-          Metric.withAttributes(metrics.operationDuration, {
+          attributed(metrics.operationDuration, {
             ...base,
             "gen_ai.operation.name": "chat",
             "gen_ai.request.model": r.modelId,
@@ -60,7 +82,7 @@ export const record = (mux: string, e: MuxEvent): Effect.Effect<void> => {
           r.durationMs / 1000
         ),
         Metric.update(
-          Metric.withAttributes(metrics.attempts, { "bedrock_mux.name": mux, "gen_ai.request.model": r.modelId, outcome: r.outcome, ...error }),
+          attributed(metrics.attempts, { "bedrock_mux.name": mux, "gen_ai.request.model": r.modelId, outcome: r.outcome, ...error }),
           1
         )
       )
@@ -68,7 +90,7 @@ export const record = (mux: string, e: MuxEvent): Effect.Effect<void> => {
     case "RequestEnded": {
       const updates: Array<Effect.Effect<void>> = [
         Metric.update(
-          Metric.withAttributes(metrics.requests, {
+          attributed(metrics.requests, {
             "bedrock_mux.name": mux,
             operation: e.operation,
             outcome: e.outcome,
@@ -82,14 +104,14 @@ export const record = (mux: string, e: MuxEvent): Effect.Effect<void> => {
       if (e.usage !== undefined) {
         for (const [type, n] of [["input", e.usage.inputTokens], ["output", e.usage.outputTokens]] as const) {
           updates.push(Metric.update(
-            Metric.withAttributes(metrics.tokenUsage, { ...base, "gen_ai.operation.name": op, "gen_ai.token.type": type, ...model }),
+            attributed(metrics.tokenUsage, { ...base, "gen_ai.operation.name": op, "gen_ai.token.type": type, ...model }),
             n
           ))
         }
       }
       if (e.timeToFirstTokenMs !== undefined) {
         updates.push(Metric.update(
-          Metric.withAttributes(metrics.timeToFirstChunk, { ...base, "gen_ai.operation.name": op, ...model }),
+          attributed(metrics.timeToFirstChunk, { ...base, "gen_ai.operation.name": op, ...model }),
           e.timeToFirstTokenMs / 1000
         ))
       }
@@ -97,17 +119,17 @@ export const record = (mux: string, e: MuxEvent): Effect.Effect<void> => {
     }
     case "Failover":
       return Metric.update(
-        Metric.withAttributes(metrics.failovers, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, "error.type": e.reason }),
+        attributed(metrics.failovers, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, "error.type": e.reason }),
         1
       )
     case "BreakerChanged":
       return Metric.update(
-        Metric.withAttributes(metrics.breakerTransitions, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, from: e.from, to: e.to }),
+        attributed(metrics.breakerTransitions, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, from: e.from, to: e.to }),
         1
       )
     case "QuotaRejected":
       return Metric.update(
-        Metric.withAttributes(metrics.quotaRejections, {
+        attributed(metrics.quotaRejections, {
           "bedrock_mux.name": mux,
           scope: e.scope,
           kind: e.kind,
@@ -117,11 +139,11 @@ export const record = (mux: string, e: MuxEvent): Effect.Effect<void> => {
       )
     case "CooldownStarted":
       return Metric.update(
-        Metric.withAttributes(metrics.cooldowns, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, kind: e.kind }),
+        attributed(metrics.cooldowns, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, kind: e.kind }),
         1
       )
     case "Hedged":
-      return Metric.update(Metric.withAttributes(metrics.hedges, { "bedrock_mux.name": mux, "gen_ai.request.model": e.target }), 1)
+      return Metric.update(attributed(metrics.hedges, { "bedrock_mux.name": mux, "gen_ai.request.model": e.target }), 1)
     default:
       return Effect.void
   }
