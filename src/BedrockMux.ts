@@ -33,7 +33,8 @@
 import type {
   ConverseCommandInput,
   ConverseCommandOutput,
-  ConverseStreamCommandInput
+  ConverseStreamCommandInput,
+  ConverseStreamOutput
 } from "@aws-sdk/client-bedrock-runtime"
 import { Clock, Config, Context, Duration, Effect, Layer, Random, Schema, Stream } from "effect"
 import * as BedrockError from "./BedrockError.ts"
@@ -346,7 +347,7 @@ export const make = Effect.fnUntraced(function*(
   )
   if (unknown.length > 0) return yield* new MuxConfig.MuxConfigError({ problems: unknown })
   const store = (yield* MuxStore.MuxStore) ?? MuxStore.makeMemory()
-  const instance = `${(yield* Random.nextInt).toString(36)}`
+  const instance = ((yield* Random.nextInt) >>> 0).toString(36)
   const observer = yield* Telemetry.makeObserver(config.name)
   const scope = yield* Effect.scope
   const engine = Engine.make({
@@ -452,6 +453,8 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig, observe
       ? p.hedge ?? Policy.hedge()
       : Policy.hedge({ ...(p.hedge !== undefined ? { after: p.hedge.after === "p95" ? "p95" : p.hedge.after, budget: p.hedge.budget } : {}), ...options.hedge })
     const inputTokens = () => config.policy.estimateInputTokens(request)
+    // the answer's text, for the request span, only when bodies are captured
+    let text = ""
     return MuxStreamEngine.make<MuxStream.ResetEvent, MuxStream.RoutingEvent>({
       engine,
       route: {
@@ -492,7 +495,24 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig, observe
           restarts: info.restarts
         }
       })
-    })
+    }).pipe(
+      Stream.tap((ev) => {
+        if ("routing" in ev && ev.routing !== undefined) {
+          return annotateSuccess(
+            ev.routing,
+            ev.routing.usage,
+            config.captureBodies ? [{ role: "assistant", content: [{ text }] }] : undefined
+          )
+        }
+        if (config.captureBodies) {
+          if ("reset" in ev && ev.reset !== undefined) text = ""
+          else text += (ev as ConverseStreamOutput).contentBlockDelta?.delta?.text ?? ""
+        }
+        return Effect.void
+      }),
+      Stream.tapError(annotateFailure),
+      Stream.withSpan("chat bedrock-mux", { kind: "client", attributes: spanAttributes("converse_stream", request, options) })
+    )
   }
 
   const modelsHealth = Effect.gen(function*() {

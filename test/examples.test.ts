@@ -5,9 +5,10 @@
  * skips without it, unless CI=true (as test/redis.test.ts).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Metric } from "effect"
 import * as basicConverse from "../examples/basic-converse.ts"
 import * as customPolicy from "../examples/custom-policy.ts"
+import * as opentelemetry from "../examples/opentelemetry.ts"
 import * as promiseFacade from "../examples/promise-facade.ts"
 import * as redis from "../examples/redis.ts"
 import * as streamingHedging from "../examples/streaming-hedging.ts"
@@ -107,6 +108,27 @@ describe("examples", () => {
         "80s primary success"
       ])
     }))
+
+  it.effect("opentelemetry: the request span has the two attempt spans under it; GenAI and mux metrics are exported", () =>
+    Effect.gen(function*() {
+      const { answeredBy, spans, metrics } = yield* opentelemetry.program
+      assert.strictEqual(answeredBy, "amazon.nova-pro-v1:0")
+      assert.deepStrictEqual(
+        spans.map((s) => [s.name, s.parent ?? "-", s.status, s.errorType ?? "-"]).sort(),
+        [
+          ["chat amazon.nova-2-lite-v1:0", "chat bedrock-mux", "error", "ServiceUnavailable"],
+          ["chat amazon.nova-pro-v1:0", "chat bedrock-mux", "ok", "-"],
+          ["chat bedrock-mux", "-", "ok", "-"]
+        ]
+      )
+      assert.deepStrictEqual(metrics, [
+        "bedrock_mux.attempts",
+        "bedrock_mux.failovers",
+        "bedrock_mux.requests",
+        "gen_ai.client.operation.duration",
+        "gen_ai.client.token.usage"
+      ])
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))) // only this example's metrics
 
   describe.skipIf(SKIP_REDIS)("redis (REDIS_URL)", () => {
     it.live("redis: a breaker opened through mux 1 makes mux 2 skip its primary", () =>

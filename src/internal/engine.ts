@@ -113,6 +113,8 @@ export interface Resume {
 
 /** One attempt in flight: its target, breaker permit and quota reservation. */
 interface Running {
+  /** set before a hedge's loser is interrupted, so its record says why */
+  lostHedge?: boolean
   readonly target: Target
   readonly probe: boolean
   readonly wasClosed: boolean
@@ -267,7 +269,8 @@ export const make = (options: {
     tenant === undefined ? config.defaultTenant : config.tenants.get(tenant) ?? config.defaultTenant
 
   const changed = (target: Target, now: number, from: Breaker.BreakerState, to: Breaker.BreakerState) => {
-    const a = Breaker.stateName(from, now)
+    // the stored state: an Open breaker past its cooldown reads as half-open, but it was open until this change
+    const a = from._tag === "Open" ? "open" : Breaker.stateName(from, now)
     const b = Breaker.stateName(to, now)
     return a === b
       ? Effect.void
@@ -460,7 +463,14 @@ export const make = (options: {
               }
               reservation = id
             }
-            return { target: choice, probe: permit === "probe", reservation, wasClosed: Breaker.current(states[choice.index]!, now)._tag === "Closed", t0: now } satisfies Running
+            const running: Running = {
+              target: choice,
+              probe: permit === "probe",
+              reservation,
+              wasClosed: Breaker.current(states[choice.index]!, now)._tag === "Closed",
+              t0: now
+            }
+            return running
           }
         })
 
@@ -491,7 +501,19 @@ export const make = (options: {
               ...(serviceTier !== undefined ? { "bedrock_mux.service_tier": serviceTier } : {})
             }
           }),
-          Effect.onInterrupt(() => recordBreaker(r.target, "ignored", r.probe, r.t0)),
+          Effect.onInterrupt(() =>
+            Effect.andThen(
+              recordBreaker(r.target, "ignored", r.probe, r.t0),
+              Effect.flatMap(Clock.currentTimeMillis, (now) =>
+                recordAttempt({
+                  modelId,
+                  target,
+                  outcome: "interrupted",
+                  ...(r.lostHedge === true ? { decision: "hedge-lost" as const } : {}),
+                  durationMs: now - r.t0
+                }))
+            )
+          ),
           Effect.exit
         )
       }
@@ -683,15 +705,9 @@ export const make = (options: {
             )
             const t1 = yield* Clock.currentTimeMillis
             if (Exit.isSuccess(winnerExit) || exitError(winnerExit) === undefined) {
-              // the loser is aborted; what it used stays reserved (Bedrock counted it)
+              // the loser is aborted (its record says hedge-lost); what it used stays reserved (Bedrock counted it)
+              other.lostHedge = true
               yield* Fiber.interrupt(otherFiber)
-              yield* recordAttempt({
-                modelId: other.target.model.modelId,
-                target: other.target.model.target,
-                outcome: "interrupted",
-                decision: "hedge-lost",
-                durationMs: t1 - other.t0
-              })
               if (winner === second) muxStats.hedgesWon += 1
               current = winner
               exit = winnerExit
@@ -701,12 +717,6 @@ export const make = (options: {
               const { next } = yield* failed(winner, error, t1, winner === first ? serviceTier : undefined, true)
               if (next === "stop" || next === "fail-fast") {
                 yield* Fiber.interrupt(otherFiber)
-                yield* recordAttempt({
-                  modelId: other.target.model.modelId,
-                  target: other.target.model.target,
-                  outcome: "interrupted",
-                  durationMs: t1 - other.t0
-                })
                 return yield* next === "stop"
                   ? fail(new DeadlineExceeded({ deadlineMs }), `request deadline of ${deadlineMs} ms exceeded`, error)
                   : fail(new Failed({ error }), error.message, error)
@@ -731,7 +741,14 @@ export const make = (options: {
             target: chosen,
             attempts,
             complete,
-            resume: (tried: ReadonlyArray<number>) => ({ requestId, started, attempts, tried, tenant: tenantHold })
+            // the models this route failed over from are out of the continuation too, with the committed ones
+            resume: (tried: ReadonlyArray<number>) => ({
+              requestId,
+              started,
+              attempts,
+              tried: [...new Set([...tried, ...[...excluded].flatMap(([i, why]) => (why === "tried" ? [i] : []))])],
+              tenant: tenantHold
+            })
           }
         }
         const error = exitError(exit)

@@ -133,7 +133,8 @@ export const record = (mux: string, e: MuxEvent): Effect.Effect<void> => {
           "bedrock_mux.name": mux,
           scope: e.scope,
           kind: e.kind,
-          ...(e.scope === "model" ? { "gen_ai.request.model": e.key } : {})
+          // the pool entry (client:modelId), not the model id: a model may sit in the pool once per client
+          ...(e.scope === "model" ? { "bedrock_mux.target": e.key } : {})
         }),
         1
       )
@@ -143,7 +144,7 @@ export const record = (mux: string, e: MuxEvent): Effect.Effect<void> => {
         1
       )
     case "Hedged":
-      return Metric.update(attributed(metrics.hedges, { "bedrock_mux.name": mux, "gen_ai.request.model": e.target }), 1)
+      return Metric.update(attributed(metrics.hedges, { "bedrock_mux.name": mux, "bedrock_mux.target": e.target }), 1)
     default:
       return Effect.void
   }
