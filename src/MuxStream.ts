@@ -9,7 +9,10 @@
  * - After it, the mux never continues on another model silently: the stream
  *   fails with `MuxError(StreamInterrupted)` (reason and partial usage), or,
  *   with `onInterrupt: "restart"`, emits a `{ reset }` event and then
- *   another model's whole answer. Output of two models is never spliced.
+ *   another model's whole answer (the reset goes out with that answer's
+ *   first events; when no model can answer, there is no reset and the
+ *   stream fails with `StreamInterrupted`). Output of two models is never
+ *   spliced.
  * - A stream succeeds only after `messageStop`; a stream cut before it fails.
  * - The last event of a successful stream is `{ routing }`: the model that
  *   answered, every attempt, the usage (`estimated` when the model sent no

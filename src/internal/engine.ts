@@ -687,7 +687,9 @@ export const make = (options: {
           const early = yield* Effect.timeoutOption(Fiber.join(firstFiber), Duration.millis(hedgeMs))
           const tHedge = yield* Clock.currentTimeMillis
           const [hedgeOk, hedgeBad] = muxStats.hedgeWindow.totals(tHedge)
-          const second = Option.isSome(early) || hedgeBad >= routeOptions.hedge!.budget * hedgeOk
+          // a hedge is an attempt: it needs room in the budget (the one in flight is not recorded yet)
+          const second = Option.isSome(early) || hedgeBad >= routeOptions.hedge!.budget * hedgeOk ||
+              attempts.length + 2 > policy.attempts
             ? undefined
             : yield* select(tHedge, yield* readStates, first.target.index)
           if (Option.isSome(early)) exit = early.value

@@ -20,7 +20,7 @@
 import type { ConverseStreamOutput } from "@aws-sdk/client-bedrock-runtime"
 import { Cause, Clock, Duration, Effect, Exit, Option, Pull, Scope, Stream } from "effect"
 import * as BedrockError from "../BedrockError.ts"
-import { MuxError, StreamInterrupted, type Usage } from "../MuxError.ts"
+import { type AttemptRecord, MuxError, StreamInterrupted, type Usage } from "../MuxError.ts"
 import type * as Policy from "../Policy.ts"
 import type { AttemptOptions, Engine, Resume, Routed, RouteOptions, Target } from "./engine.ts"
 import { estimateOutputTokens } from "./tokens.ts"
@@ -104,6 +104,14 @@ const open = (
     )
   })
 
+/**
+ * Reads a complete answer's upstream to its end (it ends right after the
+ * metadata event) for at most `ms`: closing it earlier aborts a finished
+ * response, which the provider logs as cut and which costs the connection.
+ */
+const drain = (o: Opened, ms: number) =>
+  o.pull.pipe(Effect.forever, Effect.timeoutOption(Duration.millis(ms)), Effect.catchCause(() => Effect.void))
+
 const endedEarly = (modelId: string) =>
   BedrockError.make(new BedrockError.Incomplete({ detail: "no-message-stop" }), "ConverseStream ended before messageStop", modelId)
 
@@ -144,7 +152,6 @@ export const make = <Reset, End>(options: {
     let routed: Routed<Opened> | undefined
     let resume: Resume | undefined
     const tried: Array<number> = []
-    let pending: Array<Event<Reset, End>> = []
     let stopped = false
     let finished = false
     let usage: Usage | undefined
@@ -193,7 +200,8 @@ export const make = <Reset, End>(options: {
       stats.ttft.record(o.firstTokenAt - o.startedAt)
       stats.ttlt.record(stopAt - o.startedAt)
       const generating = (stopAt - o.firstTokenAt) / 1000
-      if (generating > 0 && used.outputTokens > 0) stats.tokensPerSecond.record(used.outputTokens / generating)
+      // the tokens after the first content event, over the time they took
+      if (generating > 0 && used.outputTokens > 1) stats.tokensPerSecond.record((used.outputTokens - 1) / generating)
       yield* r.complete({
         _tag: "Success",
         usage: { inputTokens: used.inputTokens, outputTokens: used.outputTokens, quota: used.totalTokens },
@@ -214,46 +222,42 @@ export const make = <Reset, End>(options: {
       Effect.gen(function*() {
         const r = routed!
         yield* Scope.close(r.value.scope, Exit.void)
-        const restart = settings.onInterrupt === "restart"
+        // the request deadline is terminal (no restart can answer in time), and an error the policy fails fast on
+        // (the request is at fault) would fail the same way on any model: neither restarts
+        const restart = settings.onInterrupt === "restart" &&
+          !(error.reason._tag === "DeadlineExceeded" && error.reason.scope === "request") &&
+          engine.policy.classification(error).failover
         yield* r.complete({ _tag: "Failure", error, restart })
-        if (restart) {
-          tried.push(r.target.index)
-          resume = r.resume(tried)
-          routed = undefined
-          const discarded = delivered
-          stopped = false
-          usage = undefined
-          chars = 0
-          delivered = 0
-          restarts += 1
-          return [options.reset({ modelId: r.target.model.modelId, target: r.target.model.target, error, discarded })]
-        }
-        finished = true
         const partial = estimated()
-        return yield* Effect.fail(
+        const shown = delivered
+        const failed = (attempts: ReadonlyArray<AttemptRecord>, why: string) =>
           new MuxError({
-            reason: new StreamInterrupted({
-              modelId: r.target.model.modelId,
-              target: r.target.model.target,
-              error,
-              partial,
-              delivered
-            }),
-            message: `stream from ${r.target.model.modelId} interrupted after ${delivered} content events: ${error.message}`,
-            attempts: [...r.attempts],
+            reason: new StreamInterrupted({ modelId: r.target.model.modelId, target: r.target.model.target, error, partial, delivered: shown }),
+            message: `stream from ${r.target.model.modelId} interrupted after ${shown} content events: ${error.message}${why}`,
+            attempts,
             last: error
           })
+        finished = true
+        if (!restart) return yield* Effect.fail(failed([...r.attempts], ""))
+        // the reset goes out only with a new answer to follow it: route first, then emit both
+        tried.push(r.target.index)
+        resume = r.resume(tried)
+        routed = undefined
+        const reset = options.reset({ modelId: r.target.model.modelId, target: r.target.model.target, error, discarded: delivered })
+        const head = yield* openRoute.pipe(
+          Effect.mapError((e) => failed(e.attempts, `; no restart possible: ${e.message}`))
         )
+        finished = false
+        restarts += 1
+        return [reset, ...head]
       })
 
-    const next: Effect.Effect<ReadonlyArray<Event<Reset, End>>, MuxError | Cause.Done> = Effect.gen(function*() {
-      if (pending.length > 0) {
-        const out = pending
-        pending = []
-        return out
-      }
-      if (finished) return yield* Cause.done()
-      if (routed === undefined) {
+    /** Routes the request (again, after a restart) and returns the answer's first events. */
+    const openRoute: Effect.Effect<ReadonlyArray<ConverseStreamOutput>, MuxError> = Effect.gen(function*() {
+        stopped = false
+        usage = undefined
+        chars = 0
+        delivered = 0
         routed = yield* engine.route(
           {
             ...options.route,
@@ -270,10 +274,14 @@ export const make = <Reset, End>(options: {
         note(routed.value.head)
         if (stopped) stopAt = routed.value.firstTokenAt
         return routed.value.head
-      }
+    })
+
+    const next: Effect.Effect<ReadonlyArray<Event<Reset, End>>, MuxError | Cause.Done> = Effect.gen(function*() {
+      if (finished) return yield* Cause.done()
+      if (routed === undefined) return yield* openRoute
       const o = routed.value
       const now = yield* Clock.currentTimeMillis
-      if (stopped && usage !== undefined) return [yield* finish]
+      if (stopped && usage !== undefined) return [yield* Effect.andThen(drain(o, settings.metadataGraceMs), finish)]
       if (stopped) {
         // the answer is complete; the metadata event usually follows at once, but never wait long for it
         const rest = yield* o.pull.pipe(
@@ -281,9 +289,8 @@ export const make = <Reset, End>(options: {
           Effect.catchCause(() => Effect.succeedNone)
         )
         if (Option.isSome(rest)) {
+          // the metadata goes out at once; the next pull reads the upstream to its end and finishes
           note(rest.value)
-          if (usage === undefined) return rest.value
-          pending = [yield* finish]
           return rest.value
         }
         return [yield* finish]
