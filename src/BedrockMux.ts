@@ -431,7 +431,9 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig, observe
     ).pipe(
       Effect.tap((res) => annotateSuccess(res.routing, res.usage, res.output?.message === undefined ? undefined : [res.output.message])),
       Effect.tapError(annotateFailure),
-      Effect.withSpan("chat bedrock-mux", { kind: "client", attributes: spanAttributes("converse", request, options) })
+      Effect.withSpan("chat bedrock-mux", { kind: "client", attributes: spanAttributes("converse", request, options) }, {
+        captureStackTrace: false
+      })
     )
   }
 
@@ -511,7 +513,7 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig, observe
         return Effect.void
       }),
       Stream.tapError(annotateFailure),
-      Stream.withSpan("chat bedrock-mux", { kind: "client", attributes: spanAttributes("converse_stream", request, options) })
+      Stream.withSpan("chat bedrock-mux", { kind: "client", captureStackTrace: false, attributes: spanAttributes("converse_stream", request, options) })
     )
   }
 

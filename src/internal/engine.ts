@@ -500,7 +500,8 @@ export const make = (options: {
               "bedrock_mux.hedge": hedge,
               ...(serviceTier !== undefined ? { "bedrock_mux.service_tier": serviceTier } : {})
             }
-          }),
+          // a stack trace per attempt costs more than the rest of the span; the attributes say where it is from
+          }, { captureStackTrace: false }),
           Effect.onInterrupt(() =>
             Effect.andThen(
               recordBreaker(r.target, "ignored", r.probe, r.t0),

@@ -17,36 +17,53 @@ const tokenBoundaries = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 10
 
 export const SYSTEM = "aws.bedrock"
 
+/**
+ * Each attribute set gets a metric of its own, built with the attributes
+ * (not `Metric.withAttributes`, which rebuilds the series key on every
+ * update): its key is computed once. The sets are low-cardinality (model ×
+ * outcome × reason), so the cache stays small.
+ */
+const makers = new WeakMap<object, (attributes: Record<string, string>) => Metric.Metric<any, any>>()
+const histogram = (name: string, options: { readonly description: string; readonly boundaries: ReadonlyArray<number> }) => {
+  const make = (attributes?: Record<string, string>) =>
+    Metric.histogram(name, { ...options, ...(attributes !== undefined ? { attributes } : {}) })
+  const metric = make()
+  makers.set(metric, make)
+  return metric
+}
+const counter = (name: string, description: string) => {
+  const make = (attributes?: Record<string, string>) =>
+    Metric.counter(name, { description, incremental: true, ...(attributes !== undefined ? { attributes } : {}) })
+  const metric = make()
+  makers.set(metric, make)
+  return metric
+}
+
 /** @internal */
 export const metrics = {
-  operationDuration: Metric.histogram("gen_ai.client.operation.duration", {
+  operationDuration: histogram("gen_ai.client.operation.duration", {
     description: "Duration of one Bedrock call (one attempt), in seconds",
     boundaries: secondsBoundaries
   }),
-  tokenUsage: Metric.histogram("gen_ai.client.token.usage", {
+  tokenUsage: histogram("gen_ai.client.token.usage", {
     description: "Tokens used by a request, by gen_ai.token.type",
     boundaries: tokenBoundaries
   }),
-  timeToFirstChunk: Metric.histogram("gen_ai.client.operation.time_to_first_chunk", {
+  timeToFirstChunk: histogram("gen_ai.client.operation.time_to_first_chunk", {
     description: "Time from the answering attempt's start to its first content event, in seconds",
     boundaries: secondsBoundaries
   }),
-  requests: Metric.counter("bedrock_mux.requests", { description: "Requests by operation and outcome", incremental: true }),
-  attempts: Metric.counter("bedrock_mux.attempts", { description: "Attempts by model, outcome and error.type", incremental: true }),
-  failovers: Metric.counter("bedrock_mux.failovers", { description: "Failovers away from a model, by error.type", incremental: true }),
-  breakerTransitions: Metric.counter("bedrock_mux.breaker.transitions", { description: "Circuit breaker state changes", incremental: true }),
-  quotaRejections: Metric.counter("bedrock_mux.quota.rejections", { description: "Client-side quota refusals by scope and kind", incremental: true }),
-  cooldowns: Metric.counter("bedrock_mux.cooldowns", { description: "Throttle cooldowns started, by model and kind", incremental: true }),
-  hedges: Metric.counter("bedrock_mux.hedges", { description: "Hedged attempts started", incremental: true })
+  requests: counter("bedrock_mux.requests", "Requests by operation and outcome"),
+  attempts: counter("bedrock_mux.attempts", "Attempts by model, outcome and error.type"),
+  failovers: counter("bedrock_mux.failovers", "Failovers away from a model, by error.type"),
+  breakerTransitions: counter("bedrock_mux.breaker.transitions", "Circuit breaker state changes"),
+  quotaRejections: counter("bedrock_mux.quota.rejections", "Client-side quota refusals by scope and kind"),
+  cooldowns: counter("bedrock_mux.cooldowns", "Throttle cooldowns started, by model and kind"),
+  hedges: counter("bedrock_mux.hedges", "Hedged attempts started")
 } as const
 
 const base = { "gen_ai.system": SYSTEM, "gen_ai.provider.name": SYSTEM }
 
-/**
- * `Metric.withAttributes` makes a new metric whose series key is computed on
- * its first update; caching one per attribute set keeps that off the hot path.
- * The sets are low-cardinality (model × outcome × reason), so the cache stays small.
- */
 const cache = new WeakMap<object, Map<string, unknown>>()
 const attributed = <M extends Metric.Metric<any, any>>(metric: M, attributes: Record<string, string>): M => {
   let byKey = cache.get(metric) as Map<string, M> | undefined
@@ -58,64 +75,73 @@ const attributed = <M extends Metric.Metric<any, any>>(metric: M, attributes: Re
   for (const k in attributes) key += `${k}=${attributes[k]}\u0000`
   let m = byKey.get(key)
   if (m === undefined) {
-    m = Metric.withAttributes(metric, attributes) as M
+    m = makers.get(metric)!(attributes) as M
     byKey.set(key, m)
   }
   return m
 }
 
+const attemptSeries = new Map<string, { readonly duration: Metric.Metric<number, any>; readonly count: Metric.Metric<number, any> }>()
+const requestSeries = new Map<string, {
+  readonly count: Metric.Metric<number, any>
+  readonly input: Metric.Metric<number, any>
+  readonly output: Metric.Metric<number, any>
+  readonly ttft: Metric.Metric<number, any>
+}>()
+
 /** The metric updates one event implies. */
 export const record = (mux: string, e: MuxEvent): Effect.Effect<void> => {
   switch (e._tag) {
     case "AttemptEnded": {
+      // the hot path: one lookup by the fields that vary, no attribute objects built after the first time
       const r = e.record
-      const error = r.outcome === "failure" ? { "error.type": r.reason ?? "Unknown" } : {}
-      return Effect.andThen(
-        Metric.update(
-          attributed(metrics.operationDuration, {
+      const reason = r.outcome === "failure" ? r.reason ?? "Unknown" : ""
+      const key = `${mux}\u0000${r.modelId}\u0000${r.outcome}\u0000${reason}`
+      let m = attemptSeries.get(key)
+      if (m === undefined) {
+        const error = reason === "" ? {} : { "error.type": reason }
+        m = {
+          duration: attributed(metrics.operationDuration, {
             ...base,
             "gen_ai.operation.name": "chat",
             "gen_ai.request.model": r.modelId,
             ...(r.outcome === "success" ? { "gen_ai.response.model": r.modelId } : {}),
             ...error
           }),
-          r.durationMs / 1000
-        ),
-        Metric.update(
-          attributed(metrics.attempts, { "bedrock_mux.name": mux, "gen_ai.request.model": r.modelId, outcome: r.outcome, ...error }),
-          1
-        )
-      )
+          count: attributed(metrics.attempts, { "bedrock_mux.name": mux, "gen_ai.request.model": r.modelId, outcome: r.outcome, ...error })
+        }
+        attemptSeries.set(key, m)
+      }
+      return Effect.andThen(Metric.update(m.duration, r.durationMs / 1000), Metric.update(m.count, 1))
     }
     case "RequestEnded": {
-      const updates: Array<Effect.Effect<void>> = [
-        Metric.update(
-          attributed(metrics.requests, {
+      const key = `${mux}\u0000${e.operation}\u0000${e.outcome}\u0000${e.error ?? ""}\u0000${e.modelId ?? ""}`
+      let m = requestSeries.get(key)
+      if (m === undefined) {
+        const model = e.modelId !== undefined ? { "gen_ai.response.model": e.modelId, "gen_ai.request.model": e.modelId } : {}
+        const chat = { ...base, "gen_ai.operation.name": "chat", ...model }
+        m = {
+          count: attributed(metrics.requests, {
             "bedrock_mux.name": mux,
             operation: e.operation,
             outcome: e.outcome,
             ...(e.error !== undefined ? { "error.type": e.error } : {})
           }),
-          1
-        )
-      ]
-      const model = e.modelId !== undefined ? { "gen_ai.response.model": e.modelId, "gen_ai.request.model": e.modelId } : {}
-      const op = e.operation === "converse" ? "chat" : "chat"
-      if (e.usage !== undefined) {
-        for (const [type, n] of [["input", e.usage.inputTokens], ["output", e.usage.outputTokens]] as const) {
-          updates.push(Metric.update(
-            attributed(metrics.tokenUsage, { ...base, "gen_ai.operation.name": op, "gen_ai.token.type": type, ...model }),
-            n
-          ))
+          input: attributed(metrics.tokenUsage, { ...chat, "gen_ai.token.type": "input" }),
+          output: attributed(metrics.tokenUsage, { ...chat, "gen_ai.token.type": "output" }),
+          ttft: attributed(metrics.timeToFirstChunk, chat)
         }
+        requestSeries.set(key, m)
       }
-      if (e.timeToFirstTokenMs !== undefined) {
-        updates.push(Metric.update(
-          attributed(metrics.timeToFirstChunk, { ...base, "gen_ai.operation.name": op, ...model }),
-          e.timeToFirstTokenMs / 1000
-        ))
-      }
-      return Effect.all(updates, { discard: true })
+      const count = Metric.update(m.count, 1)
+      if (e.usage === undefined && e.timeToFirstTokenMs === undefined) return count
+      const series = m
+      return Effect.all([
+        count,
+        e.usage === undefined ? Effect.void : Metric.update(series.input, e.usage.inputTokens),
+        e.usage === undefined ? Effect.void : Metric.update(series.output, e.usage.outputTokens),
+        e.timeToFirstTokenMs === undefined ? Effect.void : Metric.update(series.ttft, e.timeToFirstTokenMs / 1000)
+      ], { discard: true })
     }
     case "Failover":
       return Metric.update(
