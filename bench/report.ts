@@ -26,6 +26,23 @@ export const renderMarkdown = (dir: string): string => {
       ""
     )
   }
+  const st = read(dir, "stream")
+  if (st !== undefined) {
+    out.push(
+      `## Streaming overhead (zero-latency simulator, ${st.eventsPerStream} events per stream; ${st.node}, ${st.cpus} CPUs, ${st.date}${st.quick ? ", --quick" : ""})`,
+      "",
+      "| figure | direct (BedrockRuntime.converseStream) | mux.converseStream | added p50 / p99 |",
+      "|---|---|---|---|",
+      `| time to first content event | ${f(st.firstToken.directP50us)} µs | ${f(st.firstToken.muxP50us)} µs | **${f(st.firstToken.addedP50us)} / ${f(st.firstToken.addedP99us)} µs** |`,
+      `| time to the end of the stream | ${f(st.wholeStream.directP50us)} µs | ${f(st.wholeStream.muxP50us)} µs | ${f(st.wholeStream.addedP50us)} / ${f(st.wholeStream.addedP99us)} µs |`,
+      `| streams per second at concurrency ${st.throughput.concurrency} | | ${f(st.throughput.streamsPerSecond, 0)} | |`,
+      "",
+      "The added time to first token is the mux's work before the first content event reaches the caller: routing, the",
+      "breaker permit, the attempt's scope and first-token timer, its span and events. Against a real first token",
+      "(hundreds of milliseconds) it is below 0.1 %.",
+      ""
+    )
+  }
   const a = read(dir, "admission")
   if (a !== undefined) {
     const row = (name: string, r: Record<string, number> | undefined) =>
