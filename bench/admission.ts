@@ -12,13 +12,10 @@ import { spawn, spawnSync } from "node:child_process"
 import { BedrockMux } from "../src/BedrockMux.ts"
 import { BedrockSimulator } from "../src/BedrockSimulator.ts"
 import * as MuxStore from "../src/MuxStore.ts"
+import { quantile } from "./stats.ts"
 
 const request = { messages: [{ role: "user" as const, content: [{ text: "hi" }] }], inferenceConfig: { maxTokens: 16 } }
 
-const quantile = (xs: ReadonlyArray<number>, q: number) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!
-}
 
 const measure = (store: Layer.Layer<never, unknown> | undefined, limited: boolean, requests: number) =>
   Effect.gen(function*() {

@@ -7,13 +7,10 @@ import { Effect, Layer } from "effect"
 import { BedrockMux } from "../src/BedrockMux.ts"
 import { BedrockRuntime } from "../src/BedrockRuntime.ts"
 import { BedrockSimulator } from "../src/BedrockSimulator.ts"
+import { concat, quantile } from "./stats.ts"
 
 const request = { messages: [{ role: "user" as const, content: [{ text: "hi" }] }], inferenceConfig: { maxTokens: 16 } }
 
-const quantile = (xs: Float64Array, q: number): number => {
-  const sorted = Float64Array.from(xs).sort()
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
-}
 
 const layers = () => {
   const sim = BedrockSimulator.layer({ models: { a: {}, b: {} } }, { logLimit: 0 })
@@ -55,17 +52,8 @@ export const run = (options: { readonly calls: number; readonly heapRequests: nu
       d.push(yield* timeEach(direct, options.calls / 5))
       m.push(yield* timeEach(routed, options.calls / 5))
     }
-    const cat = (xs: Array<Float64Array>) => {
-      const out = new Float64Array(xs.reduce((n, x) => n + x.length, 0))
-      let o = 0
-      for (const x of xs) {
-        out.set(x, o)
-        o += x.length
-      }
-      return out
-    }
-    const dd = cat(d)
-    const mm = cat(m)
+    const dd = concat(d)
+    const mm = concat(m)
     const latency = {
       directP50us: quantile(dd, 0.5),
       directP99us: quantile(dd, 0.99),

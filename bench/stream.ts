@@ -9,13 +9,10 @@ import { Effect, Layer, Stream } from "effect"
 import { BedrockMux } from "../src/BedrockMux.ts"
 import { BedrockRuntime } from "../src/BedrockRuntime.ts"
 import { BedrockSimulator } from "../src/BedrockSimulator.ts"
+import { concat, quantile } from "./stats.ts"
 
 const request = { messages: [{ role: "user" as const, content: [{ text: "hi" }] }], inferenceConfig: { maxTokens: 16 } }
 
-const quantile = (xs: Float64Array, q: number): number => {
-  const sorted = Float64Array.from(xs).sort()
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
-}
 
 const layers = () => {
   const sim = BedrockSimulator.layer({ models: { a: { answer: "one two three four five six seven eight" }, b: {} } }, { logLimit: 0 })
@@ -66,16 +63,7 @@ export const run = (options: { readonly streams: number }) =>
       m.ttft.push(b.ttft)
       m.total.push(b.total)
     }
-    const cat = (xs: Array<Float64Array>) => {
-      const out = new Float64Array(xs.reduce((n, x) => n + x.length, 0))
-      let o = 0
-      for (const x of xs) {
-        out.set(x, o)
-        o += x.length
-      }
-      return out
-    }
-    const [dt, mt, dT, mT] = [cat(d.ttft), cat(m.ttft), cat(d.total), cat(m.total)]
+    const [dt, mt, dT, mT] = [concat(d.ttft), concat(m.ttft), concat(d.total), concat(m.total)]
     const firstToken = {
       directP50us: quantile(dt, 0.5),
       directP99us: quantile(dt, 0.99),

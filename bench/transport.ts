@@ -29,6 +29,7 @@ import * as os from "node:os"
 import { performance } from "node:perf_hooks"
 import { clientConfig, make as makeRuntime } from "../src/BedrockRuntime.ts"
 import * as FakeBedrock from "../src/testing/FakeBedrock.ts"
+import { quantile } from "./stats.ts"
 
 const MODEL = "bench-model"
 const CUT_MODEL = "cut-model"
@@ -113,10 +114,6 @@ const MODES: ReadonlyArray<Mode> = [
   }
 ]
 
-const quantile = (xs: Float64Array, q: number): number => {
-  const sorted = Float64Array.from(xs).sort()
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
-}
 const mean = (xs: Float64Array): number => xs.reduce((a, b) => a + b, 0) / xs.length
 
 const gc = () => (globalThis as { gc?: () => void }).gc?.()

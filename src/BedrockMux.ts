@@ -33,8 +33,7 @@
 import type {
   ConverseCommandInput,
   ConverseCommandOutput,
-  ConverseStreamCommandInput,
-  ConverseStreamOutput
+  ConverseStreamCommandInput
 } from "@aws-sdk/client-bedrock-runtime"
 import { Clock, Config, Context, Duration, Effect, Layer, Random, Schema, Stream } from "effect"
 import * as BedrockError from "./BedrockError.ts"
@@ -47,7 +46,7 @@ import * as MuxConfig from "./MuxConfig.ts"
 import { type AttemptRecord, InvalidRequest, MuxError } from "./MuxError.ts"
 import * as MuxStore from "./MuxStore.ts"
 import type * as MuxEvent from "./MuxEvent.ts"
-import type * as MuxStream from "./MuxStream.ts"
+import * as MuxStream from "./MuxStream.ts"
 import * as Policy from "./Policy.ts"
 
 /**
@@ -499,7 +498,7 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig, observe
       })
     }).pipe(
       Stream.tap((ev) => {
-        if ("routing" in ev && ev.routing !== undefined) {
+        if (MuxStream.isRouting(ev)) {
           return annotateSuccess(
             ev.routing,
             ev.routing.usage,
@@ -507,8 +506,8 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig, observe
           )
         }
         if (config.captureBodies) {
-          if ("reset" in ev && ev.reset !== undefined) text = ""
-          else text += (ev as ConverseStreamOutput).contentBlockDelta?.delta?.text ?? ""
+          if (MuxStream.isReset(ev)) text = ""
+          else text += ev.contentBlockDelta?.delta?.text ?? ""
         }
         return Effect.void
       }),

@@ -401,6 +401,12 @@ export const make = (options: {
       const excluded = new Map<number, ModelAvailability["excluded"]>()
       for (const i of resume?.tried ?? []) excluded.set(i, "tried")
       const sameTries = new Map<number, number>()
+      /** The request leaves `target` for good: counted, announced, out of this request. */
+      const failOver = (target: Target, error: BedrockError.BedrockError, at: number) => {
+        muxStats.failovers += 1
+        excluded.set(target.index, "tried")
+        return emit({ _tag: "Failover", at, requestId, modelId: target.model.modelId, target: target.model.target, reason: error.reason._tag })
+      }
       let forced: Target | undefined
       let minContext = -1
       let last: BedrockError.BedrockError | undefined
@@ -724,9 +730,7 @@ export const make = (options: {
                   ? fail(new DeadlineExceeded({ deadlineMs }), `request deadline of ${deadlineMs} ms exceeded`, error)
                   : fail(new Failed({ error }), error.message, error)
               }
-              muxStats.failovers += 1
-              yield* emit({ _tag: "Failover", at: t1, requestId, modelId: winner.target.model.modelId, target: winner.target.model.target, reason: error.reason._tag })
-              excluded.set(winner.target.index, "tried")
+              yield* failOver(winner.target, error, t1)
               current = other
               exit = yield* Fiber.join(otherFiber)
               if (other === second) serviceTier = undefined
@@ -782,9 +786,7 @@ export const make = (options: {
             bypassCooldown = true
             continue
           default: {
-            muxStats.failovers += 1
-            yield* emit({ _tag: "Failover", at: t1, requestId, modelId: chosen.model.modelId, target: chosen.model.target, reason: error.reason._tag })
-            excluded.set(chosen.index, "tried")
+            yield* failOver(chosen, error, t1)
             if (decision.largerContextOnly) minContext = Math.max(minContext, chosen.model.contextWindow ?? 0)
             if (policy.backoff === undefined || decision.largerContextOnly) continue
             // the single-model backoff: only when no other model could take the request

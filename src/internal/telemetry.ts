@@ -190,6 +190,3 @@ export const makeObserver = (mux: string): Effect.Effect<Observer> =>
     pubsub,
     emit: (e) => Effect.andThen(PubSub.publish(pubsub, e), record(mux, e))
   }))
-
-/** An observer that drops everything (engines built without a mux, e.g. in tests). */
-export const silent: Effect.Effect<Observer> = makeObserver("silent")
