@@ -35,11 +35,12 @@ import type {
   ConverseCommandOutput,
   ConverseStreamCommandInput
 } from "@aws-sdk/client-bedrock-runtime"
-import { Clock, Config, Context, Duration, Effect, Layer, Random, Schema, Stream } from "effect"
+import { Clock, Config, Context, Duration, Effect, Layer, Random, Stream } from "effect"
 import * as BedrockError from "./BedrockError.ts"
 import { BedrockRuntime, type Service as RuntimeService } from "./BedrockRuntime.ts"
 import * as Breaker from "./internal/breaker.ts"
 import * as Engine from "./internal/engine.ts"
+import { converseProblems, streamProblems } from "./internal/requestCheck.ts"
 import * as MuxStreamEngine from "./internal/stream.ts"
 import * as Telemetry from "./internal/telemetry.ts"
 import * as MuxConfig from "./MuxConfig.ts"
@@ -304,10 +305,7 @@ export class BedrockMux extends Context.Service<BedrockMux, Service>()("effect-b
   ): Layer.Layer<BedrockMux, MuxConfig.MuxConfigError | Config.ConfigError, BedrockRuntime> =>
     Layer.effect(
       BedrockMux,
-      Effect.gen(function*() {
-        const json = yield* Config.schema(Schema.fromJsonString(Schema.Unknown), name)
-        return yield* make(json as MuxConfig.Input, options)
-      })
+      Effect.flatMap(MuxConfig.fromConfig(name), (config) => make(config, options))
     )
 }
 
@@ -387,7 +385,7 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig, observe
     Effect.annotateCurrentSpan({ "error.type": e.reason._tag, "bedrock_mux.attempts": e.attempts.length })
 
   const converse = (request: MuxRequest, options: ConverseOptions = {}): Effect.Effect<MuxResponse, MuxError> => {
-    const problems = requestProblems(request, options)
+    const problems = converseProblems(request, options)
     if (problems.length > 0) {
       return Effect.fail(
         new MuxError({ reason: new InvalidRequest({ problems }), message: `invalid request: ${problems.join("; ")}`, attempts: [] })
@@ -437,7 +435,7 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig, observe
   }
 
   const converseStream = (request: MuxStreamRequest, options: StreamOptions = {}): Stream.Stream<MuxStream.Event, MuxError> => {
-    const problems = [...requestProblems(request, options), ...streamProblems(options)]
+    const problems = streamProblems(request, options)
     if (problems.length > 0) {
       return Stream.fail(
         new MuxError({ reason: new InvalidRequest({ problems }), message: `invalid request: ${problems.join("; ")}`, attempts: [] })
@@ -611,43 +609,3 @@ const deadlineError = (scope: "attempt" | "request", after: Duration.Duration, m
     `${scope === "attempt" ? "attempt timeout" : "request deadline"} of ${Duration.toMillis(after)} ms expired; the request was aborted`,
     modelId
   )
-
-const streamProblems = (options: StreamOptions): Array<string> => {
-  const problems: Array<string> = []
-  for (const key of ["firstTokenTimeout", "stallTimeout"] as const) {
-    const v = options[key]
-    if (v === undefined) continue
-    const d = Duration.fromInput(v)
-    if (d._tag === "None" || Duration.toMillis(d.value) <= 0) problems.push(`${key}: expected a positive duration, got ${String(v)}`)
-  }
-  if (options.onInterrupt !== undefined && options.onInterrupt !== "fail" && options.onInterrupt !== "restart") {
-    problems.push(`onInterrupt: expected "fail" or "restart", got ${String(options.onInterrupt)}`)
-  }
-  const h = options.hedge
-  if (typeof h === "object" && h !== null) {
-    if (h.after !== undefined && h.after !== "p95") {
-      const d = Duration.fromInput(h.after)
-      if (d._tag === "None" || Duration.toMillis(d.value) <= 0) problems.push(`hedge.after: expected a positive duration or "p95", got ${String(h.after)}`)
-    }
-    if (h.budget !== undefined && !(h.budget >= 0 && h.budget <= 1)) problems.push(`hedge.budget: expected a share in [0, 1], got ${String(h.budget)}`)
-  }
-  return problems
-}
-
-const requestProblems = (request: MuxRequest, options: ConverseOptions): Array<string> => {
-  const problems: Array<string> = []
-  if (typeof request !== "object" || request === null) return ["the request must be an object"]
-  if ("modelId" in request && (request as { modelId?: unknown }).modelId !== undefined) {
-    problems.push("modelId: the mux chooses the model; leave modelId out (use a route label to steer)")
-  }
-  if (!Array.isArray(request.messages) || request.messages.length === 0) {
-    problems.push("messages: expected a non-empty array of messages")
-  }
-  if (options.deadline !== undefined) {
-    const d = Duration.fromInput(options.deadline)
-    if (d._tag === "None" || Duration.toMillis(d.value) <= 0) {
-      problems.push(`deadline: expected a positive duration, got ${String(options.deadline)}`)
-    }
-  }
-  return problems
-}

@@ -6,15 +6,25 @@
  * `{ modelId, weight, isFallback }`, or `{ models, defaultTimeoutMs,
  * maxRetries }` (`maxRetries` n means n + 1 attempts).
  *
+ * Every key is checked: an unknown key at any depth (a typo such as
+ * `isFallbak`, an unknown `decisions` reason tag) is a problem with its path
+ * and the closest allowed key ("unknown key; did you mean `isFallback`?"), or
+ * the allowed keys when none is close.
+ *
  * Checks beyond the field types, each reported with its path and the allowed
  * range: a duplicate model (same `modelId` and `client`), no primary (no
  * tier-0 model with weight > 0), `isFallback: true` with `tier: 0`, an
- * attempt timeout (global or per model) longer than the deadline,
- * `cooldownMax` shorter than `cooldown`, a route naming an unknown model.
- * An unknown `client` key is reported when the layer is built (the clients
- * are not part of the JSON).
+ * attempt timeout (global or per model) that is 0 or longer than the
+ * deadline, a deadline, breaker `window`/`cooldown`, backoff `base`, stream
+ * `firstTokenTimeout`/`stallTimeout`/`hedge.after` that is 0, `cooldownMax`
+ * shorter than `cooldown`, backoff `max` shorter than `base`, a route naming
+ * an unknown model. An unknown `client` key is reported when the layer is
+ * built (the clients are not part of the JSON). A field that does not decode
+ * does not hide the range problems of its neighbours: one error lists them all.
  *
- * Durations are milliseconds or Effect duration strings ("30 seconds").
+ * Durations are milliseconds (a number) or Effect duration strings
+ * ("30 seconds", "500 millis"; units nanos to weeks). Without a `timeout`, the
+ * attempt timeout is the default 30 s cut to the deadline.
  *
  * @example
  * ```ts
@@ -30,16 +40,18 @@
  * ```
  * @since 0.1.0
  */
-import { Duration, Effect, Result, Schema } from "effect"
+import { Config, Duration, Effect, Option, Result, Schema } from "effect"
 import * as BedrockError from "./BedrockError.ts"
 import {
   DurationInput,
+  isRecord,
   NonNegative,
   NonNegativeInt,
   PositiveInt,
   Probability,
   type Problem,
-  problemsOf
+  problemsOf,
+  strict
 } from "./internal/schema.ts"
 import * as Policy from "./Policy.ts"
 
@@ -183,6 +195,16 @@ export const defaultCooldowns: Cooldowns = {
 export const DEFAULT_MAX_TOKENS = 4_096
 
 /**
+ * Backoff settings as decoded (the policy holds them as a `Schedule`).
+ * @since 0.1.0
+ */
+export interface BackoffSettings {
+  readonly base: Duration.Duration
+  readonly max: Duration.Duration
+  readonly times: number
+}
+
+/**
  * The decoded config: the pool, the policy, the routes.
  * @since 0.1.0
  */
@@ -201,10 +223,16 @@ export interface MuxConfig {
   readonly cooldowns: Cooldowns
   /** record prompts and responses on the request spans (`gen_ai.input.messages` / `gen_ai.output.messages`); off by default */
   readonly captureBodies: boolean
+  /** the `decisions` overrides as written (already folded into `policy.classification`), for display */
+  readonly decisions?: Readonly<Partial<Record<BedrockError.ReasonTag, Partial<BedrockError.Decision>>>>
+  /** the `backoff` settings as written (already in `policy.backoff`), for display */
+  readonly backoff?: BackoffSettings
 }
 
 /**
- * A config that failed to decode or check, with every problem.
+ * A config that failed to decode or check, with every problem. A problem with
+ * an empty path concerns the config as a whole (e.g. the variable holding it
+ * is not set).
  * @since 0.1.0
  */
 export class MuxConfigError extends Schema.TaggedError<MuxConfigError>()("MuxConfigError", {
@@ -212,15 +240,20 @@ export class MuxConfigError extends Schema.TaggedError<MuxConfigError>()("MuxCon
 }) {
   override get message(): string {
     return `Invalid mux config (${this.problems.length} problem${this.problems.length === 1 ? "" : "s"}):\n${
-      this.problems.map((p) => `  ${p.path}: ${p.message}`).join("\n")
+      this.problems.map((p) => `  ${p.path === "" ? "" : `${p.path}: `}${p.message}`).join("\n")
     }`
   }
 }
 
 const ms = Duration.toMillis
 
+type DeepPartial<T> = T extends Duration.Duration ? T
+  : T extends ReadonlyArray<infer A> ? ReadonlyArray<DeepPartial<A>>
+  : T extends object ? { readonly [K in keyof T]?: DeepPartial<T[K]> }
+  : T
+
 /** What the cross-field checks read: decoded fields, or what could be salvaged of a config that failed to decode. */
-type Checked = Omit<Fields, "models"> & { readonly models: ReadonlyArray<Partial<typeof ModelEntry.Type>> }
+type Checked = DeepPartial<Omit<Fields, "models">> & { readonly models: ReadonlyArray<Partial<typeof ModelEntry.Type>> }
 
 /** Cross-field checks on decoded fields; every problem, in order. Pure. */
 const check = (f: Checked): Array<Problem> => {
@@ -228,7 +261,20 @@ const check = (f: Checked): Array<Problem> => {
   const seen = new Map<string, number>()
   let primary = false
   const deadline = f.deadline ?? Policy.defaults.deadline
-  const timeout = f.timeout ?? f.defaultTimeoutMs ?? Policy.defaults.timeout
+  /** a duration that must be above 0 (its documented range excludes 0) */
+  const positive = (path: string, d: Duration.Duration | undefined, allowed: string, what = path.slice(path.lastIndexOf(".") + 1)) => {
+    if (d !== undefined && ms(d) <= 0) problems.push({ path, message: `${what} must be positive; allowed: ${allowed}` })
+  }
+  const attemptTimeout = (path: string, d: Duration.Duration | undefined) => {
+    if (d === undefined) return
+    if (ms(d) <= 0 || ms(d) > ms(deadline)) {
+      problems.push({
+        path,
+        message: `attempt timeout ${ms(d)} ms ${ms(d) <= 0 ? "is not positive" : `is longer than the deadline ${ms(deadline)} ms`}; allowed: 0 < timeout <= deadline`
+      })
+    }
+  }
+  positive("deadline", f.deadline, "0 < deadline")
   f.models.forEach((m, i) => {
     const target = m.modelId === undefined ? undefined : m.client === undefined ? m.modelId : `${m.client}:${m.modelId}`
     const prev = target === undefined ? undefined : seen.get(target)
@@ -244,12 +290,7 @@ const check = (f: Checked): Array<Problem> => {
       problems.push({ path: `models[${i}].tier`, message: "isFallback: true needs a tier >= 1 (or leave tier out)" })
     }
     if (tierOf(m) === 0 && (m.weight ?? 1) > 0) primary = true
-    if (m.timeout !== undefined && ms(m.timeout) > ms(deadline)) {
-      problems.push({
-        path: `models[${i}].timeout`,
-        message: `attempt timeout ${ms(m.timeout)} ms is longer than the deadline ${ms(deadline)} ms; allowed: 0 < timeout <= deadline`
-      })
-    }
+    attemptTimeout(`models[${i}].timeout`, m.timeout)
   })
   if (!primary) {
     problems.push({
@@ -257,17 +298,15 @@ const check = (f: Checked): Array<Problem> => {
       message: "no primary model: at least one model needs tier 0 (isFallback false) and weight > 0"
     })
   }
-  if (ms(timeout) > ms(deadline)) {
-    problems.push({
-      path: f.timeout !== undefined ? "timeout" : "defaultTimeoutMs",
-      message: `attempt timeout ${ms(timeout)} ms is longer than the deadline ${ms(deadline)} ms; allowed: 0 < timeout <= deadline`
-    })
-  }
+  attemptTimeout("timeout", f.timeout)
+  attemptTimeout("defaultTimeoutMs", f.defaultTimeoutMs)
   if (f.attempts !== undefined && f.maxRetries !== undefined && f.attempts !== f.maxRetries + 1) {
     problems.push({ path: "maxRetries", message: `maxRetries ${f.maxRetries} contradicts attempts ${f.attempts}; give one of them` })
   }
   const b = f.breaker
   if (b !== undefined) {
+    positive("breaker.window", b.window, "0 < window")
+    positive("breaker.cooldown", b.cooldown, "0 < cooldown <= cooldownMax")
     const cooldown = b.cooldown ?? Policy.defaultBreaker.cooldown
     const cooldownMax = b.cooldownMax ?? Policy.defaultBreaker.cooldownMax
     if (ms(cooldownMax) < ms(cooldown)) {
@@ -277,22 +316,25 @@ const check = (f: Checked): Array<Problem> => {
       })
     }
   }
-  for (const key of ["firstTokenTimeout", "stallTimeout"] as const) {
-    const d = f.stream?.[key]
-    if (d !== undefined && ms(d) <= 0) {
-      problems.push({ path: `stream.${key}`, message: `${key} must be positive; allowed: 0 < ${key}` })
+  const bo = f.backoff
+  if (bo !== undefined) {
+    positive("backoff.base", bo.base, "0 < base <= max")
+    if (bo.base !== undefined && bo.max !== undefined && ms(bo.max) < ms(bo.base)) {
+      problems.push({ path: "backoff.max", message: `max ${ms(bo.max)} ms is shorter than base ${ms(bo.base)} ms; allowed: max >= base` })
     }
   }
+  positive("stream.firstTokenTimeout", f.stream?.firstTokenTimeout, "0 < firstTokenTimeout")
+  positive("stream.stallTimeout", f.stream?.stallTimeout, "0 < stallTimeout")
   const after = f.stream?.hedge?.after
   if (after !== undefined && after !== "p95" && ms(after) <= 0) {
     problems.push({ path: "stream.hedge.after", message: "hedge.after must be positive or \"p95\"; allowed: 0 < after" })
   }
   for (const [label, ids] of Object.entries(f.routes ?? {})) {
-    ids.forEach((id, j) => {
+    for (const [j, id] of (ids ?? []).entries()) {
       if (!f.models.some((m) => m.modelId === id || `${m.client}:${m.modelId}` === id)) {
         problems.push({ path: `routes.${label}[${j}]`, message: `unknown model "${id}"; allowed: a modelId of models[]` })
       }
-    })
+    }
   }
   return problems
 }
@@ -330,14 +372,19 @@ const toConfig = (f: Fields): MuxConfig => {
   }
   models.forEach((m, i) => m.labels.forEach((label) => add(label, i)))
   let classification = Policy.defaultClassification
+  const decisions: Partial<Record<BedrockError.ReasonTag, Partial<BedrockError.Decision>>> = {}
   for (const [tag, decision] of Object.entries(f.decisions ?? {})) {
+    if (decision === undefined) continue
+    decisions[tag as BedrockError.ReasonTag] = decision
     classification = Policy.override(tag as BedrockError.ReasonTag, decision as Partial<BedrockError.Decision>)(classification)
   }
   const b = f.breaker ?? {}
+  const deadline = f.deadline ?? Policy.defaults.deadline
   const policy = Policy.make({
     attempts: f.attempts ?? (f.maxRetries !== undefined ? f.maxRetries + 1 : Policy.defaults.attempts),
-    timeout: f.timeout ?? f.defaultTimeoutMs ?? Policy.defaults.timeout,
-    deadline: f.deadline ?? Policy.defaults.deadline,
+    // the default attempt timeout never outlasts the deadline it runs under
+    timeout: f.timeout ?? f.defaultTimeoutMs ?? Duration.min(Policy.defaults.timeout, deadline),
+    deadline,
     breaker: Policy.breaker(b),
     selection: f.selection === "ordered" ? Policy.ordered : Policy.weighted,
     classification,
@@ -367,45 +414,58 @@ const toConfig = (f: Fields): MuxConfig => {
       tokens: c.tokens ?? defaultCooldowns.tokens,
       daily: c.daily ?? defaultCooldowns.daily,
       unknown: c.unknown ?? defaultCooldowns.unknown
-    }
+    },
+    ...(Object.keys(decisions).length > 0 ? { decisions } : {}),
+    ...(f.backoff !== undefined ? { backoff: f.backoff } : {})
   }
 }
 
 const decodeFields = Schema.decodeUnknownResult(Fields)
 
-/** Decodes each field of `fields` found in `raw` on its own, leaving out those that do not decode. */
+/** The fields of a struct schema, seen through `optionalKey`; undefined for anything else. */
+const structFields = (s: unknown): Schema.Struct.Fields | undefined => {
+  // schemas are functions as well as objects
+  const has = (u: unknown, key: string): u is Record<string, unknown> =>
+    (typeof u === "object" || typeof u === "function") && u !== null && key in u
+  const inner = has(s, "fields") ? s : has(s, "schema") ? s.schema : undefined
+  return has(inner, "fields") ? (inner.fields as Schema.Struct.Fields) : undefined
+}
+
+/**
+ * Decodes each field of `fields` found in `raw` on its own; a nested struct
+ * that does not decode as a whole is salvaged field by field in turn, and
+ * what does not decode is left out.
+ */
 const fieldwise = (fields: Schema.Struct.Fields, raw: unknown, skip: ReadonlyArray<string> = []): Record<string, unknown> => {
   const out: Record<string, unknown> = {}
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return out
+  if (!isRecord(raw)) return out
   for (const key of Object.keys(fields)) {
     if (skip.includes(key) || !(key in raw)) continue
     const one = Schema.Struct({ [key]: fields[key]! }) as unknown as Schema.Decoder<Record<string, unknown>>
-    const r = Schema.decodeUnknownResult(one)({ [key]: (raw as Record<string, unknown>)[key] })
+    const r = Schema.decodeUnknownResult(one)({ [key]: raw[key] })
     if (Result.isSuccess(r)) Object.assign(out, r.success)
+    else {
+      const nested = structFields(fields[key])
+      if (nested !== undefined && isRecord(raw[key])) out[key] = fieldwise(nested, raw[key])
+    }
   }
   return out
 }
 
 /**
  * What can be read of a config that failed to decode (each field on its own,
- * models and breaker field by field, the fields that do not decode left
- * out), so that the cross-field checks still run and one error lists every
- * problem. Undefined when there is no list of models to check.
+ * models and nested sections field by field, the fields that do not decode
+ * left out), so that the cross-field checks still run and one error lists
+ * every problem. Undefined when there is no list of models to check.
  */
 const salvage = (input: unknown): Checked | undefined => {
-  if (typeof input !== "object" || input === null || !Array.isArray((input as { models?: unknown }).models)) return undefined
-  const raw = input as { readonly models: ReadonlyArray<unknown>; readonly breaker?: unknown }
-  const top = fieldwise(Fields.fields, raw, ["models", "breaker"])
-  const models = raw.models.map((m) => fieldwise(ModelEntry.fields, m) as Partial<typeof ModelEntry.Type>)
-  return {
-    ...top,
-    models,
-    ...("breaker" in raw ? { breaker: fieldwise(BreakerFields.fields, raw.breaker) } : {})
-  } as Checked
+  if (!isRecord(input) || !Array.isArray(input.models)) return undefined
+  const models = (input.models as ReadonlyArray<unknown>).map((m) => fieldwise(ModelEntry.fields, m) as Partial<typeof ModelEntry.Type>)
+  return { ...fieldwise(Fields.fields, input, ["models"]), models } as Checked
 }
 
 /**
- * Decodes and checks a config, reporting every problem.
+ * Decodes and checks a config, reporting every problem, unknown keys included.
  * @example
  * ```ts
  * import { Effect } from "effect"
@@ -416,7 +476,7 @@ const salvage = (input: unknown): Checked | undefined => {
  */
 export const decode = (input: unknown): Effect.Effect<MuxConfig, MuxConfigError> => {
   const fields = Array.isArray(input) ? { models: input } : input
-  const result = decodeFields(fields, { errors: "all" })
+  const result = decodeFields(fields, strict)
   if (Result.isFailure(result)) {
     // the cross-field problems too, on what did decode: one error lists every problem
     const salvaged = salvage(fields)
@@ -443,7 +503,41 @@ export const decodeSync = (input: unknown): MuxConfig => {
 }
 
 /**
+ * Reads the JSON config from the `Config` value `name` (the environment
+ * variable of that name with the default provider) and decodes it. A variable
+ * that is not set, or does not hold JSON, fails with a `MuxConfigError` that
+ * says so ("MODEL_CONFIG is not set"); an unreadable source with its
+ * `ConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { MuxConfig } from "effect-bedrock-mux"
+ * const config = MuxConfig.fromConfig("MODEL_CONFIG") // Effect<MuxConfig, MuxConfigError | ConfigError>
+ * ```
+ * @since 0.1.0
+ */
+export const fromConfig = (name = "MODEL_CONFIG"): Effect.Effect<MuxConfig, MuxConfigError | Config.ConfigError> =>
+  Effect.gen(function*() {
+    const text = yield* Config.option(Config.String(name))
+    if (Option.isNone(text)) {
+      return yield* new MuxConfigError({ problems: [{ path: "", message: `${name} is not set; it must hold the mux config as JSON` }] })
+    }
+    let json: unknown
+    try {
+      json = JSON.parse(text.value)
+    } catch (e) {
+      return yield* new MuxConfigError({
+        problems: [{ path: "", message: `${name} is not valid JSON: ${e instanceof Error ? e.message : String(e)}` }]
+      })
+    }
+    return yield* decode(json)
+  })
+
+/**
  * The JSON config as a `Schema` of its own (for `Config.schema` and tools).
+ * Decode it with `{ onExcessProperty: "error" }` to reject unknown keys as
+ * `decode` does.
  * @since 0.1.0
  */
 export const schema = Fields

@@ -1,8 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Layer } from "effect"
+import * as fc from "fast-check"
 import * as BedrockError from "../src/BedrockError.ts"
 import { BedrockMux, BedrockRuntimes } from "../src/BedrockMux.ts"
 import * as BedrockSimulator from "../src/BedrockSimulator.ts"
+import { closest, editDistance, unknownKeyProblems } from "../src/internal/schema.ts"
 import * as MuxConfig from "../src/MuxConfig.ts"
 import * as Policy from "../src/Policy.ts"
 
@@ -267,13 +269,33 @@ describe("BedrockMux.layerConfig", () => {
   const failure = (env: Record<string, string>) =>
     Effect.flip(Effect.scoped(Layer.build(BedrockMux.layerConfig("MODEL_CONFIG").pipe(Layer.provide(sim), Layer.provide(withEnv(env))))))
 
-  it.effect("malformed JSON fails with a ConfigError; a missing variable too", () =>
+  it.effect("a missing variable fails saying \"MODEL_CONFIG is not set\"; malformed JSON says it is not JSON", () =>
     Effect.gen(function*() {
-      const malformed = yield* failure({ MODEL_CONFIG: "{ models: [" })
-      assert.strictEqual(malformed._tag, "ConfigError")
-      assert.match(String(malformed), /MODEL_CONFIG/)
       const missing = yield* failure({})
-      assert.strictEqual(missing._tag, "ConfigError")
+      assert.instanceOf(missing, MuxConfig.MuxConfigError)
+      const missingProblems = (missing as MuxConfig.MuxConfigError).problems
+      assert.deepStrictEqual(missingProblems.map((p) => p.path), [""])
+      assert.match(missingProblems[0]!.message, /^MODEL_CONFIG is not set/)
+      assert.match(missing.message, /\n {2}MODEL_CONFIG is not set/)
+      const malformed = yield* failure({ MODEL_CONFIG: "{ models: [" })
+      assert.instanceOf(malformed, MuxConfig.MuxConfigError)
+      assert.match((malformed as MuxConfig.MuxConfigError).problems[0]!.message, /^MODEL_CONFIG is not valid JSON: /)
+    }))
+
+  it.effect("the variable's own name is the one reported", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Effect.scoped(Layer.build(
+        BedrockMux.layerConfig("MUX_JSON").pipe(Layer.provide(sim), Layer.provide(withEnv({ MODEL_CONFIG: json })))
+      )))
+      assert.match((error as MuxConfig.MuxConfigError).problems[0]!.message, /^MUX_JSON is not set/)
+    }))
+
+  it.effect("a typo in the variable's config fails the layer with the unknown key", () =>
+    Effect.gen(function*() {
+      const error = yield* failure({ MODEL_CONFIG: JSON.stringify({ models: [{ modelId: "a" }, { modelId: "b", isFallbak: true }] }) })
+      assert.deepStrictEqual((error as MuxConfig.MuxConfigError).problems, [
+        { path: "models[1].isFallbak", message: "unknown key; did you mean `isFallback`?" }
+      ])
     }))
 
   it.effect("well-formed JSON with a bad config fails with MuxConfigError listing its problems", () =>
@@ -281,5 +303,300 @@ describe("BedrockMux.layerConfig", () => {
       const error = yield* failure({ MODEL_CONFIG: JSON.stringify([{ modelId: "a", weight: -1 }, { modelId: "a" }]) })
       assert.instanceOf(error, MuxConfig.MuxConfigError)
       assert.deepStrictEqual((error as MuxConfig.MuxConfigError).problems.map((p) => p.path), ["models[0].weight", "models[1].modelId"])
+    }))
+})
+
+// --- unknown keys -------------------------------------------------------------------------------
+
+/** The issue's config: three typos, each of which silently changed behaviour before. */
+const typos = {
+  models: [{ modelId: "a" }, { modelId: "b", isFallbak: true }],
+  deadlin: "5 seconds",
+  stream: { stalTimeout: "2 seconds" }
+}
+const typoProblems = [
+  { path: "deadlin", message: "unknown key; did you mean `deadline`?" },
+  { path: "models[1].isFallbak", message: "unknown key; did you mean `isFallback`?" },
+  { path: "stream.stalTimeout", message: "unknown key; did you mean `stallTimeout`?" }
+]
+
+describe("MuxConfig: unknown keys are problems, at every depth, with a suggestion", () => {
+  it.effect("the issue's config: every typo with its path and the key it meant", () =>
+    Effect.gen(function*() {
+      const error = yield* problemsOf(typos)
+      assert.deepStrictEqual(error.problems, typoProblems)
+      assert.throws(() => MuxConfig.decodeSync(typos), /models\[1\]\.isFallbak: unknown key; did you mean `isFallback`\?/)
+      // corrected, it decodes: the fallback is a fallback
+      const fixed = yield* MuxConfig.decode({
+        models: [{ modelId: "a" }, { modelId: "b", isFallback: true }],
+        deadline: "5 seconds",
+        stream: { stallTimeout: "2 seconds" }
+      })
+      assert.deepStrictEqual(fixed.models.map((m) => m.tier), [0, 1])
+      assert.strictEqual(ms(fixed.policy.deadline), 5_000)
+      assert.strictEqual(ms(fixed.policy.stream.stall), 2_000)
+    }))
+
+  it.effect("BedrockMux.layer rejects it too", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Effect.scoped(Layer.build(BedrockMux.layer(typos as MuxConfig.Input).pipe(Layer.provide(sim)))))
+      assert.instanceOf(error, MuxConfig.MuxConfigError)
+      assert.deepStrictEqual((error as MuxConfig.MuxConfigError).problems, typoProblems)
+    }))
+
+  it.effect("every section: models, breaker, backoff, stream, hedge, cooldowns, tenants, defaultTenant, decisions", () =>
+    Effect.gen(function*() {
+      const error = yield* problemsOf({
+        models: [{ modelId: "a", wieght: 2 }],
+        breaker: { failurs: 3 },
+        backoff: { base: 100, max: 1000, times: 2, jiter: true },
+        stream: { hedge: { budgte: 0.1 } },
+        cooldowns: { request: 1000 },
+        tenants: { T: { rpn: 1 } },
+        defaultTenant: { tmp: 5 },
+        decisions: { Throttld: { failover: false }, AccessDenied: { failOver: true } },
+        selecton: "ordered"
+      })
+      assert.deepStrictEqual(error.problems.map((p) => [p.path, p.message]).sort(), [
+        ["backoff.jiter", "unknown key; allowed: `base`, `max`, `times`"],
+        ["breaker.failurs", "unknown key; did you mean `failures`?"],
+        ["cooldowns.request", "unknown key; did you mean `requests`?"],
+        ["decisions.AccessDenied.failOver", "unknown key; did you mean `failover`?"],
+        ["decisions.Throttld", "unknown key; did you mean `Throttled`?"],
+        ["defaultTenant.tmp", "unknown key; did you mean `tpm`?"],
+        ["models[0].wieght", "unknown key; did you mean `weight`?"],
+        ["selecton", "unknown key; did you mean `selection`?"],
+        ["stream.hedge.budgte", "unknown key; did you mean `budget`?"],
+        ["tenants.T.rpn", "unknown key; did you mean `rpm`?"]
+      ])
+    }))
+
+  it.effect("nothing close: the allowed keys are listed", () =>
+    Effect.gen(function*() {
+      const error = yield* problemsOf({ models: [{ modelId: "a", region: "us-west-2" }], stream: { hedge: { xyz: 1 } } })
+      assert.deepStrictEqual(error.problems, [
+        {
+          path: "models[0].region",
+          message:
+            "unknown key; allowed: `modelId`, `weight`, `isFallback`, `tier`, `timeout`, `contextWindow`, `labels`, `client`, `rpm`, `tpm`, `maxTokens`, `escalate`"
+        },
+        { path: "stream.hedge.xyz", message: "unknown key; allowed: `after`, `budget`" }
+      ])
+    }))
+
+  it.effect("an unknown decisions tag: every reason tag may be suggested; nothing close lists them all", () =>
+    Effect.gen(function*() {
+      for (const tag of BedrockError.reasonTags) {
+        const typo = tag.slice(0, -1) // one letter short
+        const error = yield* problemsOf({ models: [{ modelId: "a" }], decisions: { [typo]: { failover: true } } })
+        assert.strictEqual(error.problems.length, 1)
+        assert.strictEqual(error.problems[0]!.path, `decisions.${typo}`)
+        assert.match(error.problems[0]!.message, /^unknown key; did you mean `\w+`\?$/)
+      }
+      const far = yield* problemsOf({ models: [{ modelId: "a" }], decisions: { Outage: {} } })
+      assert.strictEqual(far.problems[0]!.message, `unknown key; allowed: ${BedrockError.reasonTags.map((t) => `\`${t}\``).join(", ")}`)
+    }))
+
+  it.effect("unknown keys and range errors, all in one error", () =>
+    Effect.gen(function*() {
+      const error = yield* problemsOf({
+        models: [{ modelId: "a", weight: -1, isFallbak: true }, { modelId: "b", timeout: 0 }],
+        timeout: 0,
+        deadlin: "5 seconds",
+        stream: { stalTimeout: 1, firstTokenTimeout: 0, onInterrupt: 5 }
+      })
+      assert.deepStrictEqual(error.problems.map((p) => p.path).sort(), [
+        "deadlin",
+        "models[0].isFallbak",
+        "models[0].weight",
+        "models[1].timeout",
+        "stream.firstTokenTimeout",
+        "stream.onInterrupt",
+        "stream.stalTimeout",
+        "timeout"
+      ])
+    }))
+
+  // every place a key can go, with the keys allowed there
+  const sites: ReadonlyArray<readonly [string, ReadonlyArray<string>, (key: string) => unknown]> = [
+    ["", Object.keys(MuxConfig.schema.fields), (k) => ({ models: [{ modelId: "a" }], [k]: 1 })],
+    ["models[0]", ["modelId", "weight", "isFallback", "tier", "timeout", "contextWindow", "labels", "client", "rpm", "tpm", "maxTokens", "escalate"], (k) => ({ models: [{ modelId: "a", [k]: 1 }] })],
+    ["breaker", ["failures", "window", "cooldown", "cooldownMax", "halfOpen", "rampUp"], (k) => ({ models: [{ modelId: "a" }], breaker: { [k]: 1 } })],
+    ["stream", ["firstTokenTimeout", "stallTimeout", "metadataGrace", "onInterrupt", "hedge"], (k) => ({ models: [{ modelId: "a" }], stream: { [k]: 1 } })],
+    ["cooldowns", ["requests", "tokens", "daily", "unknown"], (k) => ({ models: [{ modelId: "a" }], cooldowns: { [k]: 1 } })],
+    ["decisions", [...BedrockError.reasonTags], (k) => ({ models: [{ modelId: "a" }], decisions: { [k]: {} } })],
+    ["decisions.Network", ["retrySame", "failover", "breaker", "largerContextOnly"], (k) => ({ models: [{ modelId: "a" }], decisions: { Network: { [k]: 1 } } })]
+  ]
+  /** one random edit of `key`: drop, double, swap two neighbours, or change a letter */
+  const typoOf = (key: string) =>
+    fc.tuple(fc.nat({ max: key.length - 1 }), fc.constantFrom("drop", "double", "swap", "change"), fc.constantFrom("x", "q", "z")).map(
+      ([i, edit, c]) => {
+        switch (edit) {
+          case "drop":
+            return key.slice(0, i) + key.slice(i + 1)
+          case "double":
+            return key.slice(0, i + 1) + key.slice(i)
+          case "swap":
+            return i + 1 < key.length ? key.slice(0, i) + key[i + 1] + key[i] + key.slice(i + 2) : key.slice(0, i) + c
+          case "change":
+            return key.slice(0, i) + c + key.slice(i + 1)
+        }
+      }
+    )
+
+  it("property: a one-edit typo of a key, anywhere, is one problem at its path suggesting a key one edit away", () => {
+    fc.assert(
+      fc.property(
+        fc.nat({ max: sites.length - 1 }).chain((s) =>
+          fc.constantFrom(...sites[s]![1]).chain((key) => typoOf(key).map((typo) => [s, key, typo] as const))
+        ),
+        ([s, key, typo]) => {
+          const [path, allowed, build] = sites[s]!
+          fc.pre(!allowed.includes(typo) && typo.length > 0)
+          const r = Effect.runSync(Effect.result(MuxConfig.decode(build(typo))))
+          assert.isTrue(r._tag === "Failure", `${path}.${typo} was accepted`)
+          const unknown = (r as { failure: MuxConfig.MuxConfigError }).failure.problems.filter((p) => p.message.startsWith("unknown key"))
+          assert.deepStrictEqual(unknown.map((p) => p.path), [path === "" ? typo : `${path}.${typo}`])
+          const suggested = /did you mean `(.+)`\?$/.exec(unknown[0]!.message)
+          assert.isNotNull(suggested, `${typo} (from ${key}): ${unknown[0]!.message}`)
+          assert.include(allowed, suggested![1])
+          // the original is one edit away: the suggestion is never farther
+          assert.isAtMost(editDistance(typo, suggested![1]!), editDistance(typo, key))
+        }
+      ),
+      { seed: 1010, numRuns: 400 }
+    )
+  })
+})
+
+describe("unknownKeyProblems, editDistance, closest", () => {
+  it("the issue's example, the root path, and values that are not objects", () => {
+    assert.deepStrictEqual(unknownKeyProblems({ modelId: "b", isFallbak: true }, ["modelId", "weight", "isFallback"], "models[1]"), [
+      { path: "models[1].isFallbak", message: "unknown key; did you mean `isFallback`?" }
+    ])
+    assert.deepStrictEqual(unknownKeyProblems({ deadlin: 1, models: [] }, ["models", "deadline"], ""), [
+      { path: "deadlin", message: "unknown key; did you mean `deadline`?" }
+    ])
+    assert.deepStrictEqual(unknownKeyProblems({ zzz: 1 }, ["a", "b"], "x"), [{ path: "x.zzz", message: "unknown key; allowed: `a`, `b`" }])
+    assert.deepStrictEqual(unknownKeyProblems({ zzz: 1 }, [], ""), [{ path: "zzz", message: "unknown key; no keys are allowed here" }])
+    for (const notAnObject of [undefined, null, 3, "s", [1, 2], true]) assert.deepStrictEqual(unknownKeyProblems(notAnObject, ["a"], ""), [])
+    assert.deepStrictEqual(unknownKeyProblems({ a: 1, b: 2 }, ["a", "b"], ""), [])
+  })
+
+  it("Damerau distance: transpositions and case cost little; far names are not suggested", () => {
+    assert.strictEqual(editDistance("weigth", "weight"), 1)
+    assert.strictEqual(editDistance("MODELID", "modelId"), 0)
+    assert.strictEqual(editDistance("", "abc"), 3)
+    assert.strictEqual(closest("modelID", ["modelId", "weight"]), "modelId")
+    assert.strictEqual(closest("retries", ["maxRetries", "attempts"]), "maxRetries")
+    assert.isUndefined(closest("foo", ["name", "models"]))
+    assert.isUndefined(closest("x", ["tier", "rpm"]))
+  })
+
+  it("property: a metric on strings (zero on equal, symmetric, at most the longer length)", () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 12 }), fc.string({ maxLength: 12 }), (a, b) => {
+        assert.strictEqual(editDistance(a, a), 0)
+        assert.strictEqual(editDistance(a, b), editDistance(b, a))
+        assert.isAtMost(editDistance(a, b), Math.max(a.length, b.length))
+      }),
+      { seed: 7, numRuns: 300 }
+    )
+  })
+})
+
+// --- ranges and durations ------------------------------------------------------------------------
+
+describe("MuxConfig: ranges that exclude 0, and how durations may be written", () => {
+  it.effect("timeout 0 is rejected as its own range says (global, aws-samples name, per model)", () =>
+    Effect.gen(function*() {
+      const error = yield* problemsOf({ models: [{ modelId: "a", timeout: 0 }], timeout: 0 })
+      assert.deepStrictEqual(error.problems, [
+        { path: "models[0].timeout", message: "attempt timeout 0 ms is not positive; allowed: 0 < timeout <= deadline" },
+        { path: "timeout", message: "attempt timeout 0 ms is not positive; allowed: 0 < timeout <= deadline" }
+      ])
+      const samples = yield* problemsOf({ models: [{ modelId: "a" }], defaultTimeoutMs: 0 })
+      assert.deepStrictEqual(samples.problems.map((p) => p.path), ["defaultTimeoutMs"])
+    }))
+
+  it.effect("every other duration whose range excludes 0", () =>
+    Effect.gen(function*() {
+      const error = yield* problemsOf({
+        models: [{ modelId: "a" }],
+        deadline: 0,
+        breaker: { window: 0, cooldown: 0 },
+        backoff: { base: 0, max: 100, times: 1 },
+        stream: { firstTokenTimeout: 0, stallTimeout: 0, hedge: { after: 0 } }
+      })
+      assert.deepStrictEqual(error.problems, [
+        { path: "deadline", message: "deadline must be positive; allowed: 0 < deadline" },
+        { path: "breaker.window", message: "window must be positive; allowed: 0 < window" },
+        { path: "breaker.cooldown", message: "cooldown must be positive; allowed: 0 < cooldown <= cooldownMax" },
+        { path: "backoff.base", message: "base must be positive; allowed: 0 < base <= max" },
+        { path: "stream.firstTokenTimeout", message: "firstTokenTimeout must be positive; allowed: 0 < firstTokenTimeout" },
+        { path: "stream.stallTimeout", message: "stallTimeout must be positive; allowed: 0 < stallTimeout" },
+        { path: "stream.hedge.after", message: "hedge.after must be positive or \"p95\"; allowed: 0 < after" }
+      ])
+      const maxBelowBase = yield* problemsOf({ models: [{ modelId: "a" }], backoff: { base: 500, max: 100, times: 1 } })
+      assert.deepStrictEqual(maxBelowBase.problems, [{ path: "backoff.max", message: "max 100 ms is shorter than base 500 ms; allowed: max >= base" }])
+      // 0 stays allowed where it means "none": ramp-up, metadata grace, throttle cooldowns
+      const zeros = yield* MuxConfig.decode({
+        models: [{ modelId: "a" }],
+        breaker: { rampUp: 0 },
+        stream: { metadataGrace: 0 },
+        cooldowns: { requests: 0, tokens: 0, daily: 0, unknown: 0 }
+      })
+      assert.strictEqual(ms(zeros.policy.breaker.rampUp), 0)
+    }))
+
+  it.effect("a duration that is not one names the accepted forms and what was given", () =>
+    Effect.gen(function*() {
+      const error = yield* problemsOf({ models: [{ modelId: "a" }], deadline: "soon", timeout: "5 secs", breaker: { window: true }, cooldowns: { daily: Number.NaN } })
+      const byPath = new Map(error.problems.map((p) => [p.path, p.message]))
+      assert.deepStrictEqual([...byPath.keys()].sort(), ["breaker.window", "cooldowns.daily", "deadline", "timeout"])
+      for (const message of byPath.values()) {
+        assert.include(message, "milliseconds as a number")
+        assert.include(message, "\"30 seconds\"")
+        assert.include(message, "units: nanos, micros, millis, seconds, minutes, hours, days, weeks")
+      }
+      assert.match(byPath.get("deadline")!, /got "soon"$/)
+      assert.match(byPath.get("timeout")!, /got "5 secs"$/)
+      assert.match(byPath.get("cooldowns.daily")!, /got NaN$/)
+      const negative = yield* problemsOf({ models: [{ modelId: "a" }], deadline: -5, breaker: { window: "-1 seconds" } })
+      assert.deepStrictEqual(negative.problems.map((p) => p.message), ["Expected a non-negative duration, got -5", "Expected a non-negative duration, got \"-1 seconds\""])
+    }))
+
+  it.effect("a type error in a section does not hide the range errors of its other fields", () =>
+    Effect.gen(function*() {
+      const stream = yield* problemsOf({ models: [{ modelId: "a" }], stream: { onInterrupt: 5, firstTokenTimeout: 0, stallTimeout: 0 } })
+      assert.deepStrictEqual(stream.problems.map((p) => p.path), ["stream.onInterrupt", "stream.firstTokenTimeout", "stream.stallTimeout"])
+      const hedge = yield* problemsOf({ models: [{ modelId: "a" }], stream: { hedge: { budget: 5, after: 0 } } })
+      assert.deepStrictEqual(hedge.problems.map((p) => p.path), ["stream.hedge.budget", "stream.hedge.after"])
+      const breaker = yield* problemsOf({ models: [{ modelId: "a" }], breaker: { failures: "many", cooldown: "1 minute", cooldownMax: "1 second" } })
+      assert.deepStrictEqual(breaker.problems.map((p) => p.path), ["breaker.failures", "breaker.cooldownMax"])
+      const backoff = yield* problemsOf({ models: [{ modelId: "a" }], backoff: { times: 0, base: 0, max: 1 } })
+      assert.deepStrictEqual(backoff.problems.map((p) => p.path), ["backoff.times", "backoff.base"])
+    }))
+
+  it.effect("without a timeout, the attempt timeout is the default cut to the deadline (a short deadline is valid)", () =>
+    Effect.gen(function*() {
+      const short = yield* MuxConfig.decode({ models: [{ modelId: "a" }], deadline: "5 seconds" })
+      assert.strictEqual(ms(short.policy.timeout), 5_000)
+      const long = yield* MuxConfig.decode({ models: [{ modelId: "a" }], deadline: "2 minutes" })
+      assert.strictEqual(ms(long.policy.timeout), 30_000)
+    }))
+
+  it.effect("decisions and backoff are kept as written, for display", () =>
+    Effect.gen(function*() {
+      const config = yield* MuxConfig.decode({
+        models: [{ modelId: "a" }],
+        decisions: { AccessDenied: { failover: true } },
+        backoff: { base: "250 millis", max: 4000, times: 3 }
+      })
+      assert.deepStrictEqual(config.decisions, { AccessDenied: { failover: true } })
+      assert.deepStrictEqual([ms(config.backoff!.base), ms(config.backoff!.max), config.backoff!.times], [250, 4000, 3])
+      const plain = yield* MuxConfig.decode({ models: [{ modelId: "a" }] })
+      assert.isUndefined(plain.decisions)
+      assert.isUndefined(plain.backoff)
     }))
 })

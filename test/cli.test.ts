@@ -59,6 +59,60 @@ describe("bedrock-mux validate-config", () => {
       assert.include(out, "A: rpm 3")
     }))
 
+  it.effect("the issue's config with typos: INVALID with every unknown key and its suggestion, exit 1", () =>
+    Effect.gen(function*() {
+      const typos = {
+        models: [{ modelId: "a" }, { modelId: "b", isFallbak: true }],
+        deadlin: "5 seconds",
+        stream: { stalTimeout: "2 seconds" }
+      }
+      const err = yield* run("validate-config", file("typos.json", typos)).pipe(Effect.flip)
+      assert.strictEqual(exitCode(err), 1)
+      const out = (yield* TestConsole.logLines).join("\n")
+      assert.match(out, /^INVALID {2}file /)
+      assert.include(out, "3 problems")
+      assert.include(out, "  models[1].isFallbak: unknown key; did you mean `isFallback`?")
+      assert.include(out, "  deadlin: unknown key; did you mean `deadline`?")
+      assert.include(out, "  stream.stalTimeout: unknown key; did you mean `stallTimeout`?")
+    }))
+
+  it.effect("every section is printed: stream, decisions, backoff, cooldowns, tenants, capture bodies", () =>
+    Effect.gen(function*() {
+      const full = {
+        ...good,
+        decisions: { AccessDenied: { failover: true } },
+        backoff: { base: "250 millis", max: "4 seconds", times: 3 },
+        cooldowns: { requests: "5 seconds" },
+        defaultTenant: { tpm: 1000 },
+        captureBodies: true,
+        stream: { firstTokenTimeout: "3 seconds", stallTimeout: "4 seconds", metadataGrace: 100, onInterrupt: "restart", hedge: { after: "1 second", budget: 0.2 } }
+      }
+      yield* run("validate-config", file("full.json", full))
+      const out = (yield* TestConsole.logLines).join("\n")
+      assert.include(out, "stream: first token within 3s, stall after 4s, metadata grace 100ms, on interrupt restart, hedge after 1s, budget 0.2")
+      assert.include(out, "decisions (overrides of the defaults):\n  AccessDenied: failover true")
+      assert.include(out, "backoff exponential from 250ms up to 4s, 3 time(s)")
+      assert.include(out, "throttle cooldowns: requests 5s, tokens 30s")
+      assert.include(out, "(any other): tpm 1000")
+      assert.include(out, "capture bodies: true")
+      // the defaults are printed too
+      yield* run("validate-config", file("plain.json", [{ modelId: "a" }]))
+      const plain = (yield* TestConsole.logLines).join("\n")
+      assert.include(plain, "stream: first token within 10s, stall after 10s, metadata grace 250ms, on interrupt fail, hedge off")
+      assert.include(plain, "decisions: defaults")
+      assert.include(plain, "backoff none")
+      assert.include(plain, "capture bodies: false")
+
+      yield* run("validate-config", file("full2.json", full), "--json")
+      const lines = yield* TestConsole.logLines
+      const json = JSON.parse(lines.slice(lines.findIndex((l) => String(l).startsWith("{"))).join("\n"))
+      assert.deepStrictEqual(json.config.stream, { firstTokenTimeoutMs: 3000, stallTimeoutMs: 4000, metadataGraceMs: 100, onInterrupt: "restart", hedge: { after: 1000, budget: 0.2 } })
+      assert.deepStrictEqual(json.config.policy.decisions, { AccessDenied: { failover: true } })
+      assert.deepStrictEqual(json.config.policy.backoff, { baseMs: 250, maxMs: 4000, times: 3 })
+      assert.strictEqual(json.config.captureBodies, true)
+      assert.strictEqual(json.config.cooldownsMs.requests, 5000)
+    }))
+
   it.effect("--json: the decoded config as JSON", () =>
     Effect.gen(function*() {
       yield* run("validate-config", file("good2.json", good), "--json")

@@ -202,7 +202,18 @@ const readSource = Effect.fnUntraced(function*(source: string) {
 
 const fmt = (d: Duration.Duration): string => Duration.format(d)
 
-/** The decoded config as plain JSON (durations in ms). */
+/** The streaming settings as plain JSON (durations in ms). */
+const streamToJson = (s: MuxConfig.MuxConfig["policy"]["stream"]) => ({
+  firstTokenTimeoutMs: Duration.toMillis(s.firstToken),
+  stallTimeoutMs: Duration.toMillis(s.stall),
+  metadataGraceMs: Duration.toMillis(s.metadataGrace),
+  onInterrupt: s.onInterrupt,
+  hedge: s.hedge === undefined
+    ? null
+    : { after: s.hedge.after === "p95" ? "p95" : Duration.toMillis(s.hedge.after), budget: s.hedge.budget }
+})
+
+/** The decoded config as plain JSON (durations in ms), every section. */
 export const configToJson = (c: MuxConfig.MuxConfig) => ({
   name: c.name,
   models: c.models.map((m) => ({
@@ -225,7 +236,11 @@ export const configToJson = (c: MuxConfig.MuxConfig) => ({
     timeoutMs: Duration.toMillis(c.policy.timeout),
     deadlineMs: Duration.toMillis(c.policy.deadline),
     selection: c.policy.selection.name,
-    backoff: c.policy.backoff !== undefined,
+    backoff: c.backoff !== undefined
+      ? { baseMs: Duration.toMillis(c.backoff.base), maxMs: Duration.toMillis(c.backoff.max), times: c.backoff.times }
+      : c.policy.backoff !== undefined
+      ? "custom"
+      : null,
     waitForRecovery: c.policy.waitForRecovery,
     breaker: {
       failures: c.policy.breaker.failures,
@@ -234,8 +249,10 @@ export const configToJson = (c: MuxConfig.MuxConfig) => ({
       cooldownMaxMs: Duration.toMillis(c.policy.breaker.cooldownMax),
       halfOpen: c.policy.breaker.halfOpen,
       rampUpMs: Duration.toMillis(c.policy.breaker.rampUp)
-    }
+    },
+    decisions: c.decisions ?? {}
   },
+  stream: streamToJson(c.policy.stream),
   routes: Object.fromEntries([...c.routes].map(([label, ix]) => [label, ix.map((i) => c.models[i]!.target)])),
   tenants: Object.fromEntries(c.tenants),
   ...(c.defaultTenant === undefined ? {} : { defaultTenant: c.defaultTenant }),
@@ -245,17 +262,27 @@ export const configToJson = (c: MuxConfig.MuxConfig) => ({
     tokens: Duration.toMillis(c.cooldowns.tokens),
     daily: Duration.toMillis(c.cooldowns.daily),
     unknown: Duration.toMillis(c.cooldowns.unknown)
-  }
+  },
+  captureBodies: c.captureBodies
 })
 
 const limits = (l: MuxConfig.TenantLimits): string =>
   [l.rpm === undefined ? undefined : `rpm ${l.rpm}`, l.tpm === undefined ? undefined : `tpm ${l.tpm}`]
     .filter((x) => x !== undefined).join(", ") || "unlimited"
 
-/** The decoded config as text. */
+const decision = (d: Partial<Record<string, number | boolean>>): string =>
+  Object.entries(d).map(([k, v]) => `${k} ${String(v)}`).join(", ")
+
+/** The decoded config as text, every section. */
 export const renderConfig = (c: MuxConfig.MuxConfig): string => {
   const p = c.policy
   const b = p.breaker
+  const s = p.stream
+  const backoff = c.backoff !== undefined
+    ? `exponential from ${fmt(c.backoff.base)} up to ${fmt(c.backoff.max)}, ${c.backoff.times} time(s)`
+    : p.backoff === undefined
+    ? "none"
+    : "custom"
   const opt = (x: string | number | undefined) => (x === undefined ? "-" : String(x))
   return [
     `name: ${c.name}`,
@@ -275,12 +302,16 @@ export const renderConfig = (c: MuxConfig.MuxConfig): string => {
         opt(m.escalate)
       ])
     ),
-    `policy: attempts ${p.attempts}, attempt timeout ${fmt(p.timeout)}, deadline ${fmt(p.deadline)}, selection ${p.selection.name}, backoff ${
-      p.backoff === undefined ? "none" : "exponential"
-    }, waitForRecovery ${p.waitForRecovery}`,
+    `policy: attempts ${p.attempts}, attempt timeout ${fmt(p.timeout)}, deadline ${fmt(p.deadline)}, selection ${p.selection.name}, backoff ${backoff}, waitForRecovery ${p.waitForRecovery}`,
     `breaker: opens after ${b.failures} failures in ${fmt(b.window)}, cooldown ${fmt(b.cooldown)} (max ${
       fmt(b.cooldownMax)
     }), ${b.halfOpen} half-open probe(s), ramp-up ${fmt(b.rampUp)}`,
+    c.decisions === undefined || Object.keys(c.decisions).length === 0
+      ? "decisions: defaults (docs/concepts.md)"
+      : ["decisions (overrides of the defaults):", ...Object.entries(c.decisions).map(([tag, d]) => `  ${tag}: ${decision(d ?? {})}`)].join("\n"),
+    `stream: first token within ${fmt(s.firstToken)}, stall after ${fmt(s.stall)}, metadata grace ${fmt(s.metadataGrace)}, on interrupt ${s.onInterrupt}, hedge ${
+      s.hedge === undefined ? "off" : `after ${s.hedge.after === "p95" ? "p95" : fmt(s.hedge.after)}, budget ${s.hedge.budget}`
+    }`,
     c.routes.size === 0
       ? "routes: none"
       : ["routes:", ...[...c.routes].map(([label, ix]) => `  ${label} -> ${ix.map((i) => c.models[i]!.target).join(", ")}`)].join("\n"),
@@ -293,7 +324,8 @@ export const renderConfig = (c: MuxConfig.MuxConfig): string => {
       ].join("\n"),
     `throttle cooldowns: requests ${fmt(c.cooldowns.requests)}, tokens ${fmt(c.cooldowns.tokens)}, daily ${
       fmt(c.cooldowns.daily)
-    }, unknown ${fmt(c.cooldowns.unknown)}; on store error: ${c.onStoreError}`
+    }, unknown ${fmt(c.cooldowns.unknown)}; on store error: ${c.onStoreError}`,
+    `capture bodies: ${c.captureBodies}`
   ].join("\n")
 }
 
