@@ -3,6 +3,7 @@ import { ConfigProvider, Duration, Effect, Layer } from "effect"
 import * as fc from "fast-check"
 import * as BedrockError from "../src/BedrockError.ts"
 import { BedrockMux, BedrockRuntimes } from "../src/BedrockMux.ts"
+import { createMultiplexer } from "../src/createMultiplexer.ts"
 import * as BedrockSimulator from "../src/BedrockSimulator.ts"
 import { closest, editDistance, unknownKeyProblems } from "../src/internal/schema.ts"
 import * as MuxConfig from "../src/MuxConfig.ts"
@@ -336,6 +337,18 @@ describe("MuxConfig: unknown keys are problems, at every depth, with a suggestio
       assert.strictEqual(ms(fixed.policy.deadline), 5_000)
       assert.strictEqual(ms(fixed.policy.stream.stall), 2_000)
     }))
+
+  it("createMultiplexer (the Promise facade) throws it at construction", () => {
+    const thrown = (() => {
+      try {
+        createMultiplexer(typos.models as never, { deadlin: "5 seconds", bedrockRuntime: sim } as never)
+      } catch (e) {
+        return e
+      }
+    })()
+    assert.instanceOf(thrown, MuxConfig.MuxConfigError)
+    assert.deepStrictEqual((thrown as MuxConfig.MuxConfigError).problems, [typoProblems[0], typoProblems[1]])
+  })
 
   it.effect("BedrockMux.layer rejects it too", () =>
     Effect.gen(function*() {

@@ -36,6 +36,10 @@ const reasonArbs: { readonly [K in BedrockError.ReasonTag]: fc.Arbitrary<Extract
     .map(({ scope, after }) => new BedrockError.DeadlineExceeded({ scope: scope as "attempt", after })),
   Incomplete: fc.constantFrom("missing-output", "no-message-stop", "malformed-frame", "malformed-body")
     .map((detail) => new BedrockError.Incomplete({ detail: detail as "missing-output" })),
+  Refused: fc.record({ score: fc.double({ min: 0, max: 1, noNaN: true }), classifier: fc.constantFrom("keywords", "model") })
+    .map((r) => new BedrockError.Refused(r)),
+  Local: fc.constantFrom("credentials", "region", "endpoint", "serialization", "other")
+    .map((kind) => new BedrockError.Local({ kind: kind as BedrockError.LocalKind })),
   Unknown: optional(fc.string()).map((name) => new BedrockError.Unknown(name === undefined ? {} : { name }))
 }
 
