@@ -310,6 +310,32 @@ export const isBedrockError = (u: unknown): u is BedrockError =>
 export const make = (reason: Reason, message: string, modelId?: string): BedrockError =>
   new BedrockError(modelId === undefined ? { reason, message } : { reason, message, modelId })
 
+/**
+ * The error of a deadline of ours that expired (the in-flight request was
+ * aborted): an attempt timeout, the request deadline, a stream's first-token
+ * or stall limit.
+ *
+ * @example
+ * ```ts
+ * import { Duration } from "effect"
+ * import { BedrockError } from "effect-bedrock-mux"
+ * BedrockError.deadline("attempt", Duration.seconds(30), "amazon.nova-lite-v1:0").reason._tag // "DeadlineExceeded"
+ * ```
+ * @since 0.1.0
+ */
+export const deadline = (scope: DeadlineExceeded["scope"], after: Duration.Duration, modelId?: string): BedrockError => {
+  const ms = Duration.toMillis(after)
+  return make(
+    new DeadlineExceeded({ scope, after }),
+    scope === "first-token"
+      ? `no content within the first-token limit of ${ms} ms; the stream was aborted`
+      : scope === "stall"
+      ? `no event for ${ms} ms (stall limit); the stream was aborted`
+      : `${scope === "attempt" ? "attempt timeout" : "request deadline"} of ${ms} ms expired; the request was aborted`,
+    modelId
+  )
+}
+
 // --- classification of what the SDK throws -------------------------------------------------
 
 const NETWORK_CODES = new Set([

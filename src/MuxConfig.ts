@@ -53,7 +53,11 @@ import {
   problemsOf,
   strict
 } from "./internal/schema.ts"
+import * as Guard from "./Guard.ts"
+import * as ModelModule from "./Model.ts"
 import * as Policy from "./Policy.ts"
+import * as Route from "./Route.ts"
+import * as Selector from "./Selector.ts"
 
 const ModelEntry = Schema.Struct({
   modelId: Schema.NonEmptyString,
@@ -67,7 +71,8 @@ const ModelEntry = Schema.Struct({
   rpm: Schema.optionalKey(PositiveInt),
   tpm: Schema.optionalKey(PositiveInt),
   maxTokens: Schema.optionalKey(PositiveInt),
-  escalate: Schema.optionalKey(Schema.Literals(["priority", "reserved"]))
+  escalate: Schema.optionalKey(Schema.Literals(["priority", "reserved"])),
+  price: Schema.optionalKey(Schema.Struct({ input: NonNegative, output: NonNegative }))
 })
 
 const TenantLimits = Schema.Struct({
@@ -85,6 +90,9 @@ const Decision = Schema.Struct({
 const BreakerFields = Schema.Struct({
   failures: Schema.optionalKey(PositiveInt),
   window: Schema.optionalKey(DurationInput),
+  probeInterval: Schema.optionalKey(DurationInput),
+  probeIntervalMax: Schema.optionalKey(DurationInput),
+  // the older names of probeInterval / probeIntervalMax, still read
   cooldown: Schema.optionalKey(DurationInput),
   cooldownMax: Schema.optionalKey(DurationInput),
   halfOpen: Schema.optionalKey(PositiveInt),
@@ -101,7 +109,7 @@ const Fields = Schema.Struct({
   deadline: Schema.optionalKey(DurationInput),
   breaker: Schema.optionalKey(BreakerFields),
   routes: Schema.optionalKey(Schema.Record(Schema.String, Schema.Array(Schema.String))),
-  selection: Schema.optionalKey(Schema.Literals(["weighted", "ordered"])),
+  selection: Schema.optionalKey(Schema.Literals(["weighted", "ordered", "latency", "cheapest"])),
   waitForRecovery: Schema.optionalKey(Schema.Boolean),
   // optionalKey: a finite-literal-key record otherwise requires every reason tag
   decisions: Schema.optionalKey(Schema.Record(Schema.Literals(BedrockError.reasonTags), Schema.optionalKey(Decision))),
@@ -125,6 +133,7 @@ const Fields = Schema.Struct({
     }))
   })),
   cooldowns: Schema.optionalKey(Schema.Struct({
+    base: Schema.optionalKey(DurationInput),
     requests: Schema.optionalKey(DurationInput),
     tokens: Schema.optionalKey(DurationInput),
     daily: Schema.optionalKey(DurationInput),
@@ -140,59 +149,19 @@ export type Input = typeof Fields.Encoded | ReadonlyArray<typeof ModelEntry.Enco
 type Fields = typeof Fields.Type
 
 /**
- * One model of the pool, decoded.
+ * One model of the pool, decoded (the same value `Model.make` builds).
  * @since 0.1.0
  */
-export interface Model {
-  /** `client:modelId`, or `modelId` without a client: the key of its breaker and stats */
-  readonly target: string
-  readonly modelId: string
-  readonly tier: number
-  readonly weight: number
-  readonly timeout: Duration.Duration | undefined
-  readonly contextWindow: number | undefined
-  readonly labels: ReadonlyArray<string>
-  readonly client: string | undefined
-  /** client-side quota of this target (requests / tokens per minute) */
-  readonly rpm: number | undefined
-  readonly tpm: number | undefined
-  /** tokens reserved for the output when a request sets no maxTokens */
-  readonly maxTokens: number
-  /** on a throttle, try once more at this service tier before failing over */
-  readonly escalate: "priority" | "reserved" | undefined
-}
+export type Model = ModelModule.Model
 
 /**
  * Per-tenant limits.
  * @since 0.1.0
  */
-export interface TenantLimits {
-  readonly rpm?: number | undefined
-  readonly tpm?: number | undefined
-}
-
-/**
- * How long a throttled target stays out, by throttle kind (a `retry-after`
- * from Bedrock wins when it is longer).
- * @since 0.1.0
- */
-export interface Cooldowns {
-  readonly requests: Duration.Duration
-  readonly tokens: Duration.Duration
-  readonly daily: Duration.Duration
-  readonly unknown: Duration.Duration
-}
-
-/** @since 0.1.0 */
-export const defaultCooldowns: Cooldowns = {
-  requests: Duration.seconds(10),
-  tokens: Duration.seconds(30),
-  daily: Duration.hours(1),
-  unknown: Duration.seconds(10)
-}
+export type TenantLimits = Policy.Limits
 
 /** The output reservation when neither the request nor the model says (Bedrock reserves the model's maximum). @since 0.1.0 */
-export const DEFAULT_MAX_TOKENS = 4_096
+export const DEFAULT_MAX_TOKENS = ModelModule.DEFAULT_MAX_TOKENS
 
 /**
  * Backoff settings as decoded (the policy holds them as a `Schedule`).
@@ -205,28 +174,16 @@ export interface BackoffSettings {
 }
 
 /**
- * The decoded config: the pool, the policy, the routes.
+ * The decoded config: a `Policy` (what `BedrockMux.layer` runs, exactly what
+ * code composes), with the sections that became functions also kept as
+ * written, for display.
  * @since 0.1.0
  */
-export interface MuxConfig {
-  /** namespace of this mux's keys in a shared store */
-  readonly name: string
-  readonly models: ReadonlyArray<Model>
-  readonly policy: Policy.Policy
-  /** label → indexes into `models` */
-  readonly routes: ReadonlyMap<string, ReadonlyArray<number>>
-  readonly onStoreError: "allow" | "fail"
-  /** limits by tenant key */
-  readonly tenants: ReadonlyMap<string, TenantLimits>
-  /** limits of a tenant not listed in `tenants` (none: unlimited) */
-  readonly defaultTenant: TenantLimits | undefined
-  readonly cooldowns: Cooldowns
-  /** record prompts and responses on the request spans (`gen_ai.input.messages` / `gen_ai.output.messages`); off by default */
-  readonly captureBodies: boolean
-  /** the `decisions` overrides as written (already folded into `policy.classification`), for display */
-  readonly decisions?: Readonly<Partial<Record<BedrockError.ReasonTag, Partial<BedrockError.Decision>>>>
-  /** the `backoff` settings as written (already in `policy.backoff`), for display */
-  readonly backoff?: BackoffSettings
+export interface MuxConfig extends Policy.Policy {
+  /** the `decisions` overrides as written (folded into `classification`) */
+  readonly decisions: Readonly<Partial<Record<BedrockError.ReasonTag, Partial<BedrockError.Decision>>>>
+  /** the `backoff` section as written (`backoff` is its `Schedule`) */
+  readonly backoffSettings: BackoffSettings | undefined
 }
 
 /**
@@ -306,13 +263,22 @@ const check = (f: Checked): Array<Problem> => {
   const b = f.breaker
   if (b !== undefined) {
     positive("breaker.window", b.window, "0 < window")
-    positive("breaker.cooldown", b.cooldown, "0 < cooldown <= cooldownMax")
-    const cooldown = b.cooldown ?? Policy.defaultBreaker.cooldown
-    const cooldownMax = b.cooldownMax ?? Policy.defaultBreaker.cooldownMax
-    if (ms(cooldownMax) < ms(cooldown)) {
+    for (const [now, old] of [["probeInterval", "cooldown"], ["probeIntervalMax", "cooldownMax"]] as const) {
+      if (b[now] !== undefined && b[old] !== undefined) {
+        problems.push({ path: `breaker.${old}`, message: `${old} is the older name of ${now}; give one of them` })
+      }
+    }
+    const interval = b.probeInterval ?? b.cooldown
+    const intervalMax = b.probeIntervalMax ?? b.cooldownMax
+    const intervalPath = b.probeInterval !== undefined ? "breaker.probeInterval" : "breaker.cooldown"
+    positive(intervalPath, interval, "0 < probeInterval <= probeIntervalMax")
+    const i = interval ?? Guard.defaultBreaker.probeInterval
+    const iMax = intervalMax ?? Guard.defaultBreaker.probeIntervalMax
+    if (ms(iMax) < ms(i)) {
+      const name = b.probeIntervalMax !== undefined || b.cooldownMax === undefined ? "probeIntervalMax" : "cooldownMax"
       problems.push({
-        path: "breaker.cooldownMax",
-        message: `cooldownMax ${ms(cooldownMax)} ms is shorter than cooldown ${ms(cooldown)} ms; allowed: cooldownMax >= cooldown`
+        path: `breaker.${name}`,
+        message: `${name} ${ms(iMax)} ms is shorter than the probe interval ${ms(i)} ms; allowed: probeIntervalMax >= probeInterval`
       })
     }
   }
@@ -343,34 +309,17 @@ const tierOf = (m: { readonly tier?: number; readonly isFallback?: boolean }): n
   m.tier ?? (m.isFallback === true ? 1 : 0)
 
 const toConfig = (f: Fields): MuxConfig => {
-  const models: Array<Model> = f.models.map((m) => ({
-    target: m.client === undefined ? m.modelId : `${m.client}:${m.modelId}`,
-    modelId: m.modelId,
-    tier: tierOf(m),
-    weight: m.weight ?? 1,
-    timeout: m.timeout,
-    contextWindow: m.contextWindow,
-    labels: m.labels ?? [],
-    client: m.client,
-    rpm: m.rpm,
-    tpm: m.tpm,
-    maxTokens: m.maxTokens ?? DEFAULT_MAX_TOKENS,
-    escalate: m.escalate
-  }))
-  const routes = new Map<string, Array<number>>()
-  const add = (label: string, index: number) => {
+  const models = f.models.map((m) => ModelModule.make(m))
+  const routes = new Map<string, Array<ModelModule.Model>>()
+  const add = (label: string, m: ModelModule.Model) => {
     const list = routes.get(label) ?? []
-    if (!list.includes(index)) list.push(index)
+    if (!list.includes(m)) list.push(m)
     routes.set(label, list)
   }
   for (const [label, ids] of Object.entries(f.routes ?? {})) {
-    for (const id of ids) {
-      models.forEach((m, i) => {
-        if (m.modelId === id || m.target === id) add(label, i)
-      })
-    }
+    for (const id of ids) for (const m of models) if (m.modelId === id || m.target === id) add(label, m)
   }
-  models.forEach((m, i) => m.labels.forEach((label) => add(label, i)))
+  for (const m of models) for (const label of m.labels) add(label, m)
   let classification = Policy.defaultClassification
   const decisions: Partial<Record<BedrockError.ReasonTag, Partial<BedrockError.Decision>>> = {}
   for (const [tag, decision] of Object.entries(f.decisions ?? {})) {
@@ -379,19 +328,36 @@ const toConfig = (f: Fields): MuxConfig => {
     classification = Policy.override(tag as BedrockError.ReasonTag, decision as Partial<BedrockError.Decision>)(classification)
   }
   const b = f.breaker ?? {}
+  const c = f.cooldowns ?? {}
   const deadline = f.deadline ?? Policy.defaults.deadline
-  const policy = Policy.make({
+  const st = f.stream ?? {}
+  const policy = Policy.make(Route.fromModels(models), {
+    name: f.name ?? "default",
+    routes: new Map([...routes].map(([label, ms]) => [label, Route.fromModels(ms)] as const)),
+    selector: selectors[f.selection ?? "weighted"](),
+    guards: [
+      Guard.breaker({
+        failures: b.failures,
+        window: b.window,
+        probeInterval: b.probeInterval ?? b.cooldown,
+        probeIntervalMax: b.probeIntervalMax ?? b.cooldownMax,
+        halfOpen: b.halfOpen,
+        rampUp: b.rampUp
+      }),
+      Guard.cooldown({ base: c.base, requests: c.requests, tokens: c.tokens, daily: c.daily, unknown: c.unknown }),
+      Guard.quota()
+    ],
+    tenants: { limits: new Map(Object.entries(f.tenants ?? {})), default: f.defaultTenant },
     attempts: f.attempts ?? (f.maxRetries !== undefined ? f.maxRetries + 1 : Policy.defaults.attempts),
     // the default attempt timeout never outlasts the deadline it runs under
     timeout: f.timeout ?? f.defaultTimeoutMs ?? Duration.min(Policy.defaults.timeout, deadline),
     deadline,
-    breaker: Policy.breaker(b),
-    selection: f.selection === "ordered" ? Policy.ordered : Policy.weighted,
     classification,
     backoff: f.backoff === undefined ? undefined : Policy.exponentialBackoff(f.backoff),
-    waitForRecovery: f.waitForRecovery ?? false
+    waitForRecovery: f.waitForRecovery ?? false,
+    onStoreError: f.onStoreError ?? "allow",
+    captureBodies: f.captureBodies ?? false
   })
-  const st = f.stream ?? {}
   const streamed = Policy.withStreaming({
     ...(st.firstTokenTimeout !== undefined ? { firstToken: st.firstTokenTimeout } : {}),
     ...(st.stallTimeout !== undefined ? { stall: st.stallTimeout } : {}),
@@ -399,25 +365,14 @@ const toConfig = (f: Fields): MuxConfig => {
     ...(st.onInterrupt !== undefined ? { onInterrupt: st.onInterrupt } : {}),
     ...(st.hedge !== undefined ? { hedge: Policy.hedge(st.hedge) } : {})
   })(policy)
-  const c = f.cooldowns ?? {}
-  return {
-    name: f.name ?? "default",
-    models,
-    policy: streamed,
-    routes,
-    onStoreError: f.onStoreError ?? "allow",
-    captureBodies: f.captureBodies ?? false,
-    tenants: new Map(Object.entries(f.tenants ?? {})),
-    defaultTenant: f.defaultTenant,
-    cooldowns: {
-      requests: c.requests ?? defaultCooldowns.requests,
-      tokens: c.tokens ?? defaultCooldowns.tokens,
-      daily: c.daily ?? defaultCooldowns.daily,
-      unknown: c.unknown ?? defaultCooldowns.unknown
-    },
-    ...(Object.keys(decisions).length > 0 ? { decisions } : {}),
-    ...(f.backoff !== undefined ? { backoff: f.backoff } : {})
-  }
+  return { ...streamed, decisions, backoffSettings: f.backoff }
+}
+
+const selectors: Record<NonNullable<Fields["selection"]>, () => Selector.Selector> = {
+  weighted: () => Selector.weighted,
+  ordered: () => Selector.ordered,
+  latency: () => Selector.latency(),
+  cheapest: () => Selector.cheapest()
 }
 
 const decodeFields = Schema.decodeUnknownResult(Fields)
@@ -533,6 +488,26 @@ export const fromConfig = (name = "MODEL_CONFIG"): Effect.Effect<MuxConfig, MuxC
     }
     return yield* decode(json)
   })
+
+/**
+ * Decodes one `models[]` entry, unknown keys included (for `addModel`).
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { MuxConfig } from "effect-bedrock-mux"
+ * MuxConfig.decodeModel({ modelId: "a", weight: 2 }).pipe(Effect.runSync)
+ * ```
+ * @since 0.1.0
+ */
+export const decodeModel = (input: unknown): Effect.Effect<Model, MuxConfigError> => {
+  const result = Schema.decodeUnknownResult(ModelEntry)(input, strict)
+  if (Result.isFailure(result)) return Effect.fail(new MuxConfigError({ problems: problemsOf(result.failure) }))
+  const m = result.success
+  if (m.isFallback === true && m.tier === 0) {
+    return Effect.fail(new MuxConfigError({ problems: [{ path: "tier", message: "isFallback: true needs a tier >= 1 (or leave tier out)" }] }))
+  }
+  return Effect.succeed(ModelModule.make(m))
+}
 
 /**
  * The JSON config as a `Schema` of its own (for `Config.schema` and tools).

@@ -91,14 +91,32 @@ export class WindowCounter {
   }
 }
 
-/** Counters and latency of one model. */
+/** Weight of each new sample in the moving averages selectors read. */
+export const EWMA_WEIGHT = 0.2
+
+const ewma = (current: number | undefined, sample: number): number =>
+  current === undefined ? sample : current + EWMA_WEIGHT * (sample - current)
+
+/** A model's last failure: what it was and when (no prompt or answer in it). */
+export interface LastFailure {
+  readonly reason: string
+  readonly message: string
+  readonly at: number
+}
+
+/** Counters and latency of one model; the live `Target.Stats` selectors read. */
 export class ModelStats {
   successes = 0
   failures = 0
   throttles = 0
   failFast = 0
+  refusals = 0
   lastSuccessAt: number | undefined = undefined
   lastFailureAt: number | undefined = undefined
+  lastFailure: LastFailure | undefined = undefined
+  latencyEwmaMs: number | undefined = undefined
+  timeToFirstTokenEwmaMs: number | undefined = undefined
+  outputTokensEwma: number | undefined = undefined
   readonly latency = new Histogram()
   /** streams: time to the first content event, to the last event, and output tokens per second after the first */
   readonly ttft = new Histogram()
@@ -109,6 +127,33 @@ export class ModelStats {
   readonly window: WindowCounter
   constructor(windowSeconds: number) {
     this.window = new WindowCounter(windowSeconds)
+  }
+
+  /** A successful answer that took `ms` (and used `outputTokens`, if known). */
+  succeeded(now: number, ms: number, outputTokens: number | undefined): void {
+    this.successes += 1
+    this.lastSuccessAt = now
+    this.latency.record(ms)
+    this.latencyEwmaMs = ewma(this.latencyEwmaMs, ms)
+    if (outputTokens !== undefined) this.outputTokensEwma = ewma(this.outputTokensEwma, outputTokens)
+    this.window.record(now, true)
+  }
+
+  /** A stream's first content event came `ms` after its attempt started. */
+  firstToken(ms: number): void {
+    this.ttft.record(ms)
+    this.timeToFirstTokenEwmaMs = ewma(this.timeToFirstTokenEwmaMs, ms)
+  }
+
+  /** A failed attempt: `kind` says how it counts; `counted`: toward the breaker's error rate. */
+  failed(now: number, kind: "throttle" | "fail-fast" | "failure" | "refusal", counted: boolean, failure: LastFailure): void {
+    this.lastFailureAt = now
+    this.lastFailure = failure
+    if (kind === "throttle") this.throttles += 1
+    else if (kind === "fail-fast") this.failFast += 1
+    else if (kind === "refusal") this.refusals += 1
+    else this.failures += 1
+    if (counted) this.window.record(now, false)
   }
 }
 

@@ -7,7 +7,7 @@
  * are `bedrock_mux.*`. Attributes are low-cardinality: model, reason tag,
  * outcome; never a tenant or a prompt.
  */
-import { Effect, Metric, PubSub } from "effect"
+import { type Context, Effect, type Fiber, Metric, PubSub, References, Tracer } from "effect"
 import type { MuxEvent } from "../MuxEvent.ts"
 
 /** Seconds: 10 ms … ~160 s, the GenAI conventions' advice for operation durations. */
@@ -89,8 +89,8 @@ const requestSeries = new Map<string, {
   readonly ttft: Metric.Metric<number, any>
 }>()
 
-/** The metric updates one event implies. */
-export const record = (mux: string, e: MuxEvent): Effect.Effect<void> => {
+/** The metric updates one event implies, done at once (one Effect step per event, not one per metric). */
+export const record = (mux: string, e: MuxEvent, context: Context.Context<never>): void => {
   switch (e._tag) {
     case "AttemptEnded": {
       // the hot path: one lookup by the fields that vary, no attribute objects built after the first time
@@ -112,7 +112,9 @@ export const record = (mux: string, e: MuxEvent): Effect.Effect<void> => {
         }
         attemptSeries.set(key, m)
       }
-      return Effect.andThen(Metric.update(m.duration, r.durationMs / 1000), Metric.update(m.count, 1))
+      m.duration.updateUnsafe(r.durationMs / 1000, context)
+      m.count.updateUnsafe(1, context)
+      return
     }
     case "RequestEnded": {
       const key = `${mux}\u0000${e.operation}\u0000${e.outcome}\u0000${e.error ?? ""}\u0000${e.modelId ?? ""}`
@@ -133,46 +135,32 @@ export const record = (mux: string, e: MuxEvent): Effect.Effect<void> => {
         }
         requestSeries.set(key, m)
       }
-      const count = Metric.update(m.count, 1)
-      if (e.usage === undefined && e.timeToFirstTokenMs === undefined) return count
-      const series = m
-      return Effect.all([
-        count,
-        e.usage === undefined ? Effect.void : Metric.update(series.input, e.usage.inputTokens),
-        e.usage === undefined ? Effect.void : Metric.update(series.output, e.usage.outputTokens),
-        e.timeToFirstTokenMs === undefined ? Effect.void : Metric.update(series.ttft, e.timeToFirstTokenMs / 1000)
-      ], { discard: true })
+      m.count.updateUnsafe(1, context)
+      if (e.usage !== undefined) {
+        m.input.updateUnsafe(e.usage.inputTokens, context)
+        m.output.updateUnsafe(e.usage.outputTokens, context)
+      }
+      if (e.timeToFirstTokenMs !== undefined) m.ttft.updateUnsafe(e.timeToFirstTokenMs / 1000, context)
+      return
     }
     case "Failover":
-      return Metric.update(
-        attributed(metrics.failovers, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, "error.type": e.reason }),
-        1
-      )
+      return attributed(metrics.failovers, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, "error.type": e.reason }).updateUnsafe(1, context)
     case "BreakerChanged":
-      return Metric.update(
-        attributed(metrics.breakerTransitions, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, from: e.from, to: e.to }),
-        1
-      )
+      return attributed(metrics.breakerTransitions, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, from: e.from, to: e.to }).updateUnsafe(1, context)
     case "QuotaRejected":
-      return Metric.update(
-        attributed(metrics.quotaRejections, {
+      return attributed(metrics.quotaRejections, {
           "bedrock_mux.name": mux,
           scope: e.scope,
           kind: e.kind,
           // the pool entry (client:modelId), not the model id: a model may sit in the pool once per client
           ...(e.scope === "model" ? { "bedrock_mux.target": e.key } : {})
-        }),
-        1
-      )
+        }).updateUnsafe(1, context)
     case "CooldownStarted":
-      return Metric.update(
-        attributed(metrics.cooldowns, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, kind: e.kind }),
-        1
-      )
+      return attributed(metrics.cooldowns, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, kind: e.kind }).updateUnsafe(1, context)
     case "Hedged":
-      return Metric.update(attributed(metrics.hedges, { "bedrock_mux.name": mux, "bedrock_mux.target": e.target }), 1)
+      return attributed(metrics.hedges, { "bedrock_mux.name": mux, "bedrock_mux.target": e.target }).updateUnsafe(1, context)
     default:
-      return Effect.void
+      return
   }
 }
 
@@ -188,5 +176,20 @@ export const EVENT_BUFFER = 4096
 export const makeObserver = (mux: string): Effect.Effect<Observer> =>
   Effect.map(PubSub.sliding<MuxEvent>(EVENT_BUFFER), (pubsub) => ({
     pubsub,
-    emit: (e) => Effect.andThen(PubSub.publish(pubsub, e), record(mux, e))
+    // one synchronous step: the publish (a sliding PubSub never waits) and the metrics
+    emit: (e) =>
+      Effect.withFiber((fiber) => {
+        PubSub.publishUnsafe(pubsub, e)
+        record(mux, e, fiber.context)
+        return Effect.void
+      })
   }))
+
+/**
+ * Should this fiber create spans? Only when tracing is on and a tracer other
+ * than effect's native one is installed: the native tracer exports nothing,
+ * and two spans per request cost ~60 µs on the real SDK path
+ * (bench/results/README.md).
+ */
+export const tracing = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
+  fiber.getRef(References.TracerEnabled) && fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer
