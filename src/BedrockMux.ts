@@ -628,7 +628,6 @@ const makeService = (
     const breakerAt = names.indexOf("breaker")
     const cooldownAt = names.indexOf("cooldown")
     return pool.targets.map((t, i): ModelHealth => {
-      const tier = pool.route.findIndex((members) => members.includes(t))
       const blocking = views.find((v) => !v[i]!.admits)?.[i]
       let weightFactor = 1
       for (const v of views) weightFactor *= v[i]!.admits ? v[i]!.weight : 0
@@ -641,11 +640,12 @@ const makeService = (
         : "open"
       const available = blocking === undefined && t.model.weight > 0
       const [ok, failed] = t.stats.window.totals(now)
-      const cooling = c !== undefined && !c.admits && c.recoversAt !== undefined && c.recoversAt > now
+      // a cooling default tier shows, even while the escalation tier takes the model's requests
+      const cooling = c !== undefined && c.why === "cooldown" && c.recoversAt !== undefined && c.recoversAt > now
       return {
         modelId: t.model.modelId,
         target: t.model.target,
-        tier: tier < 0 ? t.model.tier : tier,
+        tier: t.model.tier,
         weight: t.model.weight,
         effectiveWeight: t.model.weight * weightFactor,
         breaker,

@@ -254,7 +254,7 @@ describe.each(transports)("converseStream over FakeBedrock (%s)", (transport) =>
       const routing = routingOf(events)
       assert.strictEqual(routing.modelId, "fallback")
       assert.deepStrictEqual(routed(routing), [
-        ["primary", "failure", "DeadlineExceeded", "failover"],
+        ["primary", "interrupted", "DeadlineExceeded", "failover"],
         ["fallback", "success", undefined, undefined]
       ])
       assert.isAtLeast(elapsed, 190)
@@ -296,7 +296,7 @@ describe.each(transports)("converseStream over FakeBedrock (%s)", (transport) =>
       assert.strictEqual(answerText(events), FALLBACK)
       const routing = routingOf(events)
       assert.deepStrictEqual(routed(routing), [
-        ["primary", "failure", "DeadlineExceeded", "failover"],
+        ["primary", "interrupted", "DeadlineExceeded", "failover"],
         ["fallback", "success", undefined, undefined]
       ])
       // 200 ms limit + 20 ms to the fallback's first token, with room for a loaded machine

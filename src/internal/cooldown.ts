@@ -15,7 +15,9 @@
  * for its outcome instead of all hitting an empty bucket at once. So a model
  * that throttles everything is tried at most once per cooldown, whatever the
  * traffic. A trial whose process died gives its slot back after
- * `TRIAL_LEASE_MS`.
+ * `TRIAL_LEASE_MS`. A cooldown nobody tried for as long again as it lasted
+ * needs no trial: the bucket has had time to refill, and the next burst goes
+ * through at once (its level is still remembered, until a success).
  *
  * A later throttle extends a cooldown, never shortens it.
  */
@@ -55,12 +57,15 @@ export type CooldownState = typeof CooldownState.Type
 const live = (state: CooldownState | undefined, now: number): CooldownState | undefined =>
   state?.trialAt !== undefined && now - state.trialAt >= TRIAL_LEASE_MS ? withoutTrial(state) : state
 
+/** Over for as long again as it lasted, with no trial in flight: forgotten but for its level. */
+const stale = (s: CooldownState, now: number): boolean => s.trialAt === undefined && now >= s.until + (s.until - s.since)
+
 const withoutTrial = (s: CooldownState): CooldownState => ({ until: s.until, level: s.level, kind: s.kind, since: s.since })
 
 /** Can a request be sent now? */
 export const admits = (state: CooldownState | undefined, now: number): boolean => {
   const s = live(state, now)
-  return s === undefined || (now >= s.until && s.trialAt === undefined)
+  return s === undefined || stale(s, now) || (now >= s.until && s.trialAt === undefined)
 }
 
 /** When it will admit again: the cooldown's end, or (a trial in flight) unknown, so now. */
@@ -70,13 +75,18 @@ export const recoversAt = (state: CooldownState | undefined, now: number): numbe
   return now < s.until ? s.until : now
 }
 
-/** A cooldown's permit: no cooldown at all (`free`), the first request after one (`trial`), or refused. */
-export type Permit = "free" | "trial" | "refused"
+/**
+ * A cooldown's permit: no cooldown at all (`free`), one long over (`stale`:
+ * no trial needed, but a success clears its level), the first request after
+ * one (`trial`), or refused.
+ */
+export type Permit = "free" | "stale" | "trial" | "refused"
 
 /** Takes a permit: atomic in the store. */
 export const acquire = (state: CooldownState | undefined, now: number): readonly [Permit, CooldownState | undefined] => {
   const s = live(state, now)
   if (s === undefined) return ["free", state]
+  if (stale(s, now)) return ["stale", s]
   if (now < s.until || s.trialAt !== undefined) return ["refused", s]
   return ["trial", { ...s, trialAt: now }]
 }

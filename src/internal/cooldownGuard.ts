@@ -47,13 +47,18 @@ export const make = (settings: Guard.CooldownSettings, env: Guard.Env) =>
     const tiersOf = (t: Target, asked: "priority" | "reserved" | undefined): ReadonlyArray<Tier> =>
       asked !== undefined ? [asked] : t.model.escalate !== undefined ? ["default", t.model.escalate] : ["default"]
 
-    const viewOf = (tiers: ReadonlyArray<Tier>, found: ReadonlyArray<Cooldown.CooldownState | undefined>, now: number): Guard.View => {
+    const viewOf = (t: Target, tiers: ReadonlyArray<Tier>, found: ReadonlyArray<Cooldown.CooldownState | undefined>, now: number): Guard.View => {
       let recoversAt: number | undefined
       let kind: string | undefined
       for (let i = 0; i < tiers.length; i++) {
         const st = found[i]
-        if (st === undefined) return i === 0 ? Guard.open : ESCALATE
-        if (Cooldown.admits(st, now)) return i === 0 ? TRIAL : ESCALATE
+        // a trial, or a long-over cooldown whose success clears its level, takes a store round trip (not free)
+        const free = st === undefined
+        if (free || Cooldown.admits(st, now)) {
+          if (i === 0) return free ? Guard.open : TRIAL
+          // the default tier cools, the escalation tier admits: send there; health still sees the default tier's hold
+          return { admits: true, weight: 1, free, serviceTier: t.model.escalate!, why: "cooldown", kind, recoversAt }
+        }
         const at = Cooldown.recoversAt(st, now)
         if (at !== undefined && (recoversAt === undefined || at < recoversAt)) recoversAt = at
         kind ??= st.kind
@@ -113,7 +118,7 @@ export const make = (settings: Guard.CooldownSettings, env: Guard.Env) =>
             let j = 0
             return targets.map((_, i) => {
               const ts = tiers[i]!
-              const view = viewOf(ts, found.slice(j, j + ts.length), now)
+              const view = viewOf(targets[i]!, ts, found.slice(j, j + ts.length), now)
               j += ts.length
               return view
             })
@@ -122,7 +127,7 @@ export const make = (settings: Guard.CooldownSettings, env: Guard.Env) =>
         )
       },
       admit: (target, request, view, now) => {
-        const tier: Tier = request.serviceTier ?? (view === ESCALATE ? target.model.escalate! : "default")
+        const tier: Tier = request.serviceTier ?? view.serviceTier ?? "default"
         if (view.free === true) return Effect.succeed(permitOf(target, tier, "free", now))
         return states.modify(keys[tier](target), (st) => Cooldown.acquire(st, now)).pipe(
           Effect.flatMap((p) =>
@@ -137,8 +142,6 @@ export const make = (settings: Guard.CooldownSettings, env: Guard.Env) =>
     return live
   })
 
-/** The default tier cools, but the escalation tier is free: send there. */
-const ESCALATE: Guard.View = { admits: true, weight: 1, free: true }
 /** A cooldown just ended: the next request is its trial (a store round trip takes the slot). */
 const TRIAL: Guard.View = { admits: true, weight: 1 }
 

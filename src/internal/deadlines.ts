@@ -11,6 +11,9 @@
  */
 import { Clock, Context, Effect, type Fiber, type Scope } from "effect"
 
+/** Deadlines this close to now are due (floating-point times from simulated latencies). */
+const EPSILON_MS = 1e-6
+
 /** A registered deadline. */
 export interface Entry {
   readonly at: number
@@ -77,7 +80,9 @@ export const make: Effect.Effect<Deadlines, never, Scope.Scope> = Effect.gen(fun
   const arm = (at: number, now: number) => {
     if (timer !== undefined) timer.interruptUnsafe()
     armedAt = at
-    timer = Effect.runForkWith(context)(Effect.andThen(Effect.sleep(Math.max(0, at - now)), expire))
+    // whole milliseconds: a fractional sleep can land a hair before `at` (floating point), and the timer would
+    // wake, find nothing due and sleep 0 ms again, forever
+    timer = Effect.runForkWith(context)(Effect.andThen(Effect.sleep(Math.max(0, Math.ceil(at - now))), expire))
   }
 
   /** The timer woke: fire what is due, sleep towards the next one. */
@@ -86,7 +91,7 @@ export const make: Effect.Effect<Deadlines, never, Scope.Scope> = Effect.gen(fun
       timer = undefined
       armedAt = Infinity
       const now = clock.currentTimeMillisUnsafe()
-      while (heap.length > 0 && heap[0]!.at <= now) {
+      while (heap.length > 0 && heap[0]!.at <= now + EPSILON_MS) {
         const entry = heap[0]!
         removeAt(0)
         entry.fire()

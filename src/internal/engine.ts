@@ -106,6 +106,8 @@ export interface Routed<A> {
 export type RequestEnd =
   | { readonly _tag: "Success"; readonly target: Target; readonly usage: Guard.Usage | undefined; readonly timeToFirstTokenMs?: number | undefined }
   | { readonly _tag: "Failure"; readonly error: MuxError; readonly modelId?: string | undefined }
+  /** the attempt died (a bug in code the mux called): a failure, reported as `Defect` */
+  | { readonly _tag: "Defect" }
   | { readonly _tag: "Interrupted" }
 
 /** Per-request options. */
@@ -435,7 +437,7 @@ export const make = (options: {
           if (done) return Effect.void
           done = true
           return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-            const outcome = result._tag === "Success" ? "success" : result._tag === "Failure" ? "failure" : "interrupted"
+            const outcome = result._tag === "Success" ? "success" : result._tag === "Interrupted" ? "interrupted" : "failure"
             if (result._tag !== "Interrupted") {
               muxStats.requests += 1
               if (result._tag === "Success") {
@@ -445,15 +447,17 @@ export const make = (options: {
             }
             const usage = result._tag === "Success" ? result.usage : undefined
             return Effect.andThen(
-              result._tag === "Success" ? tenantHold.settle(usage?.quota) : result._tag === "Failure" ? tenantHold.release : Effect.void,
+              result._tag === "Success" ? tenantHold.settle(usage?.quota) : result._tag === "Interrupted" ? Effect.void : tenantHold.release,
               emit({
                 _tag: "RequestEnded",
                 at: now,
                 requestId: id,
                 operation: opts.operation as MuxEvent.Operation,
                 outcome,
-                modelId: result._tag === "Success" ? result.target.model.modelId : result._tag === "Failure" ? result.modelId ?? attempts[attempts.length - 1]?.modelId : attempts[attempts.length - 1]?.modelId,
-                error: result._tag === "Failure" ? result.error.reason._tag : undefined,
+                modelId: result._tag === "Success"
+                  ? result.target.model.modelId
+                  : (result._tag === "Failure" ? result.modelId : undefined) ?? attempts[attempts.length - 1]?.modelId,
+                error: result._tag === "Failure" ? result.error.reason._tag : result._tag === "Defect" ? "Defect" : undefined,
                 durationMs: now - started,
                 attempts: attempts.length,
                 usage: usage === undefined ? undefined : { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens },
@@ -884,7 +888,8 @@ export const make = (options: {
           return Effect.gen(function*() {
             yield* recordAttempt(state, {
               ...record,
-              outcome: "failure",
+              // a stall or the deadline: the mux aborted it
+              outcome: error.reason._tag === "DeadlineExceeded" ? "interrupted" : "failure",
               reason: error.reason._tag,
               decision: restart ? "failover" : "stop",
               durationMs: now1 - a.t0
@@ -950,8 +955,10 @@ export const make = (options: {
         if (Exit.isSuccess(exit)) return yield* succeeded(state, current, exit.value, t1, open, usage)
         const error = exitError(exit)
         if (error === undefined) {
-          // a defect (or an interruption of this fiber): give the permits back without blaming the model
-          yield* release(current, { _tag: "Interrupted", at: t1, durationMs: t1 - current.t0 })
+          // a defect: the permits go back without blaming the model, the reservations with them (the request
+          // failed, as for any failure); an interruption keeps what Bedrock may have counted
+          const died = exit.cause.reasons.some((r) => r._tag === "Die")
+          yield* release(current, died ? { _tag: "NotSent", at: t1 } : { _tag: "Interrupted", at: t1, durationMs: t1 - current.t0 })
           return yield* (exit as Exit.Exit<never>)
         }
 
@@ -1170,10 +1177,13 @@ export const make = (options: {
   const run: Engine["run"] = (opts, attemptFn, usage) =>
     Effect.flatMap(start(opts), (request) =>
       request.route(attemptFn, { usage }).pipe(
-        Effect.tap((routed) => request.end({ _tag: "Success", target: routed.target, usage: usage?.(routed.value) })),
-        Effect.tapError((error) => request.end({ _tag: "Failure", error })),
-        // the caller gave up (a timeout of its own)
-        Effect.onInterrupt(() => request.end({ _tag: "Interrupted" }))
+        Effect.onExit((exit) => {
+          if (Exit.isSuccess(exit)) return request.end({ _tag: "Success", target: exit.value.target, usage: usage?.(exit.value.value) })
+          const error = exitError(exit as Exit.Exit<unknown, never>) as MuxError | undefined
+          if (error !== undefined) return request.end({ _tag: "Failure", error })
+          // a defect is a failure (its tenant reservation goes back); otherwise the caller gave up (a timeout of its own)
+          return request.end(exit.cause.reasons.some((r) => r._tag === "Die") ? { _tag: "Defect" } : { _tag: "Interrupted" })
+        })
       ))
 
   const health: Engine["health"] = Effect.gen(function*() {

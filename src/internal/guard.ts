@@ -45,6 +45,8 @@ export interface View {
   readonly free?: boolean | undefined
   /** what kind of hold it is, for health (a throttle's kind) */
   readonly kind?: string | undefined
+  /** it admits only at this service tier (its default tier is held: a throttle's cooldown) */
+  readonly serviceTier?: "priority" | "reserved" | undefined
 }
 
 /**
