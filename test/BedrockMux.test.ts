@@ -41,10 +41,16 @@ const healthOf = (modelId: string) =>
     return health.models.find((x) => x.modelId === modelId)!
   })
 
-/** An in-memory store that counts reads (one per pass of the routing loop). */
+/** An in-memory store that counts breaker reads (one per pass of the routing loop). */
 const countingStore = (reads: { count: number }): MuxStore.Service => {
   const store = MuxStore.makeMemory()
-  return { ...store, getMany: (keys) => Effect.andThen(Effect.sync(() => reads.count++), store.getMany(keys)) }
+  return {
+    ...store,
+    states: (kind, schema) => {
+      const states = store.states(kind, schema)
+      return kind !== "breaker" ? states : { ...states, getMany: (keys) => Effect.andThen(Effect.sync(() => reads.count++), states.getMany(keys)) }
+    }
+  }
 }
 
 const brief = (a: AttemptRecord) => [a.modelId, a.outcome, a.reason, a.decision].filter((x) => x !== undefined).join(" ")

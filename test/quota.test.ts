@@ -313,11 +313,11 @@ describe("throttle cooldowns", () => {
       // minute slides at 60 s; the trial at 67 s gets through, and the next request learns the limit again
       const throttles = [1, 2, 3, 5, 9, 17, 27, 37, 47, 57, 68, 69, 70].map((t) => t * 1_000)
       const answered = [0, 67_000]
-      assert.deepStrictEqual(
-        log.map((a) => [a.start, a.outcome]),
-        [...throttles.map((t) => [t, "ThrottlingException"] as const), ...answered.map((t) => [t, "success"] as const)]
-          .sort((x, y) => x[0] - y[0])
-      )
+      const expected: Array<[number, string]> = [
+        ...throttles.map((t): [number, string] => [t, "ThrottlingException"]),
+        ...answered.map((t): [number, string] => [t, "success"])
+      ]
+      assert.deepStrictEqual(log.map((a): [number, string] => [a.start, a.outcome]), expected.sort((x, y) => x[0] - y[0]))
       // at most one call per cooldown
       assert.deepStrictEqual(health[1], [1_000, { until: 1_500, kind: "requests" }, false])
       assert.deepStrictEqual(health[9], [9_000, { until: 17_000, kind: "requests" }, false])
@@ -813,6 +813,197 @@ describe("escalation on a throttle", () => {
       assert.deepStrictEqual(tiers(inputs5), [["primary", "default"], ["primary", "priority"], ["primary", "priority"]])
     }).pipe(Effect.provide(muxOn(pool("priority"), script(once), { runtime: spying(inputs5) }))))
 })
+// --- 6. properties ------------------------------------------------------------------------------
+
+/** A request arriving at `at` (ms), with about `chars` characters and `maxTokens`. */
+interface Arrival {
+  readonly at: number
+  readonly chars: number
+  readonly maxTokens: number
+}
+
+/** the simulator's default answer: 14 output tokens unless maxTokens cuts it */
+const DEFAULT_ANSWER_TOKENS = 14
+
+/** Runs `program` on a fresh TestClock from 0 with the given layer, letting virtual time run for `advance`. */
+const runScenario = <A, E>(program: Effect.Effect<A, E, BedrockMux | BedrockSimulator>, layer: Layer.Layer<BedrockMux | BedrockSimulator, unknown>, seed: number, advance: Duration.Input) =>
+  Effect.runPromise(
+    Effect.scoped(runFor(program, advance)).pipe(
+      Effect.provide(layer),
+      Random.withSeed(seed),
+      Effect.provide(TestClock.layer())
+    ) as Effect.Effect<A, unknown>
+  )
+
+/** Every arrival, concurrently, each at its own time; the results in arrival order. */
+const arrive = (arrivals: ReadonlyArray<Arrival>, options: (a: Arrival, i: number) => ConverseOptions = () => ({})) =>
+  concurrently(arrivals.map((a, i) => startAt(a.at, converse(options(a, i), sized(a.chars, a.maxTokens)))))
+
+/** Distinct even arrival times (call ends are odd: no call starts as another ends). */
+const arrivalsArb = (minLength: number, maxLength: number, span: number) =>
+  fc.uniqueArray(
+    fc.record({ at: fc.integer({ min: 0, max: span / 2 }).map((t) => t * 2), chars: fc.integer({ min: 0, max: 2_000 }), maxTokens: fc.integer({ min: 1, max: 60 }) }),
+    { minLength, maxLength, selector: (a) => a.at }
+  ).map((as) => [...as].sort((a, b) => a.at - b.at))
+
+describe("properties", () => {
+  it("a quota model never admits more requests or tokens than its limits in any sliding minute, never gets a throttled call, and spills only when full", async () => {
+    const seen = { runs: 0, admitted: 0, spilled: 0, rpmBound: 0, tpmBound: 0 }
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          rpm: fc.option(fc.integer({ min: 1, max: 12 }), { nil: undefined }),
+          tpm: fc.option(fc.integer({ min: 300, max: 3_000 }), { nil: undefined }),
+          // odd: calls end on odd ms
+          latency: fc.integer({ min: 0, max: 14_000 }).map((n) => 2 * n + 1), // under the 30 s attempt timeout
+          arrivals: arrivalsArb(1, 40, 180_000),
+          seed: fc.integer()
+        }).filter((s) => s.rpm !== undefined || s.tpm !== undefined),
+        async (sc) => {
+          const limits = { ...(sc.rpm !== undefined ? { rpm: sc.rpm } : {}), ...(sc.tpm !== undefined ? { tpm: sc.tpm } : {}) }
+          const layer = muxOn(
+            { models: [{ modelId: "q", ...limits }, { modelId: "f", isFallback: true }] },
+            { seed: sc.seed, models: { q: { latency: sc.latency, ...limits }, f: { latency: sc.latency } } }
+          )
+          const { results, log } = await runScenario(
+            Effect.gen(function*() {
+              const results = yield* arrive(sc.arrivals)
+              return { results, log: yield* simAttempts }
+            }),
+            layer,
+            sc.seed,
+            "30 minutes"
+          )
+          seen.runs++
+          // every request succeeds (the fallback has no limit), in one attempt: nothing failed before
+          results.forEach((r) => assert.strictEqual(success(r.exit).routing.attempts.length, 1))
+          assert.strictEqual(throttled(log).length, 0)
+          const q = calls(log, "q")
+          const byStart = new Map(sc.arrivals.map((a) => [a.at, a]))
+          const used = (a: Attempt) => a.inputTokens + a.outputTokens
+          const reserved = (a: Attempt) => a.inputTokens + byStart.get(a.start)!.maxTokens
+          for (const a of q) {
+            assert.isAtMost(a.outputTokens, Math.min(DEFAULT_ANSWER_TOKENS, byStart.get(a.start)!.maxTokens))
+            // the sliding minute that ends at this admission
+            const inWindow = q.filter((b) => b.start > a.start - 60_000 && b.start <= a.start)
+            if (sc.rpm !== undefined) assert.isAtMost(inWindow.length, sc.rpm, `requests in the minute to ${a.start}`)
+            if (sc.tpm !== undefined) assert.isAtMost(inWindow.reduce((n, b) => n + used(b), 0), sc.tpm, `tokens in the minute to ${a.start}`)
+          }
+          seen.admitted += q.length
+          // work-conserving: a request spilled only when q had no room when it arrived
+          for (const f of calls(log, "f")) {
+            seen.spilled++
+            const t = f.start
+            const window = q.filter((b) => b.start > t - 60_000 && b.start < t)
+            const held = window.reduce((n, b) => n + (b.end! < t ? used(b) : reserved(b)), 0)
+            const rpmFull = sc.rpm !== undefined && window.length >= sc.rpm
+            const tpmFull = sc.tpm !== undefined && held + reserved(f) > sc.tpm
+            assert.isTrue(rpmFull || tpmFull, `request at ${t} spilled while q had room`)
+            if (rpmFull) seen.rpmBound++
+            else seen.tpmBound++
+          }
+        }
+      ),
+      { seed: 4242, numRuns: 60 }
+    )
+    // the runs exercise both limits and both outcomes
+    for (const [k, v] of Object.entries(seen)) assert.isAbove(v, 20, k)
+  }, 120_000)
+
+  it("when the pool's RPM covers the arrivals (every sliding minute), no request fails and no call is throttled", async () => {
+    const seen = { runs: 0, requests: 0, atCapacity: 0 }
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          rpms: fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 3 }),
+          tiers: fc.array(fc.integer({ min: 0, max: 1 }), { minLength: 3, maxLength: 3 }),
+          latency: fc.integer({ min: 0, max: 29_000 }),
+          arrivals: arrivalsArb(10, 60, 150_000),
+          seed: fc.integer()
+        }),
+        async (sc) => {
+          const capacity = sc.rpms.reduce((a, b) => a + b, 0)
+          // keep an arrival only while its sliding minute holds at most `capacity` arrivals
+          const kept: Array<Arrival> = []
+          for (const a of sc.arrivals) if (count(kept, (k) => k.at > a.at - 60_000) < capacity) kept.push(a)
+          const models = sc.rpms.map((rpm, i) => ({ modelId: `m${i}`, rpm, tier: i === 0 ? 0 : sc.tiers[i]! }))
+          const layer = muxOn(
+            { models },
+            { seed: sc.seed, models: Object.fromEntries(models.map((m) => [m.modelId, { rpm: m.rpm, latency: sc.latency }])) }
+          )
+          const { results, log } = await runScenario(
+            Effect.gen(function*() {
+              const results = yield* arrive(kept)
+              return { results, log: yield* simAttempts }
+            }),
+            layer,
+            sc.seed,
+            "30 minutes"
+          )
+          seen.runs++
+          seen.requests += results.length
+          if (kept.some((a) => count(kept, (k) => k.at > a.at - 60_000 && k.at <= a.at) === capacity)) seen.atCapacity++
+          results.forEach((r) => assert.deepStrictEqual(success(r.exit).routing.attempts.map((a) => a.outcome), ["success"]))
+          assert.strictEqual(throttled(log).length, 0)
+        }
+      ),
+      { seed: 777, numRuns: 60 }
+    )
+    assert.isAbove(seen.atCapacity, 20)
+    assert.isAbove(seen.requests, 500)
+  }, 120_000)
+
+  it("a tenant is refused exactly when its own sliding minute is full, told when a slot frees; other tenants never matter", async () => {
+    const seen = { refused: 0, admitted: 0 }
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          rpms: fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 4 }),
+          arrivals: arrivalsArb(10, 60, 120_000),
+          picks: fc.array(fc.nat(), { minLength: 60, maxLength: 60 }),
+          latency: fc.integer({ min: 0, max: 29_000 }),
+          seed: fc.integer()
+        }),
+        async (sc) => {
+          const tenants = Object.fromEntries(sc.rpms.map((rpm, i) => [`t${i}`, { rpm }]))
+          const tenantOf = (i: number) => `t${sc.picks[i]! % sc.rpms.length}`
+          const { results } = await runScenario(
+            Effect.gen(function*() {
+              return { results: yield* arrive(sc.arrivals, (_, i) => ({ tenant: tenantOf(i) })) }
+            }),
+            muxOn({ models: [{ modelId: "m" }], tenants }, { seed: sc.seed, models: { m: { latency: sc.latency } } }),
+            sc.seed,
+            "30 minutes"
+          )
+          const admitted = new Map<string, Array<number>>()
+          results.forEach((r, i) => {
+            const tenant = tenantOf(i)
+            const rpm = tenants[tenant]!.rpm
+            const own = admitted.get(tenant) ?? []
+            const window = own.filter((t) => t > r.start - 60_000)
+            if (window.length < rpm) {
+              success(r.exit)
+              own.push(r.start)
+              admitted.set(tenant, own)
+              seen.admitted++
+            } else {
+              const { reason } = quotaExceeded(r.exit)
+              assert.deepStrictEqual(fieldsOf(reason), { tenant, kind: "requests", retryAfterMs: window[window.length - rpm]! + 60_000 - r.start })
+              assert.strictEqual(r.at, r.start)
+              seen.refused++
+            }
+          })
+        }
+      ),
+      { seed: 99, numRuns: 50 }
+    )
+    assert.isAbove(seen.refused, 100)
+    assert.isAbove(seen.admitted, 100)
+  }, 120_000)
+})
+
+// --- 7. a defect in the call ----------------------------------------------------------------------
+
 describe("a call that dies", () => {
   let n = 0
   const dying = Layer.succeed(

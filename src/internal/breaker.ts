@@ -173,6 +173,8 @@ export const record = (
       // an attempt admitted while closed that ends now says nothing about recovery
       if (!probe) return state
       if (admittedAt !== undefined && admittedAt < s.since) return state
+      // a probe that outlived its lease no longer holds a slot (it was given back when the lease ran out)
+      if (admittedAt !== undefined && now - admittedAt >= PROBE_LEASE_MS) return state
       const probing = Math.max(0, s.probing - 1)
       switch (outcome) {
         case "fast-failure":

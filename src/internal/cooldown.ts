@@ -119,13 +119,15 @@ export const record = (
   admittedAt: number
 ): readonly [next: CooldownState | undefined, started: number | undefined] => {
   const s = live(state, now)
+  // the trial in flight, not one from before the last throttle (whose slot is no longer its own)
+  const trial = permit === "trial" && s?.trialAt === admittedAt
   switch (outcome._tag) {
     case "Throttled": {
       const level = (s !== undefined && now - s.since < LEVEL_MEMORY_MS ? s.level : 0) + 1
       const until = now + durationOf(settings, outcome.kind, level, outcome.retryAfterMs)
       if (s !== undefined && s.until >= until) {
         // a longer cooldown stands; a throttled trial gives its slot back
-        const next = permit === "trial" ? withoutTrial(s) : s
+        const next = trial ? withoutTrial(s) : s
         return [{ ...next, level, since: now }, undefined]
       }
       return [{ until, level, kind: outcome.kind, since: now }, until]
@@ -133,8 +135,8 @@ export const record = (
     case "Success":
       // a request sent after the last throttle got through: the bucket has room again
       if (s === undefined) return [undefined, undefined]
-      return permit === "trial" || admittedAt >= s.since ? [undefined, undefined] : [s, undefined]
+      return trial || admittedAt >= s.since ? [undefined, undefined] : [s, undefined]
     case "Other":
-      return [permit === "trial" && s !== undefined ? withoutTrial(s) : s, undefined]
+      return [trial ? withoutTrial(s!) : s, undefined]
   }
 }
