@@ -425,7 +425,7 @@ export const layerRedis = (options: { readonly prefix?: string; readonly timeout
  */
 export interface RedisClientOptions {
   /** `redis[s]://[[user][:password]@]host[:port][/db]` (default: node-redis' `redis://localhost:6379`). */
-  readonly url?: string
+  readonly url?: string | undefined
   /** Put before every key (default `"bedrock-mux:"`). */
   readonly prefix?: string
   /** The longest wait for one command, and for the graceful close (default 250 ms, wall-clock time). */

@@ -140,7 +140,10 @@ describe.skipIf(SKIP)(`Redis outage: shutdown and recovery${SKIP ? `: ${HOW_TO_G
       assert.strictEqual(back, 6)
       assert.deepStrictEqual(yield* store.getMany(["k"]), [{ n: 6 }])
     }))
+})
 
+// no Redis needed
+describe("MuxStore.layerRedisClient at startup", () => {
   it.live("layerRedisClient: a Redis that is down when the layer is built fails the layer with RedisError", () =>
     Effect.gen(function*() {
       const exit = yield* Effect.exit(Layer.build(MuxStore.layerRedisClient({ url: "redis://127.0.0.1:1" })))
