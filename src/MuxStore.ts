@@ -281,7 +281,9 @@ const CAS_ROUNDS = 32
  * import { Layer } from "effect"
  * import { NodeRedis } from "@effect/platform-node"
  * import { MuxStore } from "effect-bedrock-mux"
- * const Store = MuxStore.layerRedis({ prefix: "mux:" }).pipe(Layer.provide(NodeRedis.layer({ url: "redis://127.0.0.1:6379" })))
+ * const Store = MuxStore.layerRedis({ prefix: "mux:" }).pipe(
+ *   Layer.provide(NodeRedis.layer({ url: "redis://127.0.0.1:6379", disableOfflineQueue: true }))
+ * )
  * ```
  * @since 0.1.0
  */
@@ -421,6 +423,11 @@ export const layerRedis = (options: { readonly prefix?: string; readonly timeout
 
 /**
  * Options of `layerRedisClient`.
+ * @example
+ * ```ts
+ * import { MuxStore } from "effect-bedrock-mux"
+ * const options: MuxStore.RedisClientOptions = { url: "rediss://cache.internal:6380", timeout: "200 millis", client: { password: "…" } }
+ * ```
  * @since 0.1.0
  */
 export interface RedisClientOptions {
