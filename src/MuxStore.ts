@@ -25,14 +25,19 @@
  *   `StoreUnavailable`, before any call to Bedrock).
  * - A state that no longer decodes with its schema (written by another
  *   version) reads as absent: the breaker starts closed, the cooldown over.
- * - A Redis that is down when its client layer is built fails that layer
- *   (`RedisError`): an outage at startup is not a request-time `StoreError`.
+ * - A Redis that is down when `layerRedisClient` (or `NodeRedis.layer`) is
+ *   built fails that layer (`RedisError`): an outage at startup is not a
+ *   request-time `StoreError`.
+ * - Shutting down after an outage: `layerRedisClient` closes within the
+ *   store's `timeout`; `NodeRedis.layer` never does unless given
+ *   `disableOfflineQueue: true` (see `layerRedis`).
  *
  * @since 0.1.0
  */
 import { Clock, Context, Data, Duration, Effect, Layer, RcMap, Ref, Schedule, Schema, Semaphore } from "effect"
 import { Redis } from "effect/persistence"
 import * as Quota from "./internal/quota.ts"
+import * as RedisClient from "./internal/redisClient.ts"
 
 export type { Limits, Reservation } from "./internal/quota.ts"
 
@@ -309,6 +314,9 @@ return {redis.call('ZCARD', KEYS[1]), tonumber(redis.call('GET', KEYS[3]) or '0'
   }
 ).withReturnType<[number, number]>()
 
+/** The Redis store's default bound on one command. */
+const DEFAULT_TIMEOUT = Duration.millis(250)
+
 /** Compare-and-set rounds a modify may lose to other processes before it fails with StoreError. */
 const CAS_ROUNDS = 32
 
@@ -316,7 +324,8 @@ const CAS_ROUNDS = 32
 class Contended extends Data.TaggedError("Contended")<{}> {}
 
 /**
- * A store in Redis, shared by every process that points at it. Breakers and
+ * A store in Redis, shared by every process that points at it (over any
+ * `Redis.Redis`; `layerRedisClient` brings its own client). Breakers and
  * cooldowns change by compare-and-set (read, compute the pure transition,
  * write only if unchanged, else retry); quota reservations are one Lua script.
  * Every command is bounded by `timeout` (default 250 ms, wall-clock time even
@@ -329,7 +338,9 @@ class Contended extends Data.TaggedError("Contended")<{}> {}
  * import { Layer } from "effect"
  * import { NodeRedis } from "@effect/platform-node"
  * import { MuxStore } from "effect-bedrock-mux"
- * const Store = MuxStore.layerRedis({ prefix: "mux:" }).pipe(Layer.provide(NodeRedis.layer({ url: "redis://127.0.0.1:6379" })))
+ * const Store = MuxStore.layerRedis({ prefix: "mux:" }).pipe(
+ *   Layer.provide(NodeRedis.layer({ url: "redis://127.0.0.1:6379", disableOfflineQueue: true }))
+ * )
  * ```
  * @since 0.1.0
  */
@@ -340,7 +351,7 @@ export const makeRedis = Effect.fnUntraced(function*(options: {
   const redis = yield* Redis.Redis
   const wallClock = Clock.Clock.defaultValue()
   const prefix = options.prefix ?? "bedrock-mux:"
-  const timeout = options.timeout ?? Duration.millis(250)
+  const timeout = options.timeout ?? DEFAULT_TIMEOUT
   // A network timeout is wall-clock time, whatever Clock the caller runs on: under TestClock a
   // virtual timeout would never fire for a hung Redis, and would fire spuriously (a StoreError,
   // so quotas fail open) whenever the test advances time while a command is in flight.
@@ -451,9 +462,78 @@ export const makeRedis = Effect.fnUntraced(function*(options: {
 })
 
 /**
- * Provides a Redis-backed `MuxStore` to every mux built under it (needs
- * `Redis.Redis` from effect/persistence, e.g. `NodeRedis.layer`).
+ * Provides a Redis-backed `MuxStore` to every mux built under it over a
+ * `Redis.Redis` you provide (effect/persistence, e.g. `NodeRedis.layer`).
+ *
+ * Gotcha: `NodeRedis.layer`'s finalizer waits for every command its client
+ * still holds, and after a Redis outage it never settles (node-redis keeps
+ * the commands the store gave up on queued offline, and its `close()` waits
+ * for a socket that no longer exists). Give it `disableOfflineQueue: true`,
+ * or use `layerRedisClient`, whose shutdown is bounded in every case.
+ *
+ * @example
+ * ```ts
+ * import { NodeRedis } from "@effect/platform-node"
+ * import { Layer } from "effect"
+ * import { MuxStore } from "effect-bedrock-mux"
+ * const Store = MuxStore.layerRedis({ prefix: "mux:" }).pipe(
+ *   Layer.provide(NodeRedis.layer({ url: "redis://127.0.0.1:6379", disableOfflineQueue: true }))
+ * )
+ * ```
  * @since 0.1.0
  */
 export const layerRedis = (options: { readonly prefix?: string; readonly timeout?: Duration.Input } = {}) =>
   Layer.effect(MuxStore, makeRedis(options))
+
+/**
+ * Options of `layerRedisClient`.
+ * @example
+ * ```ts
+ * import { MuxStore } from "effect-bedrock-mux"
+ * const options: MuxStore.RedisClientOptions = { url: "rediss://cache.internal:6380", timeout: "200 millis", client: { password: "…" } }
+ * ```
+ * @since 0.1.0
+ */
+export interface RedisClientOptions {
+  /** `redis[s]://[[user][:password]@]host[:port][/db]` (default: node-redis' `redis://localhost:6379`). */
+  readonly url?: string | undefined
+  /** Put before every key (default `"bedrock-mux:"`). */
+  readonly prefix?: string
+  /** The longest wait for one command, and for the graceful close (default 250 ms, wall-clock time). */
+  readonly timeout?: Duration.Input
+  /** Any other node-redis `createClient` option (TLS, credentials, database, ...). */
+  readonly client?: RedisClient.ClientOptions
+}
+
+/**
+ * A Redis-backed `MuxStore` on its own node-redis client (the `redis`
+ * package; no `@effect/platform-node` needed), made so that an outage holds
+ * neither requests nor the shutdown:
+ * - while Redis is unreachable a command fails at once (no offline queue),
+ *   so `onStoreError` decides without waiting for `timeout`;
+ * - a command the store gives up on leaves the client's queue;
+ * - it reconnects for as long as it lives; the first connection must
+ *   succeed, else the layer fails with `RedisError`;
+ * - closing waits at most `timeout` for replies, then destroys the client:
+ *   disposal takes at most `timeout` (plus milliseconds), and the process
+ *   then exits by itself.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { BedrockMux, BedrockRuntime, MuxStore } from "effect-bedrock-mux"
+ * const MuxLive = BedrockMux.layerConfig().pipe(
+ *   Layer.provide(BedrockRuntime.layer({ region: "us-east-1" })),
+ *   Layer.provide(MuxStore.layerRedisClient({ url: "redis://127.0.0.1:6379", timeout: "250 millis" }))
+ * )
+ * ```
+ * @since 0.1.0
+ */
+export const layerRedisClient = (options: RedisClientOptions = {}): Layer.Layer<never, Redis.RedisError> =>
+  Layer.effect(MuxStore, makeRedis(options)).pipe(
+    Layer.provide(RedisClient.layer({
+      url: options.url,
+      timeout: options.timeout === undefined ? DEFAULT_TIMEOUT : Duration.fromInputUnsafe(options.timeout),
+      client: options.client
+    }))
+  )

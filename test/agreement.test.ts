@@ -203,7 +203,7 @@ const viaFake = (s: Scenario, operation: Operation) =>
   Effect.gen(function*() {
     const outcomes = yield* observeAll(s, operation)
     const fake = yield* FakeBedrock.FakeBedrock
-    const idle = yield* Effect.promise(() => fake.waitForIdle(2_000))
+    const idle = yield* Effect.promise(() => fake.waitForIdle(5_000))
     assert.isTrue(idle, "the fake finished every call")
     return { outcomes, log: logOf(fake.attempts()) }
   }).pipe(Effect.provide(FakeBedrock.layerRuntime(s.script)))

@@ -226,6 +226,7 @@ const is = {
 
 const isState = Schema.is(Breaker.BreakerState)
 
+
 /** Runs events against both the implementation and the model, checking them after every step. */
 const run = (settings: Settings, events: ReadonlyArray<Event>): void => {
   const model = new Model(settings)
