@@ -1,0 +1,60 @@
+/**
+ * A CPU-profiling driver for the `sdk` suite's paths: `n` sequential calls of
+ * one path over the real SDK to the child-process fake, after a warm-up.
+ * Run it under the profiler and read the profile with bench/cpuprofile.ts:
+ *
+ *   node --cpu-prof --cpu-prof-interval 50 --cpu-prof-dir scratch/prof bench/sdk-profile.ts mux 10000
+ *   node bench/cpuprofile.ts scratch/prof/<file>.cpuprofile
+ *
+ * Paths: `abort` (client.send with an abortSignal), `mux` (mux.converse, events,
+ * metrics and spans at their defaults), `mux-notrace` (TracerEnabled false),
+ * `runtime` (BedrockRuntime.converse through a pre-built context), `facade`
+ * (createMultiplexer().processRequest), `stream` (mux.converseStream).
+ * `SRC=<dir>` runs against a modified copy of src/ (experiments).
+ */
+import { ConverseCommand } from "@aws-sdk/client-bedrock-runtime"
+import { Context, Effect, Layer, ManagedRuntime, References, Stream } from "effect"
+import * as path from "node:path"
+import { performance } from "node:perf_hooks"
+import { keepAliveClient, messages, startServer } from "./sdk-harness.ts"
+
+const src = path.resolve(process.env["SRC"] ?? path.join(import.meta.dirname, "../src"))
+const { BedrockMux } = await import(path.join(src, "BedrockMux.ts")) as typeof import("../src/BedrockMux.ts")
+const { BedrockRuntime } = await import(path.join(src, "BedrockRuntime.ts")) as typeof import("../src/BedrockRuntime.ts")
+const { createMultiplexer } = await import(path.join(src, "createMultiplexer.ts")) as typeof import("../src/createMultiplexer.ts")
+
+const mode = process.argv[2] ?? "mux"
+const n = Number(process.argv[3] ?? 10_000)
+const server = await startServer()
+const client = keepAliveClient(server)
+const models = [{ modelId: "bench-a", weight: 3 }, { modelId: "bench-b", weight: 1 }]
+const rt = ManagedRuntime.make(BedrockMux.layer({ models }).pipe(Layer.provideMerge(BedrockRuntime.layerClient(client))))
+const ctx = await rt.context()
+const mux = Context.get(ctx, BedrockMux)
+const bedrock = Context.get(ctx, BedrockRuntime)
+const run = Effect.runPromiseWith(ctx)
+const runNoTrace = Effect.runPromiseWith(Context.add(ctx, References.TracerEnabled, false))
+const facade = createMultiplexer(models.map((m) => ({ ...m, isFallback: false })), { bedrockRuntime: BedrockRuntime.layerClient(client) })
+const request = { messages }
+
+const calls: Record<string, () => Promise<unknown>> = {
+  abort: () => client.send(new ConverseCommand({ ...request, modelId: "bench-a" }), { abortSignal: new AbortController().signal }),
+  runtime: () => run(bedrock.converse({ ...request, modelId: "bench-a" })),
+  mux: () => run(mux.converse(request)),
+  "mux-notrace": () => runNoTrace(mux.converse(request)),
+  facade: () => facade.processRequest(request),
+  stream: () => run(Stream.runDrain(mux.converseStream(request)))
+}
+const call = calls[mode]
+if (call === undefined) throw new Error(`unknown path ${mode}; one of ${Object.keys(calls).join(", ")}`)
+for (let i = 0; i < 2_000; i++) await call()
+const c0 = process.cpuUsage()
+const t0 = performance.now()
+for (let i = 0; i < n; i++) await call()
+const wall = (performance.now() - t0) * 1000 / n
+const cpu = process.cpuUsage(c0)
+console.error(`${mode}: ${n} calls, ${wall.toFixed(1)} µs wall/call, ${((cpu.user + cpu.system) / n).toFixed(1)} µs CPU/call`)
+client.destroy()
+await facade.destroy()
+await rt.dispose()
+server.close()
