@@ -81,11 +81,13 @@ export const renderMarkdown = (dir: string): string => {
   return out.join("\n")
 }
 
+const loadOf = (l: Record<string, ReadonlyArray<number>>) => `${f(l.start![0]!, 2)} at the start, ${f(l.end![0]!, 2)} at the end`
+
 /** The `sdk` suite: the mux's own cost on the real SDK path, against issue 11's goals. */
 const renderSdk = (s: Record<string, any>): Array<string> => {
   const us = (n: number) => `${n >= 0 ? "+" : ""}${f(n)} µs`
   const out = [
-    `## The mux on the real SDK path (sdk suite; ${s.node}, ${s.cpus} CPUs, load ${s.setup.loadAverage.map((x: number) => x.toFixed(2)).join(" ")}, ${s.date}${s.quick ? ", --quick" : ""})`,
+    `## The mux on the real SDK path (sdk suite; ${s.node}, ${s.cpus} CPUs, load ${loadOf(s.setup.loadAverage)}, ${s.date}${s.quick ? ", --quick" : ""})`,
     "",
     "The real `@aws-sdk/client-bedrock-runtime` over loopback against a raw node:http fake that answers at once, in a",
     "child process (its CPU is not in the client's `process.cpuUsage`). One client with `defaultRequestHandler()`",
@@ -93,6 +95,7 @@ const renderSdk = (s: Record<string, any>): Array<string> => {
       `${s.setup.rounds} rounds × every row × ${s.setup.block} sequential calls, order rotated each round, after ${s.setup.warmup} warm-up rounds.`,
     "Added = pairwise median of (row − floor) per call; CPU = median over rounds of the block's CPU per call. The floor is",
     "`client.send` with an `abortSignal`. Effects run with `Effect.runPromiseWith(context)` unless the row says otherwise.",
+    ...(s.quick ? ["", "**--quick run: fewer rounds, indicative only; quote the full run (`npm run bench -- sdk`).**"] : []),
     "",
     "| path | p50 / p99 | CPU per call | added latency | added CPU | added, 1st / 2nd half of rounds |",
     "|---|---|---|---|---|---|"
@@ -129,5 +132,12 @@ const renderSdk = (s: Record<string, any>): Array<string> => {
     `- Simulator (BedrockRuntime.converse vs mux.converse on BedrockSimulator, ${sim.calls} calls each, paired blocks): p50 ${f(sim.directP50us)} vs ${f(sim.muxP50us)} µs, added ${us(sim.addedUs)} (pairwise median).`,
     ""
   )
+  if (s.counts !== undefined) {
+    out.push("Inside Effect, per call (a counting tracer: one `context` call per run-loop step; fiber ids; spans):", "", "| path | run-loop steps | fibers | spans |", "|---|---|---|---|")
+    for (const [name, c] of Object.entries(s.counts as Record<string, Record<string, number>>)) {
+      out.push(`| ${name} | ${f(c.runLoopSteps!, 0)} | ${f(c.fibers!, 1)} | ${f(c.spans!, 1)} |`)
+    }
+    out.push("")
+  }
   return out
 }

@@ -9,10 +9,12 @@
  * Paths: `abort` (client.send with an abortSignal), `mux` (mux.converse, events,
  * metrics and spans at their defaults), `mux-notrace` (TracerEnabled false),
  * `runtime` (BedrockRuntime.converse through a pre-built context), `facade`
- * (createMultiplexer().processRequest), `stream` (mux.converseStream).
+ * (createMultiplexer().processRequest), `stream` (mux.converseStream, drained),
+ * `stream-runtime` (BedrockRuntime.converseStream, drained), `stream-direct`
+ * (the SDK's own ConverseStream, drained).
  * `SRC=<dir>` runs against a modified copy of src/ (experiments).
  */
-import { ConverseCommand } from "@aws-sdk/client-bedrock-runtime"
+import { ConverseCommand, ConverseStreamCommand } from "@aws-sdk/client-bedrock-runtime"
 import { Context, Effect, Layer, ManagedRuntime, References, Stream } from "effect"
 import * as path from "node:path"
 import { performance } from "node:perf_hooks"
@@ -43,7 +45,14 @@ const calls: Record<string, () => Promise<unknown>> = {
   mux: () => run(mux.converse(request)),
   "mux-notrace": () => runNoTrace(mux.converse(request)),
   facade: () => facade.processRequest(request),
-  stream: () => run(Stream.runDrain(mux.converseStream(request)))
+  stream: () => run(Stream.runDrain(mux.converseStream(request))),
+  "stream-runtime": () => run(Stream.runDrain(bedrock.converseStream({ ...request, modelId: "bench-a" }))),
+  "stream-direct": async () => {
+    const res = await client.send(new ConverseStreamCommand({ ...request, modelId: "bench-a" }), { abortSignal: new AbortController().signal })
+    for await (const _ of res.stream ?? []) {
+      // drain
+    }
+  }
 }
 const call = calls[mode]
 if (call === undefined) throw new Error(`unknown path ${mode}; one of ${Object.keys(calls).join(", ")}`)

@@ -26,7 +26,7 @@
  * keeps working while the core is rewritten.
  */
 import { ConverseCommand, ConverseStreamCommand } from "@aws-sdk/client-bedrock-runtime"
-import { Context, Effect, Layer, ManagedRuntime, References, Stream } from "effect"
+import { Context, Effect, Layer, ManagedRuntime, References, Stream, Tracer } from "effect"
 import * as os from "node:os"
 import { performance } from "node:perf_hooks"
 import { BedrockMux, BedrockRuntime, BedrockSimulator, createMultiplexer } from "../src/index.ts"
@@ -67,7 +67,8 @@ const MODELS = [{ modelId: "bench-a", weight: 3 }, { modelId: "bench-b", weight:
 const request = { messages }
 const input = { ...request, modelId: "bench-a" }
 
-const log = (s: string) => process.stderr.write(`  sdk: ${s}\n`)
+const loadedAt = performance.now()
+const log = (s: string) => process.stderr.write(`  sdk [${((performance.now() - loadedAt) / 1000).toFixed(0)} s]: ${s}\n`)
 const median = (xs: ArrayLike<number>) => quantile(xs, 0.5)
 
 /** What a round-based comparison of whole-run figures (req/s, bytes) reports. */
@@ -75,6 +76,7 @@ const medianOf = (xs: ReadonlyArray<number>) => median(Float64Array.from(xs))
 
 export const run = async (options: Options): Promise<object> => {
   const q = options.quick
+  const loadAtStart = os.loadavg()
   const server = await startServer()
   const client = keepAliveClient(server)
   const defaultClient = defaultSdkClient(server)
@@ -111,7 +113,7 @@ export const run = async (options: Options): Promise<object> => {
       { key: "muxNoTracer", label: "`mux.converse` with `References.TracerEnabled` false", call: () => runMuxNoTrace(mux.converse(request)) },
       { key: "facade", label: "**`createMultiplexer().processRequest`**", call: () => facade.processRequest(request) }
     ]
-    const latencyOptions = { rounds: q ? 150 : 1500, block: 4, warmup: q ? 30 : 100 }
+    const latencyOptions = { rounds: q ? 250 : 1500, block: 4, warmup: q ? 60 : 100 }
     log(`latency: ${ROWS.length} rows × ${latencyOptions.rounds} rounds × ${latencyOptions.block} calls...`)
     const lat = await interleave(Object.fromEntries(ROWS.map((r) => [r.key, r.call])), {
       ...latencyOptions,
@@ -124,7 +126,7 @@ export const run = async (options: Options): Promise<object> => {
     const rowOf = (key: string): Row => rows.find((r) => r.key === key)!
 
     // 2. the default transport against a default SDK client (HTTP/2, a new connection per call)
-    const transportOptions = { rounds: q ? 40 : 300, block: 4, warmup: q ? 10 : 30 }
+    const transportOptions = { rounds: q ? 100 : 300, block: 4, warmup: q ? 10 : 30 }
     log(`transport: default SDK client vs ours, ${transportOptions.rounds} rounds...`)
     const c0 = await server.connections()
     const tr = await interleave({
@@ -156,8 +158,8 @@ export const run = async (options: Options): Promise<object> => {
       readonly ratio: number
     }> = []
     for (const concurrency of [64, 256]) {
-      const calls = concurrency * (q ? 8 : 24)
-      const rounds = q ? 3 : 7
+      const calls = concurrency * (q ? 4 : concurrency > 100 ? 12 : 24)
+      const rounds = q ? 5 : 7
       log(`throughput: c${concurrency}, ${rounds} rounds × ${calls} calls per side...`)
       await measureThroughput(muxConverse, calls, concurrency) // warm-up, opens the sockets
       await measureThroughput(sendAbortable, calls, concurrency)
@@ -269,7 +271,7 @@ export const run = async (options: Options): Promise<object> => {
     }
 
     // 6. heap after N requests vs after 10k, on the real path (mux.converse, 64 in flight)
-    const heapN = q ? 30_000 : 150_000
+    const heapN = q ? 20_000 : 100_000
     log(`heap: ${heapN} requests at c64...`)
     await measureThroughput(muxConverse, 10_000, 64)
     const after10k = heapBytes()
@@ -284,7 +286,16 @@ export const run = async (options: Options): Promise<object> => {
       growthMB: mb(afterN - after10k)
     }
 
-    // 7. the simulator suite's added latency: BedrockRuntime.converse vs mux.converse on BedrockSimulator
+    // 7. what one call does inside Effect: run-loop steps, fibers, spans (a counting tracer; a separate pass)
+    log("counts...")
+    const counts = await countPerCall(muxContext, {
+      "BedrockRuntime.converse": bedrock.converse(input),
+      "mux.converse": mux.converse(request),
+      "BedrockRuntime.converseStream (drained)": Stream.runDrain(bedrock.converseStream(input)),
+      "mux.converseStream (drained)": Stream.runDrain(mux.converseStream(request))
+    })
+
+    // 8. the simulator suite's added latency: BedrockRuntime.converse vs mux.converse on BedrockSimulator
     log("simulator...")
     const simulator = await Effect.runPromise(simulatorAdded(q))
 
@@ -326,7 +337,8 @@ export const run = async (options: Options): Promise<object> => {
         baseline: "abortable",
         runner: "Effect.runPromiseWith(a context built once), except the ManagedRuntime row and the facade",
         mux: { models: MODELS, defaults: "events, metrics and spans at their defaults (native tracer)" },
-        loadAverage: os.loadavg(),
+        /** 1/5/15-minute load averages when the suite started and when it ended (2 CPUs: above 2 the box is oversubscribed) */
+        loadAverage: { start: loadAtStart, end: os.loadavg() },
         ...latencyOptions
       },
       latency: rows,
@@ -336,6 +348,7 @@ export const run = async (options: Options): Promise<object> => {
       inflight,
       heap,
       simulator,
+      counts,
       goals
     }
   } finally {
@@ -349,6 +362,39 @@ export const run = async (options: Options): Promise<object> => {
     gc()
   }
 }
+
+/**
+ * Per call: run-loop steps (a tracer's `context` hook runs once per step),
+ * fibers started (fiber ids are sequential; the probe itself starts one) and
+ * spans, over `n` calls after a warm-up.
+ */
+const countPerCall = async <R>(context: Context.Context<R>, paths: Record<string, Effect.Effect<unknown, unknown, R>>, n = 200) => {
+  const c = { steps: 0, spans: 0 }
+  const tracer = Tracer.make({
+    span: (o) => {
+      c.spans++
+      return new Tracer.NativeSpan(o)
+    },
+    context: (primitive, fiber) => {
+      c.steps++
+      return primitive[EVALUATE](fiber)
+    }
+  })
+  const run = Effect.runPromiseWith(Context.add(context, Tracer.Tracer, tracer))
+  const fiberId = () => Effect.runSync(Effect.fiberId)
+  const out: Record<string, { readonly runLoopSteps: number; readonly fibers: number; readonly spans: number }> = {}
+  for (const [name, eff] of Object.entries(paths)) {
+    for (let i = 0; i < 20; i++) await run(eff)
+    c.steps = 0
+    c.spans = 0
+    const f0 = fiberId()
+    for (let i = 0; i < n; i++) await run(eff)
+    out[name] = { runLoopSteps: c.steps / n, fibers: (fiberId() - f0 - 1) / n, spans: c.spans / n }
+  }
+  return out
+}
+/** The key of `Tracer.EffectPrimitive`'s evaluate method. */
+const EVALUATE = "~effect/Effect/evaluate" as const
 
 const goal = (figure: string, value: string, target: string, pass: boolean) => ({ figure, value, goal: target, pass })
 
