@@ -83,6 +83,21 @@ export const renderMarkdown = (dir: string): string => {
 
 const loadOf = (l: Record<string, ReadonlyArray<number>>) => `${f(l.start![0]!, 2)} at the start, ${f(l.end![0]!, 2)} at the end`
 
+/**
+ * What each change to the core bought on the sdk suite's headline figures
+ * (full runs: `npm run bench -- sdk`). Append a row per change, newest last.
+ */
+const SDK_HISTORY: ReadonlyArray<{ readonly change: string; readonly mux: string; readonly facade: string; readonly cpu: string; readonly ttft: string; readonly inflight: string }> = [
+  {
+    change: "before the redesign (ea6090a; two full runs on 2026-12-01 at load 5–7)",
+    mux: "+291 / +300 µs",
+    facade: "+274 / +288 µs",
+    cpu: "+278 / +299 µs",
+    ttft: "+532 / +562 µs",
+    inflight: "29.8 / 30.0 vs 14.0 KB"
+  }
+]
+
 /** The `sdk` suite: the mux's own cost on the real SDK path, against issue 11's goals. */
 const renderSdk = (s: Record<string, any>): Array<string> => {
   const us = (n: number) => `${n >= 0 ? "+" : ""}${f(n)} µs`
@@ -130,6 +145,14 @@ const renderSdk = (s: Record<string, any>): Array<string> => {
       ` ${f(inf.muxBytesPerRequest / 1024)} KB per mux request, ${f(inf.sdkBytesPerRequest / 1024)} KB per SDK request.`,
     `- Heap (${h.path}): ${f(h.after10kMB)} MB after 10k, ${f(h.afterMB)} MB after ${h.requests} requests. The 1M-request figure on the simulator is the mux suite's, above.`,
     `- Simulator (BedrockRuntime.converse vs mux.converse on BedrockSimulator, ${sim.calls} calls each, paired blocks): p50 ${f(sim.directP50us)} vs ${f(sim.muxP50us)} µs, added ${us(sim.addedUs)} (pairwise median).`,
+    ""
+  )
+  out.push(
+    "What each change bought (full runs; rows are appended by hand in bench/report.ts):",
+    "",
+    "| change | mux.converse added | facade added | mux added CPU | stream TTFT added | in flight, mux vs SDK |",
+    "|---|---|---|---|---|---|",
+    ...SDK_HISTORY.map((h) => `| ${h.change} | ${h.mux} | ${h.facade} | ${h.cpu} | ${h.ttft} | ${h.inflight} |`),
     ""
   )
   if (s.counts !== undefined) {

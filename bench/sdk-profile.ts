@@ -21,9 +21,8 @@ import { performance } from "node:perf_hooks"
 import { keepAliveClient, messages, startServer } from "./sdk-harness.ts"
 
 const src = path.resolve(process.env["SRC"] ?? path.join(import.meta.dirname, "../src"))
-const { BedrockMux } = await import(path.join(src, "BedrockMux.ts")) as typeof import("../src/BedrockMux.ts")
-const { BedrockRuntime } = await import(path.join(src, "BedrockRuntime.ts")) as typeof import("../src/BedrockRuntime.ts")
-const { createMultiplexer } = await import(path.join(src, "createMultiplexer.ts")) as typeof import("../src/createMultiplexer.ts")
+// the public entry point only, so the driver survives a rewrite of the core
+const { BedrockMux, BedrockRuntime, createMultiplexer } = await import(path.join(src, "index.ts")) as typeof import("../src/index.ts")
 
 const mode = process.argv[2] ?? "mux"
 const n = Number(process.argv[3] ?? 10_000)
