@@ -113,7 +113,7 @@ export const run = async (options: Options): Promise<object> => {
       { key: "muxNoTracer", label: "`mux.converse` with `References.TracerEnabled` false", call: () => runMuxNoTrace(mux.converse(request)) },
       { key: "facade", label: "**`createMultiplexer().processRequest`**", call: () => facade.processRequest(request) }
     ]
-    const latencyOptions = { rounds: q ? 250 : 1500, block: 4, warmup: q ? 60 : 100 }
+    const latencyOptions = { rounds: q ? 250 : 1500, block: 4, warmup: q ? 150 : 150 }
     log(`latency: ${ROWS.length} rows × ${latencyOptions.rounds} rounds × ${latencyOptions.block} calls...`)
     const lat = await interleave(Object.fromEntries(ROWS.map((r) => [r.key, r.call])), {
       ...latencyOptions,
