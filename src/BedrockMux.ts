@@ -174,6 +174,8 @@ export interface ModelHealth {
   readonly refusals: number
   /** breaker-counted failures / attempts within the breaker window */
   readonly errorRate: number
+  /** breaker-counted failures within the last minute */
+  readonly windowFailures: number
   /** attempts per minute, averaged over the breaker window */
   readonly attemptsPerMinute: number
   readonly latencyMs: { readonly p50: number; readonly p95: number; readonly p99: number; readonly mean: number }
@@ -304,6 +306,8 @@ export interface Service {
    * attempts already on it finish. False when there is no such model.
    */
   readonly removeModel: (target: string) => Effect.Effect<boolean>
+  /** zeroes the request and model statistics of `stats` and `health` (breakers, cooldowns and quotas stay as they are) */
+  readonly resetStats: Effect.Effect<void>
 }
 
 
@@ -482,6 +486,7 @@ const makeService = (
     new MuxError({ reason: new InvalidRequest({ problems }), message: `invalid request: ${problems.join("; ")}`, attempts: [] })
 
   const routingOf = (routed: Engine.Routed<unknown>): Routing => ({
+    requestId: routed.requestId,
     modelId: routed.target.model.modelId,
     target: routed.target.model.target,
     attempts: routed.attempts,
@@ -507,6 +512,12 @@ const makeService = (
       ...(serviceTier !== undefined ? { serviceTier: { type: serviceTier } } : {})
     }) as I & { readonly modelId: string }
 
+  /** Converse as the runtime's own Promise, for the engine's fast path (undefined for a runtime without one). */
+  const rawConverse = (request: MuxRequest): Engine.RawAttempt<ConverseCommandOutput> => (target, ctx) => {
+    const send = target.runtime.sendConverse
+    return send === undefined ? undefined : (signal) => send(forTarget(request, target, ctx.serviceTier), signal)
+  }
+
   /** Refusal detection on a Converse answer: a refusal fails the attempt (reason Refused), so it fails over. */
   const refusal = policy.refusal
   const checkRefusal = (target: Target, request: Guard.RequestInfo) => (out: ConverseCommandOutput) => {
@@ -529,43 +540,43 @@ const makeService = (
   const converse = (request: MuxRequest, options: ConverseOptions = {}): Effect.Effect<MuxResponse, MuxError> => {
     const problems = converseProblems(request, options)
     if (problems.length > 0) return Effect.fail(invalid(problems))
-    const routed = engine.run(
+    return engine.run(
       startOptions("converse", request, options),
       (target, ctx) => {
         const call = target.runtime.converse(forTarget(request, target, ctx.serviceTier))
         return refusal === undefined ? call : Effect.flatMap(call, checkRefusal(target, ctx.request))
       },
-      (out) => fromSdk(out.usage)
-    ).pipe(Effect.map((r): MuxResponse => withRouting(r.value, routingOf(r))))
-    return Effect.withFiber((fiber) =>
-      Telemetry.tracing(fiber)
-        ? routed.pipe(
-          Effect.tap((res) => annotateSuccess(res.routing, res.usage, res.output?.message === undefined ? undefined : [res.output.message])),
-          Effect.tapError(annotateFailure),
-          Effect.withSpan("chat bedrock-mux", { kind: "client", attributes: spanAttributes("converse", request, options) }, { captureStackTrace: false })
-        )
-        : routed
+      {
+        usage: (out) => fromSdk(out.usage),
+        // the SDK call itself, where the runtime offers it and no refusal check follows the answer
+        raw: refusal === undefined ? rawConverse(request) : undefined,
+        result: (r): MuxResponse => withRouting(r.value, routingOf(r)),
+        traced: (self) =>
+          self.pipe(
+            Effect.tap((res) => annotateSuccess(res.routing, res.usage, res.output?.message === undefined ? undefined : [res.output.message])),
+            Effect.tapError(annotateFailure),
+            Effect.withSpan("chat bedrock-mux", { kind: "client", attributes: spanAttributes("converse", request, options) }, { captureStackTrace: false })
+          )
+      }
     )
   }
 
   const route: Service["route"] = (attempt, options = {}) => {
     const problems = converseProblems({ messages: [{}] }, routeOptionsOnly(options))
     if (problems.length > 0) return Effect.fail(invalid(problems))
-    return Effect.map(
-      engine.run(
-        {
-          operation: options.operation ?? "route",
-          label: options.label,
-          deadline: options.deadline,
-          waitForRecovery: options.waitForRecovery,
-          tenant: options.tenant,
-          waitForQuota: options.waitForQuota,
-          inputTokens: () => options.inputTokens ?? 0,
-          maxTokens: options.maxTokens
-        },
-        (target, ctx) => attempt(target, { timeout: ctx.timeout, serviceTier: ctx.serviceTier, request: ctx.request })
-      ),
-      (r) => ({ value: r.value, routing: routingOf(r) })
+    return engine.run(
+      {
+        operation: options.operation ?? "route",
+        label: options.label,
+        deadline: options.deadline,
+        waitForRecovery: options.waitForRecovery,
+        tenant: options.tenant,
+        waitForQuota: options.waitForQuota,
+        inputTokens: () => options.inputTokens ?? 0,
+        maxTokens: options.maxTokens
+      },
+      (target, ctx) => attempt(target, { timeout: ctx.timeout, serviceTier: ctx.serviceTier, request: ctx.request }),
+      { result: (r) => ({ value: r.value, routing: routingOf(r) }) }
     )
   }
 
@@ -659,6 +670,7 @@ const makeService = (
         failFast: t.stats.failFast,
         refusals: t.stats.refusals,
         errorRate: ok + failed === 0 ? 0 : failed / (ok + failed),
+        windowFailures: failed,
         attemptsPerMinute: ((ok + failed) * 60) / t.stats.window.windowSeconds,
         latencyMs: {
           p50: t.stats.latency.quantile(0.5),
@@ -743,11 +755,12 @@ const makeService = (
     health,
     stats,
     simpleHealth,
-    events: Stream.fromPubSub(observer.pubsub),
+    events: observer.events,
     policy,
     models: Effect.sync(() => engine.pool().targets.map((t) => t.model)),
     addModel,
-    removeModel
+    removeModel,
+    resetStats: engine.resetStats
   }
 }
 

@@ -151,4 +151,6 @@ export class MuxError extends Data.TaggedError("MuxError")<{
   readonly message: string
   readonly attempts: ReadonlyArray<AttemptRecord>
   readonly last?: BedrockError.BedrockError
+  /** the request's id in `mux.events` (absent when it failed before it began: a bad request) */
+  readonly requestId?: string
 }> {}

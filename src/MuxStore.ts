@@ -68,6 +68,8 @@ export interface States<S> {
   readonly getMany: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<S | undefined>, StoreError>
   /** Atomically replaces one key's state with `f`'s second result (undefined: delete) and returns its first. */
   readonly modify: <A>(key: string, f: (state: S | undefined) => readonly [A, S | undefined]) => Effect.Effect<A, StoreError>
+  /** `getMany` without an Effect, where the states are at hand (the in-memory store); the mux's fast path reads it */
+  readonly getManyUnsafe?: ((keys: ReadonlyArray<string>) => ReadonlyArray<S | undefined>) | undefined
 }
 
 /**
@@ -145,9 +147,15 @@ export const makeMemory = (): Service => {
       }
       return ref
     }
+    // a plain read of each Ref: the hot path reads every target's state per request
+    const getManyUnsafe = (keys: ReadonlyArray<string>) =>
+      keys.map((k) => {
+        const r = refs.get(k)
+        return r === undefined ? undefined : Ref.getUnsafe(r)
+      })
     return {
-      // a plain read of each Ref: the hot path reads every target's state per request
-      getMany: (keys) => Effect.sync(() => keys.map((k) => { const r = refs.get(k); return r === undefined ? undefined : Ref.getUnsafe(r) })),
+      getMany: (keys) => Effect.sync(() => getManyUnsafe(keys)),
+      getManyUnsafe,
       modify: (key, f) => Ref.modify(refOf(key), f)
     }
   }

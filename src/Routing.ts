@@ -42,6 +42,10 @@ export interface AttemptRecord {
   readonly decision?: Decision
   /** the service tier the attempt was sent at, when not the default (escalation) */
   readonly serviceTier?: "priority" | "reserved"
+  /** a failure's HTTP status, when Bedrock answered with one */
+  readonly httpStatusCode?: number
+  /** a failure's message (Bedrock's or the SDK's; never the prompt or the answer) */
+  readonly message?: string
   readonly durationMs: number
 }
 
@@ -62,6 +66,8 @@ export type Decision = "retry-same" | "escalate" | "failover" | "fail-fast" | "s
  * @since 0.1.0
  */
 export interface Routing {
+  /** the request's id in `mux.events` */
+  readonly requestId: string
   /** the model that answered */
   readonly modelId: string
   readonly target: string

@@ -57,6 +57,11 @@ export interface Candidate {
 export interface Selector {
   readonly name: string
   readonly pick: (candidates: Arr.NonEmptyReadonlyArray<Candidate>, request: RequestInfo) => Effect.Effect<Candidate>
+  /**
+   * Optional: `pick` without an Effect, given the fiber's random numbers in
+   * [0, 1) (the mux's fast path uses it when present). Must agree with `pick`.
+   */
+  readonly pickUnsafe?: ((candidates: Arr.NonEmptyReadonlyArray<Candidate>, request: RequestInfo, random: () => number) => Candidate) | undefined
 }
 
 /**
@@ -71,6 +76,20 @@ export interface Selector {
  */
 export const make = (name: string, pick: Selector["pick"]): Selector => ({ name, pick })
 
+/** A selector from its synchronous pick: `pick` draws from the fiber's `Random`. */
+const fromUnsafe = (
+  name: string,
+  pickUnsafe: (candidates: Arr.NonEmptyReadonlyArray<Candidate>, request: RequestInfo, random: () => number) => Candidate
+): Selector => ({
+  name,
+  pickUnsafe,
+  pick: (candidates, request) =>
+    Effect.withFiber((fiber) => {
+      const r = fiber.getRef(Random.Random)
+      return Effect.succeed(pickUnsafe(candidates, request, () => r.nextDoubleUnsafe()))
+    })
+})
+
 /**
  * Weighted random: each candidate with probability weight / total.
  * @example
@@ -80,8 +99,8 @@ export const make = (name: string, pick: Selector["pick"]): Selector => ({ name,
  * ```
  * @since 0.1.0
  */
-export const weighted: Selector = make("weighted", (candidates) =>
-  candidates.length === 1 ? Effect.succeed(candidates[0]) : Effect.map(Random.next, (r) => selection.weighted(candidates, r) ?? candidates[0]))
+export const weighted: Selector = fromUnsafe("weighted", (candidates, _request, random) =>
+  candidates.length === 1 ? candidates[0] : selection.weighted(candidates, random()) ?? candidates[0])
 
 /**
  * The first candidate in declaration order.
@@ -92,7 +111,7 @@ export const weighted: Selector = make("weighted", (candidates) =>
  * ```
  * @since 0.1.0
  */
-export const ordered: Selector = make("ordered", (candidates) => Effect.succeed(selection.ordered(candidates, 0) ?? candidates[0]))
+export const ordered: Selector = fromUnsafe("ordered", (candidates) => selection.ordered(candidates, 0) ?? candidates[0])
 
 /**
  * The lowest observed latency (see the module doc).
@@ -111,17 +130,16 @@ export const latency = (options: {
 } = {}): Selector => {
   const explore = options.explore ?? 0.1
   const measure = options.measure ?? "auto"
-  return make("latency", (candidates, request) =>
-    Effect.gen(function*() {
-      const ttft = measure === "timeToFirstToken" || (measure === "auto" && request.operation === "converse_stream")
-      const of = (c: Candidate) => (ttft ? c.target.stats.timeToFirstTokenEwmaMs : c.target.stats.latencyEwmaMs)
-      const unseen = candidates.find((c) => of(c) === undefined)
-      if (unseen !== undefined) return unseen
-      if (explore > 0 && (yield* Random.next) < explore) return yield* weighted.pick(candidates, request)
-      let best = candidates[0]
-      for (const c of candidates) if (of(c)! < of(best)!) best = c
-      return best
-    }))
+  return fromUnsafe("latency", (candidates, request, random) => {
+    const ttft = measure === "timeToFirstToken" || (measure === "auto" && request.operation === "converse_stream")
+    const of = (c: Candidate) => (ttft ? c.target.stats.timeToFirstTokenEwmaMs : c.target.stats.latencyEwmaMs)
+    const unseen = candidates.find((c) => of(c) === undefined)
+    if (unseen !== undefined) return unseen
+    if (explore > 0 && random() < explore) return weighted.pickUnsafe!(candidates, request, random)
+    let best = candidates[0]
+    for (const c of candidates) if (of(c)! < of(best)!) best = c
+    return best
+  })
 }
 
 /**
@@ -134,7 +152,7 @@ export const latency = (options: {
  * @since 0.1.0
  */
 export const cheapest = (): Selector =>
-  make("cheapest", (candidates, request) => {
+  fromUnsafe("cheapest", (candidates, request, random) => {
     const cost = (c: Candidate): number => {
       const price = c.target.model.price
       if (price === undefined) return Infinity
@@ -144,5 +162,5 @@ export const cheapest = (): Selector =>
     let best = Infinity
     for (const c of candidates) best = Math.min(best, cost(c))
     const cheapest = candidates.filter((c) => cost(c) === best) as unknown as Arr.NonEmptyReadonlyArray<Candidate>
-    return weighted.pick(cheapest, request)
+    return weighted.pickUnsafe!(cheapest, request, random)
   })

@@ -67,6 +67,8 @@ export const make = (settings: Guard.BreakerSettings, env: Guard.Env) =>
       )
 
     const permit = (target: Target, probe: boolean, wasClosed: boolean, admittedAt: number): Guard.Permit => ({
+      // a success of an attempt admitted while closed is not written
+      free: !probe && wasClosed,
       release: (outcome) => {
         switch (outcome._tag) {
           case "Success":
@@ -106,6 +108,10 @@ export const make = (settings: Guard.BreakerSettings, env: Guard.Env) =>
           Effect.catchTag("StoreError", storeFailed(permit(target, false, true, now)))
         )
       },
+      viewUnsafe: states.getManyUnsafe === undefined
+        ? undefined
+        : (targets, _request, now) => states.getManyUnsafe!(targets.map(keyOf)).map((st) => viewOf(st, now)),
+      admitUnsafe: (target, _request, view, now) => (view.free === true ? permit(target, false, true, now) : undefined),
       health: (targets, now) =>
         states.getMany(targets.map(keyOf)).pipe(
           Effect.map((all) => all.map((st) => viewOf(st, now))),

@@ -97,6 +97,8 @@ export const make = (settings: Guard.CooldownSettings, env: Guard.Env) =>
 
     const permitOf = (target: Target, tier: Tier, p: Cooldown.Permit, admittedAt: number): Guard.Permit => ({
       ...(tier !== "default" ? { serviceTier: tier } : {}),
+      // no cooldown was in force: its success changes nothing
+      free: p === "free",
       release: (outcome) => {
         if (outcome._tag === "Failure" && outcome.error.reason._tag === "Throttled") {
           const r = outcome.error.reason
@@ -109,23 +111,38 @@ export const make = (settings: Guard.CooldownSettings, env: Guard.Env) =>
       }
     })
 
+    /** The keys a view reads, and the views from what they hold. */
+    const lookup = (targets: ReadonlyArray<Target>, request: Guard.RequestInfo) => {
+      const tiers = targets.map((t) => tiersOf(t, request.serviceTier))
+      const ks = targets.flatMap((t, i) => tiers[i]!.map((tier) => keys[tier](t)))
+      const views = (found: ReadonlyArray<Cooldown.CooldownState | undefined>, now: number) => {
+        let j = 0
+        return targets.map((t, i) => {
+          const ts = tiers[i]!
+          const view = viewOf(t, ts, found.slice(j, j + ts.length), now)
+          j += ts.length
+          return view
+        })
+      }
+      return { ks, views }
+    }
+
     const live: Guard.Live = {
       view: (targets, request, now) => {
-        const tiers = targets.map((t) => tiersOf(t, request.serviceTier))
-        const ks = targets.flatMap((t, i) => tiers[i]!.map((tier) => keys[tier](t)))
+        const { ks, views } = lookup(targets, request)
         return states.getMany(ks).pipe(
-          Effect.map((found) => {
-            let j = 0
-            return targets.map((_, i) => {
-              const ts = tiers[i]!
-              const view = viewOf(targets[i]!, ts, found.slice(j, j + ts.length), now)
-              j += ts.length
-              return view
-            })
-          }),
+          Effect.map((found) => views(found, now)),
           Effect.catch(storeFailed(targets.map(() => Guard.open)))
         )
       },
+      viewUnsafe: states.getManyUnsafe === undefined
+        ? undefined
+        : (targets, request, now) => {
+          const { ks, views } = lookup(targets, request)
+          return views(states.getManyUnsafe!(ks), now)
+        },
+      admitUnsafe: (target, request, view, now) =>
+        view.free === true ? permitOf(target, request.serviceTier ?? view.serviceTier ?? "default", "free", now) : undefined,
       admit: (target, request, view, now) => {
         const tier: Tier = request.serviceTier ?? view.serviceTier ?? "default"
         if (view.free === true) return Effect.succeed(permitOf(target, tier, "free", now))

@@ -21,7 +21,7 @@
  * a settled failure (a stream's restart): same deadline, attempts and tenant,
  * the models already tried out. That is all the engine knows of streams.
  */
-import { type Array as Arr, Clock, Data, Duration, Effect, Exit, Fiber, Option, type Pull, Schedule } from "effect"
+import { type Array as Arr, Clock, type Context, Data, Duration, Effect, Exit, Fiber, Option, type Pull, Random, Schedule } from "effect"
 import * as BedrockError from "../BedrockError.ts"
 import type { Service as Runtime } from "../BedrockRuntime.ts"
 import type * as Model from "../Model.ts"
@@ -90,6 +90,8 @@ export type AttemptEnd =
 /** A success: the value and how it was reached. */
 export interface Routed<A> {
   readonly value: A
+  /** the request's id in `mux.events` */
+  readonly requestId: string
   readonly target: Target
   /** the position of its tier in the request's route */
   readonly tier: number
@@ -131,6 +133,22 @@ export interface HedgeOptions {
   readonly budget: number
 }
 
+/**
+ * An attempt as a Promise that aborting the signal aborts (rejecting with a
+ * `BedrockError`): the fast path runs it under its deadline with no Effect
+ * of its own. Undefined for a target that cannot be called so.
+ */
+export type RawAttempt<A> = (target: Target, context: AttemptContext) => ((signal: AbortSignal) => Promise<A>) | undefined
+
+/** How a one-shot call is run: what its success used, its raw form, and its result from the routed value. */
+export interface RunOptions<A, B> {
+  readonly usage?: ((a: A) => Guard.Usage | undefined) | undefined
+  readonly raw?: RawAttempt<A> | undefined
+  readonly result: (routed: Routed<A>) => B
+  /** where a tracer is installed: the request's span around the call */
+  readonly traced?: ((self: Effect.Effect<B, MuxError>) => Effect.Effect<B, MuxError>) | undefined
+}
+
 /** How one routing of a request runs its attempts. */
 export interface RouteOptions<A> {
   /** the attempt's success is its commit point: settle it with `Routed.settle` */
@@ -166,14 +184,16 @@ export interface Engine {
   readonly pool: () => Pool
   readonly start: (options: StartOptions) => Effect.Effect<Request, MuxError>
   /** start, route once, end: a one-shot call */
-  readonly run: <A>(
+  readonly run: <A, B>(
     options: StartOptions,
     attempt: Attempt<A>,
-    usage?: (a: A) => Guard.Usage | undefined
-  ) => Effect.Effect<Routed<A>, MuxError>
+    call: RunOptions<A, B>
+  ) => Effect.Effect<B, MuxError>
   /** every guard's health view of every target, by guard then target */
   readonly health: Effect.Effect<{ readonly pool: Pool; readonly views: ReadonlyArray<ReadonlyArray<Guard.View>> }>
   readonly addModel: (model: Model.Model) => Effect.Effect<Target>
+  /** zeroes the mux's and every model's statistics (guards' states are not statistics: they stay) */
+  readonly resetStats: Effect.Effect<void>
   readonly removeModel: (target: string) => Effect.Effect<Target | undefined>
 }
 
@@ -215,6 +235,8 @@ interface RequestState {
   last: BedrockError.BedrockError | undefined
   backoffStep: Step | undefined
   hedgeable: boolean
+  /** the request's one outcome, synchronously (what is left: the tenant's hold) */
+  readonly endUnsafe: (result: RequestEnd, now: number, context: Context.Context<never>) => Effect.Effect<void>
 }
 
 type Step = (now: number, input: BedrockError.BedrockError) => Pull.Pull<[unknown, Duration.Duration], never, unknown>
@@ -348,6 +370,7 @@ export const make = (options: {
 }): Engine => {
   const { policy, store, guards, selector, deadlines } = options
   const emit = options.observer.emit
+  const emitUnsafe = options.observer.emitUnsafe
   const windowSeconds = 60
   let pool = makePool(policy, options.runtimes, windowSeconds)
   let requests = 0
@@ -411,106 +434,136 @@ export const make = (options: {
   const storeError = (e: StoreError, attempts: ReadonlyArray<AttemptRecord>) =>
     new MuxError({ reason: new StoreUnavailable({ message: e.message }), message: `store unavailable: ${e.message}`, attempts: [...attempts] })
 
+  /**
+   * The request's state and handle, synchronously: id, deadline, route. An unknown label is an InvalidRequest
+   * (returned, for the caller to fail with). The tenant's quota is admitted after, by `start`.
+   */
+  const begin = (opts: StartOptions, started: number): { readonly state: RequestState; readonly request: Request; readonly hold: (h: TenantHold) => void } | MuxError => {
+    const id = `${options.instance}-${++requests}`
+    const deadlineMs = opts.deadline === undefined ? defaultDeadlineMs : Duration.toMillis(Duration.fromInputUnsafe(opts.deadline))
+    const deadlineAt = started + deadlineMs
+    let estimate: number | undefined
+    const info: Guard.RequestInfo = {
+      id,
+      operation: opts.operation,
+      label: opts.label,
+      tenant: opts.tenant,
+      inputTokens: () => (estimate ??= opts.inputTokens === undefined ? 0 : opts.inputTokens()),
+      maxTokens: opts.maxTokens,
+      serviceTier: undefined
+    }
+    const current = pool
+    const tiers = opts.label === undefined ? current.route : current.routes.get(opts.label)
+    if (tiers === undefined) {
+      return new MuxError({
+        reason: new InvalidRequest({ problems: [`label: unknown route label "${opts.label}"; allowed: ${[...current.routes.keys()].map((l) => `"${l}"`).join(", ") || "none (no routes configured)"}`] }),
+        message: `unknown route label "${opts.label}"`,
+        attempts: []
+      })
+    }
+    const attempts: Array<AttemptRecord> = []
+    let done = false
+    let tenantHold: TenantHold = NO_HOLD
+    /** The request's one outcome, synchronously: stats and RequestEnded. Returns what is left to do (the tenant's hold). */
+    const endUnsafe = (result: RequestEnd, now: number, context: Context.Context<never>): Effect.Effect<void> => {
+      if (done) return Effect.void
+      done = true
+      const outcome = result._tag === "Success" ? "success" : result._tag === "Interrupted" ? "interrupted" : "failure"
+      if (result._tag !== "Interrupted") {
+        muxStats.requests += 1
+        if (result._tag === "Success") {
+          muxStats.successes += 1
+          muxStats.latency.record(now - started)
+        } else muxStats.failures += 1
+      }
+      const usage = result._tag === "Success" ? result.usage : undefined
+      emitUnsafe({
+        _tag: "RequestEnded",
+        at: now,
+        requestId: id,
+        operation: opts.operation as MuxEvent.Operation,
+        outcome,
+        modelId: result._tag === "Success"
+          ? result.target.model.modelId
+          : (result._tag === "Failure" ? result.modelId : undefined) ?? attempts[attempts.length - 1]?.modelId,
+        error: result._tag === "Failure" ? result.error.reason._tag : result._tag === "Defect" ? "Defect" : undefined,
+        durationMs: now - started,
+        attempts: attempts.length,
+        usage: usage === undefined ? undefined : { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens },
+        timeToFirstTokenMs: result._tag === "Success" ? result.timeToFirstTokenMs : undefined
+      }, context)
+      if (tenantHold === NO_HOLD) return Effect.void
+      return result._tag === "Success" ? tenantHold.settle(usage?.quota) : result._tag === "Interrupted" ? Effect.void : tenantHold.release
+    }
+    const state: RequestState = {
+      info,
+      started,
+      deadlineAt,
+      deadlineMs,
+      waitForRecovery: opts.waitForRecovery ?? policy.waitForRecovery,
+      tiers,
+      attempts,
+      excluded: new Map(),
+      sameTries: new Map(),
+      retrySteps: new Map(),
+      escalated: new Set(),
+      skipped: new Set(),
+      lastFailure: new Map(),
+      next: undefined,
+      minContext: -1,
+      last: undefined,
+      backoffStep: undefined,
+      hedgeable: false,
+      endUnsafe
+    }
+    const request: Request = {
+      info,
+      started,
+      deadlineAt,
+      end: (result) => Effect.withFiber((fiber) => endUnsafe(result, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), fiber.context)),
+      route: (attempt, routeOptions = {}) =>
+        routeLoop(state, attempt, routeOptions).pipe(
+          Effect.catchTag("StoreError", (e) => Effect.fail(storeError(e, attempts)))
+        )
+    }
+    return { state, request, hold: (h) => void (tenantHold = h) }
+  }
+
   const start: Engine["start"] = (opts) =>
     Effect.gen(function*() {
-      const started = yield* Clock.currentTimeMillis
-      const id = `${options.instance}-${++requests}`
-      const deadlineMs = opts.deadline === undefined ? defaultDeadlineMs : Duration.toMillis(Duration.fromInputUnsafe(opts.deadline))
-      const deadlineAt = started + deadlineMs
-      let estimate: number | undefined
-      const info: Guard.RequestInfo = {
-        id,
-        operation: opts.operation,
-        label: opts.label,
-        tenant: opts.tenant,
-        inputTokens: () => (estimate ??= opts.inputTokens === undefined ? 0 : opts.inputTokens()),
-        maxTokens: opts.maxTokens,
-        serviceTier: undefined
+      const begun = begin(opts, yield* Clock.currentTimeMillis)
+      if (begun instanceof MuxError) {
+        const context = yield* Effect.context<never>()
+        const now = yield* Clock.currentTimeMillis
+        yield* Effect.sync(() => emitUnsafe(failedEarly(opts, begun, now), context))
+        return yield* begun
       }
-      const current = pool
-      const tiers = opts.label === undefined ? current.route : current.routes.get(opts.label)
-      let done = false
-      const attempts: Array<AttemptRecord> = []
-      let tenantHold: TenantHold = NO_HOLD
-      const end = (result: RequestEnd): Effect.Effect<void> =>
-        Effect.suspend(() => {
-          if (done) return Effect.void
-          done = true
-          return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-            const outcome = result._tag === "Success" ? "success" : result._tag === "Interrupted" ? "interrupted" : "failure"
-            if (result._tag !== "Interrupted") {
-              muxStats.requests += 1
-              if (result._tag === "Success") {
-                muxStats.successes += 1
-                muxStats.latency.record(now - started)
-              } else muxStats.failures += 1
-            }
-            const usage = result._tag === "Success" ? result.usage : undefined
-            return Effect.andThen(
-              result._tag === "Success" ? tenantHold.settle(usage?.quota) : result._tag === "Interrupted" ? Effect.void : tenantHold.release,
-              emit({
-                _tag: "RequestEnded",
-                at: now,
-                requestId: id,
-                operation: opts.operation as MuxEvent.Operation,
-                outcome,
-                modelId: result._tag === "Success"
-                  ? result.target.model.modelId
-                  : (result._tag === "Failure" ? result.modelId : undefined) ?? attempts[attempts.length - 1]?.modelId,
-                error: result._tag === "Failure" ? result.error.reason._tag : result._tag === "Defect" ? "Defect" : undefined,
-                durationMs: now - started,
-                attempts: attempts.length,
-                usage: usage === undefined ? undefined : { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens },
-                timeToFirstTokenMs: result._tag === "Success" ? result.timeToFirstTokenMs : undefined
-              })
-            )
-          })
-        })
-      if (tiers === undefined) {
-        const error = new MuxError({
-          reason: new InvalidRequest({ problems: [`label: unknown route label "${opts.label}"; allowed: ${[...current.routes.keys()].map((l) => `"${l}"`).join(", ") || "none (no routes configured)"}`] }),
-          message: `unknown route label "${opts.label}"`,
-          attempts: []
-        })
-        yield* end({ _tag: "Failure", error })
-        return yield* error
-      }
-      tenantHold = yield* admitTenant(info, deadlineAt, opts.waitForQuota === true).pipe(
+      const hold = yield* admitTenant(begun.state.info, begun.state.deadlineAt, opts.waitForQuota === true).pipe(
         Effect.catchTag("StoreError", (e) => Effect.fail(storeError(e, []))),
-        Effect.tapError((error) => end({ _tag: "Failure", error }))
+        Effect.tapError((error) => begun.request.end({ _tag: "Failure", error }))
       )
-      const state: RequestState = {
-        info,
-        started,
-        deadlineAt,
-        deadlineMs,
-        waitForRecovery: opts.waitForRecovery ?? policy.waitForRecovery,
-        tiers,
-        attempts,
-        excluded: new Map(),
-        sameTries: new Map(),
-        retrySteps: new Map(),
-        escalated: new Set(),
-        skipped: new Set(),
-        lastFailure: new Map(),
-        next: undefined,
-        minContext: -1,
-        last: undefined,
-        backoffStep: undefined,
-        hedgeable: false
-      }
-      const request: Request = {
-        info,
-        started,
-        deadlineAt,
-        end,
-        route: (attempt, routeOptions = {}) =>
-          routeLoop(state, attempt, routeOptions).pipe(
-            Effect.catchTag("StoreError", (e) => Effect.fail(storeError(e, attempts)))
-          )
-      }
-      return request
+      begun.hold(hold)
+      return begun.request
     })
+
+  /** The RequestEnded of a request that ended before it began (an unknown label). */
+  const failedEarly = (opts: StartOptions, error: MuxError, now: number): MuxEvent.RequestEnded => {
+    muxStats.requests += 1
+    muxStats.failures += 1
+    return {
+      _tag: "RequestEnded",
+      at: now,
+      requestId: `${options.instance}-${requests}`,
+      operation: opts.operation as MuxEvent.Operation,
+      outcome: "failure",
+      modelId: undefined,
+      error: error.reason._tag,
+      durationMs: 0,
+      attempts: 0,
+      usage: undefined,
+      timeToFirstTokenMs: undefined
+    }
+  }
 
   // --- select --------------------------------------------------------------------------------
 
@@ -587,48 +640,70 @@ export const make = (options: {
       const targets = flatTargets(state.tiers)
       const views = yield* viewsOf(targets, state.info, now)
       const skip = new Set<Target>(busy === undefined ? [] : [busy])
-      let offset = 0
-      for (let tier = 0; tier < state.tiers.length; tier++) {
-        const members = state.tiers[tier]!
-        while (true) {
-          const candidates: Array<Candidate> = []
-          for (let j = 0; j < members.length; j++) {
-            const t = members[j]!
-            if (skip.has(t) || isExcluded(state, t, now)) continue
-            if (state.minContext >= 0 && (t.model.contextWindow ?? 0) <= state.minContext) continue
-            let weight = t.model.weight
-            let why: string | undefined
-            for (let g = 0; g < views.length; g++) {
-              const v = views[g]![offset + j]!
-              if (!v.admits) {
-                why = v.why ?? guardName(g)
-                break
-              }
-              weight *= v.weight
-            }
-            if (why !== undefined) {
-              if (!state.skipped.has(t)) {
-                state.skipped.add(t)
-                yield* emit({ _tag: "ModelSkipped", at: now, requestId: state.info.id, modelId: t.model.modelId, target: t.model.target, why, tier })
-              }
-              continue
-            }
-            if (weight > 0) candidates.push({ target: t, weight, tier, index: offset + j })
-          }
-          if (candidates.length === 0) break
-          const picked = yield* selector.pick(candidates as unknown as Arr.NonEmptyReadonlyArray<Candidate>, state.info)
-          if (!candidates.includes(picked)) {
-            return yield* Effect.die(new Error(`selector "${selector.name}" picked a model that is not one of its candidates`))
-          }
-          const target = picked.target as Target
-          const admitted = yield* tryAdmit(state, target, tier, state.info, views, picked.index, now)
-          if (admitted !== undefined) return admitted
-          skip.add(target)
-        }
-        offset += members.length
+      while (true) {
+        const skipped: Array<MuxEvent.ModelSkipped> = []
+        const found = eligible(state, views, now, skip, skipped)
+        for (const e of skipped) yield* emit(e)
+        if (found === undefined) return { _tag: "None" as const, views, targets }
+        const picked = yield* selector.pick(found, state.info)
+        const target = checkPick(found, picked)
+        const admitted = yield* tryAdmit(state, target, picked.tier, state.info, views, picked.index, now)
+        if (admitted !== undefined) return admitted
+        skip.add(target)
       }
-      return { _tag: "None" as const, views, targets }
     })
+
+  /**
+   * The candidates of the first tier that has an eligible target: not excluded from the request, not in
+   * `skip`, inside the context-window bound, admitted by every guard's view, weight > 0 after their factors.
+   * The targets a guard keeps out are reported once per request (`skipped`). Pure but for the request's
+   * record of what it already reported.
+   */
+  const eligible = (
+    state: RequestState,
+    views: ReadonlyArray<ReadonlyArray<Guard.View>>,
+    now: number,
+    skip: ReadonlySet<Target> | undefined,
+    skipped: Array<MuxEvent.ModelSkipped>
+  ): Arr.NonEmptyReadonlyArray<Candidate> | undefined => {
+    let offset = 0
+    for (let tier = 0; tier < state.tiers.length; tier++) {
+      const members = state.tiers[tier]!
+      let candidates: Array<Candidate> | undefined
+      for (let j = 0; j < members.length; j++) {
+        const t = members[j]!
+        if (skip?.has(t) === true || isExcluded(state, t, now)) continue
+        if (state.minContext >= 0 && (t.model.contextWindow ?? 0) <= state.minContext) continue
+        let weight = t.model.weight
+        let why: string | undefined
+        for (let g = 0; g < views.length; g++) {
+          const v = views[g]![offset + j]!
+          if (!v.admits) {
+            why = v.why ?? guardName(g)
+            break
+          }
+          weight *= v.weight
+        }
+        if (why !== undefined) {
+          if (!state.skipped.has(t)) {
+            state.skipped.add(t)
+            skipped.push({ _tag: "ModelSkipped", at: now, requestId: state.info.id, modelId: t.model.modelId, target: t.model.target, why, tier })
+          }
+          continue
+        }
+        if (weight > 0) (candidates ??= []).push({ target: t, weight, tier, index: offset + j })
+      }
+      if (candidates !== undefined) return candidates as unknown as Arr.NonEmptyReadonlyArray<Candidate>
+      offset += members.length
+    }
+    return undefined
+  }
+
+  /** The selector's pick, which must be one of its candidates (anything else is a bug in the selector). */
+  const checkPick = (candidates: ReadonlyArray<Candidate>, picked: Candidate): Target => {
+    if (!candidates.includes(picked)) throw new Error(`selector "${selector.name}" picked a model that is not one of its candidates`)
+    return picked.target as Target
+  }
 
   const guardName = (g: number) => options.guardNames[g] ?? `guard ${g}`
 
@@ -804,6 +879,8 @@ export const make = (options: {
         reason: error.reason._tag,
         decision: recordDecision(action),
         ...(a.serviceTier !== undefined ? { serviceTier: a.serviceTier } : {}),
+        ...(error.httpStatusCode !== undefined ? { httpStatusCode: error.httpStatusCode } : {}),
+        message: error.message,
         durationMs: now - a.t0
       }, now)
       return action
@@ -818,7 +895,7 @@ export const make = (options: {
   }
 
   const fail = (state: RequestState, reason: MuxError["reason"], message: string, last?: BedrockError.BedrockError) =>
-    Effect.fail(new MuxError({ reason, message, attempts: state.attempts, ...(last !== undefined ? { last } : {}) }))
+    Effect.fail(new MuxError({ reason, message, attempts: state.attempts, requestId: state.info.id, ...(last !== undefined ? { last } : {}) }))
 
   const deadlineExceeded = (state: RequestState, last: BedrockError.BedrockError | undefined) =>
     fail(
@@ -891,6 +968,8 @@ export const make = (options: {
               // a stall or the deadline: the mux aborted it
               outcome: error.reason._tag === "DeadlineExceeded" ? "interrupted" : "failure",
               reason: error.reason._tag,
+              ...(error.httpStatusCode !== undefined ? { httpStatusCode: error.httpStatusCode } : {}),
+              message: error.message,
               decision: restart ? "failover" : "stop",
               durationMs: now1 - a.t0
             }, now1, at)
@@ -905,7 +984,7 @@ export const make = (options: {
         }
       }
     }
-    const routed: Routed<A> = { value, target: t, tier: a.tier, attempts: state.attempts, settle }
+    const routed: Routed<A> = { value, requestId: state.info.id, target: t, tier: a.tier, attempts: state.attempts, settle }
     if (open) return Effect.succeed(routed)
     return Effect.as(settleAt({ _tag: "Success", usage: usage?.(value) }, now).pipe(Effect.tap(() => Effect.sync(() => (settled = true)))), routed)
   }
@@ -951,22 +1030,35 @@ export const make = (options: {
           exit = outcome.exit
         }
         const t1 = yield* Clock.currentTimeMillis
-
-        if (Exit.isSuccess(exit)) return yield* succeeded(state, current, exit.value, t1, open, usage)
-        const error = exitError(exit)
-        if (error === undefined) {
-          // a defect: the permits go back without blaming the model, the reservations with them (the request
-          // failed, as for any failure); an interruption keeps what Bedrock may have counted
-          const died = exit.cause.reasons.some((r) => r._tag === "Die")
-          yield* release(current, died ? { _tag: "NotSent", at: t1 } : { _tag: "Interrupted", at: t1, durationMs: t1 - current.t0 })
-          return yield* (exit as Exit.Exit<never>)
-        }
-
-        // decide and record
-        const action = yield* failed(state, current, error, t1, false)
-        const next = yield* act(state, current, error, action, t1)
-        if (next !== undefined) return yield* next
+        const done = yield* afterAttempt(state, current, exit, t1, open, usage)
+        if (done !== undefined) return yield* done
       }
+    })
+
+  /**
+   * The decide and record stages after one attempt: the request's end when it ends here (a success, a
+   * fail-fast, a stop, a defect), or undefined for another turn of the loop.
+   */
+  const afterAttempt = <A>(
+    state: RequestState,
+    current: Admitted,
+    exit: Exit.Exit<A, BedrockError.BedrockError>,
+    t1: number,
+    open: boolean,
+    usage: ((a: A) => Guard.Usage | undefined) | undefined
+  ): Effect.Effect<Effect.Effect<Routed<A>, MuxError> | undefined, StoreError> =>
+    Effect.gen(function*() {
+      if (Exit.isSuccess(exit)) return Effect.succeed(yield* succeeded(state, current, exit.value, t1, open, usage))
+      const error = exitError(exit)
+      if (error === undefined) {
+        // a defect: the permits go back without blaming the model, the reservations with them (the request
+        // failed, as for any failure); an interruption keeps what Bedrock may have counted
+        const died = exit.cause.reasons.some((r) => r._tag === "Die")
+        yield* release(current, died ? { _tag: "NotSent", at: t1 } : { _tag: "Interrupted", at: t1, durationMs: t1 - current.t0 })
+        return exit as Exit.Exit<never>
+      }
+      const action = yield* failed(state, current, error, t1, false)
+      return yield* act(state, current, error, action, t1)
     })
 
   /** Carries out the decision; returns the request's end when it ends here. */
@@ -1174,17 +1266,175 @@ export const make = (options: {
       return { _tag: "Attempt" as const, winner: other, exit: yield* Fiber.join(otherFiber) }
     })
 
-  const run: Engine["run"] = (opts, attemptFn, usage) =>
-    Effect.flatMap(start(opts), (request) =>
-      request.route(attemptFn, { usage }).pipe(
-        Effect.onExit((exit) => {
-          if (Exit.isSuccess(exit)) return request.end({ _tag: "Success", target: exit.value.target, usage: usage?.(exit.value.value) })
-          const error = exitError(exit as Exit.Exit<unknown, never>) as MuxError | undefined
-          if (error !== undefined) return request.end({ _tag: "Failure", error })
-          // a defect is a failure (its tenant reservation goes back); otherwise the caller gave up (a timeout of its own)
-          return request.end(exit.cause.reasons.some((r) => r._tag === "Die") ? { _tag: "Defect" } : { _tag: "Interrupted" })
+  /** The request's one outcome from how its routing ended. */
+  const ending = <A>(request: Request, usage: ((a: A) => Guard.Usage | undefined) | undefined) =>
+    Effect.onExit((exit: Exit.Exit<Routed<A>, MuxError>) => {
+      if (Exit.isSuccess(exit)) return request.end({ _tag: "Success", target: exit.value.target, usage: usage?.(exit.value.value) })
+      const error = exitError(exit as Exit.Exit<unknown, never>) as MuxError | undefined
+      if (error !== undefined) return request.end({ _tag: "Failure", error })
+      // a defect is a failure (its tenant reservation goes back); otherwise the caller gave up (a timeout of its own)
+      return request.end(exit.cause.reasons.some((r) => r._tag === "Die") ? { _tag: "Defect" } : { _tag: "Interrupted" })
+    })
+
+  /** Every guard and the selector can answer without an Effect (an in-memory store): the fast path may apply. */
+  const fastCapable = selector.pickUnsafe !== undefined && guards.every((g) => g.viewUnsafe !== undefined && g.admitUnsafe !== undefined)
+
+  const run: Engine["run"] = (opts, attemptFn, call) => {
+    const limits = tenantLimits(opts.tenant)
+    const general = () =>
+      Effect.flatMap(start(opts), (request) =>
+        request.route(attemptFn, { usage: call.usage }).pipe(ending(request, call.usage), Effect.map(call.result)))
+    const fast = fastCapable && (limits === undefined || (limits.rpm === undefined && limits.tpm === undefined))
+    return Effect.withFiber((fiber) =>
+      Telemetry.tracing(fiber)
+        ? (call.traced === undefined ? general() : call.traced(general()))
+        : fast
+        ? fastRun(fiber, opts, attemptFn, call)
+        : general()
+    )
+  }
+
+  /**
+   * The fast path (measured: the mux's own cost on the real SDK path is dominated by the number of distinct
+   * Effect steps a call runs, bench/results/README.md). Without a tenant quota, a tracer or a store round trip,
+   * a request's stages run as plain code in one step: begin, every guard's view and permit, the selector's
+   * pick, and the record of a success; the only Effect is the attempt itself. Anything else (no eligible
+   * model, a guard that needs its store, a failed attempt) hands the same request over to the general loop.
+   */
+  const fastRun = <A, B>(
+    fiber: Fiber.Fiber<unknown, unknown>,
+    opts: StartOptions,
+    attemptFn: Attempt<A>,
+    call: RunOptions<A, B>
+  ): Effect.Effect<B, MuxError> => {
+    const { usage } = call
+    const context = fiber.context
+    const clock = fiber.getRef(Clock.Clock)
+    const now = clock.currentTimeMillisUnsafe()
+    const begun = begin(opts, now)
+    if (begun instanceof MuxError) {
+      emitUnsafe(failedEarly(opts, begun, now), context)
+      return Effect.fail(begun)
+    }
+    const { state, request } = begun
+    const general = (): Effect.Effect<B, MuxError> =>
+      routeLoop(state, attemptFn, { usage }).pipe(
+        Effect.catchTag("StoreError", (e) => Effect.fail(storeError(e, state.attempts))),
+        ending(request, usage),
+        Effect.map(call.result)
+      )
+    const targets = flatTargets(state.tiers)
+    const views: Array<ReadonlyArray<Guard.View>> = []
+    for (const g of guards) {
+      const v = g.viewUnsafe!(targets, state.info, now)
+      if (v === undefined) return general()
+      views.push(v)
+    }
+    const skipped: Array<MuxEvent.ModelSkipped> = []
+    const found = eligible(state, views, now, undefined, skipped)
+    for (const e of skipped) emitUnsafe(e, context)
+    if (found === undefined) return general()
+    const random = fiber.getRef(Random.Random)
+    const picked = selector.pickUnsafe!(found, state.info, () => random.nextDoubleUnsafe())
+    const target = checkPick(found, picked)
+    const permits: Array<Guard.Permit> = []
+    let serviceTier: "priority" | "reserved" | undefined
+    let free = true
+    for (let g = 0; g < guards.length; g++) {
+      const p = guards[g]!.admitUnsafe!(target, state.info, views[g]![picked.index]!, now)
+      // a permit that needs the store (a probe, a trial, a reservation): the general loop takes it (the free ones
+      // taken so far hold nothing)
+      if (p === undefined) return general()
+      permits.push(p)
+      if (p.serviceTier !== undefined) serviceTier = p.serviceTier
+      if (p.free !== true) free = false
+    }
+    const a: Admitted = { target, tier: picked.tier, permits, serviceTier, t0: now }
+    const { modelId } = target.model
+    const remaining = state.deadlineAt - now
+    const own = target.model.timeout !== undefined ? Duration.toMillis(target.model.timeout) : defaultTimeoutMs
+    const timeoutMs = Math.min(own, remaining)
+    const scope = own < remaining ? "attempt" as const : "request" as const
+    const context1: AttemptContext = {
+      timeout: Duration.millis(timeoutMs),
+      deadlineScope: scope,
+      serviceTier,
+      request: serviceTier === undefined ? state.info : { ...state.info, serviceTier }
+    }
+    emitUnsafe({ _tag: "AttemptStarted", at: now, requestId: state.info.id, modelId, target: target.model.target, attempt: 1, hedge: false, tier: a.tier, ...(serviceTier !== undefined ? { serviceTier } : {}) }, context)
+    const timeoutError = () => BedrockError.deadline(scope, context1.timeout, modelId)
+
+    /** How the attempt ended: a success recorded here, in plain code; anything else is the general loop's. */
+    const ended = (exit: Exit.Exit<A, BedrockError.BedrockError>): Effect.Effect<B, MuxError> => {
+      const t1 = clock.currentTimeMillisUnsafe()
+      if (Exit.isSuccess(exit) && free) {
+        const used = usage?.(exit.value)
+        target.stats.succeeded(t1, t1 - now, used?.outputTokens)
+        const record: AttemptRecord = { modelId, target: target.model.target, outcome: "success", ...(serviceTier !== undefined ? { serviceTier } : {}), durationMs: t1 - now }
+        state.attempts.push(record)
+        emitUnsafe({ _tag: "AttemptEnded", at: t1, requestId: state.info.id, record }, context)
+        // no tenant hold on this path: nothing is left to do
+        state.endUnsafe({ _tag: "Success", target, usage: used }, t1, context)
+        return Effect.succeed(call.result({ value: exit.value, requestId: state.info.id, target, tier: a.tier, attempts: state.attempts, settle: SETTLED }))
+      }
+      // the general loop from here: a failure to decide on, or permits to release
+      return afterAttempt(state, a, exit, t1, false, usage).pipe(
+        Effect.flatMap((done) => done ?? routeLoop(state, attemptFn, { usage })),
+        Effect.catchTag("StoreError", (e) => Effect.fail(storeError(e, state.attempts))),
+        ending(request, usage),
+        Effect.map(call.result)
+      )
+    }
+    /** The caller gave up during the first attempt: it was aborted; the request ends interrupted. */
+    const interrupted = Effect.withFiber((f) => {
+      const t1 = f.getRef(Clock.Clock).currentTimeMillisUnsafe()
+      const record: AttemptRecord = { modelId, target: target.model.target, outcome: "interrupted", ...(serviceTier !== undefined ? { serviceTier } : {}), durationMs: t1 - now }
+      state.attempts.push(record)
+      emitUnsafe({ _tag: "AttemptEnded", at: t1, requestId: state.info.id, record }, f.context)
+      return state.endUnsafe({ _tag: "Interrupted" }, t1, f.context)
+    })
+
+    const raw = call.raw?.(target, context1)
+    if (raw !== undefined) {
+      // one Effect step for the whole attempt: the call's own AbortController, aborted at the deadline (the mux's
+      // heap) or when the caller gives up
+      return Effect.callback<B, MuxError>((resume) => {
+        const controller = new AbortController()
+        let timedOut = false
+        let settled = false
+        const entry = deadlines.add(now + timeoutMs, () => {
+          timedOut = true
+          controller.abort()
         })
-      ))
+        raw(controller.signal).then(
+          (value) => {
+            if (settled) return
+            settled = true
+            deadlines.remove(entry)
+            resume(ended(Exit.succeed(value)))
+          },
+          (e) => {
+            if (settled) return
+            settled = true
+            deadlines.remove(entry)
+            resume(ended(Exit.fail(timedOut ? timeoutError() : BedrockError.fromSdkError(e, modelId))))
+          }
+        )
+        return Effect.suspend(() => {
+          if (settled) return Effect.void
+          settled = true
+          deadlines.remove(entry)
+          controller.abort()
+          return interrupted
+        })
+      })
+    }
+    let first = true
+    return Effect.flatMap(timed(Effect.suspend(() => attemptFn(target, context1)), now + timeoutMs, timeoutError), (exit) => {
+      first = false
+      return ended(exit)
+    }).pipe(Effect.onInterrupt(() => (first ? interrupted : Effect.void)))
+  }
 
   const health: Engine["health"] = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
@@ -1223,7 +1473,12 @@ export const make = (options: {
       return removed
     })
 
-  return { policy, stats: muxStats, pool: () => pool, start, run, health, addModel, removeModel }
+  const resetStats: Engine["resetStats"] = Effect.sync(() => {
+    muxStats.reset()
+    for (const t of pool.targets) t.stats.reset()
+  })
+
+  return { policy, stats: muxStats, pool: () => pool, start, run, health, addModel, removeModel, resetStats }
 }
 
 const flatTargets = (tiers: ReadonlyArray<ReadonlyArray<Target>>): ReadonlyArray<Target> => (tiers.length === 1 ? tiers[0]! : tiers.flat())
@@ -1239,6 +1494,8 @@ const insertAt = (route: Route.Route, model: Model.Model): Route.Route => {
 }
 
 const NO_RESTART = { restart: false } as const
+/** The settle of a one-shot call's Routed: it was settled when it succeeded. */
+const SETTLED = (): Effect.Effect<{ readonly restart: boolean }> => Effect.succeed(NO_RESTART)
 const RESTART = { restart: true } as const
 interface TenantHold {
   readonly release: Effect.Effect<void>

@@ -107,6 +107,8 @@ export interface Permit {
   readonly release: (outcome: Outcome) => Effect.Effect<void>
   /** send the attempt at this service tier (the cooldown guard's way past a throttled default tier) */
   readonly serviceTier?: "priority" | "reserved" | undefined
+  /** releasing it after a `Success` does nothing: the mux may skip that call */
+  readonly free?: boolean | undefined
 }
 
 /**
@@ -119,7 +121,7 @@ export interface Permit {
  * ```
  * @since 0.1.0
  */
-export const noPermit: Permit = { release: () => Effect.void }
+export const noPermit: Permit = { release: () => Effect.void, free: true }
 
 /**
  * A guard keeps the target out of this attempt.
@@ -143,6 +145,15 @@ export interface Live {
   readonly admit: (target: Target, request: RequestInfo, view: View, now: number) => Effect.Effect<Permit, Rejected | StoreError>
   /** for `health`: defaults to `view` (the quota guard reads its windows here, not on every request) */
   readonly health?: ((targets: ReadonlyArray<Target>, now: number) => Effect.Effect<ReadonlyArray<View>, StoreError>) | undefined
+  /**
+   * Optional: `view` without an Effect, for a guard whose state is at hand (an
+   * in-memory store). When every guard has it, the mux routes a request that
+   * needs no store round trip without running an Effect per guard (its fast
+   * path). Undefined: it cannot answer synchronously now.
+   */
+  readonly viewUnsafe?: ((targets: ReadonlyArray<Target>, request: RequestInfo, now: number) => ReadonlyArray<View> | undefined) | undefined
+  /** Optional: `admit` without an Effect, for a view that needs no store round trip (undefined: use `admit`). */
+  readonly admitUnsafe?: ((target: Target, request: RequestInfo, view: View, now: number) => Permit | undefined) | undefined
 }
 
 /**

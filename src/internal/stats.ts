@@ -44,10 +44,23 @@ export class Histogram {
   get mean(): number {
     return this.count === 0 ? 0 : this.sum / this.count
   }
+
+  reset(): void {
+    this.counts.fill(0)
+    this.count = 0
+    this.sum = 0
+    this.min = Infinity
+    this.max = 0
+  }
 }
 
 /** Successes and failures per second over a sliding window of whole seconds. */
 export class WindowCounter {
+  /** forgets every second */
+  reset(): void {
+    this.seconds.fill(-1)
+  }
+
   private readonly seconds: Float64Array
   private readonly ok: Uint32Array
   private readonly failed: Uint32Array
@@ -139,6 +152,24 @@ export class ModelStats {
     this.window.record(now, true)
   }
 
+  /** Zeroes the counters and histograms (the moving averages selectors read stay: they are not totals). */
+  reset(): void {
+    this.successes = 0
+    this.failures = 0
+    this.throttles = 0
+    this.failFast = 0
+    this.refusals = 0
+    this.interrupted = 0
+    this.lastSuccessAt = undefined
+    this.lastFailureAt = undefined
+    this.lastFailure = undefined
+    this.latency.reset()
+    this.ttft.reset()
+    this.ttlt.reset()
+    this.tokensPerSecond.reset()
+    this.window.reset()
+  }
+
   /** A stream's first content event came `ms` after its attempt started. */
   firstToken(ms: number): void {
     this.ttft.record(ms)
@@ -172,4 +203,17 @@ export class MuxStats {
   readonly latency = new Histogram()
   /** hedge budget: hedgeable requests (ok) and hedges (failed) per second over the last minute */
   readonly hedgeWindow = new WindowCounter(60)
+
+  /** Zeroes the request counters and latency (the hedge budget's window stays: it is a limit, not a total). */
+  reset(): void {
+    this.requests = 0
+    this.successes = 0
+    this.failures = 0
+    this.failovers = 0
+    this.hedges = 0
+    this.hedgesWon = 0
+    this.interrupted = 0
+    this.restarts = 0
+    this.latency.reset()
+  }
 }

@@ -7,7 +7,7 @@
  * are `bedrock_mux.*`. Attributes are low-cardinality: model, reason tag,
  * outcome; never a tenant or a prompt.
  */
-import { type Context, Effect, type Fiber, Metric, PubSub, References, Tracer } from "effect"
+import { type Context, Effect, type Fiber, Metric, PubSub, References, Stream, Tracer } from "effect"
 import type { MuxEvent } from "../MuxEvent.ts"
 
 /** Seconds: 10 ms … ~160 s, the GenAI conventions' advice for operation durations. */
@@ -81,109 +81,145 @@ const attributed = <M extends Metric.Metric<any, any>>(metric: M, attributes: Re
   return m
 }
 
-const attemptSeries = new Map<string, { readonly duration: Metric.Metric<number, any>; readonly count: Metric.Metric<number, any> }>()
-const requestSeries = new Map<string, {
+interface AttemptSeries {
+  readonly duration: Metric.Metric<number, any>
+  readonly count: Metric.Metric<number, any>
+}
+interface RequestSeries {
   readonly count: Metric.Metric<number, any>
   readonly input: Metric.Metric<number, any>
   readonly output: Metric.Metric<number, any>
   readonly ttft: Metric.Metric<number, any>
-}>()
+}
 
-/** The metric updates one event implies, done at once (one Effect step per event, not one per metric). */
-export const record = (mux: string, e: MuxEvent, context: Context.Context<never>): void => {
-  switch (e._tag) {
-    case "AttemptEnded": {
-      // the hot path: one lookup by the fields that vary, no attribute objects built after the first time
-      const r = e.record
-      const reason = r.outcome === "failure" ? r.reason ?? "Unknown" : ""
-      const key = `${mux}\u0000${r.modelId}\u0000${r.outcome}\u0000${reason}`
-      let m = attemptSeries.get(key)
-      if (m === undefined) {
-        const error = reason === "" ? {} : { "error.type": reason }
-        m = {
-          duration: attributed(metrics.operationDuration, {
-            ...base,
-            "gen_ai.operation.name": "chat",
-            "gen_ai.request.model": r.modelId,
-            ...(r.outcome === "success" ? { "gen_ai.response.model": r.modelId } : {}),
-            ...error
-          }),
-          count: attributed(metrics.attempts, { "bedrock_mux.name": mux, "gen_ai.request.model": r.modelId, outcome: r.outcome, ...error })
+/** A two-level cache: the hot path looks series up by strings it already holds (no key string built per event). */
+const lookup = <A>(outer: Map<string, Map<string, A>>, a: string, b: string, make: () => A): A => {
+  let inner = outer.get(a)
+  if (inner === undefined) {
+    inner = new Map()
+    outer.set(a, inner)
+  }
+  let m = inner.get(b)
+  if (m === undefined) {
+    m = make()
+    inner.set(b, m)
+  }
+  return m
+}
+
+/**
+ * The metric updates each event implies, done at once (one Effect step per
+ * event, not one per metric). The series of one mux (its name in every
+ * attribute set) are built once and cached here, by model and outcome.
+ */
+export const makeRecorder = (mux: string): ((e: MuxEvent, context: Context.Context<never>) => void) => {
+  const attempts = new Map<string, Map<string, AttemptSeries>>()
+  const requests = new Map<string, Map<string, RequestSeries>>()
+  return (e, context) => {
+    switch (e._tag) {
+      case "AttemptEnded": {
+        const r = e.record
+        const reason = r.outcome === "failure" ? r.reason ?? "Unknown" : ""
+        const m = lookup(attempts, r.modelId, r.outcome + reason, () => {
+          const error = reason === "" ? {} : { "error.type": reason }
+          return {
+            duration: attributed(metrics.operationDuration, {
+              ...base,
+              "gen_ai.operation.name": "chat",
+              "gen_ai.request.model": r.modelId,
+              ...(r.outcome === "success" ? { "gen_ai.response.model": r.modelId } : {}),
+              ...error
+            }),
+            count: attributed(metrics.attempts, { "bedrock_mux.name": mux, "gen_ai.request.model": r.modelId, outcome: r.outcome, ...error })
+          }
+        })
+        m.duration.updateUnsafe(r.durationMs / 1000, context)
+        m.count.updateUnsafe(1, context)
+        return
+      }
+      case "RequestEnded": {
+        const m = lookup(requests, e.modelId ?? "", e.operation + e.outcome + (e.error ?? ""), () => {
+          const model = e.modelId !== undefined ? { "gen_ai.response.model": e.modelId, "gen_ai.request.model": e.modelId } : {}
+          const chat = { ...base, "gen_ai.operation.name": "chat", ...model }
+          return {
+            count: attributed(metrics.requests, {
+              "bedrock_mux.name": mux,
+              operation: e.operation,
+              outcome: e.outcome,
+              ...(e.error !== undefined ? { "error.type": e.error } : {})
+            }),
+            input: attributed(metrics.tokenUsage, { ...chat, "gen_ai.token.type": "input" }),
+            output: attributed(metrics.tokenUsage, { ...chat, "gen_ai.token.type": "output" }),
+            ttft: attributed(metrics.timeToFirstChunk, chat)
+          }
+        })
+        m.count.updateUnsafe(1, context)
+        if (e.usage !== undefined) {
+          m.input.updateUnsafe(e.usage.inputTokens, context)
+          m.output.updateUnsafe(e.usage.outputTokens, context)
         }
-        attemptSeries.set(key, m)
+        if (e.timeToFirstTokenMs !== undefined) m.ttft.updateUnsafe(e.timeToFirstTokenMs / 1000, context)
+        return
       }
-      m.duration.updateUnsafe(r.durationMs / 1000, context)
-      m.count.updateUnsafe(1, context)
-      return
-    }
-    case "RequestEnded": {
-      const key = `${mux}\u0000${e.operation}\u0000${e.outcome}\u0000${e.error ?? ""}\u0000${e.modelId ?? ""}`
-      let m = requestSeries.get(key)
-      if (m === undefined) {
-        const model = e.modelId !== undefined ? { "gen_ai.response.model": e.modelId, "gen_ai.request.model": e.modelId } : {}
-        const chat = { ...base, "gen_ai.operation.name": "chat", ...model }
-        m = {
-          count: attributed(metrics.requests, {
-            "bedrock_mux.name": mux,
-            operation: e.operation,
-            outcome: e.outcome,
-            ...(e.error !== undefined ? { "error.type": e.error } : {})
-          }),
-          input: attributed(metrics.tokenUsage, { ...chat, "gen_ai.token.type": "input" }),
-          output: attributed(metrics.tokenUsage, { ...chat, "gen_ai.token.type": "output" }),
-          ttft: attributed(metrics.timeToFirstChunk, chat)
-        }
-        requestSeries.set(key, m)
-      }
-      m.count.updateUnsafe(1, context)
-      if (e.usage !== undefined) {
-        m.input.updateUnsafe(e.usage.inputTokens, context)
-        m.output.updateUnsafe(e.usage.outputTokens, context)
-      }
-      if (e.timeToFirstTokenMs !== undefined) m.ttft.updateUnsafe(e.timeToFirstTokenMs / 1000, context)
-      return
-    }
-    case "Failover":
-      return attributed(metrics.failovers, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, "error.type": e.reason }).updateUnsafe(1, context)
-    case "BreakerChanged":
-      return attributed(metrics.breakerTransitions, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, from: e.from, to: e.to }).updateUnsafe(1, context)
-    case "QuotaRejected":
-      return attributed(metrics.quotaRejections, {
+      case "Failover":
+        return attributed(metrics.failovers, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, "error.type": e.reason }).updateUnsafe(1, context)
+      case "BreakerChanged":
+        return attributed(metrics.breakerTransitions, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, from: e.from, to: e.to }).updateUnsafe(1, context)
+      case "QuotaRejected":
+        return attributed(metrics.quotaRejections, {
           "bedrock_mux.name": mux,
           scope: e.scope,
           kind: e.kind,
           // the pool entry (client:modelId), not the model id: a model may sit in the pool once per client
           ...(e.scope === "model" ? { "bedrock_mux.target": e.key } : {})
         }).updateUnsafe(1, context)
-    case "CooldownStarted":
-      return attributed(metrics.cooldowns, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, kind: e.kind }).updateUnsafe(1, context)
-    case "Hedged":
-      return attributed(metrics.hedges, { "bedrock_mux.name": mux, "bedrock_mux.target": e.target }).updateUnsafe(1, context)
-    default:
-      return
+      case "CooldownStarted":
+        return attributed(metrics.cooldowns, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, kind: e.kind }).updateUnsafe(1, context)
+      case "Hedged":
+        return attributed(metrics.hedges, { "bedrock_mux.name": mux, "bedrock_mux.target": e.target }).updateUnsafe(1, context)
+      default:
+        return
+    }
   }
 }
 
 /** Publishes events and keeps the metrics. */
 export interface Observer {
   readonly emit: (e: MuxEvent) => Effect.Effect<void>
-  readonly pubsub: PubSub.PubSub<MuxEvent>
+  /** the same, synchronously, with the context whose metric registry counts */
+  readonly emitUnsafe: (e: MuxEvent, context: Context.Context<never>) => void
+  /** the events, from the moment of subscribing */
+  readonly events: Stream.Stream<MuxEvent>
 }
 
 /** Each subscriber's buffer: a reader that falls further behind loses the oldest events. */
 export const EVENT_BUFFER = 4096
 
 export const makeObserver = (mux: string): Effect.Effect<Observer> =>
-  Effect.map(PubSub.sliding<MuxEvent>(EVENT_BUFFER), (pubsub) => ({
-    pubsub,
+  Effect.map(PubSub.sliding<MuxEvent>(EVENT_BUFFER), (pubsub) => {
+    const record = makeRecorder(mux)
+    // nobody listening: nothing to publish (the metrics are kept all the same)
+    let subscribers = 0
     // one synchronous step: the publish (a sliding PubSub never waits) and the metrics
-    emit: (e) =>
-      Effect.withFiber((fiber) => {
-        PubSub.publishUnsafe(pubsub, e)
-        record(mux, e, fiber.context)
-        return Effect.void
-      })
-  }))
+    const emitUnsafe = (e: MuxEvent, context: Context.Context<never>) => {
+      // a subscriber 4096 events behind: publish with the sliding strategy (its oldest events go), which only the
+      // effectful publish applies (rare: no fiber on the common path)
+      if (subscribers > 0 && !PubSub.publishUnsafe(pubsub, e)) Effect.runSync(PubSub.publish(pubsub, e))
+      record(e, context)
+    }
+    return {
+      emitUnsafe,
+      emit: (e) =>
+        Effect.withFiber((fiber) => {
+          emitUnsafe(e, fiber.context)
+          return Effect.void
+        }),
+      // counted from before the subscription starts, so nothing published after it is skipped
+      events: Stream.unwrap(
+        Effect.as(Effect.acquireRelease(Effect.sync(() => subscribers++), () => Effect.sync(() => subscribers--)), Stream.fromPubSub(pubsub))
+      )
+    }
+  })
 
 /**
  * Should this fiber create spans? Only when tracing is on and a tracer other
