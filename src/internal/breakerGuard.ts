@@ -110,7 +110,8 @@ export const make = (settings: Guard.BreakerSettings, env: Guard.Env) =>
       },
       viewUnsafe: states.getManyUnsafe === undefined
         ? undefined
-        : (targets, _request, now) => states.getManyUnsafe!(targets.map(keyOf)).map((st) => viewOf(st, now)),
+        : (targets, _request, now) =>
+          states.emptyUnsafe?.() === true ? Guard.openViews(targets.length) : states.getManyUnsafe!(targets.map(keyOf)).map((st) => viewOf(st, now)),
       admitUnsafe: (target, _request, view, now) => (view.free === true ? permit(target, false, true, now) : undefined),
       health: (targets, now) =>
         states.getMany(targets.map(keyOf)).pipe(
