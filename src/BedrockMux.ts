@@ -515,7 +515,7 @@ const makeService = (
   /** Converse as the runtime's own Promise, for the engine's fast path (undefined for a runtime without one). */
   const rawConverse = (request: MuxRequest): Engine.RawAttempt<ConverseCommandOutput> => (target, ctx) => {
     const send = target.runtime.sendConverse
-    return send === undefined ? undefined : (signal) => send(forTarget(request, target, ctx.serviceTier), signal)
+    return send === undefined ? undefined : (controller) => send(forTarget(request, target, ctx.serviceTier), controller.signal)
   }
 
   /** Refusal detection on a Converse answer: a refusal fails the attempt (reason Refused), so it fails over. */
@@ -607,6 +607,10 @@ const makeService = (
       },
       inputTokens: () => policy.estimateInputTokens(request),
       request: (target, ctx) => target.runtime.converseStream(forTarget(request, target, ctx.serviceTier)),
+      raw: (target, ctx) => {
+        const send = target.runtime.sendConverseStream
+        return send === undefined ? undefined : (signal) => send(forTarget(request, target, ctx.serviceTier), signal)
+      },
       routing: routingOf
     })
     return Stream.unwrap(Effect.withFiber((fiber) => {

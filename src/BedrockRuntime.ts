@@ -68,6 +68,18 @@ export interface Service {
    * it is called through `converse`.
    */
   readonly sendConverse?: ((input: ConverseCommandInput, signal: AbortSignal) => Promise<ConverseCommandOutput>) | undefined
+  /**
+   * Optional: one ConverseStream call as a Promise of the SDK's event
+   * iterable, for the mux's fast path (read a pull at a time, each pull one
+   * Effect step under the mux's deadline heap instead of a race per event).
+   * Aborting `signal` aborts the HTTP request, during the call and while the
+   * body is read; the call rejects with a `BedrockError`, the iterable throws
+   * the SDK's own errors. It does not check for `messageStop` (the mux does).
+   * A service without it is called through `converseStream`.
+   */
+  readonly sendConverseStream?:
+    | ((input: ConverseStreamCommandInput, signal: AbortSignal) => Promise<AsyncIterable<ConverseStreamOutput>>)
+    | undefined
 }
 
 /**
@@ -172,6 +184,16 @@ export const make = (client: BedrockRuntimeClient): Service => ({
         const missing = missingOutput(input, out)
         if (missing !== undefined) throw missing
         return out
+      },
+      (e) => {
+        throw BedrockError.fromSdkError(e, input.modelId)
+      }
+    ),
+  sendConverseStream: (input, signal) =>
+    client.send(new ConverseStreamCommand(input), { abortSignal: signal }).then(
+      (response) => {
+        if (response.stream === undefined) throw incomplete(input.modelId, "no-message-stop", "ConverseStream response has no stream")
+        return response.stream
       },
       (e) => {
         throw BedrockError.fromSdkError(e, input.modelId)

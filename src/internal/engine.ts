@@ -134,11 +134,13 @@ export interface HedgeOptions {
 }
 
 /**
- * An attempt as a Promise that aborting the signal aborts (rejecting with a
- * `BedrockError`): the fast path runs it under its deadline with no Effect
- * of its own. Undefined for a target that cannot be called so.
+ * An attempt as a Promise that aborting the controller aborts (rejecting,
+ * with a `BedrockError` or an SDK error): the engine runs it under its
+ * deadline in one Effect step, no fiber of its own. The controller is the
+ * attempt's: an open attempt (a stream) keeps it to abort its upstream after
+ * the commit point. Undefined for a target that cannot be called so.
  */
-export type RawAttempt<A> = (target: Target, context: AttemptContext) => ((signal: AbortSignal) => Promise<A>) | undefined
+export type RawAttempt<A> = (target: Target, context: AttemptContext) => ((controller: AbortController) => Promise<A>) | undefined
 
 /** How a one-shot call is run: what its success used, its raw form, and its result from the routed value. */
 export interface RunOptions<A, B> {
@@ -158,6 +160,8 @@ export interface RouteOptions<A> {
   readonly usage?: ((a: A) => Guard.Usage | undefined) | undefined
   /** a limit of the attempt's own until its commit point (a stream's first token), when shorter than its timeout */
   readonly commitWithin?: { readonly ms: number; readonly scope: BedrockError.DeadlineExceeded["scope"] } | undefined
+  /** the attempt as a Promise, run without a fiber of its own where no tracer is installed */
+  readonly raw?: RawAttempt<A> | undefined
 }
 
 /** A request in progress. */
@@ -195,6 +199,8 @@ export interface Engine {
   /** zeroes the mux's and every model's statistics (guards' states are not statistics: they stay) */
   readonly resetStats: Effect.Effect<void>
   readonly removeModel: (target: string) => Effect.Effect<Target | undefined>
+  /** the mux's deadline heap (a stream's stall limit) */
+  readonly deadlines: Deadlines.Deadlines
 }
 
 /** How often a request waiting for a recovery at an unknown time (a probe or trial in flight) looks again. */
@@ -767,9 +773,10 @@ export const make = (options: {
     state: RequestState,
     a: Admitted,
     run: Attempt<A>,
-    commitWithin: RouteOptions<A>["commitWithin"],
+    routeOptions: RouteOptions<A>,
     hedge = false
   ): Effect.Effect<Exit.Exit<A, BedrockError.BedrockError>> => {
+    const { commitWithin } = routeOptions
     const remaining = state.deadlineAt - a.t0
     const own = a.target.model.timeout !== undefined ? Duration.toMillis(a.target.model.timeout) : defaultTimeoutMs
     const timeoutMs = Math.min(own, remaining)
@@ -812,7 +819,13 @@ export const make = (options: {
       Effect.withFiber((fiber) => {
         // spans only where a tracer is installed: the native tracer exports nothing, and a span costs more than the
         // rest of the attempt's machinery (bench/results/README.md)
-        const traced = Telemetry.tracing(fiber)
+        const tracing = Telemetry.tracing(fiber)
+        const onTimeout = () => BedrockError.deadline(limit.scope, Duration.millis(limit.ms), modelId)
+        if (!tracing) {
+          const raw = routeOptions.raw?.(a.target, context)
+          if (raw !== undefined) return rawTimed(raw, a.t0 + limit.ms, onTimeout, modelId, succeedExit)
+        }
+        const traced = tracing
           ? call.pipe(
             Effect.tapError((e) => Effect.annotateCurrentSpan("error.type", e.reason._tag)),
             Effect.withSpan(`chat ${modelId}`, {
@@ -831,7 +844,7 @@ export const make = (options: {
             }, { captureStackTrace: false })
           )
           : call
-        return timed(traced, a.t0 + limit.ms, () => BedrockError.deadline(limit.scope, Duration.millis(limit.ms), modelId))
+        return timed(traced, a.t0 + limit.ms, onTimeout)
       }).pipe(Effect.onInterrupt(() => interrupted))
     )
   }
@@ -856,6 +869,52 @@ export const make = (options: {
       return Effect.map(Fiber.await(fiber), (exit) => {
         deadlines.remove(entry)
         return timedOut && Exit.isFailure(exit) ? Exit.fail(onTimeout()) : exit
+      })
+    })
+
+  /**
+   * Runs a raw attempt (a Promise) under a deadline in the mux's heap, as one Effect step: no fiber, no race.
+   * At `at` its controller is aborted and it fails with `onTimeout()` at once (an attempt that ignores its
+   * signal cannot hold the request); interrupting it aborts it (then `onCancel` runs). `k` continues in the
+   * same step with how it ended.
+   */
+  const rawTimed = <A, B, E>(
+    raw: (controller: AbortController) => Promise<A>,
+    at: number,
+    onTimeout: () => BedrockError.BedrockError,
+    modelId: string,
+    k: (exit: Exit.Exit<A, BedrockError.BedrockError>) => Effect.Effect<B, E>,
+    onCancel: Effect.Effect<void> = Effect.void
+  ): Effect.Effect<B, E> =>
+    Effect.callback<B, E>((resume) => {
+      const controller = new AbortController()
+      let settled = false
+      const entry = deadlines.add(at, () => {
+        if (settled) return
+        settled = true
+        controller.abort()
+        resume(k(Exit.fail(onTimeout())))
+      })
+      raw(controller).then(
+        (value) => {
+          if (settled) return
+          settled = true
+          deadlines.remove(entry)
+          resume(k(Exit.succeed(value)))
+        },
+        (e) => {
+          if (settled) return
+          settled = true
+          deadlines.remove(entry)
+          resume(k(Exit.fail(BedrockError.fromSdkError(e, modelId))))
+        }
+      )
+      return Effect.suspend(() => {
+        if (settled) return Effect.void
+        settled = true
+        deadlines.remove(entry)
+        controller.abort()
+        return onCancel
       })
     })
 
@@ -1006,7 +1065,7 @@ export const make = (options: {
   ): Effect.Effect<Routed<A>, MuxError | StoreError> =>
     Effect.gen(function*() {
       const open = routeOptions.open === true
-      const { hedge, usage, commitWithin } = routeOptions
+      const { hedge, usage } = routeOptions
       state.hedgeable = hedge !== undefined
       if (state.hedgeable) muxStats.hedgeWindow.record(state.started, true)
       while (true) {
@@ -1030,9 +1089,9 @@ export const make = (options: {
         let exit: Exit.Exit<A, BedrockError.BedrockError>
         const hedgeMs = state.hedgeable ? hedge!.afterMs(current.target) : undefined
         if (hedgeMs === undefined || hedgeMs >= remaining) {
-          exit = yield* attempt(state, current, run, commitWithin)
+          exit = yield* attempt(state, current, run, routeOptions)
         } else {
-          const outcome = yield* hedged(state, current, run, hedge!, hedgeMs, commitWithin)
+          const outcome = yield* hedged(state, current, run, hedge!, hedgeMs, routeOptions)
           if (outcome._tag === "Done") return yield* outcome.result
           current = outcome.winner
           exit = outcome.exit
@@ -1230,10 +1289,10 @@ export const make = (options: {
     run: Attempt<A>,
     hedge: HedgeOptions,
     hedgeMs: number,
-    commitWithin: RouteOptions<A>["commitWithin"]
+    routeOptions: RouteOptions<A>
   ) =>
     Effect.gen(function*() {
-      const firstFiber = yield* Effect.forkChild(attempt(state, first, run, commitWithin))
+      const firstFiber = yield* Effect.forkChild(attempt(state, first, run, routeOptions))
       const early = yield* Effect.timeoutOption(Fiber.join(firstFiber), Duration.millis(hedgeMs))
       if (Option.isSome(early)) return { _tag: "Attempt" as const, winner: first, exit: early.value }
       const tHedge = yield* Clock.currentTimeMillis
@@ -1251,7 +1310,7 @@ export const make = (options: {
       muxStats.hedges += 1
       muxStats.hedgeWindow.record(tHedge, false)
       yield* emit({ _tag: "Hedged", at: tHedge, requestId: state.info.id, primary: first.target.model.target, target: second.target.model.target, afterMs: hedgeMs })
-      const secondFiber = yield* Effect.forkChild(attempt(state, second, run, commitWithin, true))
+      const secondFiber = yield* Effect.forkChild(attempt(state, second, run, routeOptions, true))
       const [winner, winnerExit, other, otherFiber] = yield* Effect.raceFirst(
         Effect.map(Fiber.join(firstFiber), (e) => [first, e, second, secondFiber] as const),
         Effect.map(Fiber.join(secondFiber), (e) => [second, e, first, firstFiber] as const)
@@ -1291,7 +1350,7 @@ export const make = (options: {
     const limits = tenantLimits(opts.tenant)
     const general = () =>
       Effect.flatMap(start(opts), (request) =>
-        request.route(attemptFn, { usage: call.usage }).pipe(ending(request, call.usage), Effect.map(call.result)))
+        request.route(attemptFn, { usage: call.usage, raw: call.raw }).pipe(ending(request, call.usage), Effect.map(call.result)))
     const fast = fastCapable && (limits === undefined || (limits.rpm === undefined && limits.tpm === undefined))
     return Effect.withFiber((fiber) =>
       Telemetry.tracing(fiber)
@@ -1326,7 +1385,7 @@ export const make = (options: {
     }
     const { state, request } = begun
     const general = (): Effect.Effect<B, MuxError> =>
-      routeLoop(state, attemptFn, { usage }).pipe(
+      routeLoop(state, attemptFn, { usage, raw: call.raw }).pipe(
         Effect.catchTag("StoreError", (e) => Effect.fail(storeError(e, state.attempts))),
         ending(request, usage),
         Effect.map(call.result)
@@ -1391,7 +1450,7 @@ export const make = (options: {
       }
       // the general loop from here: a failure to decide on, or permits to release
       return afterAttempt(state, a, exit, t1, false, usage).pipe(
-        Effect.flatMap((done) => done ?? routeLoop(state, attemptFn, { usage })),
+        Effect.flatMap((done) => done ?? routeLoop(state, attemptFn, { usage, raw: call.raw })),
         Effect.catchTag("StoreError", (e) => Effect.fail(storeError(e, state.attempts))),
         ending(request, usage),
         Effect.map(call.result)
@@ -1407,40 +1466,9 @@ export const make = (options: {
     })
 
     const raw = call.raw?.(target, context1)
-    if (raw !== undefined) {
-      // one Effect step for the whole attempt: the call's own AbortController, aborted at the deadline (the mux's
-      // heap) or when the caller gives up
-      return Effect.callback<B, MuxError>((resume) => {
-        const controller = new AbortController()
-        let timedOut = false
-        let settled = false
-        const entry = deadlines.add(now + timeoutMs, () => {
-          timedOut = true
-          controller.abort()
-        })
-        raw(controller.signal).then(
-          (value) => {
-            if (settled) return
-            settled = true
-            deadlines.remove(entry)
-            resume(ended(Exit.succeed(value)))
-          },
-          (e) => {
-            if (settled) return
-            settled = true
-            deadlines.remove(entry)
-            resume(ended(Exit.fail(timedOut ? timeoutError() : BedrockError.fromSdkError(e, modelId))))
-          }
-        )
-        return Effect.suspend(() => {
-          if (settled) return Effect.void
-          settled = true
-          deadlines.remove(entry)
-          controller.abort()
-          return interrupted
-        })
-      })
-    }
+    // one Effect step for the whole attempt: the call's own AbortController, aborted at the deadline (the mux's
+    // heap) or when the caller gives up
+    if (raw !== undefined) return rawTimed(raw, now + timeoutMs, timeoutError, modelId, ended, interrupted)
     let first = true
     return Effect.flatMap(timed(Effect.suspend(() => attemptFn(target, context1)), now + timeoutMs, timeoutError), (exit) => {
       first = false
@@ -1490,7 +1518,7 @@ export const make = (options: {
     for (const t of pool.targets) t.stats.reset()
   })
 
-  return { policy, stats: muxStats, pool: () => pool, start, run, health, addModel, removeModel, resetStats }
+  return { policy, stats: muxStats, pool: () => pool, start, run, health, addModel, removeModel, resetStats, deadlines }
 }
 
 const flatTargets = (tiers: ReadonlyArray<ReadonlyArray<Target>>): ReadonlyArray<Target> => (tiers.length === 1 ? tiers[0]! : tiers.flat())
@@ -1505,6 +1533,7 @@ const insertAt = (route: Route.Route, model: Model.Model): Route.Route => {
   return { tiers: tiers.filter((t) => t.length > 0) }
 }
 
+const succeedExit = <A>(exit: Exit.Exit<A, BedrockError.BedrockError>) => Effect.succeed(exit)
 const NO_RESTART = { restart: false } as const
 /** The settle of a one-shot call's Routed: it was settled when it succeeded. */
 const SETTLED = (): Effect.Effect<{ readonly restart: boolean }> => Effect.succeed(NO_RESTART)

@@ -15,9 +15,18 @@
  *   then the stream ends complete with estimated usage;
  * - the last event is `{ routing }`.
  *
- * Every upstream lives in a scope of its own, closed (aborting the HTTP
- * request) when its attempt fails or loses a hedge, when the stream fails or
- * ends, and when the caller stops reading.
+ * Every upstream is closed (aborting the HTTP request) when its attempt
+ * fails or loses a hedge, when the stream fails or ends, and when the caller
+ * stops reading.
+ *
+ * Two kinds of upstream: a runtime's `converseStream` (an Effect stream, read
+ * through `Stream.toPull` in a scope of its own), and, where the runtime
+ * offers `sendConverseStream` (the SDK's), the SDK's event iterator read
+ * directly: the attempt up to its commit point is one Promise under the
+ * engine's deadline (no fiber, no scope), and each later event is one Effect
+ * step with the stall limit in the mux's deadline heap instead of a race of
+ * two fibers per event (measured: bench/results/README.md, time to first
+ * token).
  */
 import type { ConverseStreamOutput } from "@aws-sdk/client-bedrock-runtime"
 import { Cause, Clock, Duration, Effect, Exit, Option, Pull, Scope, Stream } from "effect"
@@ -27,6 +36,7 @@ import type * as MuxEvent from "../MuxEvent.ts"
 import type * as MuxStream from "../MuxStream.ts"
 import type * as Policy from "../Policy.ts"
 import type { Routing } from "../Routing.ts"
+import type * as Deadlines from "./deadlines.ts"
 import type * as Engine from "./engine.ts"
 import { estimateOutputTokens } from "./tokens.ts"
 import { fromSdk } from "./usage.ts"
@@ -43,13 +53,124 @@ export interface Settings {
   readonly emit: (e: MuxEvent.MuxEvent) => Effect.Effect<void>
 }
 
+/** One upstream ConverseStream: its events a pull at a time, and its abort. */
+interface Upstream {
+  /** the next events; `Cause.Done` at the upstream's end */
+  readonly pull: Pull.Pull<ReadonlyArray<ConverseStreamOutput>, BedrockError.BedrockError>
+  /**
+   * The next events before `at` (epoch ms of the mux's Clock): past it the
+   * upstream is aborted and the pull fails with `onTimeout()`; the upstream's
+   * end fails it as ended before `messageStop`.
+   */
+  readonly pullBefore: (at: number, onTimeout: () => BedrockError.BedrockError) => Effect.Effect<ReadonlyArray<ConverseStreamOutput>, BedrockError.BedrockError>
+  /** aborts the HTTP request (a finished one stays finished) */
+  readonly close: Effect.Effect<void>
+}
+
 /** An attempt past its commit point: what it delivered so far and the rest of its upstream. */
 interface Opened {
   readonly head: ReadonlyArray<ConverseStreamOutput>
-  readonly pull: Pull.Pull<ReadonlyArray<ConverseStreamOutput>, BedrockError.BedrockError>
-  readonly scope: Scope.Closeable
+  readonly upstream: Upstream
   readonly startedAt: number
   readonly firstTokenAt: number
+}
+
+/** The SDK's event iterable sent for one target, aborted through `signal`. */
+export type RawStream = (signal: AbortSignal) => Promise<AsyncIterable<ConverseStreamOutput>>
+
+/** An Effect stream as an upstream, read in a scope of its own. */
+const streamUpstream = (
+  pull: Pull.Pull<ReadonlyArray<ConverseStreamOutput>, BedrockError.BedrockError>,
+  scope: Scope.Closeable,
+  modelId: string,
+  clock: Clock.Clock
+): Upstream => ({
+  pull,
+  pullBefore: (at, onTimeout) =>
+    pull.pipe(
+      Pull.catchDone(() => Effect.fail(endedEarly(modelId))),
+      Effect.timeoutOrElse({
+        duration: Duration.millis(Math.max(0, at - clock.currentTimeMillisUnsafe())),
+        orElse: () => Effect.fail(onTimeout())
+      })
+    ),
+  close: Scope.close(scope, Exit.void)
+})
+
+/** The SDK's event iterator as an upstream: each pull one Effect step; the stall limit in the deadline heap. */
+const rawUpstream = (
+  events: AsyncIterator<ConverseStreamOutput>,
+  controller: AbortController,
+  modelId: string,
+  deadlines: Deadlines.Deadlines
+): Upstream => {
+  const afterResponse = (e: unknown) => BedrockError.fromSdkError(e, modelId, "after-response")
+  return {
+    pull: Effect.callback((resume) => {
+      events.next().then(
+        (r) => resume(r.done === true ? Cause.done() : Effect.succeed([r.value])),
+        (e) => resume(Effect.fail(afterResponse(e)))
+      )
+      // a pull given up on (a grace period over, the caller gone) ends the upstream
+      return Effect.sync(() => controller.abort())
+    }),
+    pullBefore: (at, onTimeout) =>
+      Effect.callback((resume) => {
+        let settled = false
+        const entry = deadlines.add(at, () => {
+          if (settled) return
+          settled = true
+          controller.abort()
+          resume(Effect.fail(onTimeout()))
+        })
+        events.next().then(
+          (r) => {
+            if (settled) return
+            settled = true
+            deadlines.remove(entry)
+            resume(r.done === true ? Effect.fail(endedEarly(modelId)) : Effect.succeed([r.value]))
+          },
+          (e) => {
+            if (settled) return
+            settled = true
+            deadlines.remove(entry)
+            resume(Effect.fail(afterResponse(e)))
+          }
+        )
+        return Effect.sync(() => {
+          if (settled) return
+          settled = true
+          deadlines.remove(entry)
+          controller.abort()
+        })
+      }),
+    close: Effect.sync(() => controller.abort())
+  }
+}
+
+/**
+ * One attempt up to its commit point over the SDK's iterator, as a Promise
+ * (the engine runs it under the first-token limit and aborts `controller`
+ * when the attempt is given up). Without refusal hold-back only.
+ */
+const openRaw = (send: RawStream, clock: Clock.Clock, modelId: string, deadlines: Deadlines.Deadlines) =>
+async (controller: AbortController): Promise<Opened> => {
+  const startedAt = clock.currentTimeMillisUnsafe()
+  const events = (await send(controller.signal))[Symbol.asyncIterator]()
+  const head: Array<ConverseStreamOutput> = []
+  try {
+    while (true) {
+      const r = await events.next()
+      if (r.done === true) throw endedEarly(modelId)
+      head.push(r.value)
+      if (isContent(r.value)) break
+    }
+  } catch (e) {
+    // the attempt failed before its commit point: its upstream goes with it
+    controller.abort()
+    throw BedrockError.fromSdkError(e, modelId, "after-response")
+  }
+  return { head, upstream: rawUpstream(events, controller, modelId, deadlines), startedAt, firstTokenAt: clock.currentTimeMillisUnsafe() }
 }
 
 /** Is this event model output (the commit point)? `messageStop` counts: an empty answer is an answer. */
@@ -85,7 +206,8 @@ const open = (
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     const modelId = target.model.modelId
-    const startedAt = yield* Clock.currentTimeMillis
+    const clock = yield* Effect.clockWith(Effect.succeed)
+    const startedAt = clock.currentTimeMillisUnsafe()
     const holdBack = settings.refusal?.holdBack ?? 0
     const body = Effect.gen(function*() {
       const pull = yield* Scope.provide(Stream.toPull(request(target, ctx)), scope)
@@ -115,7 +237,7 @@ const open = (
           )
         }
       }
-      return { head, pull, scope, startedAt, firstTokenAt: yield* Clock.currentTimeMillis } satisfies Opened
+      return { head, upstream: streamUpstream(pull, scope, modelId, clock), startedAt, firstTokenAt: clock.currentTimeMillisUnsafe() } satisfies Opened
     })
     return yield* body.pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit))))
   })
@@ -126,7 +248,7 @@ const open = (
  * response, which the provider logs as cut and which costs the connection.
  */
 const drain = (o: Opened, ms: number) =>
-  ms <= 0 ? Effect.void : o.pull.pipe(Effect.forever, Effect.timeoutOption(Duration.millis(ms)), Effect.catchCause(() => Effect.void))
+  ms <= 0 ? Effect.void : o.upstream.pull.pipe(Effect.forever, Effect.timeoutOption(Duration.millis(ms)), Effect.catchCause(() => Effect.void))
 
 const endedEarly = (modelId: string) =>
   BedrockError.make(new BedrockError.Incomplete({ detail: "no-message-stop" }), "ConverseStream ended before messageStop", modelId)
@@ -138,12 +260,21 @@ export const make = (options: {
   readonly settings: Settings
   readonly inputTokens: () => number
   readonly request: (target: Engine.Target, ctx: Engine.AttemptContext) => Stream.Stream<ConverseStreamOutput, BedrockError.BedrockError>
+  /** the request as the SDK's own call, where the target's runtime offers one */
+  readonly raw?: ((target: Engine.Target, ctx: Engine.AttemptContext) => RawStream | undefined) | undefined
   readonly routing: (routed: Engine.Routed<unknown>) => Routing
 }): Stream.Stream<MuxStream.Event, MuxError> =>
   Stream.unwrap(Effect.gen(function*() {
     const { engine, settings } = options
     const request = yield* engine.start(options.start)
     const deadlineAt = request.deadlineAt
+    const clock = yield* Effect.clockWith(Effect.succeed)
+    const rawOpen: Engine.RawAttempt<Opened> | undefined = options.raw === undefined || settings.refusal !== undefined
+      ? undefined
+      : (target, ctx) => {
+        const send = options.raw!(target, ctx)
+        return send === undefined ? undefined : openRaw(send, clock, target.model.modelId, engine.deadlines)
+      }
     let routed: Engine.Routed<Opened> | undefined
     let stopped = false
     let finished = false
@@ -175,7 +306,7 @@ export const make = (options: {
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         if (routed !== undefined) {
-          yield* Scope.close(routed.value.scope, Exit.void)
+          yield* routed.value.upstream.close
           if (!finished) yield* routed.settle({ _tag: "Interrupted" })
         }
         yield* request.end({ _tag: "Interrupted" })
@@ -197,7 +328,7 @@ export const make = (options: {
       if (generating > 0 && used.outputTokens > 1) stats.tokensPerSecond.record((used.outputTokens - 1) / generating)
       const tokens = { inputTokens: used.inputTokens, outputTokens: used.outputTokens, quota: used.totalTokens }
       yield* r.settle({ _tag: "Success", usage: tokens })
-      yield* Scope.close(o.scope, Exit.void)
+      yield* o.upstream.close
       yield* request.end({ _tag: "Success", target: r.target, usage: tokens, timeToFirstTokenMs: o.firstTokenAt - o.startedAt })
       const routingEvent: MuxStream.RoutingEvent = {
         routing: {
@@ -216,7 +347,7 @@ export const make = (options: {
     const interrupted = (error: BedrockError.BedrockError) =>
       Effect.gen(function*() {
         const r = routed!
-        yield* Scope.close(r.value.scope, Exit.void)
+        yield* r.value.upstream.close
         const { restart } = yield* r.settle({ _tag: "Failure", error, restart: settings.onInterrupt === "restart" })
         const partial = estimated()
         const shown = delivered
@@ -258,6 +389,7 @@ export const make = (options: {
         {
           open: true,
           commitWithin: { ms: settings.firstTokenMs, scope: "first-token" },
+          raw: rawOpen,
           // one hedge per request, and none for a restart
           hedge: settings.hedge === undefined || restarts > 0
             ? undefined
@@ -283,7 +415,7 @@ export const make = (options: {
         // counted from messageStop, whatever else the upstream sends
         const left = stopAt + settings.metadataGraceMs - now
         if (usage !== undefined) return [yield* Effect.andThen(drain(o, left), finish)]
-        const rest = left <= 0 ? Option.none() : yield* o.pull.pipe(
+        const rest = left <= 0 ? Option.none() : yield* o.upstream.pull.pipe(
           Effect.timeoutOption(Duration.millis(left)),
           Effect.catchCause(() => Effect.succeedNone)
         )
@@ -296,13 +428,9 @@ export const make = (options: {
       }
       const left = deadlineAt - now
       const [limit, scope] = settings.stallMs < left ? [settings.stallMs, "stall" as const] : [left, "request" as const]
-      const chunk = yield* o.pull.pipe(
-        Pull.catchDone(() => Effect.fail(endedEarly(routed!.target.model.modelId))),
-        Effect.timeoutOrElse({
-          duration: Duration.millis(Math.max(0, limit)),
-          orElse: () => Effect.fail(BedrockError.deadline(scope, Duration.millis(Math.max(0, limit)), routed!.target.model.modelId))
-        }),
-        Effect.result
+      const modelId = routed.target.model.modelId
+      const chunk = yield* Effect.result(
+        o.upstream.pullBefore(now + Math.max(0, limit), () => BedrockError.deadline(scope, Duration.millis(Math.max(0, limit)), modelId))
       )
       if (chunk._tag === "Failure") return yield* interrupted(chunk.failure)
       note(chunk.success)
