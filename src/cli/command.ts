@@ -5,6 +5,7 @@
  *
  * - `bedrock-mux demo [scenario...] [--json] [--live] [--region r] [--models a,b]`
  * - `bedrock-mux validate-config <file | ENV_VAR> [--json]`
+ * - `bedrock-mux eval <golden.jsonl> --models a,b,c [...]` (see `eval.ts`)
  *
  * Every output goes through `Console` (the TTY progress line excepted). A
  * failing run fails with `CliExit`, which carries the exit code and is not
@@ -14,6 +15,7 @@ import { Config, Console, Data, Duration, Effect, FileSystem, Layer, Option, Res
 import { Argument, Command, Flag } from "effect/cli"
 import { BedrockRuntime } from "../BedrockRuntime.ts"
 import * as MuxConfig from "../MuxConfig.ts"
+import { evalFlags, runEval } from "./eval.ts"
 import { Progress, type ProgressReporter, request, type Scenario, type Table } from "./scenarioKit.ts"
 import { defaultLiveModels, muxWorkload, runtimeWorkload, scenarios } from "./scenarios.ts"
 
@@ -340,8 +342,25 @@ export const validateConfig = Command.make(
 ).pipe(Command.withDescription("Decode a mux config (JSON file or environment variable) and print it, or every problem"))
 
 // ---------------------------------------------------------------------------
+// eval (the run lives in eval.ts)
+
+export const evaluate = Command.make(
+  "eval",
+  evalFlags,
+  Effect.fn("bedrock-mux.eval")(function*(args) {
+    const progress = process.stderr.isTTY === true ? ttyReporter("eval") : undefined
+    const code = yield* runEval(args, { progress, renderTable, describeError })
+    if (code !== 0) return yield* new CliExit({ code })
+  })
+).pipe(
+  Command.withDescription(
+    "The evaluation gate: run candidates on a golden set, score them, print the report and write the next config; exit 0 pass, 1 fail, 2 bad input"
+  )
+)
+
+// ---------------------------------------------------------------------------
 
 export const cli = Command.make("bedrock-mux").pipe(
-  Command.withDescription("Resilience layer for Amazon Bedrock Converse: demo scenarios and config validation"),
-  Command.withSubcommands([demo, validateConfig])
+  Command.withDescription("Resilience layer for Amazon Bedrock Converse: demo scenarios, config validation, the evaluation gate"),
+  Command.withSubcommands([demo, validateConfig, evaluate])
 )
