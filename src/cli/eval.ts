@@ -72,9 +72,10 @@ export const evalFlags = {
   tpm: Flag.Int("tpm").pipe(Flag.withDescription("tokens per minute of a candidate not in --config"), Flag.optional),
   seed: Flag.String("seed").pipe(Flag.withDescription("the bootstrap's seed"), Flag.withDefault("bedrock-mux-eval")),
   cache: Flag.String("cache").pipe(Flag.withDescription("the answer cache file (JSON Lines)"), Flag.withDefault(DEFAULT_CACHE)),
-  useCache: Flag.Boolean("use-cache").pipe(
-    Flag.withDescription("look answers up in (and add them to) the cache; --no-use-cache calls everything"),
-    Flag.withDefault(true)
+  noCache: Flag.Boolean("no-cache").pipe(
+    Flag.withDescription("neither read nor write the answer cache: call everything"),
+    Flag.withDefault(false),
+    Flag.withoutNegation
   ),
   region: Flag.String("region").pipe(Flag.withDescription("AWS region (real Bedrock)"), Flag.optional),
   endpoint: Flag.String("endpoint").pipe(Flag.withDescription("Bedrock Runtime endpoint URL (a VPC endpoint, a test fake)"), Flag.optional),
@@ -102,7 +103,7 @@ export interface EvalArgs {
   readonly tpm: Option.Option<number>
   readonly seed: string
   readonly cache: string
-  readonly useCache: boolean
+  readonly noCache: boolean
   readonly region: Option.Option<string>
   readonly endpoint: Option.Option<string>
   readonly json: boolean
@@ -219,7 +220,7 @@ export const runEval = (args: EvalArgs, deps: EvalDeps) =>
       ...(deps.progress === undefined || args.json ? {} : { onProgress: (p: Eval.Progress) => deps.progress!.report(p.done, p.total) })
     }
     const onVirtualTime = script !== undefined
-    const cacheLayer = args.useCache
+    const cacheLayer = !args.noCache
       ? Eval.AnswerCache.layerFileSystem(args.cache, { write: onVirtualTime ? "on-close" : "through" })
       : Layer.empty
     const runtime: Layer.Layer<BedrockRuntime, unknown> = script !== undefined

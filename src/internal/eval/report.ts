@@ -14,6 +14,7 @@ const usd = (x: number | undefined): string =>
 const ci = (c: readonly [number, number] | undefined): string => (c === undefined ? "–" : `[${f2(c[0])}, ${f2(c[1])}]`)
 const count = (x: number | undefined): string => (x === undefined ? "–" : String(x))
 const cell = (s: string): string => s.replace(/\|/g, "\\|").replace(/\r?\n/g, " ")
+const html = (s: string): string => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
 const code = (s: string): string => `\`${s.replace(/`/g, "'")}\``
 
 /** A fence longer than any run of backticks in `text`. */
@@ -137,7 +138,8 @@ export const markdownOf = (report: Report, options: { readonly worst?: number; r
   if (withWorst.length > 0) {
     out.push("### Worst cases", "")
     for (const [m, cases] of withWorst) {
-      out.push(`<details><summary>${code(m.modelId)}: ${cases.length} worst case${cases.length === 1 ? "" : "s"}</summary>`, "")
+      // HTML, not Markdown, inside <summary>
+      out.push(`<details><summary><code>${html(m.modelId)}</code>: ${cases.length} worst case${cases.length === 1 ? "" : "s"}</summary>`, "")
       for (const r of cases) {
         out.push(
           `**${code(r.caseId)}** (line ${r.line}${r.tags.length > 0 ? `, ${r.tags.join(", ")}` : ""}): score ${f2(r.score)}; ${whyOf(r)}`,
