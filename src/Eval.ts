@@ -105,10 +105,9 @@ export type { Candidate, Progress } from "./internal/eval/runner.ts"
  *
  * @example
  * ```ts
- * import { Effect } from "effect"
  * import { Eval } from "effect-bedrock-mux"
- * const golden = { cases: [] }
- * const s = Eval.scorers.contains.score(["Paris"], { answer: "Paris, France", case: undefined as never, judge: undefined })
+ * // only exact and contains: a golden line naming another scorer is a problem at its line
+ * const strict = (text: string) => Eval.decodeGolden(text, [Eval.scorers.exact, Eval.scorers.contains])
  * ```
  * @since 0.1.0
  */

@@ -166,6 +166,23 @@ describe("Eval.run on the simulator", () => {
       }
     }))))
 
+  it.effect("an outage shows as errors: every case is asked (the eval mux's breaker never opens)", () =>
+    Effect.gen(function*() {
+      const cases = Array.from({ length: 12 }, (_, i) => ({ id: `c${i}`, prompt: `Q${i}`, expect: { contains: "x" } }))
+      const report = yield* evaluate({ cases, candidates: ["down"], bar: 0, concurrency: 1 })
+      assert.strictEqual(report.models[0]!.summary.errors, 12)
+      assert.match(report.models[0]!.results[0]!.error!, /ServiceUnavailable/)
+      // one attempt per case (ServiceUnavailable fails over, and there is nowhere to go): 12 calls at once,
+      // none held back by an open breaker's cooldown
+      assert.deepStrictEqual(
+        (yield* BedrockSimulator.attempts).map((a) => [a.start, a.outcome]),
+        Array.from({ length: 12 }, () => [0, "ServiceUnavailableException"])
+      )
+      assert.deepStrictEqual([report.models[0]!.summary.mean, report.gate.passed], [0, true])
+    }).pipe(Effect.provide(BedrockSimulator.layer({
+      models: { down: { faults: [{ do: { kind: "error", error: "ServiceUnavailableException" } }] } }
+    }))))
+
   it.effect("concurrency: at most n cases in flight", () =>
     Effect.gen(function*() {
       const cases = Array.from({ length: 9 }, (_, i) => ({ id: `c${i}`, prompt: `Q${i}`, expect: { contains: "x" } }))

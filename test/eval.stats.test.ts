@@ -190,6 +190,7 @@ describe("the next config", () => {
       timeout: "10 seconds",
       routes: { summarize: ["a"] }
     })
+    assert.deepStrictEqual(Object.keys(config), ["name", "models", "deadline", "timeout", "routes"], "the current config's key order")
     assert.deepStrictEqual(notes, ["fb: not evaluated, kept as it was", "route \"legacy\": every model left, route dropped"])
     assert.isTrue(MuxConfig.decode(config).pipe(Effect.isSuccess, Effect.runSync))
     assert.deepStrictEqual(diffOf(current, config, [evidence("old", { promoted: false, reasons: ["overall: lower bound 0.40 < bar 0.8"] })]), [

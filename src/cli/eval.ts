@@ -71,6 +71,8 @@ export const evalFlags = {
   rpm: Flag.Int("rpm").pipe(Flag.withDescription("requests per minute of a candidate not in --config"), Flag.optional),
   tpm: Flag.Int("tpm").pipe(Flag.withDescription("tokens per minute of a candidate not in --config"), Flag.optional),
   seed: Flag.String("seed").pipe(Flag.withDescription("the bootstrap's seed"), Flag.withDefault("bedrock-mux-eval")),
+  resamples: Flag.Int("resamples").pipe(Flag.withDescription("bootstrap resamples"), Flag.withDefault(2000)),
+  minTagCases: Flag.Int("min-tag-cases").pipe(Flag.withDescription("a tag with at least this many cases is gated"), Flag.withDefault(5)),
   cache: Flag.String("cache").pipe(Flag.withDescription("the answer cache file (JSON Lines)"), Flag.withDefault(DEFAULT_CACHE)),
   noCache: Flag.Boolean("no-cache").pipe(
     Flag.withDescription("neither read nor write the answer cache: call everything"),
@@ -102,6 +104,8 @@ export interface EvalArgs {
   readonly rpm: Option.Option<number>
   readonly tpm: Option.Option<number>
   readonly seed: string
+  readonly resamples: number
+  readonly minTagCases: number
   readonly cache: string
   readonly noCache: boolean
   readonly region: Option.Option<string>
@@ -212,6 +216,8 @@ export const runEval = (args: EvalArgs, deps: EvalDeps) =>
       weights: args.weights,
       routes: args.routes,
       seed: args.seed,
+      resamples: args.resamples,
+      minTagCases: args.minTagCases,
       inferenceConfig: { maxTokens: args.maxTokens },
       ...(current === undefined ? {} : { current: current as MuxConfig.Input }),
       ...(prices === undefined ? {} : { prices: prices as Eval.Prices }),
