@@ -39,30 +39,19 @@ const golden = [
   { id: "tone", prompt: "Reply to a customer whose parcel is late.", expect: { judge: "apologetic and brief", maxWords: 30 }, tags: ["support"] }
 ].map((c) => JSON.stringify(c)).join("\n")
 
+// what each model answers, matched on the prompt text: [prompt contains, Lite, 1B]
+const answers = [
+  ["12 + 30", "42", "41"],
+  ["7 * 6", "42", "42"],
+  ["100 - 58", "42", "48"],
+  ["lamps", "{\"item\": \"lamp\", \"qty\": 2}", "{\"item\": \"lamp\", \"qty\": 2}"],
+  ["parcel", "We are sorry your parcel is late; it ships today.", "Sorry about the delay, it ships today."]
+] as const
+
 const Simulated = BedrockSimulator.layer({
   models: {
-    [LITE]: {
-      firstToken: 150,
-      tokensPerSecond: 100,
-      answers: [
-        { includes: "12 + 30", answer: "42" },
-        { includes: "7 * 6", answer: "42" },
-        { includes: "100 - 58", answer: "42" },
-        { includes: "lamps", answer: "{\"item\": \"lamp\", \"qty\": 2}" },
-        { includes: "parcel", answer: "We are sorry your parcel is late; it ships today." }
-      ]
-    },
-    [SMALL]: {
-      firstToken: 80,
-      tokensPerSecond: 200,
-      answers: [
-        { includes: "12 + 30", answer: "41" },
-        { includes: "7 * 6", answer: "42" },
-        { includes: "100 - 58", answer: "48" },
-        { includes: "lamps", answer: "{\"item\": \"lamp\", \"qty\": 2}" },
-        { includes: "parcel", answer: "Sorry about the delay, it ships today." }
-      ]
-    },
+    [LITE]: { firstToken: 150, tokensPerSecond: 100, answers: answers.map(([includes, answer]) => ({ includes, answer })) },
+    [SMALL]: { firstToken: 80, tokensPerSecond: 200, answers: answers.map(([includes, , answer]) => ({ includes, answer })) },
     [JUDGE]: { answer: "Apologetic and brief.\nSCORE: 9" }
   }
 })
