@@ -242,9 +242,12 @@ export const runEval = (args: EvalArgs, deps: EvalDeps) =>
       return yield* badInput([`error: ${e._tag === "EvalInputError" ? e.message : `answer cache: ${e.message}`}`])
     }
     const est = estimate.success
-    yield* Console.error(
-      `estimated cost: ${est.usd === undefined ? `unknown (no price for ${est.unpriced.join(", ")}); priced calls up to $${est.pricedUsd.toFixed(4)}` : `up to $${est.usd.toFixed(4)}`} for ${est.calls} call(s) not in the cache`
-    )
+    const bound = est.usd === undefined
+      ? `unknown for ${est.calls} call(s) not in the cache (no price for ${est.unpriced.join(", ")}${
+        est.pricedUsd > 0 ? `; the priced calls up to $${est.pricedUsd.toFixed(4)}` : ""
+      })`
+      : `up to $${est.usd.toFixed(4)} for ${est.calls} call(s) not in the cache`
+    yield* Console.error(`estimated cost: ${bound}`)
 
     // the simulator is built inside the virtual clock: its time zero is the run's
     const evaluation = Eval.run(options).pipe(Effect.provide(runtime))
