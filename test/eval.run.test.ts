@@ -378,7 +378,7 @@ describe("the gate and the next config", () => {
       const svg = Eval.toSvg(report)
       assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
       assert.strictEqual(svg.match(/<circle /g)!.length, 4, "two models on two panels")
-      assert.include(svg, ">weak</text>")
+      assert.include(svg, ">2  weak (left out; mean 0.50 [")
       assert.strictEqual((svg.match(/<text/g) ?? []).length, (svg.match(/<\/text>/g) ?? []).length)
     }).pipe(Effect.provide(BedrockSimulator.layer(script))))
 

@@ -1,8 +1,8 @@
 /**
  * The report's chart, as a hand-written SVG string: mean score (with its
  * 95 % interval) against cost per 1 000 cases, and against p50 latency, one
- * point per model, the bar as a dashed line. Promoted models are green,
- * the others red. Pure.
+ * point per model (numbered, the legend below names them), the bar as a
+ * dashed line. Promoted models are green, the others red. Pure.
  */
 import type { Report } from "./types.ts"
 
@@ -13,12 +13,15 @@ const M = { left: 48, right: 16, top: 30, bottom: 44 }
 const esc = (s: string): string =>
   s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;")
 
+const colorOf = (promoted: boolean) => (promoted ? "#1a7f37" : "#cf222e")
+
 const num = (x: number): string => (Math.round(x * 10) / 10).toString()
 
 const tick = (x: number): string =>
   x === 0 ? "0" : x >= 100 ? Math.round(x).toString() : x >= 1 ? x.toFixed(1) : x.toPrecision(2)
 
 interface Point {
+  readonly n: number
   readonly label: string
   readonly x: number
   readonly y: number
@@ -48,15 +51,17 @@ const panel = (offset: number, title: string, axis: string, points: ReadonlyArra
     `<line x1="${num(sx(0))}" x2="${num(sx(maxX))}" y1="${num(sy(bar))}" y2="${num(sy(bar))}" stroke="#555" stroke-dasharray="4 3"/>`,
     `<text x="${num(sx(maxX) - 4)}" y="${num(sy(bar) - 4)}" text-anchor="end" fill="#555">bar ${bar}</text>`
   )
-  points.forEach((p, i) => {
-    const color = p.promoted ? "#1a7f37" : "#cf222e"
+  for (const p of points) {
+    const color = colorOf(p.promoted)
     const x = sx(p.x)
+    // the number on the side with room: left of a point in the right half
+    const right = x < offset + M.left + pw / 2
     parts.push(
       `<line x1="${num(x)}" x2="${num(x)}" y1="${num(sy(p.lo))}" y2="${num(sy(p.hi))}" stroke="${color}"/>`,
       `<circle cx="${num(x)}" cy="${num(sy(p.y))}" r="4" fill="${color}"><title>${esc(`${p.label}: ${p.y.toFixed(3)} [${p.lo.toFixed(3)}, ${p.hi.toFixed(3)}]`)}</title></circle>`,
-      `<text x="${num(x + 6)}" y="${num(sy(p.y) - 6 - (i % 2) * 11)}" fill="${color}">${esc(p.label.length > 28 ? `${p.label.slice(0, 27)}…` : p.label)}</text>`
+      `<text x="${num(right ? x + 7 : x - 7)}" y="${num(sy(p.y) + 4)}" text-anchor="${right ? "start" : "end"}" fill="${color}">${p.n}</text>`
     )
-  })
+  }
   if (points.length === 0) {
     parts.push(`<text x="${num(offset + W / 2)}" y="${num(M.top + ph / 2)}" text-anchor="middle" fill="#555">no data</text>`)
   }
@@ -67,6 +72,7 @@ const panel = (offset: number, title: string, axis: string, points: ReadonlyArra
 export const chartOf = (report: Report): string => {
   const scored = report.models.filter((m) => m.summary.mean !== undefined && m.summary.ci !== undefined)
   const point = (m: typeof scored[number], x: number): Point => ({
+    n: scored.indexOf(m) + 1,
     label: m.modelId,
     x,
     y: m.summary.mean!,
@@ -76,11 +82,18 @@ export const chartOf = (report: Report): string => {
   })
   const byCost = scored.flatMap((m) => (m.summary.costPer1kCases === undefined ? [] : [point(m, m.summary.costPer1kCases)]))
   const byLatency = scored.flatMap((m) => (m.summary.latencyMs === undefined ? [] : [point(m, m.summary.latencyMs.p50)]))
+  const legend = scored.map((m, i) =>
+    `<text x="${M.left}" y="${H + 16 * (i + 1)}" fill="${colorOf(m.promoted)}">${i + 1}  ${esc(m.modelId)} (${m.promoted ? "promoted" : "left out"}; mean ${
+      m.summary.mean!.toFixed(2)
+    } [${m.summary.ci![0].toFixed(2)}, ${m.summary.ci![1].toFixed(2)}])</text>`
+  )
+  const height = H + 16 * scored.length + 10
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * W}" height="${H}" viewBox="0 0 ${2 * W} ${H}" font-family="sans-serif" font-size="11">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * W}" height="${height}" viewBox="0 0 ${2 * W} ${height}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     panel(0, "score against cost", "USD per 1 000 cases", byCost, report.bar),
     panel(W, "score against latency", "p50 latency (ms)", byLatency, report.bar),
+    ...legend,
     `</svg>`,
     ""
   ].join("\n")

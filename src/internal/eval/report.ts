@@ -46,7 +46,7 @@ const summaryCells = (s: Summary): Array<string> => [
   count(s.judgeFailures)
 ]
 
-/** The worst results of a model: failed calls first, then by score, then by line. */
+/** The worst results of a model: the cases that did not pass, lowest score first (unscored last), then by line. */
 export const worstOf = (results: ReadonlyArray<CaseResult>, n: number): ReadonlyArray<CaseResult> =>
   [...results]
     .filter((r) => r.pass !== true)
