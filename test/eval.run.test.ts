@@ -183,10 +183,14 @@ describe("Eval.run on the simulator", () => {
       models: { down: { faults: [{ do: { kind: "error", error: "ServiceUnavailableException" } }] } }
     }))))
 
-  it.effect("concurrency: at most n cases in flight", () =>
+  it.effect("concurrency: at most n cases in flight; progress after each case of each model", () =>
     Effect.gen(function*() {
       const cases = Array.from({ length: 9 }, (_, i) => ({ id: `c${i}`, prompt: `Q${i}`, expect: { contains: "x" } }))
-      yield* evaluate({ cases, candidates: ["a", "b"], bar: 0, concurrency: 3 })
+      const seen: Array<Eval.Progress> = []
+      yield* evaluate({ cases, candidates: ["a", "b"], bar: 0, concurrency: 3, onProgress: (p) => Effect.sync(() => void seen.push(p)) })
+      // 0/18 first, then one report per (case, model), the last one 18/18
+      assert.deepStrictEqual(seen.map((p) => p.done), Array.from({ length: 19 }, (_, i) => i))
+      assert.deepStrictEqual(seen.at(-1), { done: 18, total: 18, cached: 0, errors: 0 })
       const log = yield* BedrockSimulator.attempts
       const peak = Math.max(...log.map((a) => log.filter((b) => b.start <= a.start && b.end! > a.start).length))
       assert.strictEqual(peak, 3)
