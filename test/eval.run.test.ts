@@ -8,6 +8,7 @@ import { TestClock } from "effect/testing"
 import { BedrockSimulator } from "../src/BedrockSimulator.ts"
 import * as Eval from "../src/Eval.ts"
 import * as MuxConfig from "../src/MuxConfig.ts"
+import * as Policy from "../src/Policy.ts"
 import type { ScriptInput } from "../src/SimulatorScript.ts"
 
 const jsonl = (...cases: ReadonlyArray<Record<string, unknown>>) => cases.map((c) => JSON.stringify(c)).join("\n")
@@ -309,7 +310,7 @@ describe("the gate and the next config", () => {
       assert.deepStrictEqual(report.next.input, { models: [{ modelId: "good", weight: 100 }], timeout: "10 seconds" })
       assert.deepStrictEqual(report.next.notes, ["good: moved to tier 0, the config had no primary left"])
       assert.isDefined(report.next.config)
-      assert.strictEqual(report.next.config!.models[0]!.tier, 0)
+      assert.strictEqual(Policy.models(report.next.config!)[0]!.tier, 0)
       assert.deepStrictEqual(report.next.diff.map((d) => d.op), ["-", "~"])
       assert.match(report.next.diff[0]!.text, /^model weak \(overall: lower bound 0\.\d\d < bar 0\.8; tag math: lower bound 0\.00 < bar 0\.8\)$/)
     }).pipe(Effect.provide(BedrockSimulator.layer(script))))
