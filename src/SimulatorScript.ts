@@ -179,6 +179,21 @@ export type Script = typeof Script.Type
 export type ScriptInput = typeof Script.Encoded
 
 /**
+ * Is this an already decoded script? A decoded script holds `Duration`
+ * values where the JSON has numbers or strings, so this is a type check, not
+ * a guess; a script without durations reads the same either way.
+ *
+ * @example
+ * ```ts
+ * import { SimulatorScript } from "effect-bedrock-mux"
+ * SimulatorScript.isScript(SimulatorScript.decodeSync({ models: { m: { latency: 100 } } })) // true
+ * SimulatorScript.isScript({ models: { m: { latency: 100 } } }) // false: 100 is not yet a Duration
+ * ```
+ * @since 0.1.0
+ */
+export const isScript: (u: unknown) => u is Script = Schema.is(Script)
+
+/**
  * A script that failed to decode, with every problem and its path.
  * @since 0.1.0
  */

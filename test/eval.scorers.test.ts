@@ -71,10 +71,10 @@ describe("golden set", () => {
           }
         }),
         line({ id: "e", prompt: "", weight: 0, tags: ["ok", ""], expect: { exact: 3 } }),
-        line({ id: "f", prompt: "hi", expect: { regex: { pattern: "x", flags: "g" } } })
+        line({ id: "f", prompt: "hi", promt: "hi", expect: { regex: { pattern: "x", flags: "g" } } })
       ))
       const has = (prefix: string) => assert.isTrue(problems.some((p) => p.startsWith(prefix)), `${prefix} in\n${problems.join("\n")}`)
-      has("2 colour: unknown key; allowed: id, prompt, messages")
+      has("2 colour: unknown key; allowed: `id`, `prompt`, `messages`")
       has("2 expect.contains[1]: ")
       has("2 id: duplicate id \"a\" (also on line 1)")
       has("3 id: Missing key")
@@ -85,13 +85,14 @@ describe("golden set", () => {
       has("5 expect.regex: Invalid regular expression")
       has("5 expect.json.pattern: unsupported JSON Schema keyword \"pattern\"")
       has("5 expect.json.properties.n.type: Expected one of object, array")
-      has("5 expect.number.tol: ")
+      has("5 expect.number.tol: unknown key; allowed: `value`, `tolerance`, `relative`")
       has("5 expect.judge.pass: Expected a value between 0 and 1")
       has("5 expect.bogus: unknown expectation \"bogus\"")
       has("6 prompt: ")
       has("6 weight: Expected a value greater than 0")
       has("6 tags[1]: ")
       has("6 expect.exact: ")
+      has("7 promt: unknown key; did you mean `prompt`?")
       has("7 expect.regex: flags \"g\" are not allowed; allowed: i, m, s, u")
       assert.strictEqual(problems.filter((p) => p.startsWith("1 ")).length, 0, "line 1 is fine")
       assert.isAtLeast(problems.length, 19)

@@ -201,9 +201,11 @@ export const runEval = (args: EvalArgs, deps: EvalDeps) =>
     const { current, goldenText, prices, script } = inputs.success
     const golden = yield* Effect.result(Eval.decodeGolden(goldenText))
     if (Result.isFailure(golden)) return yield* badInput([`error: ${args.golden}: ${golden.failure.message}`])
+    let simulated: SimulatorScript.Script | undefined
     if (script !== undefined) {
       const decoded = yield* Effect.result(SimulatorScript.decode(script))
       if (Result.isFailure(decoded)) return yield* badInput([`error: ${Option.getOrElse(args.simulator, () => "")}: ${decoded.failure.message}`])
+      simulated = decoded.success
     }
     const candidates = candidatesOf(args, current)
     if (candidates.length === 0) return yield* badInput(["error: --models needs at least one model id (comma-separated)"])
@@ -225,12 +227,12 @@ export const runEval = (args: EvalArgs, deps: EvalDeps) =>
       ...(Option.isSome(args.maxCost) ? { maxCostUsd: args.maxCost.value } : {}),
       ...(deps.progress === undefined || args.json ? {} : { onProgress: (p: Eval.Progress) => deps.progress!.report(p.done, p.total) })
     }
-    const onVirtualTime = script !== undefined
+    const onVirtualTime = simulated !== undefined
     const cacheLayer = !args.noCache
       ? Eval.AnswerCache.layerFileSystem(args.cache, { write: onVirtualTime ? "on-close" : "through" })
       : Layer.empty
-    const runtime: Layer.Layer<BedrockRuntime, unknown> = script !== undefined
-      ? BedrockSimulator.layer(script as SimulatorScript.ScriptInput)
+    const runtime: Layer.Layer<BedrockRuntime, unknown> = simulated !== undefined
+      ? BedrockSimulator.layer(simulated)
       : BedrockRuntime.layer({
         ...(Option.isSome(args.region) ? { region: args.region.value } : {}),
         ...(Option.isSome(args.endpoint) ? { endpoint: args.endpoint.value } : {})
