@@ -7,6 +7,7 @@ import { type Duration, Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import { BedrockSimulator } from "../src/BedrockSimulator.ts"
 import * as Eval from "../src/Eval.ts"
+import { THROTTLED_SENDS } from "../src/internal/eval/runner.ts"
 import * as MuxConfig from "../src/MuxConfig.ts"
 import * as Policy from "../src/Policy.ts"
 import type { ScriptInput } from "../src/SimulatorScript.ts"
@@ -167,14 +168,64 @@ describe("Eval.run on the simulator", () => {
       }
     }))))
 
-  it.effect("an outage shows as errors: every case is asked (the eval mux's breaker never opens)", () =>
+  it.effect("a throttled case waits out the growing cooldowns and is sent again; latency and TTFT leave the waits out", () =>
+    Effect.gen(function*() {
+      const report = yield* evaluate({ cases: [geo[0]!], candidates: ["t"], bar: 0.5 })
+      // cooldowns of 500 ms, 1 s, 2 s after the three throttles, each followed by one send
+      assert.deepStrictEqual((yield* BedrockSimulator.attempts).map((a) => [a.start, a.outcome]), [
+        [0, "ThrottlingException"],
+        [500, "ThrottlingException"],
+        [1500, "ThrottlingException"],
+        [3500, "success"]
+      ])
+      const r = report.models[0]!.results[0]!
+      // first token at 100 ms, then 3 more tokens at 10 tokens/s
+      assert.deepStrictEqual([r.answer, r.error, r.ttftMs, r.latencyMs], ["Paris is the capital.", undefined, 100, 400])
+    }).pipe(Effect.provide(BedrockSimulator.layer({
+      models: {
+        t: {
+          answer: "Paris is the capital.",
+          firstToken: 100,
+          tokensPerSecond: 10,
+          faults: [{ when: { calls: { from: 1, to: 3 } }, do: { kind: "error", error: "ThrottlingException" } }]
+        }
+      }
+    }))))
+
+  it.effect(`a model that throttles everything: the case is an error after ${THROTTLED_SENDS} sends`, () =>
+    Effect.gen(function*() {
+      const report = yield* evaluate({ cases: [geo[0]!], candidates: ["t"], bar: 0 })
+      const log = yield* BedrockSimulator.attempts
+      assert.strictEqual(log.length, THROTTLED_SENDS)
+      assert.isTrue(log.every((a) => a.outcome === "ThrottlingException"))
+      // the cooldowns double from 500 ms up to the requests cap (10 s)
+      assert.deepStrictEqual(log.slice(1).map((a, i) => a.start - log[i]!.start), [500, 1000, 2000, 4000, 8000, 10_000, 10_000])
+      assert.strictEqual(report.models[0]!.summary.errors, 1)
+      assert.match(
+        report.models[0]!.results[0]!.error!,
+        new RegExp(`^AttemptsExhausted: all ${THROTTLED_SENDS} attempts failed; last attempt: Throttled: ThrottlingException: Too many requests`)
+      )
+    }).pipe(Effect.provide(BedrockSimulator.layer({
+      models: { t: { faults: [{ do: { kind: "error", error: "ThrottlingException", message: "Too many requests, please wait before trying again." } }] } }
+    }))))
+
+  it.effect("a daily token quota ends the case at once: its cooldown outlasts the deadline", () =>
+    Effect.gen(function*() {
+      const report = yield* evaluate({ cases: [geo[0]!], candidates: ["t"], bar: 0 })
+      assert.deepStrictEqual((yield* BedrockSimulator.attempts).map((a) => [a.start, a.outcome]), [[0, "ThrottlingException"]])
+      assert.match(report.models[0]!.results[0]!.error!, /^NoModelsAvailable: .*Too many tokens per day/)
+    }).pipe(Effect.provide(BedrockSimulator.layer({
+      models: { t: { faults: [{ do: { kind: "error", error: "ThrottlingException", message: "Too many tokens per day, please wait before trying again." } }] } }
+    }))))
+
+  it.effect("an outage shows as errors: every case is sent (the eval mux has no breaker)", () =>
     Effect.gen(function*() {
       const cases = Array.from({ length: 12 }, (_, i) => ({ id: `c${i}`, prompt: `Q${i}`, expect: { contains: "x" } }))
       const report = yield* evaluate({ cases, candidates: ["down"], bar: 0, concurrency: 1 })
       assert.strictEqual(report.models[0]!.summary.errors, 12)
       assert.match(report.models[0]!.results[0]!.error!, /ServiceUnavailable/)
       // one attempt per case (ServiceUnavailable fails over, and there is nowhere to go): 12 calls at once,
-      // none held back by an open breaker's cooldown
+      // none held back by an open breaker
       assert.deepStrictEqual(
         (yield* BedrockSimulator.attempts).map((a) => [a.start, a.outcome]),
         Array.from({ length: 12 }, () => [0, "ServiceUnavailableException"])

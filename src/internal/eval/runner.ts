@@ -7,14 +7,18 @@
  * Cost control and measurement:
  * - Admission: each candidate's mux has the model's `rpm` / `tpm` and
  *   `waitForRecovery`, so a call waits for quota room instead of being sent
- *   to be throttled; a throttle Bedrock sends anyway puts the model in its
- *   cooldown and the case is asked again (up to 3 times). At most
- *   `concurrency` cases are in flight. The eval mux's breaker never opens:
- *   every case is tried, so an outage shows as errors, not as skipped cases.
+ *   to be throttled. A throttle Bedrock sends anyway puts the model in its
+ *   throttle cooldown (500 ms, doubling with each further throttle up to the
+ *   cap of its kind); the request waits it out and asks again, up to
+ *   `THROTTLED_SENDS` sends per case. At most `concurrency` cases are in
+ *   flight. The eval mux has no breaker: every case is sent, so an outage
+ *   shows as errors, not as skipped cases.
  * - Answers come through `converseStream`: time to first token is the
  *   answering attempt's start to its first content event, latency that
- *   attempt's duration (waits for admission excluded), both on Effect's
- *   `Clock`. Usage is the stream's metadata (or the mux's estimate).
+ *   attempt's duration to the end of the stream; an attempt starts once it
+ *   is admitted, so waits for quota room and cooldowns are in neither. Both
+ *   on Effect's `Clock`. Usage is the stream's metadata (or the mux's
+ *   estimate).
  * - The cache is asked first; only new successful answers are stored.
  */
 import type { ConverseStreamCommandInput, InferenceConfiguration, Message } from "@aws-sdk/client-bedrock-runtime"
@@ -23,6 +27,7 @@ import { BedrockMux } from "../../BedrockMux.ts"
 import type * as MuxConfig from "../../MuxConfig.ts"
 import type { MuxError } from "../../MuxError.ts"
 import * as MuxStream from "../../MuxStream.ts"
+import * as Policy from "../../Policy.ts"
 import { AnswerCache, type CachedAnswer, keyOf } from "./cache.ts"
 import { JUDGE_SYSTEM, judgePrompt } from "./judge.ts"
 import { costOf, inputTokenBound, type Prices } from "./prices.ts"
@@ -109,36 +114,53 @@ export const judgeRequestOf = (modelId: string, question: { readonly system: str
   }
 }
 
-/** The one-model mux config a candidate is called through. */
-export const muxConfigOf = (
+/**
+ * How many times a case (or a judge question) is sent while Bedrock
+ * throttles it: the request's attempts. With one model, only a throttle asks
+ * the same model again past the per-reason retries (any other failure fails
+ * over, and there is nowhere to go), so this is the throttle budget: 7
+ * cooldowns, 35.5 s of waiting for a requests throttle (0.5 + 1 + 2 + 4 + 8 +
+ * 10 + 10), 61.5 s for a tokens one; a daily quota's 1 h cooldown outlasts the
+ * deadline and ends the case at once.
+ */
+export const THROTTLED_SENDS = 8
+
+/**
+ * The one-model mux a candidate is called through: its JSON config, and the
+ * policy change `BedrockMux.layer` applies to it (no breaker).
+ */
+export const muxOf = (
   c: Candidate,
   maxTokens: number,
   timeout: Duration.Input,
   deadline: Duration.Input
-): MuxConfig.Input => {
+): { readonly config: MuxConfig.Input; readonly policy: (p: Policy.Policy) => Policy.Policy } => {
   const t = Duration.toMillis(Duration.fromInputUnsafe(timeout))
   return {
-    name: `eval:${c.modelId}`,
-    models: [{ modelId: c.modelId, maxTokens, ...(c.rpm === undefined ? {} : { rpm: c.rpm }), ...(c.tpm === undefined ? {} : { tpm: c.tpm }) }],
-    attempts: 3,
-    timeout: t,
-    deadline: Duration.toMillis(Duration.fromInputUnsafe(deadline)),
-    waitForRecovery: true,
-    // quota is not health, and neither is a model's outage here: every case is asked
-    breaker: { failures: 1_000_000 },
-    stream: { firstTokenTimeout: t, stallTimeout: t }
+    config: {
+      name: `eval:${c.modelId}`,
+      models: [{ modelId: c.modelId, maxTokens, ...(c.rpm === undefined ? {} : { rpm: c.rpm }), ...(c.tpm === undefined ? {} : { tpm: c.tpm }) }],
+      attempts: THROTTLED_SENDS,
+      timeout: t,
+      deadline: Duration.toMillis(Duration.fromInputUnsafe(deadline)),
+      waitForRecovery: true,
+      stream: { firstTokenTimeout: t, stallTimeout: t }
+    },
+    // a model's outage is what the evaluation measures: no breaker holds cases back (throttle cooldowns stay)
+    policy: Policy.withoutGuard("breaker")
   }
 }
 
-const isThrottle = (e: MuxError): boolean =>
-  e.last?.reason._tag === "Throttled" || e.attempts.some((a) => a.reason === "Throttled")
+/** What a failed case reads in the report: the request's reason, and the last attempt's when the message leaves it out. */
+const describe = (e: MuxError): string => {
+  const last = e.last
+  const why = last === undefined || e.message.includes(last.message) ? "" : `; last attempt: ${last.reason._tag}: ${last.message}`
+  return `${e.reason._tag}: ${e.message}${why}`
+}
 
-const describe = (e: MuxError): string => `${e.reason._tag}: ${e.message}`
-
-/** Asks `mux` for one streamed answer; a throttle (after the mux's cooldown wait) is asked again, 3 times at most. */
+/** Asks `mux` for one streamed answer (the mux waits out throttle cooldowns and asks again). */
 const streamAnswer = (mux: BedrockMux["Service"], request: Omit<ConverseStreamCommandInput, "modelId">, modelId: string) =>
   MuxStream.collect(mux.converseStream(request)).pipe(
-    Effect.retry({ times: 3, while: isThrottle }),
     Effect.map((answer): CachedAnswer => {
       const routing = answer.routing
       const answering = routing?.attempts.findLast((a) => a.outcome === "success")
@@ -182,11 +204,10 @@ export const run = <R>(settings: Settings<R>) =>
   Effect.scoped(Effect.gen(function*() {
     const cache = yield* AnswerCache
     const { cases, candidates } = settings
-    const build = (c: Candidate, maxTokens: number) =>
-      Effect.map(
-        Layer.build(BedrockMux.layer(muxConfigOf(c, maxTokens, settings.timeout, settings.deadline))),
-        (ctx) => Context.get(ctx, BedrockMux)
-      )
+    const build = (c: Candidate, maxTokens: number) => {
+      const { config, policy } = muxOf(c, maxTokens, settings.timeout, settings.deadline)
+      return Effect.map(Layer.build(BedrockMux.layer(config, { policy })), (ctx) => Context.get(ctx, BedrockMux))
+    }
     const muxes = new Map<string, BedrockMux["Service"]>()
     for (const c of candidates) muxes.set(c.modelId, yield* build(c, settings.inferenceConfig.maxTokens))
     const judgeMux = settings.judge === undefined ? undefined : yield* build(settings.judge, settings.judgeMaxTokens)
@@ -208,7 +229,6 @@ export const run = <R>(settings: Settings<R>) =>
             const { key, request } = judgeRequestOf(modelId, question, settings.judgeMaxTokens)
             const hit = yield* cache.get(key)
             const answer = hit ?? (yield* judgeMux.converse(request).pipe(
-              Effect.retry({ times: 3, while: isThrottle }),
               Effect.map((out): CachedAnswer => ({
                 modelId,
                 text: (out.output?.message?.content ?? []).flatMap((b) => (b.text === undefined ? [] : [b.text])).join(""),
