@@ -65,12 +65,12 @@ const gate = Effect.gen(function*() {
     judge: JUDGE,
     bar: 0.7,
     minTagCases: 3,
+    // the incumbent's price comes from the config (models[].price); the others' from the price table
     prices: {
-      [LITE]: { input: 0.0003, output: 0.0025 },
       [SMALL]: { input: 0.0001, output: 0.0001 },
       [JUDGE]: { input: 0.003, output: 0.015 }
     },
-    current: { models: [{ modelId: LITE, weight: 100 }] }
+    current: { models: [{ modelId: LITE, weight: 100, price: { input: 0.0003, output: 0.0025 } }] }
   })
 })
 

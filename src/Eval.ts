@@ -30,6 +30,8 @@
  *   `concurrency` cases at a time; answers are looked up in the
  *   `AnswerCache` first; `maxCostUsd` refuses to start when the upper-bound
  *   estimate (`estimate`) is above it.
+ * - Prices: the current config's `models[].price`, with `prices` over them;
+ *   the next config carries them in its `models[].price`.
  * - The gate passes when no model of the current config fails, at least
  *   `minModels` models are promoted, and the next config decodes.
  *
@@ -64,14 +66,15 @@ import { decodeGolden as decodeGoldenPure, formatProblem, type GoldenProblem } f
 import { parseJudgeScore as parseJudge } from "./internal/eval/judge.ts"
 import { checkSchema, validate } from "./internal/eval/jsonSchema.ts"
 import { currentObject, diffOf, type Evidence, nextConfigOf } from "./internal/eval/nextConfig.ts"
-import { type Price, Prices as PricesSchema } from "./internal/eval/prices.ts"
+import { type Price, Prices as PricesSchema, pricesOfModels } from "./internal/eval/prices.ts"
 import { jsonOf, markdownOf } from "./internal/eval/report.ts"
 import * as Runner from "./internal/eval/runner.ts"
 import * as Scorers from "./internal/eval/scorers.ts"
 import type * as Types from "./internal/eval/types.ts"
 import { ScoreFailure } from "./internal/eval/types.ts"
-import { problemsOf } from "./internal/schema.ts"
+import { problemsOf, strict } from "./internal/schema.ts"
 import * as MuxConfig from "./MuxConfig.ts"
+import * as Policy from "./Policy.ts"
 
 export { AnswerCache, AnswerCacheError, ScoreFailure }
 export type { CachedAnswer, GoldenProblem, Price }
@@ -250,9 +253,12 @@ export interface Options<R = never> {
   readonly scorers?: ReadonlyArray<Types.Scorer<any, R>>
   /** the judge model of `judge` expectations */
   readonly judge?: string | Runner.Candidate
-  /** USD per 1 000 tokens, per model; a model without a price has no cost in the report */
+  /**
+   * USD per 1 000 tokens, per model, over the current config's
+   * `models[].price`; a model without a price has no cost in the report
+   */
   readonly prices?: Prices
-  /** the current mux config (JSON): its models are the incumbents, its other fields carry over */
+  /** the current mux config (JSON): its models (and their prices) are the incumbents, its other fields carry over */
   readonly current?: MuxConfig.Input
   /** default `equal` */
   readonly weights?: Types.WeightPolicy
@@ -315,14 +321,13 @@ type Problem = { readonly path: string; readonly message: string }
 
 const isCount = (n: number, min: number) => Number.isInteger(n) && n >= min
 
-/** Every problem of the options, and the settings when there are none. */
-const settingsOf = <R>(options: Options<R>): Result.Result<Runner.Settings<R>, ReadonlyArray<Problem>> => {
+/** Every problem of the options, and the settings when there are none; `configPrices` are the current config's. */
+const settingsOf = <R>(options: Options<R>, configPrices: Prices): Result.Result<Runner.Settings<R>, ReadonlyArray<Problem>> => {
   const problems: Array<Problem> = []
   const add = (path: string, message: string) => problems.push({ path, message })
   const candidates = options.candidates.map(candidateOf)
   const judge = options.judge === undefined ? undefined : candidateOf(options.judge)
   const scorerList = options.scorers ?? (Scorers.builtins as ReadonlyArray<Types.Scorer<any, R>>)
-  const prices = options.prices ?? {}
   if (!(options.bar >= 0 && options.bar <= 1)) add("bar", `${options.bar}; allowed: 0 <= bar <= 1`)
   if (candidates.length === 0) add("candidates", "no candidate; give at least one model id")
   const seen = new Set<string>()
@@ -357,10 +362,16 @@ const settingsOf = <R>(options: Options<R>): Result.Result<Runner.Settings<R>, R
   if (judged.length > 0 && judge === undefined) {
     add("judge", `cases on lines ${judged.slice(0, 5).join(", ")}${judged.length > 5 ? ", ..." : ""} expect a judge, and the run has no judge model`)
   }
-  const decodedPrices = Schema.decodeUnknownResult(PricesSchema)(prices, { errors: "all" })
+  const decodedPrices = Schema.decodeUnknownResult(PricesSchema)(options.prices ?? {}, strict)
   if (Result.isFailure(decodedPrices)) for (const p of problemsOf(decodedPrices.failure)) add(`prices.${p.path}`, p.message)
+  // the run's prices over the config's: the config's file may be older than the price sheet
+  const prices: Prices = { ...configPrices, ...(Result.isSuccess(decodedPrices) ? decodedPrices.success : {}) }
   if ((options.weights ?? DEFAULTS.weights) === "cost") {
-    for (const c of candidates) if (!Object.hasOwn(prices, c.modelId)) add("prices", `no price for "${c.modelId}": weights "cost" needs every candidate's price`)
+    for (const c of candidates) {
+      if (!Object.hasOwn(prices, c.modelId)) {
+        add("prices", `no price for "${c.modelId}": weights "cost" needs every candidate's price (in prices, or the current config's models[].price)`)
+      }
+    }
   }
   if (options.maxCostUsd !== undefined && !(options.maxCostUsd >= 0)) add("maxCostUsd", `${options.maxCostUsd}; allowed: >= 0`)
   for (const [path, d] of [["timeout", options.timeout], ["deadline", options.deadline]] as const) {
@@ -383,18 +394,20 @@ const settingsOf = <R>(options: Options<R>): Result.Result<Runner.Settings<R>, R
   })
 }
 
-const currentProblems = (current: MuxConfig.Input | undefined): Effect.Effect<ReadonlyArray<Problem>> =>
+/** The current config's problems, and its models' prices. */
+const currentOf = (current: MuxConfig.Input | undefined): Effect.Effect<{ readonly problems: ReadonlyArray<Problem>; readonly prices: Prices }> =>
   current === undefined
-    ? Effect.succeed([])
+    ? Effect.succeed({ problems: [], prices: {} })
     : MuxConfig.decode(current).pipe(
-      Effect.as([] as ReadonlyArray<Problem>),
-      Effect.catch((e) => Effect.succeed(e.problems.map((p) => ({ path: `current.${p.path}`, message: p.message }))))
+      Effect.map((config) => ({ problems: [], prices: pricesOfModels(Policy.models(config)) })),
+      Effect.catch((e) => Effect.succeed({ problems: e.problems.map((p) => ({ path: `current.${p.path}`, message: p.message })), prices: {} }))
     )
 
 const settingsOrFail = <R>(options: Options<R>) =>
   Effect.gen(function*() {
-    const settings = settingsOf(options)
-    const problems = [...(Result.isFailure(settings) ? settings.failure : []), ...(yield* currentProblems(options.current))]
+    const current = yield* currentOf(options.current)
+    const settings = settingsOf(options, current.prices)
+    const problems = [...(Result.isFailure(settings) ? settings.failure : []), ...current.problems]
     if (problems.length > 0 || Result.isFailure(settings)) return yield* new EvalInputError({ problems })
     return settings.success
   })
@@ -516,7 +529,15 @@ export const run = <R = never>(
         reasons: m.reasons
       })
     }
-    const written = nextConfigOf({ current: options.current, evidence, candidates: settings.candidates, weights, routes, gatedTags: gated })
+    const written = nextConfigOf({
+      current: options.current,
+      evidence,
+      candidates: settings.candidates,
+      prices: settings.prices,
+      weights,
+      routes,
+      gatedTags: gated
+    })
     const decoded = yield* Effect.result(MuxConfig.decode(written.config))
     const next: Types.NextConfig = {
       input: written.config as MuxConfig.Input,

@@ -72,11 +72,11 @@ describe("bedrock-mux eval on the simulator", () => {
       assert.match(text, /^PASS {2}evaluation gate: 12 cases, 2 models, bar 0\.8, weights equal/)
       assert.match(text, /good \(incumbent\)\s+promoted\s+1\.00/)
       assert.match(text, /weak\s+left out\s+0\.50 .* math/)
-      assert.include(text, "~ model good: tier 0, weight 10 → tier 0, weight 100")
+      assert.include(text, "~ model good: tier 0, weight 10 → tier 0, weight 100, price $0.001 in / $0.002 out per 1k")
       assert.include(text, `wrote ${out}`)
       assert.match(yield* stderr, /^estimated cost: up to \$0\.\d+ for 24 call\(s\) not in the cache/)
       const next = JSON.parse(fs.readFileSync(out, "utf8"))
-      assert.deepStrictEqual(next, { models: [{ modelId: "good", weight: 100 }], deadline: "40 seconds" })
+      assert.deepStrictEqual(next, { models: [{ modelId: "good", weight: 100, price: { input: 0.001, output: 0.002 } }], deadline: "40 seconds" })
       assert.isTrue(MuxConfig.decode(next).pipe(Effect.isSuccess, Effect.runSync))
       const md = fs.readFileSync(at("pass/report.md"), "utf8")
       assert.match(md, /^## Evaluation gate: ✅ PASS/)
@@ -89,6 +89,17 @@ describe("bedrock-mux eval on the simulator", () => {
     Effect.gen(function*() {
       const out = at("validate/next.json")
       yield* run(...evalArgs("--config", goodIncumbent, "--out", out, "--no-cache"))
+      yield* run("validate-config", out)
+      assert.include(yield* stdout, `VALID  file ${out}`)
+    }))
+
+  it.effect("prices from the config's models[].price: the estimate is known, and the written config keeps them and validates", () =>
+    Effect.gen(function*() {
+      const out = at("priced/next.json")
+      const current = file("current-priced.json", { models: [{ modelId: "good", weight: 10, price: { input: 0.001, output: 0.002 } }] })
+      yield* run("eval", golden, "--models", "good", "--simulator", simulator, "--config", current, "--out", out, "--no-cache")
+      assert.match(yield* stderr, /^estimated cost: up to \$0\.\d+ for 12 call\(s\) not in the cache/)
+      assert.deepStrictEqual(JSON.parse(fs.readFileSync(out, "utf8")), { models: [{ modelId: "good", weight: 100, price: { input: 0.001, output: 0.002 } }] })
       yield* run("validate-config", out)
       assert.include(yield* stdout, `VALID  file ${out}`)
     }))

@@ -324,12 +324,12 @@ describe("Eval.run on the simulator", () => {
         bar: 1.5,
         concurrency: 0,
         weights: "cost",
-        prices: { a: { input: -1, output: 1 } },
+        prices: { a: { input: -1, output: 1 }, b: { input: 1, output: 1, outptu: 1 } as never },
         current: { models: [{ modelId: "a", weight: -1 }] }
       }))
       assert.strictEqual(error._tag, "EvalInputError")
       const paths = (error as Eval.EvalInputError).problems.map((p) => p.path)
-      for (const p of ["bar", "candidates[1]", "candidates[2].rpm", "concurrency", "judge", "prices.a.input", "prices", "current.models[0].weight"]) {
+      for (const p of ["bar", "candidates[1]", "candidates[2].rpm", "concurrency", "judge", "prices.a.input", "prices.b.outptu", "prices", "current.models[0].weight"]) {
         assert.include(paths, p)
       }
       assert.deepStrictEqual(yield* BedrockSimulator.attempts, [])
@@ -395,6 +395,41 @@ describe("the gate and the next config", () => {
       assert.isTrue(MuxConfig.decode(report.next.input).pipe(Effect.isSuccess, Effect.runSync))
     }).pipe(Effect.provide(BedrockSimulator.layer(script))))
 
+  it.effect("prices from the current config's models[].price, the run's prices over them; both written into the next config", () =>
+    Effect.gen(function*() {
+      const report = yield* evaluate({
+        cases,
+        candidates: ["good", "slow"],
+        bar: 0.8,
+        weights: "cost",
+        // good's price from the config, slow's from the run; the run's price for good wins over the config's
+        current: { models: [{ modelId: "good", weight: 100, price: { input: 5, output: 5 } }], deadline: "1 minute" },
+        prices: { good: prices.good!, slow: prices.slow! }
+      })
+      const configOnly = yield* evaluate({
+        cases,
+        candidates: ["good"],
+        bar: 0.8,
+        current: { models: [{ modelId: "good", weight: 100, price: { input: 5, output: 5 } }] }
+      })
+      const good = report.models.find((m) => m.modelId === "good")!.summary
+      const slow = report.models.find((m) => m.modelId === "slow")!.summary
+      const r = configOnly.models[0]!.results[0]!
+      assert.closeTo(r.costUsd!, (r.inputTokens * 5 + r.outputTokens * 5) / 1000, 1e-12)
+      assert.closeTo(good.costPer1kCases!, 1000 * report.models[0]!.results.reduce((n, x) => n + x.costUsd!, 0) / cases.length, 1e-9)
+      assert.isBelow(good.costPer1kCases!, configOnly.models[0]!.summary.costPer1kCases!)
+      assert.deepStrictEqual(report.next.input, {
+        models: [
+          { modelId: "good", weight: 100, price: prices.good },
+          { modelId: "slow", weight: Math.round((100 * good.costPer1kCases!) / slow.costPer1kCases!), price: prices.slow }
+        ],
+        deadline: "1 minute"
+      })
+      assert.deepStrictEqual(Policy.models(report.next.config!).map((m) => m.price), [prices.good, prices.slow])
+      assert.deepStrictEqual(configOnly.next.input, { models: [{ modelId: "good", weight: 100, price: { input: 5, output: 5 } }] })
+      assert.deepStrictEqual(configOnly.cost.unpriced, [])
+    }).pipe(Effect.provide(BedrockSimulator.layer(script))))
+
   it.effect("routes: a model failing a tag stays, out of that tag's route; fewer than minModels fails the gate", () =>
     Effect.gen(function*() {
       // weak: right on 30 geography cases, wrong on 5 arithmetic ones
@@ -422,7 +457,7 @@ describe("the gate and the next config", () => {
       assert.include(md, "| `weak` | ❌ left out |")
       assert.include(md, "| math | 6 | 1.00 [1.00, 1.00] ✅ | 0.00 [0.00, 0.00] ❌ |")
       assert.include(md, "| `weak` | `good` | 12 | -0.50 |")
-      assert.include(md, "```diff\n! model good: tier 0, weight 1 → tier 0, weight 100\n```")
+      assert.include(md, "```diff\n! model good: tier 0, weight 1 → tier 0, weight 100, price $0.001 in / $0.002 out per 1k\n```")
       assert.include(md, "<summary><code>weak</code>: 2 worst cases</summary>")
       assert.include(md, "**`add-2`** (line 3, math): score 0.00; number ✗ no number in the answer")
       assert.include(md, "Prompt:\n\n```\nWhat is 2+2?\n```\n\nAnswer:\n\n```\nno idea\n```")
@@ -430,7 +465,7 @@ describe("the gate and the next config", () => {
       const json = JSON.parse(JSON.stringify(Eval.toJson(report)))
       assert.deepStrictEqual(json.gate, { passed: true, promoted: ["good"], leftOut: ["weak"], incumbentsFailing: [], reasons: [] })
       assert.isUndefined(json.next.config)
-      assert.deepStrictEqual(json.next.input, { models: [{ modelId: "good", weight: 100 }] })
+      assert.deepStrictEqual(json.next.input, { models: [{ modelId: "good", weight: 100, price: prices.good }] })
       const svg = Eval.toSvg(report)
       assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
       assert.strictEqual(svg.match(/<circle /g)!.length, 4, "two models on two panels")

@@ -8,6 +8,7 @@ import { diffOf, type Evidence, nextConfigOf, weightsOf } from "../src/internal/
 import { bootstrapInterval, pairedBootstrap, percentile, weightedMean } from "../src/internal/eval/stats.ts"
 import type { CaseResult } from "../src/internal/eval/types.ts"
 import * as MuxConfig from "../src/MuxConfig.ts"
+import * as Policy from "../src/Policy.ts"
 
 /** A generator of [0, 1) from Effect's Random under a seed. */
 const rngOf = (seed: string) =>
@@ -179,6 +180,7 @@ describe("the next config", () => {
       current,
       evidence: [evidence("a"), evidence("old", { promoted: false, reasons: ["overall: lower bound 0.40 < bar 0.8"] }), evidence("new")],
       candidates: [{ modelId: "a" }, { modelId: "old" }, { modelId: "new", rpm: 20 }],
+      prices: {},
       weights: "equal",
       routes: false,
       gatedTags: []
@@ -191,7 +193,7 @@ describe("the next config", () => {
       routes: { summarize: ["a"] }
     })
     assert.deepStrictEqual(Object.keys(config), ["name", "models", "deadline", "timeout", "routes"], "the current config's key order")
-    assert.deepStrictEqual(notes, ["fb: not evaluated, kept as it was", "route \"legacy\": every model left, route dropped"])
+    assert.deepStrictEqual(notes, ["fb: not evaluated, kept with its weight and tier", "route \"legacy\": every model left, route dropped"])
     assert.isTrue(MuxConfig.decode(config).pipe(Effect.isSuccess, Effect.runSync))
     assert.deepStrictEqual(diffOf(current, config, [evidence("old", { promoted: false, reasons: ["overall: lower bound 0.40 < bar 0.8"] })]), [
       { op: "~", text: "model a: tier 0, weight 7 → tier 0, weight 100" },
@@ -202,11 +204,52 @@ describe("the next config", () => {
     ])
   })
 
+  it("prices: every model of the next config with a price in the table carries it; one without keeps its own", () => {
+    const current = {
+      models: [
+        { modelId: "a", weight: 100, price: { input: 0.001, output: 0.002 } },
+        { modelId: "fb", isFallback: true, price: { input: 0.5, output: 0.5 } },
+        { modelId: "kept", tier: 1 }
+      ]
+    }
+    // the run's table: the config's prices with `prices` over them (Eval.run builds it)
+    const prices = { a: { input: 0.0003, output: 0.0025 }, fb: { input: 0.5, output: 0.5 }, new: { input: 0, output: 0.1 } }
+    const { config } = nextConfigOf({
+      current,
+      evidence: [evidence("a"), evidence("new")],
+      candidates: [{ modelId: "a" }, { modelId: "new" }],
+      prices,
+      weights: "equal",
+      routes: false,
+      gatedTags: []
+    })
+    assert.deepStrictEqual(config, {
+      models: [
+        { modelId: "a", weight: 100, price: { input: 0.0003, output: 0.0025 } },
+        { modelId: "fb", isFallback: true, price: { input: 0.5, output: 0.5 } },
+        { modelId: "kept", tier: 1 },
+        { modelId: "new", weight: 100, price: { input: 0, output: 0.1 } }
+      ]
+    })
+    const decoded = MuxConfig.decodeSync(config as MuxConfig.Input)
+    assert.deepStrictEqual(Object.fromEntries(Policy.models(decoded).map((m) => [m.modelId, m.price])), {
+      a: { input: 0.0003, output: 0.0025 },
+      fb: { input: 0.5, output: 0.5 },
+      kept: undefined,
+      new: { input: 0, output: 0.1 }
+    })
+    assert.deepStrictEqual(diffOf(current, config, []), [
+      { op: "~", text: "model a: tier 0, weight 100, price $0.001 in / $0.002 out per 1k → tier 0, weight 100, price $0.0003 in / $0.0025 out per 1k" },
+      { op: "+", text: "model new: tier 0, weight 100, price $0 in / $0.1 out per 1k" }
+    ])
+  })
+
   it("a bare array config, and a pool whose primaries all left: the best promoted fallback becomes the primary", () => {
     const { config, notes } = nextConfigOf({
       current: [{ modelId: "p", weight: 100 }, { modelId: "f1", isFallback: true }, { modelId: "f2", tier: 2 }],
       evidence: [evidence("p", { promoted: false }), evidence("f1", { mean: 0.8 }), evidence("f2", { mean: 0.95 })],
       candidates: [],
+      prices: {},
       weights: "equal",
       routes: false,
       gatedTags: []
@@ -221,6 +264,7 @@ describe("the next config", () => {
       current: undefined,
       evidence: [evidence("a"), evidence("b", { failedTags: ["math"] }), evidence("c", { promoted: false })],
       candidates: [],
+      prices: {},
       weights: "equal",
       routes: true,
       gatedTags: ["math", "prose"]
@@ -230,6 +274,7 @@ describe("the next config", () => {
       current: undefined,
       evidence: [evidence("a", { failedTags: ["math"] })],
       candidates: [],
+      prices: {},
       weights: "equal",
       routes: true,
       gatedTags: ["math"]

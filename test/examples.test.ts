@@ -139,7 +139,7 @@ describe("examples", () => {
         promoted: ["us.amazon.nova-2-lite-v1:0"],
         leftOut: ["us.meta.llama3-2-1b-instruct-v1:0"],
         failedTags: ["math"],
-        next: { models: [{ modelId: "us.amazon.nova-2-lite-v1:0", weight: 100 }] },
+        next: { models: [{ modelId: "us.amazon.nova-2-lite-v1:0", weight: 100, price: { input: 0.0003, output: 0.0025 } }] },
         calls: [10, 2],
         rerunCalls: [0, 0],
         ttftMs: [150, 80]

@@ -64,7 +64,7 @@ export const evalFlags = {
   ),
   maxCost: Flag.Finite("max-cost").pipe(Flag.withDescription("refuse to start when the cost estimate (USD) is above this"), Flag.optional),
   prices: Flag.String("prices").pipe(
-    Flag.withDescription("price table (JSON): { modelId: { input, output } } in USD per 1000 tokens"),
+    Flag.withDescription("price table (JSON): { modelId: { input, output } } in USD per 1000 tokens, over the --config models[].price"),
     Flag.optional
   ),
   maxTokens: Flag.Int("max-tokens").pipe(Flag.withDescription("maxTokens of every call (a case's own wins)"), Flag.withDefault(512)),
@@ -245,7 +245,7 @@ export const runEval = (args: EvalArgs, deps: EvalDeps) =>
     }
     const est = estimate.success
     const bound = est.usd === undefined
-      ? `unknown for ${est.calls} call(s) not in the cache (no price for ${est.unpriced.join(", ")}${
+      ? `unknown for ${est.calls} call(s) not in the cache (no price for ${est.unpriced.join(", ")} in --prices or the --config models[].price${
         est.pricedUsd > 0 ? `; the priced calls up to $${est.pricedUsd.toFixed(4)}` : ""
       })`
       : `up to $${est.usd.toFixed(4)} for ${est.calls} call(s) not in the cache`

@@ -19,7 +19,11 @@
  * - Routes: existing routes lose the models that left; a route left empty
  *   is dropped (noted). With `routes`, a gated tag that some promoted model
  *   fails gets a route of the promoted models that pass it.
+ * - Prices: every model of the next config with a price in the run's table
+ *   (the config's own, with the run's `prices` over them) gets it as its
+ *   `price`; a model without one keeps what it had.
  */
+import type { Prices } from "./prices.ts"
 import type { Candidate } from "./runner.ts"
 import type { DiffLine, WeightPolicy } from "./types.ts"
 
@@ -82,6 +86,7 @@ export const nextConfigOf = (input: {
   readonly current: unknown
   readonly evidence: ReadonlyArray<Evidence>
   readonly candidates: ReadonlyArray<Candidate>
+  readonly prices: Prices
   readonly weights: WeightPolicy
   readonly routes: boolean
   readonly gatedTags: ReadonlyArray<string>
@@ -95,7 +100,7 @@ export const nextConfigOf = (input: {
   for (const entry of entriesOf(current)) {
     const e = byId.get(entry.modelId)
     if (e === undefined) {
-      notes.push(`${entry.modelId}: not evaluated, kept as it was`)
+      notes.push(`${entry.modelId}: not evaluated, kept with its weight and tier`)
       models.push(entry)
       continue
     }
@@ -126,6 +131,10 @@ export const nextConfigOf = (input: {
       notes.push(`${models[i]!.modelId}: moved to tier 0, the config had no primary left`)
     }
   }
+  for (const [i, m] of models.entries()) {
+    const price = input.prices[m.modelId]
+    if (price !== undefined) models[i] = { ...m, price: { input: price.input, output: price.output } }
+  }
   const targets = new Set(models.flatMap((m) => [m.modelId, targetOf(m)]))
   const routes: Record<string, Array<string>> = {}
   const currentRoutes = isObject(current?.["routes"]) ? current["routes"] : {}
@@ -154,8 +163,13 @@ export const nextConfigOf = (input: {
   return { config, notes }
 }
 
+const describePrice = (price: unknown): string =>
+  isObject(price) ? `, price $${String(price["input"])} in / $${String(price["output"])} out per 1k` : ""
+
 const describeEntry = (e: Json): string =>
-  `tier ${tierOf(e)}, weight ${weightOfEntry(e)}${Array.isArray(e["labels"]) && e["labels"].length > 0 ? `, labels ${(e["labels"] as Array<unknown>).join(",")}` : ""}`
+  `tier ${tierOf(e)}, weight ${weightOfEntry(e)}${Array.isArray(e["labels"]) && e["labels"].length > 0 ? `, labels ${(e["labels"] as Array<unknown>).join(",")}` : ""}${
+    describePrice(e["price"])
+  }`
 
 /** The diff from the current config to the next: models added, removed, reweighted, retiered; routes. */
 export const diffOf = (current: unknown, next: Json, evidence: ReadonlyArray<Evidence>): ReadonlyArray<DiffLine> => {

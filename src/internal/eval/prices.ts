@@ -2,6 +2,10 @@
  * Prices and cost: a price table per model (USD per 1 000 input and output
  * tokens), the cost of a call, and the upper-bound estimate of a run.
  *
+ * The table of a run is the current config's `models[].price` with the
+ * run's own `prices` over it (a model in both: the run's); the next config
+ * carries it in its `models[].price`.
+ *
  * The estimate bounds each call that is not cached:
  * - input: the UTF-8 byte count of the system prompt and messages (a token
  *   of a byte-level tokenizer covers at least one byte), plus 16 tokens per
@@ -15,18 +19,22 @@
  * (a timeout, a cut stream) can bill and is not in the bound.
  */
 import { Schema } from "effect"
+import { NonNegative } from "../schema.ts"
+import type * as Model from "../../Model.ts"
 
-/** USD per 1 000 tokens. */
-export interface Price {
-  readonly input: number
-  readonly output: number
-}
-
-const NonNegative = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
+/** USD per 1 000 tokens: the mux's own `Model.Price`. */
+export type Price = Model.Price
 
 /** A price table: model id → `{ input, output }` in USD per 1 000 tokens. */
 export const Prices = Schema.Record(Schema.String, Schema.Struct({ input: NonNegative, output: NonNegative }))
 export type Prices = typeof Prices.Type
+
+/** The prices a config's models carry, by model id (the first priced entry of a model id on several clients). */
+export const pricesOfModels = (models: ReadonlyArray<Model.Model>): Prices => {
+  const out: Record<string, Price> = {}
+  for (const m of models) if (m.price !== undefined && !Object.hasOwn(out, m.modelId)) out[m.modelId] = { input: m.price.input, output: m.price.output }
+  return out
+}
 
 /** The cost of a call, or undefined without a price. */
 export const costOf = (price: Price | undefined, inputTokens: number, outputTokens: number): number | undefined =>
