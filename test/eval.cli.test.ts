@@ -11,12 +11,13 @@ import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { cli, CliExit } from "../src/cli/command.ts"
+import { cli, CliExit, usageErrorExit } from "../src/cli/command.ts"
 import * as MuxConfig from "../src/MuxConfig.ts"
 import { FakeBedrock } from "../src/testing/index.ts"
 
+// as src/cli/main.ts runs it
 const run = (...args: Array<string>) =>
-  Command.runWith(cli, { version: "0.0.0-test" })(args).pipe(Effect.provide(NodeServices.layer))
+  Command.runWith(cli, { version: "0.0.0-test" })(args).pipe(usageErrorExit, Effect.provide(NodeServices.layer))
 
 const exitCode = (e: unknown): number => Runtime.getErrorExitCode(e)
 
@@ -231,5 +232,15 @@ describe("bedrock-mux eval as a process", () => {
     const r = spawnSync(node, ["src/cli/main.ts", "eval", at("nope.jsonl"), "--models", "m"], { encoding: "utf8", timeout: 20_000 })
     assert.strictEqual(r.status, 2, r.stderr)
     assert.include(r.stderr, "cannot read golden set")
+  })
+
+  it("a command line the parser rejects exits 2; --help exits 0", () => {
+    const node = process.execPath
+    const rejected = spawnSync(node, ["src/cli/main.ts", "eval", at("nope.jsonl"), "--models", "m", "--bar", "abc"], { encoding: "utf8", timeout: 20_000 })
+    assert.strictEqual(rejected.status, 2, rejected.stderr)
+    assert.include(rejected.stdout + rejected.stderr, "Invalid value for flag --bar: \"abc\"")
+    const help = spawnSync(node, ["src/cli/main.ts", "--help"], { encoding: "utf8", timeout: 20_000 })
+    assert.strictEqual(help.status, 0, help.stderr)
+    assert.include(help.stdout, "validate-config")
   })
 })

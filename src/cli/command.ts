@@ -9,10 +9,11 @@
  *
  * Every output goes through `Console` (the TTY progress line excepted). A
  * failing run fails with `CliExit`, which carries the exit code and is not
- * logged again by the runtime (what had to be said was already printed).
+ * logged again by the runtime (what had to be said was already printed). A
+ * command line the parser rejects exits 2 (`usageErrorExit`).
  */
 import { Config, Console, Data, Duration, Effect, FileSystem, Layer, Option, Result, Runtime } from "effect"
-import { Argument, Command, Flag } from "effect/cli"
+import { Argument, CliError, Command, Flag } from "effect/cli"
 import { BedrockRuntime } from "../BedrockRuntime.ts"
 import type * as Guard from "../Guard.ts"
 import * as MuxConfig from "../MuxConfig.ts"
@@ -27,6 +28,23 @@ export class CliExit extends Data.TaggedError("CliExit")<{ readonly code: number
   override readonly [Runtime.errorExitCode] = this.code
   override readonly [Runtime.errorReported] = false
 }
+
+/**
+ * A command line the parser rejects (an unknown flag, a flag value that does
+ * not parse, a missing argument) exits 2, the usage-error code, after
+ * effect/cli printed the usage and the errors; effect/cli's own code for it
+ * is 1, which is the gate's "failed". Help asked for (`--help`, a bare
+ * `bedrock-mux`) still exits 0.
+ *
+ * @example
+ * ```ts
+ * Command.run(cli, { version }).pipe(usageErrorExit, Effect.provide(NodeServices.layer), NodeRuntime.runMain)
+ * ```
+ */
+export const usageErrorExit = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | CliExit, R> =>
+  Effect.catchIf(self, isUsageError, () => Effect.fail(new CliExit({ code: 2 })))
+
+const isUsageError = (e: unknown): boolean => CliError.isCliError(e) && e._tag === "ShowHelp" && e.errors.length > 0
 
 /** A readable one-liner for any error. */
 export const describeError = (e: unknown): string => {
