@@ -108,16 +108,18 @@ export const script: ScriptInput = {
   }
 }
 
-/** USD per 1 000 tokens (illustrative list prices). */
+/** USD per 1 000 tokens (illustrative list prices) of the models the config does not price. */
 export const prices: Eval.Prices = {
-  [LITE]: { input: 0.0003, output: 0.0025 },
   [SONNET]: { input: 0.003, output: 0.015 },
   [LLAMA]: { input: 0.00015, output: 0.00015 },
   [JUDGE]: { input: 0.015, output: 0.075 }
 }
 
-/** The config in production before the gate: Lite alone. */
-export const current: MuxConfig.Input = { models: [{ modelId: LITE, weight: 100, rpm: 200 }], deadline: "30 seconds" }
+/** The config in production before the gate: Lite alone, with its price. */
+export const current: MuxConfig.Input = {
+  models: [{ modelId: LITE, weight: 100, rpm: 200, price: { input: 0.0003, output: 0.0025 } }],
+  deadline: "30 seconds"
+}
 
 const f2 = (x: number | undefined) => (x === undefined ? "-" : x.toFixed(2))
 
@@ -139,7 +141,9 @@ export const evalScenario: Scenario = virtual(
       onProgress: () => tick
     })
     const valid = yield* Effect.result(MuxConfig.decode(report.next.input))
-    const nextModels = (report.next.input as { readonly models: ReadonlyArray<{ readonly modelId: string; readonly weight?: number }> }).models
+    const nextModels = (report.next.input as {
+      readonly models: ReadonlyArray<{ readonly modelId: string; readonly weight?: number; readonly price?: unknown }>
+    }).models
     const weightOf = (id: string) => nextModels.find((m) => m.modelId === id)?.weight
     const byId = (id: string) => report.models.find((m) => m.modelId === id)!
     const lite = byId(LITE).summary
@@ -147,7 +151,7 @@ export const evalScenario: Scenario = virtual(
     return {
       title: "(eval) the gate: 3 candidates on a 24-case golden set, bar 0.7 on the 95 % lower bound, cost weights",
       expectation:
-        "Lite and Sonnet promoted (Sonnet slower and pricier, so a smaller weight); Llama fails the bar on the math tag and is left out; the written config validates",
+        "Lite and Sonnet promoted (Sonnet slower and pricier, so a smaller weight); Llama fails the bar on the math tag and is left out; the written config validates and carries both models' prices",
       columns: ["model", "status", "mean", "95% CI", "math", "TTFT p50 ms", "latency p50 ms", "$ / 1k cases", "judge failures", "next weight"],
       rows: report.models.map((m) => [
         m.modelId,
@@ -173,7 +177,7 @@ export const evalScenario: Scenario = virtual(
         valid._tag === "Success" &&
         report.gate.leftOut.length === 1 && report.gate.leftOut[0] === LLAMA &&
         byId(LLAMA).failedTags.includes("math") &&
-        nextModels.every((m) => m.modelId !== LLAMA) &&
+        nextModels.every((m) => m.modelId !== LLAMA && m.price !== undefined) &&
         (sonnet.latencyMs?.p50 ?? 0) > (lite.latencyMs?.p50 ?? 0) &&
         (sonnet.costPer1kCases ?? 0) > (lite.costPer1kCases ?? 0) &&
         (weightOf(SONNET) ?? 100) < (weightOf(LITE) ?? 0)
