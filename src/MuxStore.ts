@@ -70,6 +70,8 @@ export interface States<S> {
   readonly modify: <A>(key: string, f: (state: S | undefined) => readonly [A, S | undefined]) => Effect.Effect<A, StoreError>
   /** `getMany` without an Effect, where the states are at hand (the in-memory store); the mux's fast path reads it */
   readonly getManyUnsafe?: ((keys: ReadonlyArray<string>) => ReadonlyArray<S | undefined>) | undefined
+  /** where the states are at hand: no key holds a state (every read would be `undefined`) */
+  readonly emptyUnsafe?: (() => boolean) | undefined
 }
 
 /**
@@ -139,6 +141,8 @@ export const makeMemory = (): Service => {
   }
   const memoryStates = <S>(): States<S> => {
     const refs = new Map<string, Ref.Ref<S | undefined>>()
+    // how many keys hold a state: the common case (nothing held anywhere) is answered without a read per key
+    let held = 0
     const refOf = (key: string): Ref.Ref<S | undefined> => {
       let ref = refs.get(key)
       if (ref === undefined) {
@@ -147,6 +151,12 @@ export const makeMemory = (): Service => {
       }
       return ref
     }
+    const modify = <A>(key: string, f: (state: S | undefined) => readonly [A, S | undefined]): Effect.Effect<A> =>
+      Ref.modify(refOf(key), (current) => {
+        const [a, next] = f(current)
+        held += (next === undefined ? 0 : 1) - (current === undefined ? 0 : 1)
+        return [a, next]
+      })
     // a plain read of each Ref: the hot path reads every target's state per request
     const getManyUnsafe = (keys: ReadonlyArray<string>) =>
       keys.map((k) => {
@@ -156,7 +166,8 @@ export const makeMemory = (): Service => {
     return {
       getMany: (keys) => Effect.sync(() => getManyUnsafe(keys)),
       getManyUnsafe,
-      modify: (key, f) => Ref.modify(refOf(key), f)
+      emptyUnsafe: () => held === 0,
+      modify
     }
   }
   return {

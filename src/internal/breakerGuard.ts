@@ -86,6 +86,16 @@ export const make = (settings: Guard.BreakerSettings, env: Guard.Env) =>
       }
     })
 
+    const free = new WeakMap<Target, Guard.Permit>()
+    const freePermit = (target: Target, now: number): Guard.Permit => {
+      let p = free.get(target)
+      if (p === undefined) {
+        p = permit(target, false, true, now)
+        free.set(target, p)
+      }
+      return p
+    }
+
     const live: Guard.Live = {
       view: (targets, _request, now) =>
         states.getMany(targets.map(keyOf)).pipe(
@@ -110,8 +120,10 @@ export const make = (settings: Guard.BreakerSettings, env: Guard.Env) =>
       },
       viewUnsafe: states.getManyUnsafe === undefined
         ? undefined
-        : (targets, _request, now) => states.getManyUnsafe!(targets.map(keyOf)).map((st) => viewOf(st, now)),
-      admitUnsafe: (target, _request, view, now) => (view.free === true ? permit(target, false, true, now) : undefined),
+        : (targets, _request, now) =>
+          states.emptyUnsafe?.() === true ? Guard.openViews(targets.length) : states.getManyUnsafe!(targets.map(keyOf)).map((st) => viewOf(st, now)),
+      // a closed breaker's permit records nothing of when it was taken (only probes do): one per target serves
+      admitUnsafe: (target, _request, view, now) => (view.free === true ? freePermit(target, now) : undefined),
       health: (targets, now) =>
         states.getMany(targets.map(keyOf)).pipe(
           Effect.map((all) => all.map((st) => viewOf(st, now))),

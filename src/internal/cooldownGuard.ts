@@ -127,6 +127,8 @@ export const make = (settings: Guard.CooldownSettings, env: Guard.Env) =>
       return { ks, views }
     }
 
+    const freePermits: Record<Tier, WeakMap<Target, Guard.Permit>> = { default: new WeakMap(), priority: new WeakMap(), reserved: new WeakMap() }
+
     const live: Guard.Live = {
       view: (targets, request, now) => {
         const { ks, views } = lookup(targets, request)
@@ -138,11 +140,23 @@ export const make = (settings: Guard.CooldownSettings, env: Guard.Env) =>
       viewUnsafe: states.getManyUnsafe === undefined
         ? undefined
         : (targets, request, now) => {
+          // no model cooling anywhere: the common case, without a key per target
+          if (states.emptyUnsafe?.() === true) return Guard.openViews(targets.length)
           const { ks, views } = lookup(targets, request)
           return views(states.getManyUnsafe!(ks), now)
         },
-      admitUnsafe: (target, request, view, now) =>
-        view.free === true ? permitOf(target, request.serviceTier ?? view.serviceTier ?? "default", "free", now) : undefined,
+      // with no cooldown in force, a permit records nothing of when it was taken: one per target and tier serves
+      admitUnsafe: (target, request, view, now) => {
+        if (view.free !== true) return undefined
+        const tier: Tier = request.serviceTier ?? view.serviceTier ?? "default"
+        const cache = freePermits[tier]
+        let p = cache.get(target)
+        if (p === undefined) {
+          p = permitOf(target, tier, "free", now)
+          cache.set(target, p)
+        }
+        return p
+      },
       admit: (target, request, view, now) => {
         const tier: Tier = request.serviceTier ?? view.serviceTier ?? "default"
         if (view.free === true) return Effect.succeed(permitOf(target, tier, "free", now))

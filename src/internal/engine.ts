@@ -477,21 +477,29 @@ export const make = (options: {
         } else muxStats.failures += 1
       }
       const usage = result._tag === "Success" ? result.usage : undefined
-      emitUnsafe({
-        _tag: "RequestEnded",
-        at: now,
-        requestId: id,
-        operation: opts.operation as MuxEvent.Operation,
-        outcome,
-        modelId: result._tag === "Success"
-          ? result.target.model.modelId
-          : (result._tag === "Failure" ? result.modelId : undefined) ?? attempts[attempts.length - 1]?.modelId,
-        error: result._tag === "Failure" ? result.error.reason._tag : result._tag === "Defect" ? "Defect" : undefined,
-        durationMs: now - started,
-        attempts: attempts.length,
-        usage: usage === undefined ? undefined : { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens },
-        timeToFirstTokenMs: result._tag === "Success" ? result.timeToFirstTokenMs : undefined
-      }, context)
+      const modelId = result._tag === "Success"
+        ? result.target.model.modelId
+        : (result._tag === "Failure" ? result.modelId : undefined) ?? attempts[attempts.length - 1]?.modelId
+      const error = result._tag === "Failure" ? result.error.reason._tag : result._tag === "Defect" ? "Defect" : undefined
+      const ttft = result._tag === "Success" ? result.timeToFirstTokenMs : undefined
+      if (!options.observer.listening()) {
+        // nobody subscribed: the metrics, without building the event
+        options.observer.requestMetrics(opts.operation, outcome, error, modelId, usage, ttft, context)
+      } else {
+        emitUnsafe({
+          _tag: "RequestEnded",
+          at: now,
+          requestId: id,
+          operation: opts.operation as MuxEvent.Operation,
+          outcome,
+          modelId,
+          error,
+          durationMs: now - started,
+          attempts: attempts.length,
+          usage: usage === undefined ? undefined : { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens },
+          timeToFirstTokenMs: ttft
+        }, context)
+      }
       if (tenantHold === NO_HOLD) return Effect.void
       return result._tag === "Success" ? tenantHold.settle(usage?.quota) : result._tag === "Interrupted" ? Effect.void : tenantHold.release
     }
@@ -1332,7 +1340,8 @@ export const make = (options: {
     }
     const skipped: Array<MuxEvent.ModelSkipped> = []
     const found = eligible(state, views, now, undefined, skipped)
-    for (const e of skipped) emitUnsafe(e, context)
+    const listening = options.observer.listening()
+    if (listening) for (const e of skipped) emitUnsafe(e, context)
     if (found === undefined) return general()
     const random = fiber.getRef(Random.Random)
     const picked = selector.pickUnsafe!(found, state.info, () => random.nextDoubleUnsafe())
@@ -1361,7 +1370,9 @@ export const make = (options: {
       serviceTier,
       request: serviceTier === undefined ? state.info : { ...state.info, serviceTier }
     }
-    emitUnsafe({ _tag: "AttemptStarted", at: now, requestId: state.info.id, modelId, target: target.model.target, attempt: 1, hedge: false, tier: a.tier, ...(serviceTier !== undefined ? { serviceTier } : {}) }, context)
+    if (listening) {
+      emitUnsafe({ _tag: "AttemptStarted", at: now, requestId: state.info.id, modelId, target: target.model.target, attempt: 1, hedge: false, tier: a.tier, ...(serviceTier !== undefined ? { serviceTier } : {}) }, context)
+    }
     const timeoutError = () => BedrockError.deadline(scope, context1.timeout, modelId)
 
     /** How the attempt ended: a success recorded here, in plain code; anything else is the general loop's. */
@@ -1372,7 +1383,8 @@ export const make = (options: {
         target.stats.succeeded(t1, t1 - now, used?.outputTokens)
         const record: AttemptRecord = { modelId, target: target.model.target, outcome: "success", ...(serviceTier !== undefined ? { serviceTier } : {}), durationMs: t1 - now }
         state.attempts.push(record)
-        emitUnsafe({ _tag: "AttemptEnded", at: t1, requestId: state.info.id, record }, context)
+        if (options.observer.listening()) emitUnsafe({ _tag: "AttemptEnded", at: t1, requestId: state.info.id, record }, context)
+        else options.observer.attemptMetrics(modelId, "success", "", t1 - now, context)
         // no tenant hold on this path: nothing is left to do
         state.endUnsafe({ _tag: "Success", target, usage: used }, t1, context)
         return Effect.succeed(call.result({ value: exit.value, requestId: state.info.id, target, tier: a.tier, attempts: state.attempts, settle: SETTLED }))

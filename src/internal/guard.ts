@@ -61,6 +61,10 @@ export interface View {
  */
 export const open: View = { admits: true, weight: 1, free: true }
 
+const openArrays: Array<ReadonlyArray<View>> = []
+/** `n` open views (shared, never mutated): a guard with nothing held answers every view with this. */
+export const openViews = (n: number): ReadonlyArray<View> => (openArrays[n] ??= Array.from({ length: n }, () => open))
+
 /**
  * How an attempt ended, as guards are told.
  * @since 0.1.0

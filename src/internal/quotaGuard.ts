@@ -59,7 +59,7 @@ export const make = (env: Guard.Env) =>
 
     const live: Guard.Live = {
       // room is only known by reserving: every model admits until its reservation says no
-      view: (targets) => Effect.succeed(targets.map(() => Guard.open)),
+      view: (targets) => Effect.succeed(Guard.openViews(targets.length)),
       admit: (target, request, _view, now) => {
         if (!limited(target)) return Effect.succeed(Guard.noPermit)
         const id = `${instance}:${++reservations}`
@@ -76,7 +76,7 @@ export const make = (env: Guard.Env) =>
           Effect.catchTag("StoreError", storeFailed(Guard.noPermit))
         )
       },
-      viewUnsafe: (targets) => targets.map(() => Guard.open),
+      viewUnsafe: (targets) => Guard.openViews(targets.length),
       admitUnsafe: (target) => (limited(target) ? undefined : Guard.noPermit),
       // for health: a model whose window is full has no room now
       health: (targets, now) =>

@@ -92,17 +92,22 @@ interface RequestSeries {
   readonly ttft: Metric.Metric<number, any>
 }
 
-/** A two-level cache: the hot path looks series up by strings it already holds (no key string built per event). */
-const lookup = <A>(outer: Map<string, Map<string, A>>, a: string, b: string, make: () => A): A => {
-  let inner = outer.get(a)
+/** A three-level cache: the hot path looks series up by strings it already holds (no key string built per event). */
+const lookup3 = <A>(outer: Map<string, Map<string, Map<string, A>>>, a: string, b: string, c: string, make: () => A): A => {
+  let middle = outer.get(a)
+  if (middle === undefined) {
+    middle = new Map()
+    outer.set(a, middle)
+  }
+  let inner = middle.get(b)
   if (inner === undefined) {
     inner = new Map()
-    outer.set(a, inner)
+    middle.set(b, inner)
   }
-  let m = inner.get(b)
+  let m = inner.get(c)
   if (m === undefined) {
     m = make()
-    inner.set(b, m)
+    inner.set(c, m)
   }
   return m
 }
@@ -112,55 +117,72 @@ const lookup = <A>(outer: Map<string, Map<string, A>>, a: string, b: string, mak
  * event, not one per metric). The series of one mux (its name in every
  * attribute set) are built once and cached here, by model and outcome.
  */
-export const makeRecorder = (mux: string): ((e: MuxEvent, context: Context.Context<never>) => void) => {
-  const attempts = new Map<string, Map<string, AttemptSeries>>()
-  const requests = new Map<string, Map<string, RequestSeries>>()
-  return (e, context) => {
+export const makeRecorder = (mux: string) => {
+  const attempts = new Map<string, Map<string, Map<string, AttemptSeries>>>()
+  const requests = new Map<string, Map<string, Map<string, Map<string, RequestSeries>>>>()
+  /** An attempt's metrics: its duration and count, by model, outcome and reason. */
+  const attempt = (modelId: string, outcome: string, reason: string, durationMs: number, context: Context.Context<never>) => {
+    const m = lookup3(attempts, modelId, outcome, reason, () => {
+      const error = reason === "" ? {} : { "error.type": reason }
+      return {
+        duration: attributed(metrics.operationDuration, {
+          ...base,
+          "gen_ai.operation.name": "chat",
+          "gen_ai.request.model": modelId,
+          ...(outcome === "success" ? { "gen_ai.response.model": modelId } : {}),
+          ...error
+        }),
+        count: attributed(metrics.attempts, { "bedrock_mux.name": mux, "gen_ai.request.model": modelId, outcome, ...error })
+      }
+    })
+    m.duration.updateUnsafe(durationMs / 1000, context)
+    m.count.updateUnsafe(1, context)
+  }
+  /** A request's metrics: its count, tokens and time to first token, by operation, outcome, error and model. */
+  const request = (
+    operation: string,
+    outcome: string,
+    error: string | undefined,
+    modelId: string | undefined,
+    usage: { readonly inputTokens: number; readonly outputTokens: number } | undefined,
+    timeToFirstTokenMs: number | undefined,
+    context: Context.Context<never>
+  ) => {
+    let byOperation = requests.get(operation)
+    if (byOperation === undefined) {
+      byOperation = new Map()
+      requests.set(operation, byOperation)
+    }
+    const m = lookup3(byOperation, modelId ?? "", outcome, error ?? "", () => {
+      const model = modelId !== undefined ? { "gen_ai.response.model": modelId, "gen_ai.request.model": modelId } : {}
+      const chat = { ...base, "gen_ai.operation.name": "chat", ...model }
+      return {
+        count: attributed(metrics.requests, {
+          "bedrock_mux.name": mux,
+          operation,
+          outcome,
+          ...(error !== undefined ? { "error.type": error } : {})
+        }),
+        input: attributed(metrics.tokenUsage, { ...chat, "gen_ai.token.type": "input" }),
+        output: attributed(metrics.tokenUsage, { ...chat, "gen_ai.token.type": "output" }),
+        ttft: attributed(metrics.timeToFirstChunk, chat)
+      }
+    })
+    m.count.updateUnsafe(1, context)
+    if (usage !== undefined) {
+      m.input.updateUnsafe(usage.inputTokens, context)
+      m.output.updateUnsafe(usage.outputTokens, context)
+    }
+    if (timeToFirstTokenMs !== undefined) m.ttft.updateUnsafe(timeToFirstTokenMs / 1000, context)
+  }
+  const record = (e: MuxEvent, context: Context.Context<never>): void => {
     switch (e._tag) {
       case "AttemptEnded": {
         const r = e.record
-        const reason = r.outcome === "failure" ? r.reason ?? "Unknown" : ""
-        const m = lookup(attempts, r.modelId, r.outcome + reason, () => {
-          const error = reason === "" ? {} : { "error.type": reason }
-          return {
-            duration: attributed(metrics.operationDuration, {
-              ...base,
-              "gen_ai.operation.name": "chat",
-              "gen_ai.request.model": r.modelId,
-              ...(r.outcome === "success" ? { "gen_ai.response.model": r.modelId } : {}),
-              ...error
-            }),
-            count: attributed(metrics.attempts, { "bedrock_mux.name": mux, "gen_ai.request.model": r.modelId, outcome: r.outcome, ...error })
-          }
-        })
-        m.duration.updateUnsafe(r.durationMs / 1000, context)
-        m.count.updateUnsafe(1, context)
-        return
+        return attempt(r.modelId, r.outcome, r.outcome === "failure" ? r.reason ?? "Unknown" : "", r.durationMs, context)
       }
-      case "RequestEnded": {
-        const m = lookup(requests, e.modelId ?? "", e.operation + e.outcome + (e.error ?? ""), () => {
-          const model = e.modelId !== undefined ? { "gen_ai.response.model": e.modelId, "gen_ai.request.model": e.modelId } : {}
-          const chat = { ...base, "gen_ai.operation.name": "chat", ...model }
-          return {
-            count: attributed(metrics.requests, {
-              "bedrock_mux.name": mux,
-              operation: e.operation,
-              outcome: e.outcome,
-              ...(e.error !== undefined ? { "error.type": e.error } : {})
-            }),
-            input: attributed(metrics.tokenUsage, { ...chat, "gen_ai.token.type": "input" }),
-            output: attributed(metrics.tokenUsage, { ...chat, "gen_ai.token.type": "output" }),
-            ttft: attributed(metrics.timeToFirstChunk, chat)
-          }
-        })
-        m.count.updateUnsafe(1, context)
-        if (e.usage !== undefined) {
-          m.input.updateUnsafe(e.usage.inputTokens, context)
-          m.output.updateUnsafe(e.usage.outputTokens, context)
-        }
-        if (e.timeToFirstTokenMs !== undefined) m.ttft.updateUnsafe(e.timeToFirstTokenMs / 1000, context)
-        return
-      }
+      case "RequestEnded":
+        return request(e.operation, e.outcome, e.error, e.modelId, e.usage, e.timeToFirstTokenMs, context)
       case "Failover":
         return attributed(metrics.failovers, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, "error.type": e.reason }).updateUnsafe(1, context)
       case "BreakerChanged":
@@ -181,6 +203,7 @@ export const makeRecorder = (mux: string): ((e: MuxEvent, context: Context.Conte
         return
     }
   }
+  return { record, attempt, request }
 }
 
 /** Publishes events and keeps the metrics. */
@@ -190,6 +213,20 @@ export interface Observer {
   readonly emitUnsafe: (e: MuxEvent, context: Context.Context<never>) => void
   /** the events, from the moment of subscribing */
   readonly events: Stream.Stream<MuxEvent>
+  /** is anyone subscribed? (without a subscriber an event need not be built, only its metrics kept) */
+  readonly listening: () => boolean
+  /** an AttemptEnded's metrics, without the event */
+  readonly attemptMetrics: (modelId: string, outcome: string, reason: string, durationMs: number, context: Context.Context<never>) => void
+  /** a RequestEnded's metrics, without the event */
+  readonly requestMetrics: (
+    operation: string,
+    outcome: string,
+    error: string | undefined,
+    modelId: string | undefined,
+    usage: { readonly inputTokens: number; readonly outputTokens: number } | undefined,
+    timeToFirstTokenMs: number | undefined,
+    context: Context.Context<never>
+  ) => void
 }
 
 /** Each subscriber's buffer: a reader that falls further behind loses the oldest events. */
@@ -197,7 +234,8 @@ export const EVENT_BUFFER = 4096
 
 export const makeObserver = (mux: string): Effect.Effect<Observer> =>
   Effect.map(PubSub.sliding<MuxEvent>(EVENT_BUFFER), (pubsub) => {
-    const record = makeRecorder(mux)
+    const recorder = makeRecorder(mux)
+    const record = recorder.record
     // nobody listening: nothing to publish (the metrics are kept all the same)
     let subscribers = 0
     // one synchronous step: the publish (a sliding PubSub never waits) and the metrics
@@ -209,6 +247,9 @@ export const makeObserver = (mux: string): Effect.Effect<Observer> =>
     }
     return {
       emitUnsafe,
+      listening: () => subscribers > 0,
+      attemptMetrics: recorder.attempt,
+      requestMetrics: recorder.request,
       emit: (e) =>
         Effect.withFiber((fiber) => {
           emitUnsafe(e, fiber.context)
