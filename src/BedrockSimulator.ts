@@ -101,14 +101,16 @@ export interface Options {
 export class BedrockSimulator extends Context.Service<BedrockSimulator, Service>()("effect-bedrock-mux/BedrockSimulator") {
   /**
    * Provides `BedrockRuntime` (simulated) and `BedrockSimulator` from a
-   * script; a malformed script fails the layer with every problem.
+   * script as written (decoded here; a malformed script fails the layer with
+   * every problem) or an already decoded one (`SimulatorScript.decode`),
+   * used as it is.
    */
   static readonly layer = (
     script: SimulatorScript.ScriptInput | SimulatorScript.Script,
     options: Options = {}
   ): Layer.Layer<BedrockSimulator | BedrockRuntime, SimulatorScript.ScriptError> =>
     Layer.effectContext(Effect.gen(function*() {
-      const decoded = yield* SimulatorScript.decode(script)
+      const decoded = SimulatorScript.isScript(script) ? script : yield* SimulatorScript.decode(script)
       const sim = yield* make(decoded, options)
       return Context.make(BedrockSimulator, sim.simulator).pipe(Context.add(BedrockRuntime, sim.runtime))
     }))

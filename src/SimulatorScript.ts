@@ -11,6 +11,12 @@
  *   token, default: `latency`), `tokensPerSecond` for streams;
  * - `answer` text (split into tokens on word boundaries) and `inputTokens`
  *   (default: estimated from the request);
+ * - `answers`: per-prompt answers, matched on the prompt text (the text of
+ *   the request's last user message): `{ prompt, answer }` when the prompt
+ *   equals `prompt` (both trimmed), `{ includes, answer }` when it contains
+ *   `includes`; with both, both must hold. The first entry that matches
+ *   gives the answer, else `answer` does. This is how an evaluation is
+ *   scripted offline (see docs/evaluation.md);
  * - `rpm` / `tpm` quotas, enforced the way Bedrock does over a sliding minute,
  *   with TPM reserved as input + maxTokens when the request starts;
  * - `faults`: the first fault whose `when` matches a call decides it. `when`
@@ -135,11 +141,22 @@ const Fault = Schema.Struct({ when: Schema.optionalKey(When), do: Action })
 /** @since 0.1.0 */
 export type Fault = typeof Fault.Type
 
+const PromptAnswer = Schema.Struct({
+  prompt: Schema.optionalKey(Schema.String),
+  includes: Schema.optionalKey(Schema.String),
+  answer: Schema.String
+}).check(Schema.makeFilter((a: { readonly prompt?: string; readonly includes?: string }) =>
+  a.prompt !== undefined || a.includes !== undefined ? undefined : "Expected `prompt` or `includes` (what the prompt is matched on)"
+))
+/** A per-prompt answer: the answer of a call whose prompt matches. @since 0.1.0 */
+export type PromptAnswer = typeof PromptAnswer.Type
+
 const ModelScript = Schema.Struct({
   latency: Schema.optionalKey(Latency),
   firstToken: Schema.optionalKey(Latency),
   tokensPerSecond: Schema.optionalKey(Positive),
   answer: Schema.optionalKey(Schema.String),
+  answers: Schema.optionalKey(Schema.Array(PromptAnswer)),
   inputTokens: Schema.optionalKey(NonNegativeInt),
   maxOutputTokens: Schema.optionalKey(PositiveInt),
   rpm: Schema.optionalKey(PositiveInt),
@@ -160,6 +177,21 @@ export const Script = Schema.Struct({
 export type Script = typeof Script.Type
 /** A script as written (JSON). @since 0.1.0 */
 export type ScriptInput = typeof Script.Encoded
+
+/**
+ * Is this an already decoded script? A decoded script holds `Duration`
+ * values where the JSON has numbers or strings, so this is a type check, not
+ * a guess; a script without durations reads the same either way.
+ *
+ * @example
+ * ```ts
+ * import { SimulatorScript } from "effect-bedrock-mux"
+ * SimulatorScript.isScript(SimulatorScript.decodeSync({ models: { m: { latency: 100 } } })) // true
+ * SimulatorScript.isScript({ models: { m: { latency: 100 } } }) // false: 100 is not yet a Duration
+ * ```
+ * @since 0.1.0
+ */
+export const isScript: (u: unknown) => u is Script = Schema.is(Script)
 
 /**
  * A script that failed to decode, with every problem and its path.

@@ -82,3 +82,6 @@ export type {
   MultiplexerStats,
   SystemHealthStatus
 } from "./createMultiplexer.ts"
+
+/** The evaluation gate: score candidates on a golden set, write the next config from the evidence. @since 0.1.0 */
+export * as Eval from "./Eval.ts"

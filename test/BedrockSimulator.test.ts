@@ -119,6 +119,25 @@ describe("latency", () => {
       assert.isFalse(isRunning(fiber))
     }).pipe(withSim({ models: { m: { latency: "2 seconds" } } })))
 
+  it.effect("an already decoded script is used as it is (not decoded again), with its timings", () => {
+    const decoded = SimulatorScript.decodeSync({ models: { m: { latency: "2 seconds", faults: [{ when: { from: "1 minute" }, do: { kind: "hang" } }] } } })
+    return Effect.gen(function*() {
+      assert.strictEqual((yield* BedrockSimulator).script, decoded)
+      const fiber = yield* converse("m").pipe(Effect.forkChild)
+      yield* TestClock.adjust("1999 millis")
+      assert.isTrue(isRunning(fiber))
+      yield* TestClock.adjust("1 millis")
+      assert.isFalse(isRunning(fiber))
+    }).pipe(Effect.provide(BedrockSimulator.layer(decoded)))
+  })
+
+  it("isScript: a decoded script is one, the JSON it came from (with durations) is not", () => {
+    const input = { models: { m: { latency: 100, firstToken: "50 millis" } } }
+    assert.isTrue(SimulatorScript.isScript(SimulatorScript.decodeSync(input)))
+    assert.isFalse(SimulatorScript.isScript(input))
+    assert.isFalse(SimulatorScript.isScript({ models: { m: { latency: -1 } } }))
+  })
+
   it.effect("uniform: every call completes inside [min, max], at spread-out times", () =>
     Effect.gen(function*() {
       const fibers = yield* Effect.forEach(Array.from({ length: 40 }), () => converse("m").pipe(Effect.forkChild))

@@ -83,6 +83,33 @@ const scenarios: ReadonlyArray<Scenario> = [
   { name: "noMetadata", script: fault({ kind: "noMetadata" }) },
   { name: "context-window validation", script: model({ contextWindow: 50, inputTokens: 100 }) },
   { name: "unknown model", script: model(), modelId: "no-such-model" },
+  { name: "per-prompt answer: the exact prompt", script: model({ answers: [{ prompt: "  Hello there, how are you today? ", answer: "Fine, thanks." }] }) },
+  {
+    name: "per-prompt answer: the first entry that includes the text wins",
+    script: model({
+      answers: [
+        { includes: "goodbye", answer: "not this" },
+        { includes: "how are you", answer: "Very well, and you?" },
+        { includes: "Hello", answer: "not this either" }
+      ]
+    })
+  },
+  {
+    name: "per-prompt answer: prompt and includes must both hold, else the model's answer",
+    script: model({ answers: [{ prompt: "Hello there, how are you today?", includes: "goodbye", answer: "not this" }] })
+  },
+  {
+    name: "per-prompt answer: matched on the last user message of a conversation, with maxTokens",
+    script: model({ answers: [{ prompt: "And in French?", answer: "Très bien, merci beaucoup." }, { includes: "Hello", answer: "not this" }] }),
+    request: {
+      messages: [
+        { role: "user", content: [{ text: "Hello there, how are you today?" }] },
+        { role: "assistant", content: [{ text: "Very well." }] },
+        { role: "user", content: [{ text: "And in French?" }] }
+      ],
+      inferenceConfig: { maxTokens: 3 }
+    }
+  },
   {
     name: "faults by call number: 1st throttled, 2nd cut, 3rd fine",
     script: model({
@@ -229,12 +256,22 @@ describe("simulator and fake agree", () => {
       assert.include(names, `in-stream ${e} at 0 tokens`)
     }
     assert.isAtLeast(scenarios.length, 20)
+    assert.isAtLeast(names.filter((n) => n.startsWith("per-prompt answer")).length, 4)
   })
 })
 
 // --- sanity: the normalisation sees what matters ---------------------------------------------
 
 describe("normalisation", () => {
+  it.effect("per-prompt answers reach the caller (the comparison sees the text)", () =>
+    Effect.gen(function*() {
+      const texts: Array<string> = []
+      for (const s of scenarios.filter((s) => s.name.startsWith("per-prompt answer"))) {
+        texts.push((yield* viaSimulator(s, "converse")).outcomes[0]!.text)
+      }
+      assert.deepStrictEqual(texts, ["Fine, thanks.", "Very well, and you?", "one two three four five", "Très bien, merci"])
+    }))
+
   it.effect("a success stream and a cut stream normalise differently (the comparison has teeth)", () =>
     Effect.gen(function*() {
       const ok = yield* viaSimulator(scenarios[0]!, "converseStream")

@@ -8,10 +8,11 @@ import { TestConsole } from "effect/testing"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { cli, CliExit } from "../src/cli/command.ts"
+import { cli, CliExit, usageErrorExit } from "../src/cli/command.ts"
 
+// as src/cli/main.ts runs it
 const run = (...args: Array<string>) =>
-  Command.runWith(cli, { version: "0.0.0-test" })(args).pipe(Effect.provide(NodeServices.layer))
+  Command.runWith(cli, { version: "0.0.0-test" })(args).pipe(usageErrorExit, Effect.provide(NodeServices.layer))
 
 /** runs with `env` as the whole environment seen by Config */
 const withEnv = (env: Record<string, string>) =>
@@ -284,5 +285,28 @@ describe("bedrock-mux demo", () => {
       const out = (yield* TestConsole.logLines).join("\n")
       assert.include(out, "demo")
       assert.include(out, "validate-config")
+    }))
+
+  it.effect("a command line the parser rejects exits 2 after the usage and the error; help asked for exits 0", () =>
+    Effect.gen(function*() {
+      const rejected = [
+        ["--bogus"],
+        ["validate-config"],
+        ["eval", "golden.jsonl", "--models", "m", "--bar", "abc"],
+        ["demo", "--no-such-flag"]
+      ]
+      for (const args of rejected) {
+        const err = yield* run(...args).pipe(Effect.flip)
+        assert.instanceOf(err, CliExit, args.join(" "))
+        assert.strictEqual(exitCode(err), 2, args.join(" "))
+      }
+      const out = [...yield* TestConsole.logLines, ...yield* TestConsole.errorLines].join("\n")
+      assert.include(out, "Missing required argument: source")
+      assert.include(out, "Invalid value for flag --bar: \"abc\"")
+      // help asked for: shown, exit 0 (a bare bedrock-mux fails with effect/cli's ShowHelp, whose exit code is 0)
+      yield* run("--help")
+      yield* run("eval", "--help")
+      const bare = yield* run().pipe(Effect.flip)
+      assert.strictEqual(exitCode(bare), 0)
     }))
 })

@@ -8,6 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Metric } from "effect"
 import * as basicConverse from "../examples/basic-converse.ts"
 import * as customPolicy from "../examples/custom-policy.ts"
+import * as evalGate from "../examples/eval-gate.ts"
 import * as opentelemetry from "../examples/opentelemetry.ts"
 import * as promiseFacade from "../examples/promise-facade.ts"
 import * as redis from "../examples/redis.ts"
@@ -129,6 +130,21 @@ describe("examples", () => {
         "gen_ai.client.token.usage"
       ])
     }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))) // only this example's metrics
+
+  it.effect("eval-gate: the 1B model fails the math tag and is left out; the rerun is answered from the cache", () =>
+    Effect.gen(function*() {
+      const result = yield* evalGate.program
+      assert.deepStrictEqual(result, {
+        passed: true,
+        promoted: ["us.amazon.nova-2-lite-v1:0"],
+        leftOut: ["us.meta.llama3-2-1b-instruct-v1:0"],
+        failedTags: ["math"],
+        next: { models: [{ modelId: "us.amazon.nova-2-lite-v1:0", weight: 100, price: { input: 0.0003, output: 0.0025 } }] },
+        calls: [10, 2],
+        rerunCalls: [0, 0],
+        ttftMs: [150, 80]
+      })
+    }))
 
   describe.skipIf(SKIP_REDIS)("redis (REDIS_URL)", () => {
     it.live("redis: a breaker opened through mux 1 makes mux 2 skip its primary", () =>

@@ -5,18 +5,21 @@
  *
  * - `bedrock-mux demo [scenario...] [--json] [--live] [--region r] [--models a,b]`
  * - `bedrock-mux validate-config <file | ENV_VAR> [--json]`
+ * - `bedrock-mux eval <golden.jsonl> --models a,b,c [...]` (see `eval.ts`)
  *
  * Every output goes through `Console` (the TTY progress line excepted). A
  * failing run fails with `CliExit`, which carries the exit code and is not
- * logged again by the runtime (what had to be said was already printed).
+ * logged again by the runtime (what had to be said was already printed). A
+ * command line the parser rejects exits 2 (`usageErrorExit`).
  */
 import { Config, Console, Data, Duration, Effect, FileSystem, Layer, Option, Result, Runtime } from "effect"
-import { Argument, Command, Flag } from "effect/cli"
+import { Argument, CliError, Command, Flag } from "effect/cli"
 import { BedrockRuntime } from "../BedrockRuntime.ts"
 import type * as Guard from "../Guard.ts"
 import * as MuxConfig from "../MuxConfig.ts"
 import * as Policy from "../Policy.ts"
 import * as Route from "../Route.ts"
+import { evalFlags, runEval } from "./eval.ts"
 import { Progress, type ProgressReporter, request, type Scenario, type Table } from "./scenarioKit.ts"
 import { defaultLiveModels, muxWorkload, runtimeWorkload, scenarios } from "./scenarios.ts"
 
@@ -25,6 +28,23 @@ export class CliExit extends Data.TaggedError("CliExit")<{ readonly code: number
   override readonly [Runtime.errorExitCode] = this.code
   override readonly [Runtime.errorReported] = false
 }
+
+/**
+ * A command line the parser rejects (an unknown flag, a flag value that does
+ * not parse, a missing argument) exits 2, the usage-error code, after
+ * effect/cli printed the usage and the errors; effect/cli's own code for it
+ * is 1, which is the gate's "failed". Help asked for (`--help`, a bare
+ * `bedrock-mux`) still exits 0.
+ *
+ * @example
+ * ```ts
+ * Command.run(cli, { version }).pipe(usageErrorExit, Effect.provide(NodeServices.layer), NodeRuntime.runMain)
+ * ```
+ */
+export const usageErrorExit = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | CliExit, R> =>
+  Effect.catchIf(self, isUsageError, () => Effect.fail(new CliExit({ code: 2 })))
+
+const isUsageError = (e: unknown): boolean => CliError.isCliError(e) && e._tag === "ShowHelp" && e.errors.length > 0
 
 /** A readable one-liner for any error. */
 export const describeError = (e: unknown): string => {
@@ -390,8 +410,25 @@ export const validateConfig = Command.make(
 ).pipe(Command.withDescription("Decode a mux config (JSON file or environment variable) and print it, or every problem"))
 
 // ---------------------------------------------------------------------------
+// eval (the run lives in eval.ts)
+
+export const evaluate = Command.make(
+  "eval",
+  evalFlags,
+  Effect.fn("bedrock-mux.eval")(function*(args) {
+    const progress = process.stderr.isTTY === true ? ttyReporter("eval") : undefined
+    const code = yield* runEval(args, { progress, renderTable, describeError })
+    if (code !== 0) return yield* new CliExit({ code })
+  })
+).pipe(
+  Command.withDescription(
+    "The evaluation gate: run candidates on a golden set, score them, print the report and write the next config; exit 0 pass, 1 fail, 2 bad input"
+  )
+)
+
+// ---------------------------------------------------------------------------
 
 export const cli = Command.make("bedrock-mux").pipe(
-  Command.withDescription("Resilience layer for Amazon Bedrock Converse: demo scenarios and config validation"),
-  Command.withSubcommands([demo, validateConfig])
+  Command.withDescription("Resilience layer for Amazon Bedrock Converse: demo scenarios, config validation, the evaluation gate"),
+  Command.withSubcommands([demo, validateConfig, evaluate])
 )

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /**
  * The `bedrock-mux` bin: runs the command tree of `./command.ts` on the
- * process's argv. `bedrock-mux --help` lists the commands.
+ * process's argv. `bedrock-mux --help` lists the commands. Exit codes: 0
+ * done, 1 a check or gate failed, 2 bad input (a command line the parser
+ * rejects included).
  *
  * `@effect/platform-node` is an optional peer dependency of the library;
  * the bin needs it, and says so when it is missing.
@@ -9,7 +11,7 @@
 import { Effect } from "effect"
 import { Command } from "effect/cli"
 import { readFileSync } from "node:fs"
-import { cli } from "./command.ts"
+import { cli, usageErrorExit } from "./command.ts"
 
 const platform = await import("@effect/platform-node").catch(() => undefined)
 if (platform === undefined) {
@@ -23,4 +25,5 @@ const { version } = JSON.parse(readFileSync(new URL("../../package.json", import
   readonly version: string
 }
 
-Command.run(cli, { version }).pipe(Effect.provide(NodeServices.layer), NodeRuntime.runMain)
+// a command line the parser rejects exits 2 (effect/cli says 1, the gate's "failed"); --help exits 0
+Command.run(cli, { version }).pipe(usageErrorExit, Effect.provide(NodeServices.layer), NodeRuntime.runMain)

@@ -10,6 +10,7 @@ import { BedrockMux } from "../BedrockMux.ts"
 import { BedrockRuntime } from "../BedrockRuntime.ts"
 import { BedrockSimulator } from "../BedrockSimulator.ts"
 import { percentile, progress, request, type Scenario, sim, type Table, virtual } from "./scenarioKit.ts"
+import { evalScenario } from "./evalScenario.ts"
 import { streamingScenarios } from "./streamingScenarios.ts"
 
 export type { Table } from "./scenarioKit.ts"
@@ -348,5 +349,6 @@ export const scenarios: Record<string, Scenario> = {
   admission,
   "two-primaries": twoPrimaries,
   tenants,
-  ...streamingScenarios
+  ...streamingScenarios,
+  eval: evalScenario
 }

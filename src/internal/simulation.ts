@@ -64,6 +64,8 @@ export class ModelState {
 /** What a request asks of the model, as far as the simulation cares. */
 export interface CallRequest {
   readonly stream: boolean
+  /** the text of the last user message: what per-prompt answers match on */
+  readonly prompt: string
   readonly inputTokens: number
   readonly maxTokens: number | undefined
 }
@@ -81,9 +83,25 @@ export const callRequestOf = (
   script: ModelScript | undefined
 ): CallRequest => ({
   stream,
+  prompt: promptOf(input.messages),
   inputTokens: script?.inputTokens ?? estimateInputTokens(input),
   maxTokens: input.inferenceConfig?.maxTokens
 })
+
+/** The text of the last user message (its text blocks, joined by newlines). */
+export const promptOf = (messages: ConverseCommandInput["messages"]): string => {
+  const last = (messages ?? []).findLast((m) => m.role === "user")
+  return (last?.content ?? []).flatMap((b) => (typeof b.text === "string" ? [b.text] : [])).join("\n")
+}
+
+/** The scripted answer to `prompt`: the first per-prompt answer that matches, else the model's `answer`. */
+export const answerOf = (script: ModelScript, prompt: string): string => {
+  const trimmed = prompt.trim()
+  const hit = script.answers?.find((a) =>
+    (a.prompt === undefined || a.prompt.trim() === trimmed) && (a.includes === undefined || prompt.includes(a.includes))
+  )
+  return hit?.answer ?? script.answer ?? DEFAULT_ANSWER
+}
 
 /** Splits text into tokens on word boundaries, keeping the leading spaces. */
 export const tokenize = (text: string): ReadonlyArray<string> => text.match(/\s*\S+/g) ?? []
@@ -258,7 +276,7 @@ export const plan = (
       delayMs: 0
     }
   }
-  const all = tokenize(script.answer ?? DEFAULT_ANSWER)
+  const all = tokenize(answerOf(script, request.prompt))
   const max = request.maxTokens ?? script.maxOutputTokens
   const tokens = max !== undefined && all.length > max ? all.slice(0, max) : all
   return {

@@ -73,7 +73,7 @@
 import type { BedrockRuntimeClientConfig, ConverseCommandInput } from "@aws-sdk/client-bedrock-runtime"
 import { EventStreamCodec } from "@smithy/eventstream-codec"
 import { fromUtf8, toUtf8 } from "@smithy/util-utf8"
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { randomUUID } from "node:crypto"
 import * as http from "node:http"
 import * as http2 from "node:http2"
@@ -269,12 +269,8 @@ export const layerRuntime = (
 
 // --- internals -----------------------------------------------------------------------------
 
-const isScript = Schema.is(SimulatorScript.Script)
-
-// A decoded script holds Duration values where the JSON has numbers or
-// strings, so "is it already decoded?" is a type check, not a guess.
 const scriptOf = (script: SimulatorScript.Script | SimulatorScript.ScriptInput): SimulatorScript.Script =>
-  isScript(script) ? script : SimulatorScript.decodeSync(script)
+  SimulatorScript.isScript(script) ? script : SimulatorScript.decodeSync(script)
 
 /** FNV-1a: a seed of any shape to 32 bits. */
 const hash32 = (s: string): number => {
