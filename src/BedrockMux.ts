@@ -38,7 +38,7 @@ import type {
   ConverseCommandOutput,
   ConverseStreamCommandInput
 } from "@aws-sdk/client-bedrock-runtime"
-import { Clock, type Config, Context, Duration, Effect, Layer, Random, Stream } from "effect"
+import { Channel, Clock, type Config, Context, Duration, Effect, Layer, Random, Stream } from "effect"
 import * as BedrockError from "./BedrockError.ts"
 import { BedrockRuntime, type Service as RuntimeService } from "./BedrockRuntime.ts"
 import * as Deadlines from "./internal/deadlines.ts"
@@ -613,27 +613,29 @@ const makeService = (
       },
       routing: routingOf
     })
-    return Stream.unwrap(Effect.withFiber((fiber) => {
-      if (!Telemetry.tracing(fiber)) return Effect.succeed(stream)
-      // the answer's text, for the request span, only when bodies are captured; one per run of the stream
-      return Effect.sync(() => {
-        let text = ""
-        return stream.pipe(
-          Stream.tap((ev) => {
-            if (MuxStream.isRouting(ev)) {
-              return annotateSuccess(ev.routing, ev.routing.usage, policy.captureBodies ? [{ role: "assistant", content: [{ text }] }] : undefined)
-            }
-            if (policy.captureBodies) {
-              if (MuxStream.isReset(ev)) text = ""
-              else text += ev.contentBlockDelta?.delta?.text ?? ""
-            }
-            return Effect.void
-          }),
-          Stream.tapError(annotateFailure),
-          Stream.withSpan("chat bedrock-mux", { kind: "client", captureStackTrace: false, attributes: spanAttributes("converse_stream", request, options) })
-        )
-      })
-    }))
+    // the answer's text, for the request span, only when bodies are captured; one per run of the stream
+    const traced = () => {
+      let text = ""
+      return stream.pipe(
+        Stream.tap((ev) => {
+          if (MuxStream.isRouting(ev)) {
+            return annotateSuccess(ev.routing, ev.routing.usage, policy.captureBodies ? [{ role: "assistant", content: [{ text }] }] : undefined)
+          }
+          if (policy.captureBodies) {
+            if (MuxStream.isReset(ev)) text = ""
+            else text += ev.contentBlockDelta?.delta?.text ?? ""
+          }
+          return Effect.void
+        }),
+        Stream.tapError(annotateFailure),
+        Stream.withSpan("chat bedrock-mux", { kind: "client", captureStackTrace: false, attributes: spanAttributes("converse_stream", request, options) })
+      )
+    }
+    // the request's span only where a tracer is installed, decided when the stream runs (a channel of its own:
+    // no Stream.unwrap step for the untraced stream)
+    return Stream.fromChannel(Channel.fromTransform((upstream, scope) =>
+      Effect.withFiber((fiber) => Channel.toTransform(Stream.toChannel(Telemetry.tracing(fiber) ? traced() : stream))(upstream, scope))
+    ))
   }
 
   const modelsHealth = Effect.gen(function*() {

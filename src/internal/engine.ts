@@ -259,6 +259,9 @@ interface Admitted {
   released?: boolean
 }
 
+/** A permit that holds nothing (a closed breaker's, an idle cooldown's): nothing to record or give back. */
+const isFree = (p: Guard.Permit): boolean => p.free === true
+
 /** What the decide stage says after a failed attempt. */
 type Action =
   | { readonly _tag: "Stop" }
@@ -535,29 +538,30 @@ export const make = (options: {
       started,
       deadlineAt,
       end: (result) => Effect.withFiber((fiber) => endUnsafe(result, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), fiber.context)),
-      route: (attempt, routeOptions = {}) =>
-        routeLoop(state, attempt, routeOptions).pipe(
-          Effect.catchTag("StoreError", (e) => Effect.fail(storeError(e, attempts)))
-        )
+      route: (attempt, routeOptions = {}) => routeRequest(state, attempt, routeOptions)
     }
     return { state, request, hold: (h) => void (tenantHold = h) }
   }
 
   const start: Engine["start"] = (opts) =>
-    Effect.gen(function*() {
-      const begun = begin(opts, yield* Clock.currentTimeMillis)
+    Effect.withFiber((fiber) => {
+      const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+      const begun = begin(opts, now)
       if (begun instanceof MuxError) {
-        const context = yield* Effect.context<never>()
-        const now = yield* Clock.currentTimeMillis
-        yield* Effect.sync(() => emitUnsafe(failedEarly(opts, begun, now), context))
-        return yield* begun
+        emitUnsafe(failedEarly(opts, begun, now), fiber.context)
+        return Effect.fail(begun)
       }
-      const hold = yield* admitTenant(begun.state.info, begun.state.deadlineAt, opts.waitForQuota === true).pipe(
+      const limits = tenantLimits(opts.tenant)
+      // no tenant quota: nothing to admit, no Effect to run
+      if (limits === undefined || (limits.rpm === undefined && limits.tpm === undefined)) return Effect.succeed(begun.request)
+      return admitTenant(begun.state.info, begun.state.deadlineAt, opts.waitForQuota === true).pipe(
         Effect.catchTag("StoreError", (e) => Effect.fail(storeError(e, []))),
-        Effect.tapError((error) => begun.request.end({ _tag: "Failure", error }))
+        Effect.tapError((error) => begun.request.end({ _tag: "Failure", error })),
+        Effect.map((hold) => {
+          begun.hold(hold)
+          return begun.request
+        })
       )
-      begun.hold(hold)
-      return begun.request
     })
 
   /** The RequestEnded of a request that ended before it began (an unknown label). */
@@ -721,6 +725,44 @@ export const make = (options: {
 
   const guardName = (g: number) => options.guardNames[g] ?? `guard ${g}`
 
+  /**
+   * The select stage in plain code, where every guard and the selector answer without an Effect (an
+   * in-memory store; no forced next target): the admitted pick; undefined when the general `select` must
+   * decide (nothing eligible, a guard that needs its store); or the permits taken before a guard could not
+   * answer, to give back before the general `select` runs.
+   */
+  const selectUnsafe = (
+    state: RequestState,
+    now: number,
+    fiber: Fiber.Fiber<unknown, unknown>
+  ): Admitted | { readonly taken: ReadonlyArray<Guard.Permit> } | undefined => {
+    if (!fastCapable || state.next !== undefined) return undefined
+    const targets = flatTargets(state.tiers)
+    const views: Array<ReadonlyArray<Guard.View>> = []
+    for (const g of guards) {
+      const v = g.viewUnsafe!(targets, state.info, now)
+      if (v === undefined) return undefined
+      views.push(v)
+    }
+    const skipped: Array<MuxEvent.ModelSkipped> = []
+    const found = eligible(state, views, now, undefined, skipped)
+    if (skipped.length > 0 && options.observer.listening()) for (const e of skipped) emitUnsafe(e, fiber.context)
+    if (found === undefined) return undefined
+    const random = fiber.getRef(Random.Random)
+    const picked = selector.pickUnsafe!(found, state.info, () => random.nextDoubleUnsafe())
+    const target = checkPick(found, picked)
+    const permits: Array<Guard.Permit> = []
+    let serviceTier: "priority" | "reserved" | undefined
+    for (let g = 0; g < guards.length; g++) {
+      const p = guards[g]!.admitUnsafe!(target, state.info, views[g]![picked.index]!, now)
+      // a permit that needs the store (a probe, a trial, a reservation): the general select takes it
+      if (p === undefined) return permits.every(isFree) ? undefined : { taken: permits }
+      permits.push(p)
+      if (p.serviceTier !== undefined) serviceTier = p.serviceTier
+    }
+    return { target, tier: picked.tier, permits, serviceTier, t0: now }
+  }
+
   /** Every guard's permit for the pick; a rejection excludes it (for good, or until its retry-after). */
   const tryAdmit = (
     state: RequestState,
@@ -769,14 +811,8 @@ export const make = (options: {
    * The attempt stage: one call to its Exit under its timeout. An interrupted attempt (the caller gave up,
    * a lost hedge) releases its permits and is recorded here.
    */
-  const attempt = <A>(
-    state: RequestState,
-    a: Admitted,
-    run: Attempt<A>,
-    routeOptions: RouteOptions<A>,
-    hedge = false
-  ): Effect.Effect<Exit.Exit<A, BedrockError.BedrockError>> => {
-    const { commitWithin } = routeOptions
+  /** An attempt's limits: its timeout, capped by the deadline, and the first-token limit until its commit point. */
+  const planOf = (state: RequestState, a: Admitted, commitWithin: RouteOptions<unknown>["commitWithin"]) => {
     const remaining = state.deadlineAt - a.t0
     const own = a.target.model.timeout !== undefined ? Duration.toMillis(a.target.model.timeout) : defaultTimeoutMs
     const timeoutMs = Math.min(own, remaining)
@@ -784,43 +820,65 @@ export const make = (options: {
     const limit = commitWithin !== undefined && commitWithin.ms < timeoutMs
       ? { ms: commitWithin.ms, scope: commitWithin.scope }
       : { ms: timeoutMs, scope: own < remaining ? "attempt" as const : "request" as const }
-    const { modelId, target } = a.target.model
     const context: AttemptContext = {
       timeout: Duration.millis(timeoutMs),
       deadlineScope: own < remaining ? "attempt" : "request",
       serviceTier: a.serviceTier,
       request: a.serviceTier === undefined ? state.info : { ...state.info, serviceTier: a.serviceTier }
     }
-    const interrupted = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    const { modelId } = a.target.model
+    const onTimeout = () => BedrockError.deadline(limit.scope, Duration.millis(limit.ms), modelId)
+    return { limit, context, onTimeout }
+  }
+
+  /** An attempt the caller (or a hedge's winner) gave up on: its permits back, its record "interrupted". */
+  const interruptedAttempt = (state: RequestState, a: Admitted) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
       Effect.andThen(
         release(a, { _tag: "Interrupted", at: now, durationMs: now - a.t0 }),
         recordAttempt(state, {
-          modelId,
-          target,
+          modelId: a.target.model.modelId,
+          target: a.target.model.target,
           outcome: "interrupted",
           ...(a.lostHedge === true ? { decision: "hedge-lost" as const } : {}),
           ...(a.serviceTier !== undefined ? { serviceTier: a.serviceTier } : {}),
           durationMs: now - a.t0
         }, now)
       ))
+
+  const attemptStarted = (state: RequestState, a: Admitted, hedge: boolean): MuxEvent.AttemptStarted => ({
+    _tag: "AttemptStarted",
+    at: a.t0,
+    requestId: state.info.id,
+    modelId: a.target.model.modelId,
+    target: a.target.model.target,
+    attempt: state.attempts.length + (hedge ? 2 : 1),
+    hedge,
+    tier: a.tier,
+    ...(a.serviceTier !== undefined ? { serviceTier: a.serviceTier } : {})
+  })
+
+  /**
+   * The attempt stage: one call to its Exit under its timeout. An interrupted attempt (the caller gave up,
+   * a lost hedge) releases its permits and is recorded here.
+   */
+  const attempt = <A>(
+    state: RequestState,
+    a: Admitted,
+    run: Attempt<A>,
+    routeOptions: RouteOptions<A>,
+    hedge = false
+  ): Effect.Effect<Exit.Exit<A, BedrockError.BedrockError>> => {
+    const { limit, context, onTimeout } = planOf(state, a, routeOptions.commitWithin)
+    const { modelId, target } = a.target.model
+    const interrupted = interruptedAttempt(state, a)
     const call = Effect.suspend(() => run(a.target, context))
     return Effect.andThen(
-      emit({
-        _tag: "AttemptStarted",
-        at: a.t0,
-        requestId: state.info.id,
-        modelId,
-        target,
-        attempt: state.attempts.length + (hedge ? 2 : 1),
-        hedge,
-        tier: a.tier,
-        ...(a.serviceTier !== undefined ? { serviceTier: a.serviceTier } : {})
-      }),
+      emit(attemptStarted(state, a, hedge)),
       Effect.withFiber((fiber) => {
         // spans only where a tracer is installed: the native tracer exports nothing, and a span costs more than the
         // rest of the attempt's machinery (bench/results/README.md)
         const tracing = Telemetry.tracing(fiber)
-        const onTimeout = () => BedrockError.deadline(limit.scope, Duration.millis(limit.ms), modelId)
         if (!tracing) {
           const raw = routeOptions.raw?.(a.target, context)
           if (raw !== undefined) return rawTimed(raw, a.t0 + limit.ms, onTimeout, modelId, succeedExit)
@@ -1056,6 +1114,41 @@ export const make = (options: {
     return Effect.as(settleAt({ _tag: "Success", usage: usage?.(value) }, now).pipe(Effect.tap(() => Effect.sync(() => (settled = true)))), routed)
   }
 
+  /**
+   * Routes a request. Its first select and attempt run in plain code where they can (every guard and the
+   * selector answer without an Effect, a raw attempt, no hedge, no tracer): one Effect step up to the
+   * attempt's end (measured: a stream's time to first token, bench/results/README.md). Whatever the
+   * attempt's end asks for (a failure to decide on, a success to record) is the general loop's.
+   */
+  const routeRequest = <A>(state: RequestState, run: Attempt<A>, routeOptions: RouteOptions<A>): Effect.Effect<Routed<A>, MuxError> => {
+    const onStoreError = <B>(self: Effect.Effect<B, MuxError | StoreError>): Effect.Effect<B, MuxError> =>
+      Effect.catchTag(self, "StoreError", (e) => Effect.fail(storeError(e, state.attempts)))
+    const general = routeLoop(state, run, routeOptions).pipe(onStoreError)
+    const rawOf = routeOptions.raw
+    if (!fastCapable || rawOf === undefined || routeOptions.hedge !== undefined) return general
+    return Effect.withFiber((fiber) => {
+      if (Telemetry.tracing(fiber)) return general
+      const clock = fiber.getRef(Clock.Clock)
+      const now = clock.currentTimeMillisUnsafe()
+      if (state.deadlineAt <= now || state.attempts.length >= policy.attempts) return general
+      const chosen = selectUnsafe(state, now, fiber)
+      if (chosen === undefined) return general
+      if ("taken" in chosen) return Effect.andThen(releaseAll(chosen.taken, { _tag: "NotSent", at: now }), general)
+      const a = chosen
+      state.hedgeable = false
+      const ended = (exit: Exit.Exit<A, BedrockError.BedrockError>): Effect.Effect<Routed<A>, MuxError> =>
+        afterAttempt(state, a, exit, clock.currentTimeMillisUnsafe(), routeOptions.open === true, routeOptions.usage).pipe(
+          Effect.flatMap((done) => done ?? routeLoop(state, run, routeOptions)),
+          onStoreError
+        )
+      const { limit, context, onTimeout } = planOf(state, a, routeOptions.commitWithin)
+      const raw = rawOf(a.target, context)
+      if (raw === undefined) return Effect.flatMap(attempt(state, a, run, routeOptions), ended)
+      if (options.observer.listening()) emitUnsafe(attemptStarted(state, a, false), fiber.context)
+      return rawTimed(raw, a.t0 + limit.ms, onTimeout, a.target.model.modelId, ended, interruptedAttempt(state, a))
+    })
+  }
+
   // --- the loop ------------------------------------------------------------------------------
 
   const routeLoop = <A>(
@@ -1066,6 +1159,7 @@ export const make = (options: {
     Effect.gen(function*() {
       const open = routeOptions.open === true
       const { hedge, usage } = routeOptions
+      const fiber = yield* Effect.withFiber(Effect.succeed)
       state.hedgeable = hedge !== undefined
       if (state.hedgeable) muxStats.hedgeWindow.record(state.started, true)
       while (true) {
@@ -1076,8 +1170,13 @@ export const make = (options: {
           return yield* fail(state, new AttemptsExhausted({ attempts: state.attempts.length }), `all ${state.attempts.length} attempts failed`, state.last)
         }
 
-        // select
-        const chosen = yield* select(state, now)
+        // select: in plain code where it can be, else through the guards' and selector's Effects
+        const fast = selectUnsafe(state, now, fiber)
+        const chosen = fast === undefined
+          ? yield* select(state, now)
+          : "taken" in fast
+          ? yield* Effect.andThen(releaseAll(fast.taken, { _tag: "NotSent", at: now }), select(state, now))
+          : fast
         if ("_tag" in chosen) {
           const wait = yield* nothingEligible(state, chosen.views, chosen.targets, now, remaining)
           if (wait === "again") continue
@@ -1390,34 +1489,13 @@ export const make = (options: {
         ending(request, usage),
         Effect.map(call.result)
       )
-    const targets = flatTargets(state.tiers)
-    const views: Array<ReadonlyArray<Guard.View>> = []
-    for (const g of guards) {
-      const v = g.viewUnsafe!(targets, state.info, now)
-      if (v === undefined) return general()
-      views.push(v)
-    }
-    const skipped: Array<MuxEvent.ModelSkipped> = []
-    const found = eligible(state, views, now, undefined, skipped)
+    const chosen = selectUnsafe(state, now, fiber)
+    if (chosen === undefined) return general()
+    if ("taken" in chosen) return Effect.andThen(releaseAll(chosen.taken, { _tag: "NotSent", at: now }), general())
+    const a = chosen
+    const { target, serviceTier } = a
+    const free = a.permits.every(isFree)
     const listening = options.observer.listening()
-    if (listening) for (const e of skipped) emitUnsafe(e, context)
-    if (found === undefined) return general()
-    const random = fiber.getRef(Random.Random)
-    const picked = selector.pickUnsafe!(found, state.info, () => random.nextDoubleUnsafe())
-    const target = checkPick(found, picked)
-    const permits: Array<Guard.Permit> = []
-    let serviceTier: "priority" | "reserved" | undefined
-    let free = true
-    for (let g = 0; g < guards.length; g++) {
-      const p = guards[g]!.admitUnsafe!(target, state.info, views[g]![picked.index]!, now)
-      // a permit that needs the store (a probe, a trial, a reservation): the general loop takes it (the free ones
-      // taken so far hold nothing)
-      if (p === undefined) return general()
-      permits.push(p)
-      if (p.serviceTier !== undefined) serviceTier = p.serviceTier
-      if (p.free !== true) free = false
-    }
-    const a: Admitted = { target, tier: picked.tier, permits, serviceTier, t0: now }
     const { modelId } = target.model
     const remaining = state.deadlineAt - now
     const own = target.model.timeout !== undefined ? Duration.toMillis(target.model.timeout) : defaultTimeoutMs

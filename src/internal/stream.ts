@@ -29,7 +29,7 @@
  * token).
  */
 import type { ConverseStreamOutput } from "@aws-sdk/client-bedrock-runtime"
-import { Cause, Clock, Duration, Effect, Exit, Option, Pull, Scope, Stream } from "effect"
+import { Cause, Channel, Clock, Duration, Effect, Exit, Option, Pull, Scope, Stream } from "effect"
 import * as BedrockError from "../BedrockError.ts"
 import { MuxError, StreamInterrupted, type Usage } from "../MuxError.ts"
 import type * as MuxEvent from "../MuxEvent.ts"
@@ -60,9 +60,15 @@ interface Upstream {
   /**
    * The next events before `at` (epoch ms of the mux's Clock): past it the
    * upstream is aborted and the pull fails with `onTimeout()`; the upstream's
-   * end fails it as ended before `messageStop`.
+   * end fails it as ended before `messageStop`. Continues with `onEvents` or
+   * `onError` in the same step.
    */
-  readonly pullBefore: (at: number, onTimeout: () => BedrockError.BedrockError) => Effect.Effect<ReadonlyArray<ConverseStreamOutput>, BedrockError.BedrockError>
+  readonly pullBefore: <A, E>(
+    at: number,
+    onTimeout: () => BedrockError.BedrockError,
+    onEvents: (events: ReadonlyArray<ConverseStreamOutput>) => Effect.Effect<A, E>,
+    onError: (error: BedrockError.BedrockError) => Effect.Effect<A, E>
+  ) => Effect.Effect<A, E>
   /** aborts the HTTP request (a finished one stays finished) */
   readonly close: Effect.Effect<void>
 }
@@ -86,13 +92,14 @@ const streamUpstream = (
   clock: Clock.Clock
 ): Upstream => ({
   pull,
-  pullBefore: (at, onTimeout) =>
+  pullBefore: (at, onTimeout, onEvents, onError) =>
     pull.pipe(
       Pull.catchDone(() => Effect.fail(endedEarly(modelId))),
       Effect.timeoutOrElse({
         duration: Duration.millis(Math.max(0, at - clock.currentTimeMillisUnsafe())),
         orElse: () => Effect.fail(onTimeout())
-      })
+      }),
+      Effect.matchEffect({ onFailure: onError, onSuccess: onEvents })
     ),
   close: Scope.close(scope, Exit.void)
 })
@@ -105,36 +112,43 @@ const rawUpstream = (
   deadlines: Deadlines.Deadlines
 ): Upstream => {
   const afterResponse = (e: unknown) => BedrockError.fromSdkError(e, modelId, "after-response")
+  // read to its end: nothing left to abort (aborting a finished request still destroys its socket, measured
+  // 140 µs a stream, and the next request pays for a new connection)
+  let ended = false
   return {
     pull: Effect.callback((resume) => {
       events.next().then(
-        (r) => resume(r.done === true ? Cause.done() : Effect.succeed([r.value])),
+        (r) => {
+          if (r.done === true) ended = true
+          resume(r.done === true ? Cause.done() : Effect.succeed([r.value]))
+        },
         (e) => resume(Effect.fail(afterResponse(e)))
       )
       // a pull given up on (a grace period over, the caller gone) ends the upstream
       return Effect.sync(() => controller.abort())
     }),
-    pullBefore: (at, onTimeout) =>
+    pullBefore: (at, onTimeout, onEvents, onError) =>
       Effect.callback((resume) => {
         let settled = false
         const entry = deadlines.add(at, () => {
           if (settled) return
           settled = true
           controller.abort()
-          resume(Effect.fail(onTimeout()))
+          resume(onError(onTimeout()))
         })
         events.next().then(
           (r) => {
             if (settled) return
             settled = true
             deadlines.remove(entry)
-            resume(r.done === true ? Effect.fail(endedEarly(modelId)) : Effect.succeed([r.value]))
+            if (r.done === true) ended = true
+            resume(r.done === true ? onError(endedEarly(modelId)) : onEvents([r.value]))
           },
           (e) => {
             if (settled) return
             settled = true
             deadlines.remove(entry)
-            resume(Effect.fail(afterResponse(e)))
+            resume(onError(afterResponse(e)))
           }
         )
         return Effect.sync(() => {
@@ -144,7 +158,9 @@ const rawUpstream = (
           controller.abort()
         })
       }),
-    close: Effect.sync(() => controller.abort())
+    close: Effect.sync(() => {
+      if (!ended) controller.abort()
+    })
   }
 }
 
@@ -264,11 +280,14 @@ export const make = (options: {
   readonly raw?: ((target: Engine.Target, ctx: Engine.AttemptContext) => RawStream | undefined) | undefined
   readonly routing: (routed: Engine.Routed<unknown>) => Routing
 }): Stream.Stream<MuxStream.Event, MuxError> =>
-  Stream.unwrap(Effect.gen(function*() {
+  // a channel of its own rather than Stream.unwrap: its setup is one step, and its finalizer goes straight
+  // into the channel's scope
+  Stream.fromChannel(Channel.fromTransform((_, channelScope) =>
+    Effect.flatMap(options.engine.start(options.start), (request) =>
+      Effect.withFiber((fiber) => {
     const { engine, settings } = options
-    const request = yield* engine.start(options.start)
     const deadlineAt = request.deadlineAt
-    const clock = yield* Effect.clockWith(Effect.succeed)
+    const clock = fiber.getRef(Clock.Clock)
     const rawOpen: Engine.RawAttempt<Opened> | undefined = options.raw === undefined || settings.refusal !== undefined
       ? undefined
       : (target, ctx) => {
@@ -303,15 +322,13 @@ export const make = (options: {
     }
 
     // the caller stopped reading, or the stream failed: abort the upstream; an open answer ends as interrupted
-    yield* Effect.addFinalizer(() =>
-      Effect.gen(function*() {
-        if (routed !== undefined) {
-          yield* routed.value.upstream.close
-          if (!finished) yield* routed.settle({ _tag: "Interrupted" })
-        }
-        yield* request.end({ _tag: "Interrupted" })
-      })
-    )
+    const finalizer = Effect.gen(function*() {
+      if (routed !== undefined) {
+        yield* routed.value.upstream.close
+        if (!finished) yield* routed.settle({ _tag: "Interrupted" })
+      }
+      yield* request.end({ _tag: "Interrupted" })
+    })
 
     /** The answer is complete: record it and emit the routing record. */
     const finish = Effect.gen(function*() {
@@ -379,40 +396,34 @@ export const make = (options: {
       })
 
     /** Routes the request (again, after a restart) and returns the answer's first events. */
-    const openRoute: Effect.Effect<ReadonlyArray<ConverseStreamOutput>, MuxError> = Effect.gen(function*() {
+    const openAttempt = (target: Engine.Target, ctx: Engine.AttemptContext) => open(target, ctx, settings, options.request)
+    const openRoute: Effect.Effect<ReadonlyArray<ConverseStreamOutput>, MuxError> = Effect.suspend(() => {
       stopped = false
       usage = undefined
       chars = 0
       delivered = 0
-      routed = yield* request.route(
-        (target, ctx) => open(target, ctx, settings, options.request),
-        {
-          open: true,
-          commitWithin: { ms: settings.firstTokenMs, scope: "first-token" },
-          raw: rawOpen,
-          // one hedge per request, and none for a restart
-          hedge: settings.hedge === undefined || restarts > 0
-            ? undefined
-            : { afterMs: hedgeAfter(settings.hedge), budget: settings.hedge.budget }
-        }
-      )
-      note(routed.value.head)
-      if (stopped) stopAt = routed.value.firstTokenAt
-      return routed.value.head
+      const route = request.route(openAttempt, {
+        open: true,
+        commitWithin: { ms: settings.firstTokenMs, scope: "first-token" },
+        raw: rawOpen,
+        // one hedge per request, and none for a restart
+        hedge: settings.hedge === undefined || restarts > 0
+          ? undefined
+          : { afterMs: hedgeAfter(settings.hedge), budget: settings.hedge.budget }
+      })
+      return Effect.map(route, (r) => {
+        routed = r
+        note(r.value.head)
+        if (stopped) stopAt = r.value.firstTokenAt
+        return r.value.head
+      })
     })
 
-    const next: Effect.Effect<ReadonlyArray<MuxStream.Event>, MuxError | Cause.Done> = Effect.gen(function*() {
-      if (finished) return yield* Cause.done()
-      if (routed === undefined) {
-        return yield* openRoute.pipe(
-          Effect.tapError((error) => request.end({ _tag: "Failure", error }))
-        )
-      }
-      const o = routed.value
-      const now = yield* Clock.currentTimeMillis
-      if (stopped) {
-        // the answer is complete; the metadata event usually follows at once, but never wait past the grace period
-        // counted from messageStop, whatever else the upstream sends
+    /** The answer is complete: what the upstream sends until the metadata grace period ends, then the routing. */
+    const complete = (o: Opened, now: number) =>
+      Effect.gen(function*() {
+        // the metadata event usually follows at once, but never wait past the grace period counted from
+        // messageStop, whatever else the upstream sends
         const left = stopAt + settings.metadataGraceMs - now
         if (usage !== undefined) return [yield* Effect.andThen(drain(o, left), finish)]
         const rest = left <= 0 ? Option.none() : yield* o.upstream.pull.pipe(
@@ -425,20 +436,29 @@ export const make = (options: {
           return rest.value
         }
         return [yield* finish]
-      }
+      })
+
+    const onEvents = (events: ReadonlyArray<ConverseStreamOutput>): Effect.Effect<ReadonlyArray<MuxStream.Event>, MuxError> => {
+      note(events)
+      if (stopped) stopAt = clock.currentTimeMillisUnsafe()
+      return Effect.succeed(events)
+    }
+
+    const next: Effect.Effect<ReadonlyArray<MuxStream.Event>, MuxError | Cause.Done> = Effect.suspend((): Effect.Effect<ReadonlyArray<MuxStream.Event>, MuxError | Cause.Done> => {
+      if (finished) return Cause.done()
+      const r = routed
+      if (r === undefined) return Effect.tapError(openRoute, (error) => request.end({ _tag: "Failure", error }))
+      const now = clock.currentTimeMillisUnsafe()
+      if (stopped) return complete(r.value, now)
       const left = deadlineAt - now
       const [limit, scope] = settings.stallMs < left ? [settings.stallMs, "stall" as const] : [left, "request" as const]
-      const modelId = routed.target.model.modelId
-      const chunk = yield* Effect.result(
-        o.upstream.pullBefore(now + Math.max(0, limit), () => BedrockError.deadline(scope, Duration.millis(Math.max(0, limit)), modelId))
-      )
-      if (chunk._tag === "Failure") return yield* interrupted(chunk.failure)
-      note(chunk.success)
-      if (stopped) stopAt = yield* Clock.currentTimeMillis
-      return chunk.success
+      const ms = Math.max(0, limit)
+      const modelId = r.target.model.modelId
+      return r.value.upstream.pullBefore(now + ms, () => BedrockError.deadline(scope, Duration.millis(ms), modelId), onEvents, interrupted)
     })
 
     // a pull emits non-empty chunks: every branch of `next` returns at least one event
     const pull = next as Pull.Pull<readonly [MuxStream.Event, ...Array<MuxStream.Event>], MuxError>
-    return Stream.fromPull(Effect.succeed(pull))
-  }))
+    return Effect.as(Scope.addFinalizer(channelScope, finalizer), pull)
+      }))
+  ))
