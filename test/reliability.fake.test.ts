@@ -198,6 +198,21 @@ describe("issue 10 item 1: throttles that don't empty the pool", () => {
       assert.deepStrictEqual([health.breaker, health.throttles, health.failures], ["closed", 4, 0])
     }), 120_000)
 
+  it.live("a cold burst: before the first throttle is known, concurrent requests all reach the model, and each of its throttles raises the cooldown", () =>
+    Effect.gen(function*() {
+      const { mux, fake, events } = yield* muxOver(
+        { models: [{ modelId: "hot" }, { modelId: "fallback", isFallback: true }] },
+        // slow enough that all 5 are in flight before the first throttle comes back
+        { models: { hot: { latency: 200, faults: [{ do: throttle }] }, fallback: { latency: 5 } } }
+      )
+      const exits = yield* Effect.forEach(Array.from({ length: 5 }), () => Effect.exit(mux.converse(hello)), { concurrency: "unbounded" })
+      yield* idle(fake)
+      for (const e of exits) assert.strictEqual(success(e).routing.modelId, "fallback")
+      assert.strictEqual(fake.attempts().filter((a) => a.modelId === "hot").length, 5)
+      // five throttles in a row, as far as the cooldown can tell: levels 1 to 5, each extending the last
+      assert.deepStrictEqual(cooldowns(events, "hot").map((c) => c.until - c.at), [500, 1_000, 2_000, 4_000, 8_000])
+    }), 120_000)
+
   it.live("a retry-after is the cooldown: the next call comes after it, not after the 500 ms base", () =>
     Effect.gen(function*() {
       const { mux, fake, events } = yield* muxOver(
