@@ -25,6 +25,7 @@ import { Context, Effect, Exit, Layer, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as http from "node:http"
 import type * as net from "node:net"
+import { createClient } from "redis"
 import { BedrockMux, type MuxRequest } from "../src/BedrockMux.ts"
 import { BedrockRuntime } from "../src/BedrockRuntime.ts"
 import type * as MuxConfig from "../src/MuxConfig.ts"
@@ -236,20 +237,21 @@ describe("issue 10 item 1: throttles that don't empty the pool", () => {
       assert.isAtLeast(hot[1]!.start - hot[0]!.start, 1_000 - CLOCKS_MS)
     }), 120_000)
 
-  it.live("every model cooling: a cooldown that ends inside the deadline is waited for, and the request sent there", () =>
+  it.live("every model cooling: the earliest cooldown end inside the deadline is waited for, and the request sent there", () =>
     Effect.gen(function*() {
       const { mux, fake } = yield* muxOver(
         { models: [{ modelId: "a" }, { modelId: "b", isFallback: true }] },
         {
           models: {
-            a: { latency: 5, faults: [{ when: { calls: [1] }, do: { ...throttle, retryAfter: "2 seconds" } }] },
+            // a's cooldown ends 4 s after b's, whatever the machine's speed
+            a: { latency: 5, faults: [{ when: { calls: [1] }, do: { ...throttle, retryAfter: "5 seconds" } }] },
             b: { latency: 5, faults: [{ when: { calls: [1] }, do: { ...throttle, retryAfter: "1 second" } }] }
           }
         }
       )
       const res = success(yield* Effect.exit(mux.converse(hello, { deadline: "20 seconds" })))
       yield* idle(fake)
-      // both throttled; b's cooldown ends first (1 s): the request waited for it and sent its trial there
+      // both throttled; b's cooldown ends first (1 s, a's 5 s): the request waited for it and sent its trial there
       assert.deepStrictEqual(res.routing.attempts.map(brief), ["a failure Throttled failover", "b failure Throttled failover", "b success"])
       const b = fake.attempts().filter((x) => x.modelId === "b")
       assert.strictEqual(b.length, 2)
@@ -378,7 +380,7 @@ describe("issue 10 item 2: back on the primary soon after an outage", () => {
   it.live("a probe that fails slowly (a hanging primary, 100 ms timeout) doubles the probe interval up to probeIntervalMax: 200, 400, 800, 800 ms", () =>
     Effect.gen(function*() {
       const opens: Array<number> = []
-      const { mux, fake } = yield* muxOver(
+      const { mux, fake, events } = yield* muxOver(
         {
           models: [{ modelId: "primary", timeout: "100 millis" }, { modelId: "fallback", isFallback: true }],
           breaker: { failures: 2, probeInterval: "200 millis", probeIntervalMax: "800 millis" }
@@ -399,8 +401,12 @@ describe("issue 10 item 2: back on the primary soon after an outage", () => {
       for (const a of calls) assert.strictEqual(a.outcome, "interrupted")
       // the open periods: 200 ms after the opening failures, then doubled by each slow probe failure, capped at 800 ms
       assert.deepStrictEqual(opens, [200, 400, 800, 800, 800])
-      // on the fake's clock: a probe comes a timeout plus the interval after the last
-      gaps(calls.slice(1).map((a) => a.start)).forEach((g, k) => assert.isAtLeast(g, 100 + [200, 400, 800, 800][k]! - CLOCKS_MS, `gap ${k + 1}`))
+      // on the mux's clock: a probe is admitted the timeout (from the last one's admission) plus the interval after it
+      const tries = started(events, "primary").map((e) => e.at)
+      assert.strictEqual(tries.length, calls.length)
+      gaps(tries.slice(1)).forEach((g, k) => assert.isAtLeast(g, 100 + [200, 400, 800, 800][k]!, `gap ${k + 1}`))
+      // on the fake's: at least the interval after the last one (which reached the fake before it timed out)
+      gaps(calls.slice(1).map((a) => a.start)).forEach((g, k) => assert.isAtLeast(g, [200, 400, 800, 800][k]! - CLOCKS_MS, `gap ${k + 1}`))
       // each request still answered, by the fallback
       for (const e of runs[0]!.out) assert.strictEqual(success(e).routing.modelId, "fallback")
     }), 120_000)
@@ -414,6 +420,20 @@ describe("issue 10 item 2: back on the primary soon after an outage", () => {
       Effect.gen(function*() {
         if (REDIS_URL === undefined) return assert.fail("REDIS_URL must be set when CI=true")
         const prefix = `ebm-test:reliability:${process.pid}:${Date.now().toString(36)}:`
+        // the store's own keys, read and deleted when the test ends
+        const keys = yield* Effect.acquireRelease(
+          Effect.promise(async () => {
+            const client = createClient({ url: REDIS_URL })
+            await client.connect()
+            return client
+          }),
+          (client) =>
+            Effect.promise(async () => {
+              const ks = await client.keys(`${prefix}*`)
+              if (ks.length > 0) await client.del(ks)
+              await client.close()
+            })
+        ).pipe(Effect.map((client) => () => Effect.promise(() => client.keys(`${prefix}*`))))
         const storeCtx = yield* Layer.build(MuxStore.layerRedisClient({ url: REDIS_URL, prefix, timeout: "2 seconds" }))
         const store = Context.get(storeCtx, MuxStore.MuxStore)!
         const fakeCtx = yield* Layer.build(FakeBedrock.layer(outageOf(SHARED_OUTAGE_MS)))
@@ -441,6 +461,8 @@ describe("issue 10 item 2: back on the primary soon after an outage", () => {
             `${probes.length} probes (${byMux.join(" + ")} by mux), gaps ${gaps([opened, ...probes]).join(", ")} ms; back on the primary ${Math.round(firstBack.start - SHARED_OUTAGE_MS)} ms after recovery`
         )
         for (const e of all) success(e)
+        // what the two muxes shared: the breaker's state under `<prefix>breaker/<name>/<target>` (docs/operations.md)
+        assert.include(yield* keys(), `${prefix}breaker/default/primary`)
         // the attempts the muxes announced are the calls the fake saw
         assert.strictEqual(started(one.events, "primary").length + started(two.events, "primary").length, primary.length)
         // one probe per interval for the store: the two muxes' probes together are an interval apart
@@ -501,13 +523,14 @@ describe("issue 10 item 6: escalation tiers, the metadata grace, quota waits and
 
   it.live("a throttle cools the default tier only: the next request goes straight to the priority tier; after the cooldown, back to the default", () =>
     Effect.gen(function*() {
+      // a 2 s cooldown of the default tier (a retry-after), so that the second request surely comes while it lasts
       const { mux, fake, events } = yield* muxOver(escalating, {
-        models: { hot: { latency: 5, faults: [{ when: { calls: [1] }, do: throttle }] }, fallback: { latency: 5 } }
+        models: { hot: { latency: 5, faults: [{ when: { calls: [1] }, do: { ...throttle, retryAfter: "2 seconds" } }] }, fallback: { latency: 5 } }
       })
       const first = success(yield* Effect.exit(mux.converse(hello)))
       const second = success(yield* Effect.exit(mux.converse(hello)))
       const [cooldown] = cooldowns(events, "hot")
-      // past the default tier's cooldown (500 ms): its trial
+      // past the default tier's cooldown: its trial
       yield* Effect.sleep(Math.max(0, cooldown!.until - Date.now()) + 100)
       const third = success(yield* Effect.exit(mux.converse(hello)))
       yield* idle(fake)
@@ -530,7 +553,8 @@ describe("issue 10 item 6: escalation tiers, the metadata grace, quota waits and
         models: {
           hot: {
             latency: 5,
-            faults: [{ when: { calls: [1] }, do: throttle }, { when: { calls: [2] }, do: { ...throttle, retryAfter: "10 seconds" } }]
+            // the default tier cools 2 s (the second request surely comes while it lasts), the priority tier 20 s
+            faults: [{ when: { calls: [1] }, do: { ...throttle, retryAfter: "2 seconds" } }, { when: { calls: [2] }, do: { ...throttle, retryAfter: "20 seconds" } }]
           },
           fallback: { latency: 5 }
         }
@@ -544,9 +568,9 @@ describe("issue 10 item 6: escalation tiers, the metadata grace, quota waits and
       assert.deepStrictEqual(first.routing.attempts.map(brief), ["hot failure Throttled escalate", "hot failure Throttled failover", "fallback success"])
       // both tiers cooling: the fallback
       assert.deepStrictEqual(second.routing.attempts.map(brief), ["fallback success"])
-      // the default tier's 500 ms are over; the priority tier's 10 s are not, and keep no one else out
+      // the default tier's 2 s are over; the priority tier's 20 s are not, and keep no one else out
       assert.deepStrictEqual(third.routing.attempts.map((a) => [brief(a), a.serviceTier]), [["hot success", undefined]])
-      assert.deepStrictEqual(cooled.map((c) => [c.serviceTier, c.until - c.at]), [[undefined, 500], ["priority", 10_000]])
+      assert.deepStrictEqual(cooled.map((c) => [c.serviceTier, c.until - c.at]), [[undefined, 2_000], ["priority", 20_000]])
       assert.deepStrictEqual(tiersSeen(fake), [
         ["hot", "default", "ThrottlingException"],
         ["hot", "priority", "ThrottlingException"],

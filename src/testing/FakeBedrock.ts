@@ -22,11 +22,10 @@
  *   `x-amzn-requestid`, a `{"message"}` body and `retry-after` (seconds) when
  *   the script gives one. In-stream exceptions are `:message-type: exception`
  *   frames with the lowerCamel name, as Bedrock sends them.
- * - Every call is recorded as an `Attempt` (with the `serviceTier` it asked
- *   for, if any). A call whose client closed the
- *   connection or stream before the server finished is `"interrupted"`: that
- *   is how a test proves an abort reached the wire. `waitForIdle` waits for
- *   the server to see it.
+ * - Every call is recorded as an `Attempt`, with the `serviceTier` it asked
+ *   for (if any). A call whose client closed the connection or stream before
+ *   the server finished is `"interrupted"`: that is how a test proves an
+ *   abort reached the wire. `waitForIdle` waits for the server to see it.
  *
  * Gotchas:
  * - Stream faults fire right after the `afterTokens`-th delta (capped at the
