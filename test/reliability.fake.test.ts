@@ -52,11 +52,14 @@ const recording = (mux: BedrockMux["Service"]) =>
     return events
   })
 
+/** Builds `layer` on `store` when given (else the mux's own in-memory store). */
+const buildOn = <A, E>(layer: Layer.Layer<A, E>, store: MuxStore.Service | undefined) =>
+  Layer.build(store === undefined ? layer : layer.pipe(Layer.provide(Layer.succeed(MuxStore.MuxStore, store))))
+
 /** A mux over a fake running `script` (the SDK's client on our keep-alive HTTP/1.1 handler), and its events. */
 const muxOver = (config: MuxConfig.Input, script: ScriptInput, store?: MuxStore.Service) =>
   Effect.gen(function*() {
-    const layer = BedrockMux.layer(config).pipe(Layer.provideMerge(FakeBedrock.layerRuntime(script)))
-    const ctx = yield* Layer.build(store === undefined ? layer : layer.pipe(Layer.provide(Layer.succeed(MuxStore.MuxStore, store))))
+    const ctx = yield* buildOn(BedrockMux.layer(config).pipe(Layer.provideMerge(FakeBedrock.layerRuntime(script))), store)
     const mux = Context.get(ctx, BedrockMux)
     return { mux, fake: Context.get(ctx, FakeBedrock.FakeBedrock), events: yield* recording(mux) }
   })
@@ -64,8 +67,7 @@ const muxOver = (config: MuxConfig.Input, script: ScriptInput, store?: MuxStore.
 /** A mux over an existing endpoint (a fake shared with another mux), on `store` when given. */
 const muxAt = (config: MuxConfig.Input, endpoint: string, store?: MuxStore.Service) =>
   Effect.gen(function*() {
-    const layer = BedrockMux.layer(config).pipe(Layer.provide(BedrockRuntime.layer({ region: "us-east-1", endpoint, credentials })))
-    const ctx = yield* Layer.build(store === undefined ? layer : layer.pipe(Layer.provide(Layer.succeed(MuxStore.MuxStore, store))))
+    const ctx = yield* buildOn(BedrockMux.layer(config).pipe(Layer.provide(BedrockRuntime.layer({ region: "us-east-1", endpoint, credentials }))), store)
     const mux = Context.get(ctx, BedrockMux)
     return { mux, events: yield* recording(mux) }
   })
@@ -161,7 +163,7 @@ describe("issue 10 item 1: throttles that don't empty the pool", () => {
       assert.strictEqual(calls.length, calls.filter((a) => a.outcome === "success").length + throttled)
     }), 120_000)
 
-  it.live("a model that throttles everything, 50 concurrent callers: tried at most once per cooldown, on the doubling schedule 500 ms, 1 s, 2 s", () =>
+  it.live("a model that throttles everything, 50 concurrent callers: tried at most once per cooldown, on the doubling schedule 500 ms, 1 s, 2 s, 4 s", () =>
     Effect.gen(function*() {
       const { mux, fake, events } = yield* muxOver(
         { models: [{ modelId: "hot" }, { modelId: "fallback", isFallback: true }] },
