@@ -56,6 +56,7 @@ import {
   type Outcome,
   type Plan,
   plan,
+  serviceTierOf,
   settle
 } from "./internal/simulation.ts"
 import { shapeNameOf } from "./internal/exceptionName.ts"
@@ -156,7 +157,7 @@ export const make = Effect.fnUntraced(function*(script: SimulatorScript.Script, 
   }
 
   const begin = (
-    input: Pick<ConverseCommandInput, "modelId" | "messages" | "system" | "inferenceConfig">,
+    input: Pick<ConverseCommandInput, "modelId" | "messages" | "system" | "inferenceConfig" | "serviceTier">,
     operation: Attempt["operation"]
   ) =>
     Effect.map(Clock.currentTimeMillis, (t) => {
@@ -173,7 +174,8 @@ export const make = Effect.fnUntraced(function*(script: SimulatorScript.Script, 
         end: undefined,
         outcome: "pending",
         inputTokens: request.inputTokens,
-        outputTokens: 0
+        outputTokens: 0,
+        ...serviceTierOf(input)
       }
       if (logLimit > 0) {
         log.push(attempt)

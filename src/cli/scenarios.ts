@@ -5,10 +5,11 @@
  * every run prints the same numbers. Each reports its progress (requests
  * done / total) through `Progress`.
  */
-import { Effect, Layer } from "effect"
+import { Duration, Effect, Layer } from "effect"
 import { BedrockMux } from "../BedrockMux.ts"
 import { BedrockRuntime } from "../BedrockRuntime.ts"
 import { BedrockSimulator } from "../BedrockSimulator.ts"
+import type * as Guard from "../Guard.ts"
 import { percentile, progress, request, type Scenario, sim, type Table, virtual } from "./scenarioKit.ts"
 import { evalScenario } from "./evalScenario.ts"
 import { streamingScenarios } from "./streamingScenarios.ts"
@@ -143,52 +144,73 @@ export const throttledPrimary: Scenario = virtual(Effect.gen(function*() {
   ))
 ))
 
-/** (b) primary down for 60 s, one request every 4 s for 2 minutes. */
+const OUTAGE_MS = 60_000
+const OUTAGE_EVERY_MS = 4_000
+const OUTAGE_REQUESTS = 30
+
+/**
+ * (b) primary down for 60 s, one request every 4 s for 2 minutes, the default breaker (5 failures open it, a
+ * probe every 5 s while open). A probe that fails fast (a 503 answer) keeps the interval, so the primary is
+ * back within one probe interval plus one request of its recovery, and is never called more than once per
+ * probe interval while it is down.
+ */
 export const outage: Scenario = virtual(Effect.gen(function*() {
   const mux = yield* BedrockMux
+  const breaker = mux.policy.guards.find((g) => g.name === "breaker")!.settings as Guard.BreakerSettings
+  const probeMs = Duration.toMillis(breaker.probeInterval)
   const rows: Array<Array<string | number>> = []
   const served: Array<{ t: number; model: string }> = []
   const begin = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
-  let reopensAt: number | undefined
-  const tick = yield* progress(30)
-  for (let t = 0; t < 120_000; t += 4_000) {
+  const tick = yield* progress(OUTAGE_REQUESTS)
+  // the breaker as the previous request left it: a call to the primary while it is open is a probe
+  let wasOpen = false
+  for (let i = 0; i < OUTAGE_REQUESTS; i++) {
+    const t = i * OUTAGE_EVERY_MS
     const res = yield* Effect.result(mux.converse(request))
     yield* tick
-    const health = yield* mux.health
-    if (t >= 60_000 && reopensAt === undefined) {
-      // when the primary recovered, its breaker was open until this time
-      reopensAt = health.models.find((m) => m.modelId === "primary")!.recoversAt ?? t
-    }
     const model = res._tag === "Success" ? res.success.routing.modelId : "FAILED"
     served.push({ t, model })
-    if (t % 12_000 === 0) {
-      const primary = health.models.find((m) => m.modelId === "primary")!
-      rows.push([`${t / 1000} s`, model, primary.breaker, primary.effectiveWeight.toFixed(1)])
+    const primary = (yield* mux.health).models.find((m) => m.modelId === "primary")!
+    // every request until just after the recovery, then the ramp-up every 12 s
+    if (t <= OUTAGE_MS + 3 * OUTAGE_EVERY_MS || t % 12_000 === 0) {
+      const called = res._tag === "Success" && res.success.routing.attempts.some((a) => a.modelId === "primary")
+      const outcome = model === "primary" ? "answered" : "503"
+      rows.push([`${t / 1000} s`, called ? (wasOpen ? `probe: ${outcome}` : outcome) : "-", model, primary.breaker, primary.effectiveWeight.toFixed(1)])
     }
+    wasOpen = primary.breaker !== "closed"
     const now = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
-    yield* Effect.sleep(Math.max(0, begin + t + 4_000 - now))
+    yield* Effect.sleep(Math.max(0, begin + t + OUTAGE_EVERY_MS - now))
   }
+  const calls = (yield* BedrockSimulator.attempts).filter((a) => a.modelId === "primary")
+  // the calls that opened the breaker (its `failures`), then the probes while it was open
+  const probes = calls.slice(breaker.failures).filter((a) => a.start < OUTAGE_MS).map((a) => a.start)
+  const probeGaps = probes.slice(1).map((p, i) => p - probes[i]!)
   const failures = served.filter((s) => s.model === "FAILED").length
-  const back = served.find((s) => s.t >= 60_000 && s.model === "primary")
+  const back = served.find((s) => s.t >= OUTAGE_MS && s.model === "primary")
+  const bound = probeMs + OUTAGE_EVERY_MS
   return {
-    title: "(b) primary down from 0 s to 60 s, one request every 4 s",
-    expectation: "every request answered; fallback during the outage; primary back within cooldown + one probe",
-    columns: ["time", "answered by", "primary breaker", "primary weight"],
+    title: `(b) primary down from 0 s to ${OUTAGE_MS / 1000} s, one request every ${OUTAGE_EVERY_MS / 1000} s, default breaker (probe every ${probeMs / 1000} s while open)`,
+    expectation: `every request answered; the fallback during the outage; while down, the primary is probed at most once per ${probeMs / 1000} s ` +
+      `(a failed probe that answered fast keeps the interval); back on the primary within one probe interval + one request (${bound / 1000} s) of its recovery`,
+    columns: ["time", "primary called", "answered by", "primary breaker", "primary weight"],
     rows,
     summary: {
       requests: served.length,
       failures,
+      probesDuringOutage: probes.length,
+      probeTimes: probes.map((p) => `${p / 1000}`).join(", ") + " s",
+      minProbeGapMs: probeGaps.length === 0 ? 0 : Math.min(...probeGaps),
       primaryBackAt: back === undefined ? "never" : `${back.t / 1000} s`,
-      breakerHalfOpenAt: reopensAt === undefined ? "?" : `${(reopensAt - begin) / 1000} s`,
-      bound: "half-open time + one request interval (4 s)"
+      backAfterRecoveryMs: back === undefined ? "never" : back.t - OUTAGE_MS,
+      boundMs: bound
     },
-    ok: failures === 0 && back !== undefined && reopensAt !== undefined && back.t <= reopensAt - begin + 4_000
+    ok: failures === 0 && back !== undefined && back.t - OUTAGE_MS <= bound && probes.length > 0 && probeGaps.every((g) => g >= probeMs)
   } satisfies Table
 }).pipe(
   Effect.provide(BedrockMux.layer({ models: [...pool] }).pipe(
     Layer.provideMerge(sim({
       models: {
-        primary: { latency: 300, faults: [{ when: { from: 0, to: 60_000 }, do: { kind: "error", error: "ServiceUnavailableException" } }] },
+        primary: { latency: 300, faults: [{ when: { from: 0, to: OUTAGE_MS }, do: { kind: "error", error: "ServiceUnavailableException" } }] },
         fallback: { latency: 500 }
       }
     }))
@@ -340,6 +362,67 @@ export const tenants: Scenario = virtual(Effect.gen(function*() {
   }).pipe(Layer.provideMerge(sim({ models: { primary: {}, fallback: {} } }))))
 ))
 
+/**
+ * (h) both models throttle 2 % of their calls at random (default config, one tier): a throttle cools only its
+ * model, briefly (500 ms, doubling while the throttles keep coming), and a request whose every model is
+ * cooling waits for the first to come back inside its deadline, so almost nothing fails.
+ */
+export const randomThrottles: Scenario = virtual(Effect.gen(function*() {
+  const mux = yield* BedrockMux
+  const callers = 50
+  const perCaller = 20
+  const tick = yield* progress(callers * perCaller)
+  const results = yield* Effect.forEach(
+    Array.from({ length: callers }),
+    () =>
+      Effect.forEach(Array.from({ length: perCaller }), () =>
+        Effect.gen(function*() {
+          const t0 = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
+          const res = yield* Effect.result(mux.converse(request))
+          const t1 = yield* Effect.clockWith((c) => Effect.succeed(c.currentTimeMillisUnsafe()))
+          return { res, ms: t1 - t0 }
+        }).pipe(Effect.tap(tick))),
+    { concurrency: "unbounded" }
+  ).pipe(Effect.map((xs) => xs.flat()))
+  const calls = yield* BedrockSimulator.attempts
+  const failed = results.filter((r) => r.res._tag === "Failure").length
+  const share = failed / results.length
+  const rows = ["a", "b"].map((m) => {
+    const mine = calls.filter((c) => c.modelId === m)
+    return [
+      m,
+      results.filter((r) => r.res._tag === "Success" && r.res.success.routing.modelId === m).length,
+      mine.length,
+      mine.filter((c) => c.outcome === "ThrottlingException").length
+    ]
+  })
+  return {
+    title: `(h) two models that each throttle 2 % of calls at random, ${callers} callers x ${perCaller} requests, default config`,
+    expectation: "fewer than 1 % of requests fail: a throttle cools one model for 500 ms, not the pool for 10 s; requests wait for a cooldown that ends inside their deadline",
+    columns: ["model", "answered", "calls seen by Bedrock", "throttled"],
+    rows,
+    summary: {
+      requests: results.length,
+      failures: failed,
+      failureShare: `${(100 * share).toFixed(2)} %`,
+      callsPerRequest: (calls.length / results.length).toFixed(3),
+      p50: Math.round(percentile(results.map((r) => r.ms), 0.5)),
+      p95: Math.round(percentile(results.map((r) => r.ms), 0.95))
+    },
+    ok: share < 0.01
+  } satisfies Table
+}).pipe(
+  Effect.provide(BedrockMux.layer({ models: [{ modelId: "a" }, { modelId: "b" }] }).pipe(
+    Layer.provideMerge(sim({
+      models: {
+        // fixed latencies in whole milliseconds: every virtual time stays exact
+        a: { latency: 250, faults: [{ when: { probability: 0.02 }, do: { kind: "error", error: "ThrottlingException" } }] },
+        b: { latency: 350, faults: [{ when: { probability: 0.02 }, do: { kind: "error", error: "ThrottlingException" } }] }
+      }
+    }))
+  ))
+))
+
 export const scenarios: Record<string, Scenario> = {
   runtime: runtimeWorkload(),
   "throttled-primary": throttledPrimary,
@@ -349,6 +432,7 @@ export const scenarios: Record<string, Scenario> = {
   admission,
   "two-primaries": twoPrimaries,
   tenants,
+  "random-throttles": randomThrottles,
   ...streamingScenarios,
   eval: evalScenario
 }

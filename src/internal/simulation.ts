@@ -351,4 +351,12 @@ export interface Attempt {
   readonly inputTokens: number
   /** output tokens sent to the client */
   outputTokens: number
+  /** the service tier the request asked for (`serviceTier.type`), when it asked for one */
+  readonly serviceTier?: string
+}
+
+/** The `serviceTier` field of an Attempt, from the request: absent when the request asked for none. */
+export const serviceTierOf = (input: Pick<ConverseCommandInput, "serviceTier">): { readonly serviceTier?: string } => {
+  const tier = input.serviceTier?.type
+  return tier === undefined ? {} : { serviceTier: tier }
 }

@@ -22,10 +22,10 @@
  *   `x-amzn-requestid`, a `{"message"}` body and `retry-after` (seconds) when
  *   the script gives one. In-stream exceptions are `:message-type: exception`
  *   frames with the lowerCamel name, as Bedrock sends them.
- * - Every call is recorded as an `Attempt`. A call whose client closed the
- *   connection or stream before the server finished is `"interrupted"`: that
- *   is how a test proves an abort reached the wire. `waitForIdle` waits for
- *   the server to see it.
+ * - Every call is recorded as an `Attempt`, with the `serviceTier` it asked
+ *   for (if any). A call whose client closed the connection or stream before
+ *   the server finished is `"interrupted"`: that is how a test proves an
+ *   abort reached the wire. `waitForIdle` waits for the server to see it.
  *
  * Gotchas:
  * - Stream faults fire right after the `afterTokens`-th delta (capped at the
@@ -89,6 +89,7 @@ import {
   type Outcome,
   plan,
   type Plan,
+  serviceTierOf,
   settle
 } from "../internal/simulation.ts"
 import * as SimulatorScript from "../SimulatorScript.ts"
@@ -472,7 +473,7 @@ class Server {
         return this.finish(ex)
       }
       let modelId: string
-      let body: Pick<ConverseCommandInput, "messages" | "system" | "inferenceConfig">
+      let body: Pick<ConverseCommandInput, "messages" | "system" | "inferenceConfig" | "serviceTier">
       try {
         modelId = decodeURIComponent(route[1]!)
         body = JSON.parse(Buffer.concat(chunks).toString("utf8"))
@@ -496,7 +497,8 @@ class Server {
         end: undefined,
         outcome: "pending",
         inputTokens: request.inputTokens,
-        outputTokens: 0
+        outputTokens: 0,
+        ...serviceTierOf(body)
       }
       gen.attempts.push(attempt)
       const reservation = p._tag === "Answer" ? p.reservation : undefined
