@@ -226,7 +226,10 @@ export const textOf = (output: ConverseCommandOutput): string =>
  * ```ts
  * import { Effect } from "effect"
  * import { Refusal } from "effect-bedrock-mux"
- * const which = Effect.map(Refusal.CurrentAttempt.asEffect(), (a) => a?.modelId)
+ * const which = Effect.gen(function*() {
+ *   const attempt = yield* Refusal.CurrentAttempt
+ *   return attempt?.modelId
+ * })
  * ```
  * @since 0.1.0
  */
