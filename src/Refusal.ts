@@ -212,11 +212,11 @@ export const judge = (d: Detection, text: string): Effect.Effect<Judgement> =>
  * @example
  * ```ts
  * import { Refusal } from "effect-bedrock-mux"
- * Refusal.textOf({ output: { message: { role: "assistant", content: [{ text: "a" }, { text: "b" }] } }, $metadata: {} } as never) // "a b"
+ * Refusal.textOf({ output: { message: { role: "assistant", content: [{ text: "a" }, { text: "b" }] } } }) // "a b"
  * ```
  * @since 0.1.0
  */
-export const textOf = (output: ConverseCommandOutput): string =>
+export const textOf = (output: Pick<ConverseCommandOutput, "output">): string =>
   (output.output?.message?.content ?? []).flatMap((b) => (b.text !== undefined ? [b.text] : [])).join(" ")
 
 /**

@@ -89,9 +89,9 @@ describe("Refusal.fromPromise, judge, detection, textOf", () => {
     }))
 
   it("textOf joins the answer's text blocks", () => {
-    const out = { $metadata: {}, output: { message: { role: "assistant" as const, content: [{ text: "a" }, { image: undefined } as never, { text: "b" }] } } }
+    const out = { output: { message: { role: "assistant" as const, content: [{ text: "a" }, { image: undefined } as never, { text: "b" }] } } }
     assert.strictEqual(Refusal.textOf(out), "a b")
-    assert.strictEqual(Refusal.textOf({ $metadata: {} }), "")
+    assert.strictEqual(Refusal.textOf({ output: undefined }), "")
   })
 })
 

@@ -7,8 +7,8 @@
  * | MuxEvent | original event(s) |
  * |---|---|
  * | `AttemptStarted` | `model-circuit-open-skipped` for each open-breaker model the selection passed over, then `model-selected`, `model-invocation-start` |
- * | `AttemptEnded` | `model-invocation-complete`; a failure also `error(errorResponse, outcome)`; an `escalate` decision `tier-escalation`, and the next attempt of that model `tier-escalation-success` / `-failure`; then `stats` |
- * | `RequestEnded` with `NoModelsAvailable` | `model-circuit-open-skipped` for each open-breaker model not tried |
+ * | `AttemptEnded` | `model-invocation-complete`; a failure also `error(errorResponse, outcome)` and `stats`; an `escalate` decision `tier-escalation`, and the next attempt of that model `tier-escalation-success` / `-failure` |
+ * | `RequestEnded` | with `NoModelsAvailable`: `model-circuit-open-skipped` for each open-breaker model not tried; with a success: `stats` (the success is counted by then) |
  * | `BreakerChanged` | (keeps the open set) |
  *
  * `request`, `success(response, outcome)` and the request's final
@@ -95,13 +95,15 @@ export const makeTranslator = (models: ReadonlyArray<MuxConfig.Model>, open: Ite
             out.push(["tier-escalation", r.modelId, "default", tier])
           }
         }
-        if (wantStats && r.outcome !== "interrupted") out.push(["stats"])
+        // a success is counted after its AttemptEnded: its stats go out with the RequestEnded
+        if (wantStats && r.outcome === "failure") out.push(["stats"])
         return out
       }
       case "RequestEnded": {
         const s = requests.get(e.requestId)
         requests.delete(e.requestId)
         if (e.error === "NoModelsAvailable" && openTargets.size > 0) skipped(out, s?.tried ?? new Set(), Infinity)
+        if (wantStats && e.outcome === "success") out.push(["stats"])
         return out
       }
       case "BreakerChanged":
