@@ -64,6 +64,7 @@ import {
   type MultiplexerEvents,
   type MultiplexerInput,
   type MultiplexerStats,
+  type MuxConfigFields,
   OutcomeType,
   type RefusalDetectionConfig,
   type SystemHealthStatus,
@@ -96,19 +97,17 @@ export const VERSION = "0.1.0"
  * `cooldowns`, ...).
  * @since 0.1.0
  */
-export type MultiplexerOptions =
-  & Omit<Exclude<MuxConfig.Input, ReadonlyArray<unknown>>, "models">
-  & {
-    /** overrides the models argument, as in the original */
-    readonly models?: ReadonlyArray<ModelConfiguration>
-    /** passed to the SDK client (SDK retries are off unless you set `maxAttempts`) */
-    readonly clientConfig?: BedrockRuntimeClientConfig
-    readonly tracing?: TracingConfig
-    readonly refusalDetection?: RefusalDetectionConfig
-    readonly tierEscalation?: TierEscalationConfig
-    /** the Bedrock to use instead of a client built from `clientConfig` (e.g. `BedrockSimulator.layer`) */
-    readonly bedrockRuntime?: Layer.Layer<BedrockRuntime, unknown>
-  }
+export interface MultiplexerOptions extends MuxConfigFields {
+  /** overrides the models argument, as in the original */
+  readonly models?: ReadonlyArray<ModelConfiguration>
+  /** passed to the SDK client (SDK retries are off unless you set `maxAttempts`) */
+  readonly clientConfig?: BedrockRuntimeClientConfig
+  readonly tracing?: TracingConfig
+  readonly refusalDetection?: RefusalDetectionConfig
+  readonly tierEscalation?: TierEscalationConfig
+  /** the Bedrock to use instead of a client built from `clientConfig` (e.g. `BedrockSimulator.layer`) */
+  readonly bedrockRuntime?: Layer.Layer<BedrockRuntime, unknown>
+}
 
 /**
  * The original's `MultiplexerConfig`: the models and the options in one

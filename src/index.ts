@@ -72,6 +72,7 @@ export {
 } from "./createMultiplexer.ts"
 export type {
   CircuitBreakerStatus,
+  DurationInput,
   EnhancedErrorResponse,
   ErrorResponse,
   InvocationFailure,
@@ -87,6 +88,7 @@ export type {
   MultiplexerInput,
   MultiplexerOptions,
   MultiplexerStats,
+  MuxConfigFields,
   ProcessRequestOptions,
   RefusalDetectionConfig,
   ServiceTierType,

@@ -19,6 +19,7 @@ import {
   FailFastError,
   MuxConfig,
   MultiplexerError,
+  type MuxConfigFields,
   TimeoutError
 } from "../src/index.ts"
 import { toMuxInput } from "../src/internal/facade/options.ts"
@@ -184,6 +185,13 @@ describe("options", () => {
     expect(byPath["tracing.captureBody"]).toMatch(/did you mean `captureBodies`\?/)
     expect(byPath["tierEscalation.escalationTier"]).toMatch(/"priority" or "reserved"/)
     expect(byPath["refusalDetection.confidenceThreshold"]).toMatch(/\[0, 1\]/)
+  })
+
+  it("the options type spells out every field of the JSON config", () => {
+    type JsonKeys = Exclude<keyof Exclude<MuxConfig.Input, ReadonlyArray<unknown>>, "models">
+    type FacadeKeys = keyof MuxConfigFields
+    const same: [JsonKeys] extends [FacadeKeys] ? ([FacadeKeys] extends [JsonKeys] ? true : false) : false = true
+    expect(same).toBe(true)
   })
 
   it("defaultTimeoutMs: 120000 is valid: the deadline is derived from the timeout and the attempts", () => {

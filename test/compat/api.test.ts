@@ -85,9 +85,9 @@ describe("processRequest", () => {
       requestArg = i
       log.push("request")
     })
-    mux.on("model-selected", (id, isFallback, retryCount) => log.push(`model-selected ${isFallback} ${retryCount}`))
-    mux.on("model-invocation-start", (id, requestId) => log.push(`start ${typeof requestId}`))
-    mux.on("model-invocation-complete", (id, requestId, latency) => log.push(`complete ${typeof latency}`))
+    mux.on("model-selected", (_id, isFallback, retryCount) => log.push(`model-selected ${isFallback} ${retryCount}`))
+    mux.on("model-invocation-start", (_id, requestId) => log.push(`start ${typeof requestId}`))
+    mux.on("model-invocation-complete", (_id, _requestId, latency) => log.push(`complete ${typeof latency}`))
     mux.on("stats", (s) => log.push(`stats ${s.successCount}`))
     mux.on("success", (response, outcome: ModelOutcome) => log.push(`success ${outcome.type} ${response.stopReason}`))
     await mux.processRequest(input)

@@ -142,7 +142,7 @@ export interface ModelConfiguration {
   weight: number
   isFallback: boolean
   readonly tier?: number
-  readonly timeout?: number | string
+  readonly timeout?: DurationInput
   readonly contextWindow?: number
   readonly labels?: ReadonlyArray<string>
   readonly client?: string
@@ -334,6 +334,64 @@ export interface TracingConfig {
   captureBodies?: boolean
   /** accepted: attempt spans (one per model tried) always carry the selection */
   captureModelSelection?: boolean
+}
+
+/** A duration: milliseconds, or a string like "30 seconds". @since 0.1.0 */
+export type DurationInput = number | string
+
+/**
+ * Our config's fields, as the facade takes them (the JSON config's shape,
+ * spelled out without Effect types so that every TypeScript setup, the
+ * original's `moduleResolution: "node"` included, checks them).
+ * @example
+ * ```ts
+ * import type { MuxConfigFields } from "effect-bedrock-mux"
+ * const fields: MuxConfigFields = { deadline: "45 seconds", breaker: { failures: 3 } }
+ * ```
+ * @since 0.1.0
+ */
+export interface MuxConfigFields {
+  readonly name?: string
+  readonly attempts?: number
+  readonly maxRetries?: number
+  readonly timeout?: DurationInput
+  readonly defaultTimeoutMs?: DurationInput
+  readonly deadline?: DurationInput
+  readonly breaker?: {
+    readonly failures?: number
+    readonly window?: DurationInput
+    readonly cooldown?: DurationInput
+    readonly cooldownMax?: DurationInput
+    readonly halfOpen?: number
+    readonly rampUp?: DurationInput
+  }
+  readonly routes?: Readonly<Record<string, ReadonlyArray<string>>>
+  readonly selection?: "weighted" | "ordered"
+  readonly waitForRecovery?: boolean
+  readonly decisions?: Readonly<Partial<Record<string, {
+    readonly retrySame?: number
+    readonly failover?: boolean
+    readonly breaker?: boolean
+    readonly largerContextOnly?: boolean
+  }>>>
+  readonly backoff?: { readonly base: DurationInput; readonly max: DurationInput; readonly times: number }
+  readonly onStoreError?: "allow" | "fail"
+  readonly captureBodies?: boolean
+  readonly tenants?: Readonly<Record<string, { readonly rpm?: number; readonly tpm?: number }>>
+  readonly defaultTenant?: { readonly rpm?: number; readonly tpm?: number }
+  readonly stream?: {
+    readonly firstTokenTimeout?: DurationInput
+    readonly stallTimeout?: DurationInput
+    readonly metadataGrace?: DurationInput
+    readonly onInterrupt?: "fail" | "restart"
+    readonly hedge?: { readonly after?: DurationInput | "p95"; readonly budget?: number }
+  }
+  readonly cooldowns?: {
+    readonly requests?: DurationInput
+    readonly tokens?: DurationInput
+    readonly daily?: DurationInput
+    readonly unknown?: DurationInput
+  }
 }
 
 /**
