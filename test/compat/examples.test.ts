@@ -30,6 +30,7 @@ const consumer = join(tmp, "consumer")
 const link = (target: string, path: string) => symlinkSync(target, path, "dir")
 
 let compiled: { readonly status: number | null; readonly output: string }
+let compiledEsm: { readonly status: number | null; readonly output: string }
 
 beforeAll(() => {
   // the package: package.json, LICENSE and dist as npm would pack them; its dependencies from this repo
@@ -63,6 +64,17 @@ beforeAll(() => {
   ].join("\n"))
   const tsc = spawnSync(process.execPath, [join(root, "node_modules/typescript-5/bin/tsc"), "-p", join(consumer, "tsconfig.json")], { encoding: "utf8" })
   compiled = { status: tsc.status, output: tsc.stdout + tsc.stderr }
+  // the same control as an ES module project with moduleResolution nodenext, on this repo's TypeScript (7)
+  const esm = join(consumer, "esm")
+  mkdirSync(esm)
+  writeFileSync(join(esm, "package.json"), JSON.stringify({ type: "module" }))
+  copyFileSync(join(consumer, "negative.ts"), join(esm, "negative.ts"))
+  writeFileSync(join(esm, "tsconfig.json"), JSON.stringify({
+    compilerOptions: { module: "nodenext", moduleResolution: "nodenext", target: "es2022", strict: true, skipLibCheck: true, noEmit: true, types: ["node"] },
+    include: ["negative.ts"]
+  }))
+  const tsc7 = spawnSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(esm, "tsconfig.json")], { encoding: "utf8" })
+  compiledEsm = { status: tsc7.status, output: tsc7.stdout + tsc7.stderr }
 }, 120_000)
 
 afterAll(() => rmSync(tmp, { recursive: true, force: true }))
@@ -117,6 +129,11 @@ describe("the built package", () => {
   it("TypeScript 5.9 with moduleResolution node (the original's tsconfig) resolves the package and compiles the ported examples", () => {
     expect(compiled.output).toBe("")
     expect(compiled.status).toBe(0)
+  })
+
+  it("TypeScript 7 with moduleResolution nodenext (an ES module project) resolves the package and its types", () => {
+    expect(compiledEsm.output).toBe("")
+    expect(compiledEsm.status).toBe(0)
   })
 
   it("require() loads the package and its testing entry, and makes a call", async () => {
