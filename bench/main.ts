@@ -3,7 +3,8 @@
  * bench/results/<suite>.json and summarised in bench/results/README.md.
  * Suites: mux (overhead, throughput, heap), stream (added time to first
  * token), admission (quota store), transport (SDK over loopback,
- * HTTP/1.1 keep-alive vs the SDK's default HTTP/2).
+ * HTTP/1.1 keep-alive vs the SDK's default HTTP/2), sdk (the mux's own cost on
+ * the real SDK path against issue 11's goals; bench/sdk.ts).
  */
 import { Effect } from "effect"
 import * as fs from "node:fs"
@@ -31,6 +32,12 @@ try {
   suites["admission"] = () => admission.run({ requests: quick ? 20_000 : 100_000 })
 } catch (e) {
   console.error("admission suite unavailable:", e)
+}
+try {
+  const sdk = await import("./sdk.ts")
+  suites["sdk"] = () => sdk.run({ quick })
+} catch (e) {
+  console.error("sdk suite unavailable:", e)
 }
 try {
   const transport = await import("./transport.ts")

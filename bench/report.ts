@@ -76,5 +76,91 @@ export const renderMarkdown = (dir: string): string => {
     }
     out.push("", t.conclusion ?? "", "")
   }
+  const sdk = read(dir, "sdk")
+  if (sdk !== undefined) out.push(...renderSdk(sdk))
   return out.join("\n")
+}
+
+const loadOf = (l: Record<string, ReadonlyArray<number>>) => `${f(l.start![0]!, 2)} at the start, ${f(l.end![0]!, 2)} at the end`
+
+/**
+ * What each change to the core bought on the sdk suite's headline figures
+ * (full runs: `npm run bench -- sdk`). Append a row per change, newest last.
+ */
+const SDK_HISTORY: ReadonlyArray<{ readonly change: string; readonly mux: string; readonly facade: string; readonly cpu: string; readonly ttft: string; readonly inflight: string }> = [
+  {
+    change: "before the redesign (ea6090a; two full runs on 2026-12-01 at load 5–7)",
+    mux: "+291 / +300 µs",
+    facade: "+274 / +288 µs",
+    cpu: "+278 / +299 µs",
+    ttft: "+532 / +562 µs",
+    inflight: "29.8 / 30.0 vs 14.0 KB"
+  }
+]
+
+/** The `sdk` suite: the mux's own cost on the real SDK path, against issue 11's goals. */
+const renderSdk = (s: Record<string, any>): Array<string> => {
+  const us = (n: number) => `${n >= 0 ? "+" : ""}${f(n)} µs`
+  const out = [
+    `## The mux on the real SDK path (sdk suite; ${s.node}, ${s.cpus} CPUs, load ${loadOf(s.setup.loadAverage)}, ${s.date}${s.quick ? ", --quick" : ""})`,
+    "",
+    "The real `@aws-sdk/client-bedrock-runtime` over loopback against a raw node:http fake that answers at once, in a",
+    "child process (its CPU is not in the client's `process.cpuUsage`). One client with `defaultRequestHandler()`",
+    "(keep-alive HTTP/1.1) behind every row. Interleaved: " +
+      `${s.setup.rounds} rounds × every row × ${s.setup.block} sequential calls, order rotated each round, after ${s.setup.warmup} warm-up rounds.`,
+    "Added = pairwise median of (row − floor) per call; CPU = median over rounds of the block's CPU per call. The floor is",
+    "`client.send` with an `abortSignal`. Effects run with `Effect.runPromiseWith(context)` unless the row says otherwise.",
+    ...(s.quick ? ["", "**--quick run: fewer rounds, indicative only; quote the full run (`npm run bench -- sdk`).**"] : []),
+    "",
+    "| path | p50 / p99 | CPU per call | added latency | added CPU | added, 1st / 2nd half of rounds |",
+    "|---|---|---|---|---|---|"
+  ]
+  for (const r of s.latency as Array<Record<string, any>>) {
+    const floor = r.key === s.setup.baseline
+    out.push(
+      `| ${r.label} | ${f(r.p50us, 0)} / ${f(r.p99us, 0)} µs | ${f(r.cpuUs, 0)} µs | ${floor ? "—" : us(r.addedUs)} | ${floor ? "—" : us(r.addedCpuUs)} | ${
+        floor ? "" : `${f(r.addedUsHalves[0])} / ${f(r.addedUsHalves[1])}`
+      } |`
+    )
+  }
+  out.push("", "| figure | value | goal | |", "|---|---|---|---|")
+  for (const g of s.goals as Array<Record<string, any>>) out.push(`| ${g.figure} | ${g.value} | ${g.goal} | ${g.pass ? "pass" : "**FAIL**"} |`)
+  const t = s.transport
+  const st = s.stream
+  const inf = s.inflight
+  const h = s.heap
+  const sim = s.simulator
+  out.push(
+    "",
+    `- Transport (${t.rounds} interleaved rounds): default SDK client (HTTP/2, ${t.connectionsOpened.defaultSdkHttp2} connections opened) p50 ${f(t.defaultSdkP50us, 0)} µs;` +
+      ` \`client.send\` on ours ${f(t.oursP50us, 0)} µs (${f(t.oursRatio, 2)}×, ${t.connectionsOpened.oursHttp1} new connections); \`mux.converse\` on ours ${f(t.muxP50us, 0)} µs (${f(t.muxRatio, 2)}×).`,
+    `- Throughput (mux / \`client.send\` with an \`abortSignal\`, median of alternating rounds): ${
+      (s.throughput as Array<Record<string, any>>).map((x) =>
+        `c${x.concurrency} ${f(x.muxPerSecond, 0)} vs ${f(x.sdkPerSecond, 0)} calls/s = ${f(x.ratio, 2)}×`
+      ).join("; ")
+    }.`,
+    `- Streams (ConverseStream, 5 deltas, ${st.rounds} rounds): time to first token p50 ${f(st.directTtftP50us, 0)} µs direct, ${f(st.muxTtftP50us, 0)} µs through \`mux.converseStream\`` +
+      ` (added ${us(st.addedTtftUs)}, halves ${f(st.addedTtftUsHalves[0])} / ${f(st.addedTtftUsHalves[1])}); whole stream p50 ${f(st.directWholeStreamP50us, 0)} vs ${f(st.muxWholeStreamP50us, 0)} µs; added CPU per stream ${us(st.addedCpuPerStreamUs)}.`,
+    `- In flight: ${inf.requests} requests held open by the fake (one socket each, opened beforehand), heap delta / N, median of ${inf.rounds} alternating rounds:` +
+      ` ${f(inf.muxBytesPerRequest / 1024)} KB per mux request, ${f(inf.sdkBytesPerRequest / 1024)} KB per SDK request.`,
+    `- Heap (${h.path}): ${f(h.after10kMB)} MB after 10k, ${f(h.afterMB)} MB after ${h.requests} requests. The 1M-request figure on the simulator is the mux suite's, above.`,
+    `- Simulator (BedrockRuntime.converse vs mux.converse on BedrockSimulator, ${sim.calls} calls each, paired blocks): p50 ${f(sim.directP50us)} vs ${f(sim.muxP50us)} µs, added ${us(sim.addedUs)} (pairwise median).`,
+    ""
+  )
+  out.push(
+    "What each change bought (full runs; rows are appended by hand in bench/report.ts):",
+    "",
+    "| change | mux.converse added | facade added | mux added CPU | stream TTFT added | in flight, mux vs SDK |",
+    "|---|---|---|---|---|---|",
+    ...SDK_HISTORY.map((h) => `| ${h.change} | ${h.mux} | ${h.facade} | ${h.cpu} | ${h.ttft} | ${h.inflight} |`),
+    ""
+  )
+  if (s.counts !== undefined) {
+    out.push("Inside Effect, per call (a counting tracer: one `context` call per run-loop step; fiber ids; spans):", "", "| path | run-loop steps | fibers | spans |", "|---|---|---|---|")
+    for (const [name, c] of Object.entries(s.counts as Record<string, Record<string, number>>)) {
+      out.push(`| ${name} | ${f(c.runLoopSteps!, 0)} | ${f(c.fibers!, 1)} | ${f(c.spans!, 1)} |`)
+    }
+    out.push("")
+  }
+  return out
 }

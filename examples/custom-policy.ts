@@ -12,7 +12,7 @@
  */
 import { Console, Effect, Fiber, Layer, pipe } from "effect"
 import { TestClock } from "effect/testing"
-import { BedrockMux, BedrockSimulator, Policy } from "../src/index.ts"
+import { BedrockMux, BedrockSimulator, Policy, Selector } from "../src/index.ts"
 
 const config = { models: [{ modelId: "account-a.model" }, { modelId: "account-b.model" }] }
 
@@ -20,7 +20,7 @@ const custom = (p: Policy.Policy): Policy.Policy =>
   pipe(
     p,
     Policy.mapClassification(Policy.override("AccessDenied", { failover: true })),
-    Policy.withSelection(Policy.ordered),
+    Policy.withSelector(Selector.ordered),
     Policy.withBackoff(Policy.exponentialBackoff({ base: "250 millis", max: "2 seconds", times: 3 })),
     Policy.withAttempts(5)
   )

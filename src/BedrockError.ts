@@ -4,7 +4,9 @@
  *
  * A `BedrockError` has a `reason`: a tagged union with one member per Bedrock
  * Runtime exception and transport fault (plus `DeadlineExceeded`, which is
- * ours, and `Incomplete`, for failures the AWS SDK lets through as successes).
+ * ours, `Incomplete`, for failures the AWS SDK lets through as successes,
+ * `Local`, for a request that failed in this process before it was sent, and
+ * `Refused`, for a successful response a refusal classifier rejected).
  * Every reason carries, as plain data, the default routing decision for it:
  * retry the same model or not, fail over or not, count toward the model's
  * circuit breaker or not. Routing policies read `decisionOf(reason)` and may
@@ -19,7 +21,16 @@
  *   `tokens`) and carry `retryAfter` when the response had `retry-after` or
  *   `x-amz-retry-after`;
  * - a `ValidationException` whose message says the input is too long is
- *   `Validation` with `kind: "context-window"`.
+ *   `Validation` with `kind: "context-window"`;
+ * - a failure of this process before the request was sent is `Local`, by
+ *   kind: credentials that cannot be loaded (`CredentialsProviderError` and
+ *   the SDK's other provider errors, "Resolved credential object is not
+ *   valid"), no Region, an invalid endpoint (`ERR_INVALID_URL`, an
+ *   unsupported protocol), a request the SDK cannot serialize (a circular
+ *   structure, a missing `modelId`), or `other`: any error that never reached
+ *   the SDK's retry step (it has no `$metadata`, so it was never sent);
+ * - an event-stream frame that fails its CRC ("The message checksum … did
+ *   not match …") or is cut short is `Incomplete` (`malformed-frame`).
  *
  * Gotchas:
  * - `cause` is the original SDK error, so `instanceof ThrottlingException`
@@ -31,6 +42,9 @@
  * - Validation and access errors fail fast by default (the request, not the
  *   model, is at fault); override the decision to fail over on AccessDenied
  *   when your pool spans accounts with different model access.
+ * - `Local` failures fail fast, never count toward a breaker and never fail
+ *   over: every model would fail the same way, and the models are not at
+ *   fault. The message says what went wrong; `cause` is the SDK's error.
  *
  * @since 0.1.0
  */
@@ -114,6 +128,28 @@ export class DeadlineExceeded extends Data.TaggedClass("DeadlineExceeded")<{
 export class Incomplete extends Data.TaggedClass("Incomplete")<{
   readonly detail: "missing-output" | "no-message-stop" | "malformed-frame" | "malformed-body"
 }> {}
+/**
+ * A successful response that a refusal classifier judged a refusal (the
+ * model declined to answer); `score` is the classifier's confidence, in
+ * [0, 1]. Never produced by `fromSdkError`: the router's refusal detection
+ * makes it.
+ * @since 0.1.0
+ */
+export class Refused extends Data.TaggedClass("Refused")<{
+  readonly score: number
+  readonly classifier: string
+}> {}
+/** What a `Local` failure was about. @since 0.1.0 */
+export type LocalKind = "credentials" | "region" | "endpoint" | "serialization" | "other"
+/**
+ * The request failed in this process before it was sent: credentials that
+ * cannot be loaded, no Region, an invalid endpoint, a request the SDK cannot
+ * serialize. No model is at fault and every model would fail alike.
+ * @since 0.1.0
+ */
+export class Local extends Data.TaggedClass("Local")<{
+  readonly kind: LocalKind
+}> {}
 /** Anything else (an unknown exception name, a non-JSON error body). @since 0.1.0 */
 export class Unknown extends Data.TaggedClass("Unknown")<{
   readonly name?: string
@@ -135,6 +171,8 @@ export type Reason =
   | Network
   | DeadlineExceeded
   | Incomplete
+  | Refused
+  | Local
   | Unknown
 
 /** @since 0.1.0 */
@@ -156,6 +194,8 @@ export const reasonTags: ReadonlyArray<ReasonTag> = [
   "Network",
   "DeadlineExceeded",
   "Incomplete",
+  "Refused",
+  "Local",
   "Unknown"
 ]
 
@@ -213,6 +253,12 @@ export const decisionOf = (reason: Reason): Decision => {
       return reason.phase === "before-response" ? decision(1, true, true) : FAIL_OVER
     case "DeadlineExceeded":
       return reason.scope === "request" ? FAIL_FAST : FAIL_OVER
+    case "Refused":
+      // another model may answer; a refusal says nothing about the model's health
+      return decision(0, true, false)
+    case "Local":
+      // not the model's fault, and every model would fail the same way
+      return FAIL_FAST
   }
 }
 
@@ -264,6 +310,32 @@ export const isBedrockError = (u: unknown): u is BedrockError =>
 export const make = (reason: Reason, message: string, modelId?: string): BedrockError =>
   new BedrockError(modelId === undefined ? { reason, message } : { reason, message, modelId })
 
+/**
+ * The error of a deadline of ours that expired (the in-flight request was
+ * aborted): an attempt timeout, the request deadline, a stream's first-token
+ * or stall limit.
+ *
+ * @example
+ * ```ts
+ * import { Duration } from "effect"
+ * import { BedrockError } from "effect-bedrock-mux"
+ * BedrockError.deadline("attempt", Duration.seconds(30), "amazon.nova-lite-v1:0").reason._tag // "DeadlineExceeded"
+ * ```
+ * @since 0.1.0
+ */
+export const deadline = (scope: DeadlineExceeded["scope"], after: Duration.Duration, modelId?: string): BedrockError => {
+  const ms = Duration.toMillis(after)
+  return make(
+    new DeadlineExceeded({ scope, after }),
+    scope === "first-token"
+      ? `no content within the first-token limit of ${ms} ms; the stream was aborted`
+      : scope === "stall"
+      ? `no event for ${ms} ms (stall limit); the stream was aborted`
+      : `${scope === "attempt" ? "attempt timeout" : "request deadline"} of ${ms} ms expired; the request was aborted`,
+    modelId
+  )
+}
+
 // --- classification of what the SDK throws -------------------------------------------------
 
 const NETWORK_CODES = new Set([
@@ -284,6 +356,43 @@ const NETWORK_CODES = new Set([
   "ERR_STREAM_PREMATURE_CLOSE",
   "UND_ERR_SOCKET"
 ])
+
+/** The SDK's event-stream decoder on a bad prelude or message CRC. */
+const BAD_CHECKSUM = /checksum .*(did|does) not match|checksum mismatch/i
+
+const CREDENTIAL_ERRORS = new Set(["CredentialsProviderError", "ProviderError", "TokenProviderError"])
+const ENDPOINT_CODES = new Set(["ERR_INVALID_URL", "ERR_INVALID_PROTOCOL", "ERR_HTTP2_UNSUPPORTED_PROTOCOL", "ERR_UNSUPPORTED_PROTOCOL"])
+
+/**
+ * What a failure before the request was sent is about, or undefined when it
+ * does not look local. Only for errors with no HTTP status, before any response.
+ */
+const localKindOf = (
+  e: SdkLike,
+  name: string,
+  message: string,
+  code: string | undefined,
+  isError: boolean
+): LocalKind | undefined => {
+  if (CREDENTIAL_ERRORS.has(name) || /credential/i.test(message)) return "credentials"
+  if (/\bregion\b/i.test(message)) return "region"
+  if ((code !== undefined && ENDPOINT_CODES.has(code)) || /\bendpoint\b|invalid url/i.test(message)) return "endpoint"
+  if (
+    name === "RangeError" || /serializ|circular structure|HTTP label|maximum call stack|BigInt/i.test(message)
+  ) return "serialization"
+  // the SDK's retry step stamps `$metadata` on everything that passed it: without it, nothing was sent.
+  // An abort is ours (an interrupted attempt), not a local fault.
+  if (e.$metadata === undefined && e.$response === undefined && isError && name !== "AbortError") return "other"
+  return undefined
+}
+
+const LOCAL_WHAT: Record<LocalKind, string> = {
+  credentials: "AWS credentials could not be loaded",
+  region: "no valid AWS Region is configured",
+  endpoint: "the endpoint is invalid",
+  serialization: "the SDK could not serialize the request",
+  other: "the request failed in this process"
+}
 
 const CONTEXT_WINDOW =
   /too long|too many input tokens|context (window|length)|maximum context|input length|prompt is too long|exceeds? the (maximum|max)/i
@@ -367,10 +476,12 @@ export const fromSdkError = (
   const rawStatus: unknown = e.$metadata?.httpStatusCode ?? e.$response?.statusCode
   const status = typeof rawStatus === "number" ? rawStatus : undefined
   const requestId: unknown = e.$metadata?.requestId
-  const reason = reasonOf(e, name, message, status, phase)
+  const reason = reasonOf(e, name, message, status, phase, u instanceof Error)
   return new BedrockError({
     reason,
-    message: `${name}: ${message}`,
+    message: reason._tag === "Local"
+      ? `${LOCAL_WHAT[reason.kind]}; the request was not sent (${name}: ${message})`
+      : `${name}: ${message}`,
     ...(modelId !== undefined ? { modelId } : {}),
     ...(typeof requestId === "string" ? { requestId } : {}),
     ...(status !== undefined ? { httpStatusCode: status } : {}),
@@ -392,7 +503,8 @@ const reasonOf = (
   name: string,
   message: string,
   status: number | undefined,
-  phase: "before-response" | "after-response"
+  phase: "before-response" | "after-response",
+  isError: boolean
 ): Reason => {
   const originalStatusCode = typeof e.originalStatusCode === "number" ? { originalStatusCode: e.originalStatusCode } : {}
   // In-stream exception events arrive with the lowerCamel member name when
@@ -429,7 +541,7 @@ const reasonOf = (
     case "ServiceQuotaExceededException":
       return new ServiceQuotaExceeded()
   }
-  if (message.includes("Truncated event message") || message.includes("checksum mismatch")) {
+  if (message.includes("Truncated event message") || BAD_CHECKSUM.test(message)) {
     return new Incomplete({ detail: "malformed-frame" })
   }
   const code = codeOf(e)
@@ -445,6 +557,12 @@ const reasonOf = (
     if (status !== undefined && status >= 300) return byStatus(status) ?? new Unknown({ name })
     return new Incomplete({ detail: "malformed-body" })
   }
+  if (status === undefined && phase === "before-response") {
+    const kind = localKindOf(e, name, message, code, isError)
+    if (kind !== undefined) return new Local({ kind })
+  }
+  // an auth failure Bedrock answered (expired or unknown credentials, a bad signature): access, not an outage
+  if (status === 403) return new AccessDenied()
   if (status !== undefined && (name === "Unknown" || name === "BedrockRuntimeServiceException" || status >= 500)) {
     return byStatus(status) ?? new Unknown({ name })
   }

@@ -2,30 +2,33 @@
  * `BedrockMux`: Converse over a pool of models that survives throttling,
  * outages and slow or hanging models without the caller knowing.
  *
- * How a request is routed (one loop, see docs/concepts.md):
- * 1. select: weighted random among the eligible models of the lowest tier
- *    that still has one (eligible: not tried yet in this request, breaker
- *    closed or probing, weight > 0 after ramp-up, in the label's route);
+ * A mux runs a `Policy` (the JSON config decodes into one; code composes
+ * one from `Route`, `Selector`, `Guard` and `Schedule` values). How a
+ * request is routed (one loop, see docs/concepts.md):
+ * 1. select: the first tier of the request's route that has an eligible
+ *    model (not tried yet in this request, admitted by every guard, weight
+ *    > 0 after ramp-up); the selector picks one; every guard admits it;
  * 2. attempt: the call runs under the attempt timeout (the model's own, else
  *    the policy's), bounded by what is left of the request deadline; a
  *    timeout aborts the HTTP request;
- * 3. classify: the error's decision (`BedrockError.decisionOf`, overridable
+ * 3. decide: the error's decision (`BedrockError.decisionOf`, overridable
  *    per reason) says retry the same model, fail over at once, or fail fast;
- * 4. record: the breaker and the stats see the outcome.
+ * 4. record: the guards (breaker, cooldown, quota) and the stats see the
+ *    outcome.
  *
- * Breakers: per model, opened by `failures` counted failures within `window`
- * (a success does not wipe the window), open for `cooldown` (doubling on
- * repeated trips, capped at `cooldownMax`), then half-open with `halfOpen`
- * probes; after closing, the model's weight ramps from 10 % to 100 % over
- * `rampUp`. Throttles and validation errors never count: quota is not health.
+ * `route` runs any call of yours (InvokeModel, say) through the same loop.
  *
  * Gotchas:
  * - `converse` takes the request without `modelId` (the mux picks it); a
  *   request that has one fails with `InvalidRequest`.
+ * - The response is the SDK's output with one more key, `routing`.
  * - Health and stats are bounded: fixed histograms and windows, nothing
  *   grows per request.
  * - State lives in a `MuxStore`: a fresh in-memory one per layer unless you
  *   provide one (to share breakers between muxes or processes).
+ * - Spans are created only when a tracer is installed (OpenTelemetry, say):
+ *   effect's native tracer exports nothing, and spans are the largest part
+ *   of the mux's own cost per call.
  * - `layerConfig` is the only place the library reads the environment.
  *
  * @since 0.1.0
@@ -35,19 +38,27 @@ import type {
   ConverseCommandOutput,
   ConverseStreamCommandInput
 } from "@aws-sdk/client-bedrock-runtime"
-import { Clock, Config, Context, Duration, Effect, Layer, Random, Schema, Stream } from "effect"
+import { Clock, type Config, Context, Duration, Effect, Layer, Random, Stream } from "effect"
 import * as BedrockError from "./BedrockError.ts"
 import { BedrockRuntime, type Service as RuntimeService } from "./BedrockRuntime.ts"
-import * as Breaker from "./internal/breaker.ts"
+import * as Deadlines from "./internal/deadlines.ts"
 import * as Engine from "./internal/engine.ts"
+import type * as Guard from "./internal/guard.ts"
+import { converseProblems, streamProblems } from "./internal/requestCheck.ts"
 import * as MuxStreamEngine from "./internal/stream.ts"
 import * as Telemetry from "./internal/telemetry.ts"
+import { fromSdk } from "./internal/usage.ts"
+import * as Model from "./Model.ts"
 import * as MuxConfig from "./MuxConfig.ts"
-import { type AttemptRecord, InvalidRequest, MuxError } from "./MuxError.ts"
-import * as MuxStore from "./MuxStore.ts"
+import { InvalidRequest, MuxError } from "./MuxError.ts"
 import type * as MuxEvent from "./MuxEvent.ts"
+import * as MuxStore from "./MuxStore.ts"
 import * as MuxStream from "./MuxStream.ts"
 import * as Policy from "./Policy.ts"
+import type { Routing } from "./Routing.ts"
+import type { Target } from "./Target.ts"
+
+export type { Routing } from "./Routing.ts"
 
 /**
  * A request: Converse input without `modelId`.
@@ -95,16 +106,37 @@ export interface StreamOptions extends ConverseOptions {
 }
 
 /**
- * How a response was reached.
+ * Options of `route`: those of `converse`, and what the guards need to know
+ * of a call that is not Converse.
  * @since 0.1.0
  */
-export interface Routing {
-  /** the model that answered */
-  readonly modelId: string
-  readonly target: string
-  readonly attempts: ReadonlyArray<AttemptRecord>
-  /** the answering model is in a fallback tier (tier > 0) */
-  readonly fallbackUsed: boolean
+export interface RouteOptions extends ConverseOptions {
+  /** names the call in events and metrics (default "route") */
+  readonly operation?: string
+  /** the input tokens a quota reserves (default 0) */
+  readonly inputTokens?: number
+  /** the output tokens a quota reserves (default: each model's `maxTokens`) */
+  readonly maxTokens?: number
+}
+
+/**
+ * What one attempt of `route` is told: its timeout (already applied by the
+ * mux: the attempt is interrupted at it), the service tier to send at.
+ * @since 0.1.0
+ */
+export interface AttemptContext {
+  readonly timeout: Duration.Duration
+  readonly serviceTier: "priority" | "reserved" | undefined
+  readonly request: Guard.RequestInfo
+}
+
+/**
+ * A routed call's value and how it was reached.
+ * @since 0.1.0
+ */
+export interface Routed<A> {
+  readonly value: A
+  readonly routing: Routing
 }
 
 /**
@@ -112,6 +144,7 @@ export interface Routing {
  * @since 0.1.0
  */
 export type MuxResponse = ConverseCommandOutput & { readonly routing: Routing }
+
 
 /**
  * One model's health.
@@ -125,8 +158,10 @@ export interface ModelHealth {
   /** weight × ramp-up factor now (0 while open) */
   readonly effectiveWeight: number
   readonly breaker: "closed" | "open" | "half-open"
-  /** can take traffic now */
+  /** can take traffic now: every guard admits it (breaker, cooldown, quota room) and its weight is above 0 */
   readonly available: boolean
+  /** why it cannot, when it cannot: the first guard that says no (`breaker`, `cooldown`, `quota`, …) or `weight` */
+  readonly unavailable?: string
   /** epoch ms when an open breaker half-opens */
   readonly recoversAt?: number
   /** a throttle cooldown in force: until when (epoch ms of the mux's Clock) and why */
@@ -135,8 +170,12 @@ export interface ModelHealth {
   readonly failures: number
   readonly throttles: number
   readonly failFast: number
+  /** answers judged refusals (refusal detection) */
+  readonly refusals: number
   /** breaker-counted failures / attempts within the breaker window */
   readonly errorRate: number
+  /** breaker-counted failures within the last minute */
+  readonly windowFailures: number
   /** attempts per minute, averaged over the breaker window */
   readonly attemptsPerMinute: number
   readonly latencyMs: { readonly p50: number; readonly p95: number; readonly p99: number; readonly mean: number }
@@ -151,6 +190,8 @@ export interface ModelHealth {
   }
   readonly lastSuccessAt?: number
   readonly lastFailureAt?: number
+  /** the reason and message of its last failure */
+  readonly lastFailure?: { readonly reason: string; readonly message: string; readonly at: number }
 }
 
 /**
@@ -198,6 +239,7 @@ export interface SimpleHealth {
   readonly code: 200 | 503
 }
 
+
 /**
  * The service.
  * @since 0.1.0
@@ -212,18 +254,62 @@ export interface Service {
     request: MuxStreamRequest,
     options?: StreamOptions
   ) => Stream.Stream<MuxStream.Event, MuxError>
+  /**
+   * Any call of yours through the same routing: failover, guards, deadlines,
+   * retries. `attempt` is called with each target the mux tries (use
+   * `target.model.modelId` and, for another client, `target.runtime`); it is
+   * interrupted at its timeout. Its errors must be `BedrockError`s
+   * (`BedrockError.fromSdkError` classifies what the SDK throws).
+   *
+   * @example
+   * ```ts
+   * import { InvokeModelCommand, BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime"
+   * import { Effect } from "effect"
+   * import { BedrockError, BedrockMux } from "effect-bedrock-mux"
+   *
+   * const client = new BedrockRuntimeClient({ region: "us-east-1" })
+   * const embed = (text: string) =>
+   *   Effect.flatMap(BedrockMux, (mux) =>
+   *     mux.route((target) =>
+   *       Effect.tryPromise({
+   *         try: (signal) => client.send(new InvokeModelCommand({ modelId: target.model.modelId, body: JSON.stringify({ inputText: text }) }), { abortSignal: signal }),
+   *         catch: (e) => BedrockError.fromSdkError(e, target.model.modelId)
+   *       }), { label: "embed", operation: "embed" }))
+   * ```
+   */
+  readonly route: <A>(
+    attempt: (target: Target, context: AttemptContext) => Effect.Effect<A, BedrockError.BedrockError>,
+    options?: RouteOptions
+  ) => Effect.Effect<Routed<A>, MuxError>
   readonly health: Effect.Effect<Health>
   readonly stats: Effect.Effect<Stats>
   readonly simpleHealth: Effect.Effect<SimpleHealth>
   /**
    * What the mux does, as events (attempts, failovers, breaker changes,
-   * cooldowns, quota refusals, hedges, request ends), from the moment of
-   * subscribing. Never carries prompts or responses.
+   * cooldowns, quota refusals, hedges, skipped models, request ends), from
+   * the moment of subscribing. Never carries prompts or responses.
    */
   readonly events: Stream.Stream<MuxEvent.MuxEvent>
-  /** the decoded config this mux runs */
-  readonly config: MuxConfig.MuxConfig
+  /** the policy this mux runs */
+  readonly policy: Policy.Policy
+  /** the models of the pool now (it changes with `addModel` / `removeModel`) */
+  readonly models: Effect.Effect<ReadonlyArray<Model.Model>>
+  /**
+   * Adds a model to the pool while requests run: it joins the default route
+   * at its tier and the routes of its labels. A bad entry or one already in
+   * the pool fails with `MuxConfigError`. Requests already routing keep the
+   * pool they started with.
+   */
+  readonly addModel: (model: Model.Input) => Effect.Effect<void, MuxConfig.MuxConfigError>
+  /**
+   * Takes a model (by target or modelId) out of the pool while requests run;
+   * attempts already on it finish. False when there is no such model.
+   */
+  readonly removeModel: (target: string) => Effect.Effect<boolean>
+  /** zeroes the request and model statistics of `stats` and `health` (breakers, cooldowns and quotas stay as they are) */
+  readonly resetStats: Effect.Effect<void>
 }
+
 
 /**
  * Extra `BedrockRuntime`s, by key, for models whose config names a `client`
@@ -258,6 +344,7 @@ export class BedrockRuntimes extends Context.Reference<ReadonlyMap<string, Runti
     ) as unknown as Layer.Layer<never, E, R>
 }
 
+
 /**
  * The mux service.
  *
@@ -283,12 +370,12 @@ export class BedrockRuntimes extends Context.Reference<ReadonlyMap<string, Runti
  */
 export class BedrockMux extends Context.Service<BedrockMux, Service>()("effect-bedrock-mux/BedrockMux") {
   /**
-   * Builds a mux from a JSON config (or an already decoded one). `policy`
-   * transforms the decoded policy: compose your own selection,
-   * classification or backoff in code.
+   * Builds a mux from a JSON config, or from a `Policy` composed in code (a
+   * decoded config is one). `policy` transforms it: compose your own
+   * selector, guards, classification or schedules on top of a JSON config.
    */
   static readonly layer = (
-    config: MuxConfig.Input | MuxConfig.MuxConfig,
+    config: MuxConfig.Input | Policy.Policy,
     options: { readonly policy?: (decoded: Policy.Policy) => Policy.Policy } = {}
   ): Layer.Layer<BedrockMux, MuxConfig.MuxConfigError, BedrockRuntime> =>
     Layer.effect(BedrockMux, make(config, options))
@@ -304,15 +391,13 @@ export class BedrockMux extends Context.Service<BedrockMux, Service>()("effect-b
   ): Layer.Layer<BedrockMux, MuxConfig.MuxConfigError | Config.ConfigError, BedrockRuntime> =>
     Layer.effect(
       BedrockMux,
-      Effect.gen(function*() {
-        const json = yield* Config.schema(Schema.fromJsonString(Schema.Unknown), name)
-        return yield* make(json as MuxConfig.Input, options)
-      })
+      Effect.flatMap(MuxConfig.fromConfig(name), (config) => make(config, options))
     )
 }
 
-const isDecoded = (u: unknown): u is MuxConfig.MuxConfig =>
-  typeof u === "object" && u !== null && "policy" in u && "routes" in u && (u as { routes: unknown }).routes instanceof Map
+/** Is `u` a policy (a decoded config or one composed in code), not JSON? */
+const isPolicy = (u: unknown): u is Policy.Policy =>
+  typeof u === "object" && u !== null && !Array.isArray(u) && "route" in u && "guards" in u && "selector" in u
 
 /**
  * Builds the service (what `BedrockMux.layer` provides).
@@ -325,52 +410,63 @@ const isDecoded = (u: unknown): u is MuxConfig.MuxConfig =>
  * @since 0.1.0
  */
 export const make = Effect.fnUntraced(function*(
-  input: MuxConfig.Input | MuxConfig.MuxConfig,
+  input: MuxConfig.Input | Policy.Policy,
   options: { readonly policy?: (decoded: Policy.Policy) => Policy.Policy } = {}
 ) {
-  const decoded = isDecoded(input) ? input : yield* MuxConfig.decode(input)
-  const config: MuxConfig.MuxConfig = options.policy === undefined
-    ? decoded
-    : { ...decoded, policy: options.policy(decoded.policy) }
+  const decoded: Policy.Policy = isPolicy(input) ? input : yield* MuxConfig.decode(input)
+  const policy = options.policy === undefined ? decoded : options.policy(decoded)
+  const checked = Policy.check(policy)
   const defaultRuntime = yield* BedrockRuntime
   const clients = yield* BedrockRuntimes
-  const unknown = config.models.flatMap((m, i) =>
+  const models = Policy.models(policy)
+  const unknown = models.flatMap((m) =>
     m.client !== undefined && !clients.has(m.client)
       ? [{
-        path: `models[${i}].client`,
+        path: `models[${m.target}].client`,
         message: `unknown client "${m.client}"; allowed: ${
           clients.size === 0 ? "none provided (use BedrockRuntimes.layer)" : [...clients.keys()].map((k) => `"${k}"`).join(", ")
         }`
       }]
       : []
   )
-  if (unknown.length > 0) return yield* new MuxConfig.MuxConfigError({ problems: unknown })
+  if (checked.length + unknown.length > 0) return yield* new MuxConfig.MuxConfigError({ problems: [...checked, ...unknown] })
   const store = (yield* MuxStore.MuxStore) ?? MuxStore.makeMemory()
   const instance = ((yield* Random.nextInt) >>> 0).toString(36)
-  const observer = yield* Telemetry.makeObserver(config.name)
-  const scope = yield* Effect.scope
+  const observer = yield* Telemetry.makeObserver(policy.name)
+  const env: Guard.Env = { name: policy.name, store, emit: observer.emit, onStoreError: policy.onStoreError }
+  const guards = yield* Effect.forEach(policy.guards, (g) => g.build(env))
+  const deadlines = yield* Deadlines.make
   const engine = Engine.make({
-    config,
+    policy,
     store,
     instance,
     observer,
-    scope,
+    deadlines,
+    guards,
+    guardNames: policy.guards.map((g) => g.name),
+    selector: policy.selector,
     runtimes: (m) => (m.client === undefined ? defaultRuntime : clients.get(m.client)!)
   })
-  return BedrockMux.of(makeService(engine, config, observer))
+  return BedrockMux.of(makeService(engine, policy, observer, clients))
 })
 
-const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig, observer: Telemetry.Observer): Service => {
-  /** The request span's attributes (GenAI conventions); bodies only when the config opts in. */
+
+const makeService = (
+  engine: Engine.Engine,
+  policy: Policy.Policy,
+  observer: Telemetry.Observer,
+  clients: ReadonlyMap<string, RuntimeService>
+): Service => {
+  /** The request span's attributes (GenAI conventions); bodies only when the policy opts in. */
   const spanAttributes = (operation: MuxEvent.Operation, request: MuxRequest, options: ConverseOptions) => ({
     "gen_ai.operation.name": "chat",
     "gen_ai.system": Telemetry.SYSTEM,
     "gen_ai.provider.name": Telemetry.SYSTEM,
-    "bedrock_mux.name": config.name,
+    "bedrock_mux.name": policy.name,
     "bedrock_mux.operation": operation,
     ...(options.label !== undefined ? { "bedrock_mux.label": options.label } : {}),
     ...(request.inferenceConfig?.maxTokens !== undefined ? { "gen_ai.request.max_tokens": request.inferenceConfig.maxTokens } : {}),
-    ...(config.captureBodies
+    ...(policy.captureBodies
       ? { "gen_ai.input.messages": JSON.stringify(request.messages ?? []), ...(request.system !== undefined ? { "gen_ai.system_instructions": JSON.stringify(request.system) } : {}) }
       : {})
   })
@@ -381,69 +477,113 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig, observe
       "bedrock_mux.fallback_used": routing.fallbackUsed,
       ...(usage?.inputTokens !== undefined ? { "gen_ai.usage.input_tokens": usage.inputTokens } : {}),
       ...(usage?.outputTokens !== undefined ? { "gen_ai.usage.output_tokens": usage.outputTokens } : {}),
-      ...(config.captureBodies && output !== undefined ? { "gen_ai.output.messages": JSON.stringify(output) } : {})
+      ...(policy.captureBodies && output !== undefined ? { "gen_ai.output.messages": JSON.stringify(output) } : {})
     })
   const annotateFailure = (e: MuxError) =>
     Effect.annotateCurrentSpan({ "error.type": e.reason._tag, "bedrock_mux.attempts": e.attempts.length })
 
+  const invalid = (problems: ReadonlyArray<string>) =>
+    new MuxError({ reason: new InvalidRequest({ problems }), message: `invalid request: ${problems.join("; ")}`, attempts: [] })
+
+  const routingOf = (routed: Engine.Routed<unknown>): Routing => ({
+    requestId: routed.requestId,
+    modelId: routed.target.model.modelId,
+    target: routed.target.model.target,
+    attempts: routed.attempts,
+    fallbackUsed: routed.tier > 0
+  })
+
+  const startOptions = (operation: string, request: MuxRequest, options: ConverseOptions): Engine.StartOptions => ({
+    operation,
+    label: options.label,
+    deadline: options.deadline,
+    waitForRecovery: options.waitForRecovery,
+    tenant: options.tenant,
+    waitForQuota: options.waitForQuota,
+    inputTokens: () => policy.estimateInputTokens(request),
+    maxTokens: request.inferenceConfig?.maxTokens
+  })
+
+  /** The request as sent to one target: its model, and the service tier an escalation asks for. */
+  const forTarget = <I extends MuxRequest>(request: I, target: Target, serviceTier: "priority" | "reserved" | undefined) =>
+    ({
+      ...request,
+      modelId: target.model.modelId,
+      ...(serviceTier !== undefined ? { serviceTier: { type: serviceTier } } : {})
+    }) as I & { readonly modelId: string }
+
+  /** Converse as the runtime's own Promise, for the engine's fast path (undefined for a runtime without one). */
+  const rawConverse = (request: MuxRequest): Engine.RawAttempt<ConverseCommandOutput> => (target, ctx) => {
+    const send = target.runtime.sendConverse
+    return send === undefined ? undefined : (signal) => send(forTarget(request, target, ctx.serviceTier), signal)
+  }
+
+  /** Refusal detection on a Converse answer: a refusal fails the attempt (reason Refused), so it fails over. */
+  const refusal = policy.refusal
+  const checkRefusal = (target: Target, request: Guard.RequestInfo) => (out: ConverseCommandOutput) => {
+    if (refusal === undefined) return Effect.succeed(out)
+    const text = (out.output?.message?.content ?? []).map((b) => b.text ?? "").join("")
+    return Effect.flatMap(refusal.classifier.score(text), (score) =>
+      score < refusal.threshold
+        ? Effect.succeed(out)
+        : Effect.flatMap(Clock.currentTimeMillis, (at) =>
+          Effect.andThen(
+            observer.emit({ _tag: "Refused", at, requestId: request.id, modelId: target.model.modelId, target: target.model.target, score, classifier: refusal.classifier.name }),
+            Effect.fail(BedrockError.make(
+              new BedrockError.Refused({ score, classifier: refusal.classifier.name }),
+              `the answer was judged a refusal (${refusal.classifier.name} score ${score.toFixed(2)} >= ${refusal.threshold})`,
+              target.model.modelId
+            ))
+          )))
+  }
+
   const converse = (request: MuxRequest, options: ConverseOptions = {}): Effect.Effect<MuxResponse, MuxError> => {
-    const problems = requestProblems(request, options)
-    if (problems.length > 0) {
-      return Effect.fail(
-        new MuxError({ reason: new InvalidRequest({ problems }), message: `invalid request: ${problems.join("; ")}`, attempts: [] })
-      )
-    }
-    return Effect.map(
-      engine.route(
-        {
-          ...options,
-          operation: "converse",
-          admission: {
-            inputTokens: () => config.policy.estimateInputTokens(request),
-            maxTokens: request.inferenceConfig?.maxTokens,
-            tenant: options.tenant,
-            waitForQuota: options.waitForQuota
-          }
-        },
-        (target, attempt) =>
-          target.runtime.converse({
-            ...request,
-            modelId: target.model.modelId,
-            ...(attempt.serviceTier !== undefined ? { serviceTier: { type: attempt.serviceTier } } : {})
-          }).pipe(
-            Effect.timeoutOrElse({
-              duration: attempt.timeout,
-              orElse: () => Effect.fail(deadlineError(attempt.deadlineScope, attempt.timeout, target.model.modelId))
-            })
-          ),
-        usageOf
-      ),
-      (routed): MuxResponse => ({
-        ...routed.value,
-        routing: {
-          modelId: routed.target.model.modelId,
-          target: routed.target.model.target,
-          attempts: routed.attempts,
-          fallbackUsed: routed.target.model.tier > 0
-        }
-      })
-    ).pipe(
-      Effect.tap((res) => annotateSuccess(res.routing, res.usage, res.output?.message === undefined ? undefined : [res.output.message])),
-      Effect.tapError(annotateFailure),
-      Effect.withSpan("chat bedrock-mux", { kind: "client", attributes: spanAttributes("converse", request, options) }, {
-        captureStackTrace: false
-      })
+    const problems = converseProblems(request, options)
+    if (problems.length > 0) return Effect.fail(invalid(problems))
+    return engine.run(
+      startOptions("converse", request, options),
+      (target, ctx) => {
+        const call = target.runtime.converse(forTarget(request, target, ctx.serviceTier))
+        return refusal === undefined ? call : Effect.flatMap(call, checkRefusal(target, ctx.request))
+      },
+      {
+        usage: (out) => fromSdk(out.usage),
+        // the SDK call itself, where the runtime offers it and no refusal check follows the answer
+        raw: refusal === undefined ? rawConverse(request) : undefined,
+        result: (r): MuxResponse => withRouting(r.value, routingOf(r)),
+        traced: (self) =>
+          self.pipe(
+            Effect.tap((res) => annotateSuccess(res.routing, res.usage, res.output?.message === undefined ? undefined : [res.output.message])),
+            Effect.tapError(annotateFailure),
+            Effect.withSpan("chat bedrock-mux", { kind: "client", attributes: spanAttributes("converse", request, options) }, { captureStackTrace: false })
+          )
+      }
+    )
+  }
+
+  const route: Service["route"] = (attempt, options = {}) => {
+    const problems = converseProblems({ messages: [{}] }, routeOptionsOnly(options))
+    if (problems.length > 0) return Effect.fail(invalid(problems))
+    return engine.run(
+      {
+        operation: options.operation ?? "route",
+        label: options.label,
+        deadline: options.deadline,
+        waitForRecovery: options.waitForRecovery,
+        tenant: options.tenant,
+        waitForQuota: options.waitForQuota,
+        inputTokens: () => options.inputTokens ?? 0,
+        maxTokens: options.maxTokens
+      },
+      (target, ctx) => attempt(target, { timeout: ctx.timeout, serviceTier: ctx.serviceTier, request: ctx.request }),
+      { result: (r) => ({ value: r.value, routing: routingOf(r) }) }
     )
   }
 
   const converseStream = (request: MuxStreamRequest, options: StreamOptions = {}): Stream.Stream<MuxStream.Event, MuxError> => {
-    const problems = [...requestProblems(request, options), ...streamProblems(options)]
-    if (problems.length > 0) {
-      return Stream.fail(
-        new MuxError({ reason: new InvalidRequest({ problems }), message: `invalid request: ${problems.join("; ")}`, attempts: [] })
-      )
-    }
-    const p = config.policy.stream
+    const problems = streamProblems(request, options)
+    if (problems.length > 0) return Stream.fail(invalid(problems))
+    const p = policy.stream
     const ms = (d: Duration.Input | undefined, fallback: Duration.Duration) =>
       Duration.toMillis(d === undefined ? fallback : Duration.fromInputUnsafe(d))
     const hedge = options.hedge === undefined
@@ -453,94 +593,84 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig, observe
       : options.hedge === true
       ? p.hedge ?? Policy.hedge()
       : Policy.hedge({ ...(p.hedge !== undefined ? { after: p.hedge.after === "p95" ? "p95" : p.hedge.after, budget: p.hedge.budget } : {}), ...options.hedge })
-    const inputTokens = () => config.policy.estimateInputTokens(request)
-    // the answer's text, for the request span, only when bodies are captured
-    let text = ""
-    return MuxStreamEngine.make<MuxStream.ResetEvent, MuxStream.RoutingEvent>({
+    const stream = MuxStreamEngine.make({
       engine,
-      route: {
-        label: options.label,
-        waitForRecovery: options.waitForRecovery,
-        admission: {
-          inputTokens,
-          maxTokens: request.inferenceConfig?.maxTokens,
-          tenant: options.tenant,
-          waitForQuota: options.waitForQuota
-        }
-      },
+      start: startOptions("converse_stream", request, options),
       settings: {
         firstTokenMs: ms(options.firstTokenTimeout, p.firstToken),
         stallMs: ms(options.stallTimeout, p.stall),
         metadataGraceMs: Duration.toMillis(p.metadataGrace),
         onInterrupt: options.onInterrupt ?? p.onInterrupt,
         hedge,
-        deadlineMs: ms(options.deadline, config.policy.deadline)
+        refusal: refusal !== undefined && refusal.holdBack > 0 ? refusal : undefined,
+        emit: observer.emit
       },
-      inputTokens,
-      request: (target, attempt) =>
-        target.runtime.converseStream({
-          ...request,
-          modelId: target.model.modelId,
-          ...(attempt.serviceTier !== undefined ? { serviceTier: { type: attempt.serviceTier } } : {})
-        }),
-      reset: (info) => ({ reset: { ...info, reason: info.error.reason._tag } }),
-      end: (info) => ({
-        routing: {
-          modelId: info.routed.target.model.modelId,
-          target: info.routed.target.model.target,
-          attempts: [...info.routed.attempts],
-          fallbackUsed: info.routed.target.model.tier > 0,
-          usage: info.usage,
-          timeToFirstTokenMs: info.timeToFirstTokenMs,
-          durationMs: info.durationMs,
-          restarts: info.restarts
-        }
+      inputTokens: () => policy.estimateInputTokens(request),
+      request: (target, ctx) => target.runtime.converseStream(forTarget(request, target, ctx.serviceTier)),
+      routing: routingOf
+    })
+    return Stream.unwrap(Effect.withFiber((fiber) => {
+      if (!Telemetry.tracing(fiber)) return Effect.succeed(stream)
+      // the answer's text, for the request span, only when bodies are captured; one per run of the stream
+      return Effect.sync(() => {
+        let text = ""
+        return stream.pipe(
+          Stream.tap((ev) => {
+            if (MuxStream.isRouting(ev)) {
+              return annotateSuccess(ev.routing, ev.routing.usage, policy.captureBodies ? [{ role: "assistant", content: [{ text }] }] : undefined)
+            }
+            if (policy.captureBodies) {
+              if (MuxStream.isReset(ev)) text = ""
+              else text += ev.contentBlockDelta?.delta?.text ?? ""
+            }
+            return Effect.void
+          }),
+          Stream.tapError(annotateFailure),
+          Stream.withSpan("chat bedrock-mux", { kind: "client", captureStackTrace: false, attributes: spanAttributes("converse_stream", request, options) })
+        )
       })
-    }).pipe(
-      Stream.tap((ev) => {
-        if (MuxStream.isRouting(ev)) {
-          return annotateSuccess(
-            ev.routing,
-            ev.routing.usage,
-            config.captureBodies ? [{ role: "assistant", content: [{ text }] }] : undefined
-          )
-        }
-        if (config.captureBodies) {
-          if (MuxStream.isReset(ev)) text = ""
-          else text += ev.contentBlockDelta?.delta?.text ?? ""
-        }
-        return Effect.void
-      }),
-      Stream.tapError(annotateFailure),
-      Stream.withSpan("chat bedrock-mux", { kind: "client", captureStackTrace: false, attributes: spanAttributes("converse_stream", request, options) })
-    )
+    }))
   }
 
   const modelsHealth = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
-    const { breakers: states, cooldowns } = yield* engine.snapshot
-    return engine.targets.map((t): ModelHealth => {
-      const state = states[t.index]!
-      const cooldown = cooldowns[t.index]
-      const cooling = cooldown !== undefined && cooldown.until > now
+    const { pool, views } = yield* engine.health
+    const names = policy.guards.map((g) => g.name)
+    const breakerAt = names.indexOf("breaker")
+    const cooldownAt = names.indexOf("cooldown")
+    return pool.targets.map((t, i): ModelHealth => {
+      const blocking = views.find((v) => !v[i]!.admits)?.[i]
+      let weightFactor = 1
+      for (const v of views) weightFactor *= v[i]!.admits ? v[i]!.weight : 0
+      const b = breakerAt >= 0 ? views[breakerAt]![i]! : undefined
+      const c = cooldownAt >= 0 ? views[cooldownAt]![i]! : undefined
+      const breaker: ModelHealth["breaker"] = b === undefined || b.free === true
+        ? "closed"
+        : b.admits || b.recoversAt === now
+        ? "half-open"
+        : "open"
+      const available = blocking === undefined && t.model.weight > 0
       const [ok, failed] = t.stats.window.totals(now)
-      const recoversAt = Breaker.recoversAt(engine.settings, state, now)
-      const available = Breaker.admits(engine.settings, state, now) && t.model.weight > 0 && !cooling
+      // a cooling default tier shows, even while the escalation tier takes the model's requests
+      const cooling = c !== undefined && c.why === "cooldown" && c.recoversAt !== undefined && c.recoversAt > now
       return {
         modelId: t.model.modelId,
         target: t.model.target,
         tier: t.model.tier,
         weight: t.model.weight,
-        effectiveWeight: t.model.weight * Breaker.weightFactor(engine.settings, state, now),
-        breaker: Breaker.stateName(state, now),
+        effectiveWeight: t.model.weight * weightFactor,
+        breaker,
         available,
-        ...(recoversAt !== undefined && !available ? { recoversAt } : {}),
-        ...(cooling ? { cooldown: { until: cooldown.until, kind: cooldown.kind } } : {}),
+        ...(!available ? { unavailable: blocking?.why ?? "weight" } : {}),
+        ...(!available && blocking?.recoversAt !== undefined ? { recoversAt: blocking.recoversAt } : {}),
+        ...(cooling ? { cooldown: { until: c!.recoversAt!, kind: (c!.kind ?? "unknown") as BedrockError.ThrottleKind } } : {}),
         successes: t.stats.successes,
         failures: t.stats.failures,
         throttles: t.stats.throttles,
         failFast: t.stats.failFast,
+        refusals: t.stats.refusals,
         errorRate: ok + failed === 0 ? 0 : failed / (ok + failed),
+        windowFailures: failed,
         attemptsPerMinute: ((ok + failed) * 60) / t.stats.window.windowSeconds,
         latencyMs: {
           p50: t.stats.latency.quantile(0.5),
@@ -557,7 +687,8 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig, observe
           outputTokensPerSecond: { p50: t.stats.tokensPerSecond.quantile(0.5), p5: t.stats.tokensPerSecond.quantile(0.05) }
         },
         ...(t.stats.lastSuccessAt !== undefined ? { lastSuccessAt: t.stats.lastSuccessAt } : {}),
-        ...(t.stats.lastFailureAt !== undefined ? { lastFailureAt: t.stats.lastFailureAt } : {})
+        ...(t.stats.lastFailureAt !== undefined ? { lastFailureAt: t.stats.lastFailureAt } : {}),
+        ...(t.stats.lastFailure !== undefined ? { lastFailure: t.stats.lastFailure } : {})
       }
     })
   })
@@ -593,61 +724,51 @@ const makeService = (engine: Engine.Engine, config: MuxConfig.MuxConfig, observe
   const simpleHealth = Effect.map(health, (h): SimpleHealth =>
     h.status === "unhealthy" ? { status: "unhealthy", code: 503 } : { status: "healthy", code: 200 })
 
-  return { converse, converseStream, health, stats, simpleHealth, events: Stream.fromPubSub(observer.pubsub), config }
+  const addModel: Service["addModel"] = (input) =>
+    Effect.gen(function*() {
+      const model = yield* MuxConfig.decodeModel(input)
+      const taken = engine.pool().targets.some((t) => t.model.target === model.target)
+      if (taken) {
+        return yield* new MuxConfig.MuxConfigError({ problems: [{ path: "modelId", message: `model "${model.target}" is already in the pool` }] })
+      }
+      if (model.client !== undefined && !clients.has(model.client)) {
+        return yield* new MuxConfig.MuxConfigError({ problems: [{ path: "client", message: `unknown client "${model.client}"` }] })
+      }
+      yield* engine.addModel(model)
+      const at = yield* Clock.currentTimeMillis
+      yield* observer.emit({ _tag: "ModelAdded", at, modelId: model.modelId, target: model.target, tier: model.tier, weight: model.weight })
+    })
+
+  const removeModel: Service["removeModel"] = (target) =>
+    Effect.gen(function*() {
+      const removed = yield* engine.removeModel(target)
+      if (removed === undefined) return false
+      const at = yield* Clock.currentTimeMillis
+      yield* observer.emit({ _tag: "ModelRemoved", at, modelId: removed.model.modelId, target: removed.model.target })
+      return true
+    })
+
+  return {
+    converse,
+    converseStream,
+    route,
+    health,
+    stats,
+    simpleHealth,
+    events: observer.events,
+    policy,
+    models: Effect.sync(() => engine.pool().targets.map((t) => t.model)),
+    addModel,
+    removeModel,
+    resetStats: engine.resetStats
+  }
 }
 
-/** What a Converse response really used; `quota` as Bedrock counts it against TPM. */
-const usageOf = (out: ConverseCommandOutput): Engine.TokenUsage | undefined => {
-  const u = out.usage
-  if (u === undefined) return undefined
-  const inputTokens = u.inputTokens ?? 0
-  const outputTokens = u.outputTokens ?? 0
-  return { inputTokens, outputTokens, quota: inputTokens + outputTokens + (u.cacheWriteInputTokens ?? 0) }
-}
+/** The SDK's output and how it was reached. */
+const withRouting = (out: ConverseCommandOutput, routing: Routing): MuxResponse => ({ ...out, routing })
 
-const deadlineError = (scope: "attempt" | "request", after: Duration.Duration, modelId: string) =>
-  BedrockError.make(
-    new BedrockError.DeadlineExceeded({ scope, after }),
-    `${scope === "attempt" ? "attempt timeout" : "request deadline"} of ${Duration.toMillis(after)} ms expired; the request was aborted`,
-    modelId
-  )
-
-const streamProblems = (options: StreamOptions): Array<string> => {
-  const problems: Array<string> = []
-  for (const key of ["firstTokenTimeout", "stallTimeout"] as const) {
-    const v = options[key]
-    if (v === undefined) continue
-    const d = Duration.fromInput(v)
-    if (d._tag === "None" || Duration.toMillis(d.value) <= 0) problems.push(`${key}: expected a positive duration, got ${String(v)}`)
-  }
-  if (options.onInterrupt !== undefined && options.onInterrupt !== "fail" && options.onInterrupt !== "restart") {
-    problems.push(`onInterrupt: expected "fail" or "restart", got ${String(options.onInterrupt)}`)
-  }
-  const h = options.hedge
-  if (typeof h === "object" && h !== null) {
-    if (h.after !== undefined && h.after !== "p95") {
-      const d = Duration.fromInput(h.after)
-      if (d._tag === "None" || Duration.toMillis(d.value) <= 0) problems.push(`hedge.after: expected a positive duration or "p95", got ${String(h.after)}`)
-    }
-    if (h.budget !== undefined && !(h.budget >= 0 && h.budget <= 1)) problems.push(`hedge.budget: expected a share in [0, 1], got ${String(h.budget)}`)
-  }
-  return problems
-}
-
-const requestProblems = (request: MuxRequest, options: ConverseOptions): Array<string> => {
-  const problems: Array<string> = []
-  if (typeof request !== "object" || request === null) return ["the request must be an object"]
-  if ("modelId" in request && (request as { modelId?: unknown }).modelId !== undefined) {
-    problems.push("modelId: the mux chooses the model; leave modelId out (use a route label to steer)")
-  }
-  if (!Array.isArray(request.messages) || request.messages.length === 0) {
-    problems.push("messages: expected a non-empty array of messages")
-  }
-  if (options.deadline !== undefined) {
-    const d = Duration.fromInput(options.deadline)
-    if (d._tag === "None" || Duration.toMillis(d.value) <= 0) {
-      problems.push(`deadline: expected a positive duration, got ${String(options.deadline)}`)
-    }
-  }
-  return problems
+/** The options of `route` that `converse`'s check knows (the rest are route's own). */
+const routeOptionsOnly = (options: RouteOptions): ConverseOptions => {
+  const { operation: _o, inputTokens: _i, maxTokens: _m, ...rest } = options
+  return rest
 }

@@ -353,7 +353,7 @@ const streamOf = (
       case "malformed":
         return Effect.andThen(
           finish("malformed"),
-          Effect.fail(BedrockError.fromSdkError(first(new Error("Truncated event message received.")), modelId, "after-response"))
+          Effect.fail(BedrockError.fromSdkError(first(frameError(fault.frame)), modelId, "after-response"))
         )
       case "streamError":
         return Effect.andThen(
@@ -414,6 +414,12 @@ const streamSdkError = (name: SimulatorScript.StreamErrorName, message: string, 
     ...(originalStatusCode !== undefined ? { originalStatusCode } : {})
   })
 }
+
+/** What the SDK's event-stream decoder throws on a cut frame, or on a frame whose CRC does not match. */
+const frameError = (frame: "truncated" | "checksum" | undefined): Error =>
+  frame === "checksum"
+    ? new Error("The message checksum (2921508420) did not match the expected value of 2921508555")
+    : new Error("Truncated event message received.")
 
 /** What the SDK's HTTP/1.1 handler throws on a connection reset mid-response. */
 const resetError = (): Error => Object.assign(new Error("aborted"), { code: "ECONNRESET" })

@@ -6,15 +6,25 @@
  * `{ modelId, weight, isFallback }`, or `{ models, defaultTimeoutMs,
  * maxRetries }` (`maxRetries` n means n + 1 attempts).
  *
+ * Every key is checked: an unknown key at any depth (a typo such as
+ * `isFallbak`, an unknown `decisions` reason tag) is a problem with its path
+ * and the closest allowed key ("unknown key; did you mean `isFallback`?"), or
+ * the allowed keys when none is close.
+ *
  * Checks beyond the field types, each reported with its path and the allowed
  * range: a duplicate model (same `modelId` and `client`), no primary (no
  * tier-0 model with weight > 0), `isFallback: true` with `tier: 0`, an
- * attempt timeout (global or per model) longer than the deadline,
- * `cooldownMax` shorter than `cooldown`, a route naming an unknown model.
- * An unknown `client` key is reported when the layer is built (the clients
- * are not part of the JSON).
+ * attempt timeout (global or per model) that is 0 or longer than the
+ * deadline, a deadline, breaker `window`/`cooldown`, backoff `base`, stream
+ * `firstTokenTimeout`/`stallTimeout`/`hedge.after` that is 0, `cooldownMax`
+ * shorter than `cooldown`, backoff `max` shorter than `base`, a route naming
+ * an unknown model. An unknown `client` key is reported when the layer is
+ * built (the clients are not part of the JSON). A field that does not decode
+ * does not hide the range problems of its neighbours: one error lists them all.
  *
- * Durations are milliseconds or Effect duration strings ("30 seconds").
+ * Durations are milliseconds (a number) or Effect duration strings
+ * ("30 seconds", "500 millis"; units nanos to weeks). Without a `timeout`, the
+ * attempt timeout is the default 30 s cut to the deadline.
  *
  * @example
  * ```ts
@@ -30,18 +40,24 @@
  * ```
  * @since 0.1.0
  */
-import { Duration, Effect, Result, Schema } from "effect"
+import { Config, Duration, Effect, Option, Result, Schema } from "effect"
 import * as BedrockError from "./BedrockError.ts"
 import {
   DurationInput,
+  isRecord,
   NonNegative,
   NonNegativeInt,
   PositiveInt,
   Probability,
   type Problem,
-  problemsOf
+  problemsOf,
+  strict
 } from "./internal/schema.ts"
+import * as Guard from "./Guard.ts"
+import * as ModelModule from "./Model.ts"
 import * as Policy from "./Policy.ts"
+import * as Route from "./Route.ts"
+import * as Selector from "./Selector.ts"
 
 const ModelEntry = Schema.Struct({
   modelId: Schema.NonEmptyString,
@@ -55,7 +71,8 @@ const ModelEntry = Schema.Struct({
   rpm: Schema.optionalKey(PositiveInt),
   tpm: Schema.optionalKey(PositiveInt),
   maxTokens: Schema.optionalKey(PositiveInt),
-  escalate: Schema.optionalKey(Schema.Literals(["priority", "reserved"]))
+  escalate: Schema.optionalKey(Schema.Literals(["priority", "reserved"])),
+  price: Schema.optionalKey(Schema.Struct({ input: NonNegative, output: NonNegative }))
 })
 
 const TenantLimits = Schema.Struct({
@@ -73,6 +90,9 @@ const Decision = Schema.Struct({
 const BreakerFields = Schema.Struct({
   failures: Schema.optionalKey(PositiveInt),
   window: Schema.optionalKey(DurationInput),
+  probeInterval: Schema.optionalKey(DurationInput),
+  probeIntervalMax: Schema.optionalKey(DurationInput),
+  // the older names of probeInterval / probeIntervalMax, still read
   cooldown: Schema.optionalKey(DurationInput),
   cooldownMax: Schema.optionalKey(DurationInput),
   halfOpen: Schema.optionalKey(PositiveInt),
@@ -89,7 +109,7 @@ const Fields = Schema.Struct({
   deadline: Schema.optionalKey(DurationInput),
   breaker: Schema.optionalKey(BreakerFields),
   routes: Schema.optionalKey(Schema.Record(Schema.String, Schema.Array(Schema.String))),
-  selection: Schema.optionalKey(Schema.Literals(["weighted", "ordered"])),
+  selection: Schema.optionalKey(Schema.Literals(["weighted", "ordered", "latency", "cheapest"])),
   waitForRecovery: Schema.optionalKey(Schema.Boolean),
   // optionalKey: a finite-literal-key record otherwise requires every reason tag
   decisions: Schema.optionalKey(Schema.Record(Schema.Literals(BedrockError.reasonTags), Schema.optionalKey(Decision))),
@@ -113,6 +133,7 @@ const Fields = Schema.Struct({
     }))
   })),
   cooldowns: Schema.optionalKey(Schema.Struct({
+    base: Schema.optionalKey(DurationInput),
     requests: Schema.optionalKey(DurationInput),
     tokens: Schema.optionalKey(DurationInput),
     daily: Schema.optionalKey(DurationInput),
@@ -128,83 +149,47 @@ export type Input = typeof Fields.Encoded | ReadonlyArray<typeof ModelEntry.Enco
 type Fields = typeof Fields.Type
 
 /**
- * One model of the pool, decoded.
+ * One model of the pool, decoded (the same value `Model.make` builds).
  * @since 0.1.0
  */
-export interface Model {
-  /** `client:modelId`, or `modelId` without a client: the key of its breaker and stats */
-  readonly target: string
-  readonly modelId: string
-  readonly tier: number
-  readonly weight: number
-  readonly timeout: Duration.Duration | undefined
-  readonly contextWindow: number | undefined
-  readonly labels: ReadonlyArray<string>
-  readonly client: string | undefined
-  /** client-side quota of this target (requests / tokens per minute) */
-  readonly rpm: number | undefined
-  readonly tpm: number | undefined
-  /** tokens reserved for the output when a request sets no maxTokens */
-  readonly maxTokens: number
-  /** on a throttle, try once more at this service tier before failing over */
-  readonly escalate: "priority" | "reserved" | undefined
-}
+export type Model = ModelModule.Model
 
 /**
  * Per-tenant limits.
  * @since 0.1.0
  */
-export interface TenantLimits {
-  readonly rpm?: number | undefined
-  readonly tpm?: number | undefined
-}
-
-/**
- * How long a throttled target stays out, by throttle kind (a `retry-after`
- * from Bedrock wins when it is longer).
- * @since 0.1.0
- */
-export interface Cooldowns {
-  readonly requests: Duration.Duration
-  readonly tokens: Duration.Duration
-  readonly daily: Duration.Duration
-  readonly unknown: Duration.Duration
-}
-
-/** @since 0.1.0 */
-export const defaultCooldowns: Cooldowns = {
-  requests: Duration.seconds(10),
-  tokens: Duration.seconds(30),
-  daily: Duration.hours(1),
-  unknown: Duration.seconds(10)
-}
+export type TenantLimits = Policy.Limits
 
 /** The output reservation when neither the request nor the model says (Bedrock reserves the model's maximum). @since 0.1.0 */
-export const DEFAULT_MAX_TOKENS = 4_096
+export const DEFAULT_MAX_TOKENS = ModelModule.DEFAULT_MAX_TOKENS
 
 /**
- * The decoded config: the pool, the policy, the routes.
+ * Backoff settings as decoded (the policy holds them as a `Schedule`).
  * @since 0.1.0
  */
-export interface MuxConfig {
-  /** namespace of this mux's keys in a shared store */
-  readonly name: string
-  readonly models: ReadonlyArray<Model>
-  readonly policy: Policy.Policy
-  /** label → indexes into `models` */
-  readonly routes: ReadonlyMap<string, ReadonlyArray<number>>
-  readonly onStoreError: "allow" | "fail"
-  /** limits by tenant key */
-  readonly tenants: ReadonlyMap<string, TenantLimits>
-  /** limits of a tenant not listed in `tenants` (none: unlimited) */
-  readonly defaultTenant: TenantLimits | undefined
-  readonly cooldowns: Cooldowns
-  /** record prompts and responses on the request spans (`gen_ai.input.messages` / `gen_ai.output.messages`); off by default */
-  readonly captureBodies: boolean
+export interface BackoffSettings {
+  readonly base: Duration.Duration
+  readonly max: Duration.Duration
+  readonly times: number
 }
 
 /**
- * A config that failed to decode or check, with every problem.
+ * The decoded config: a `Policy` (what `BedrockMux.layer` runs, exactly what
+ * code composes), with the sections that became functions also kept as
+ * written, for display.
+ * @since 0.1.0
+ */
+export interface MuxConfig extends Policy.Policy {
+  /** the `decisions` overrides as written (folded into `classification`) */
+  readonly decisions: Readonly<Partial<Record<BedrockError.ReasonTag, Partial<BedrockError.Decision>>>>
+  /** the `backoff` section as written (`backoff` is its `Schedule`) */
+  readonly backoffSettings: BackoffSettings | undefined
+}
+
+/**
+ * A config that failed to decode or check, with every problem. A problem with
+ * an empty path concerns the config as a whole (e.g. the variable holding it
+ * is not set).
  * @since 0.1.0
  */
 export class MuxConfigError extends Schema.TaggedError<MuxConfigError>()("MuxConfigError", {
@@ -212,15 +197,20 @@ export class MuxConfigError extends Schema.TaggedError<MuxConfigError>()("MuxCon
 }) {
   override get message(): string {
     return `Invalid mux config (${this.problems.length} problem${this.problems.length === 1 ? "" : "s"}):\n${
-      this.problems.map((p) => `  ${p.path}: ${p.message}`).join("\n")
+      this.problems.map((p) => `  ${p.path === "" ? "" : `${p.path}: `}${p.message}`).join("\n")
     }`
   }
 }
 
 const ms = Duration.toMillis
 
+type DeepPartial<T> = T extends Duration.Duration ? T
+  : T extends ReadonlyArray<infer A> ? ReadonlyArray<DeepPartial<A>>
+  : T extends object ? { readonly [K in keyof T]?: DeepPartial<T[K]> }
+  : T
+
 /** What the cross-field checks read: decoded fields, or what could be salvaged of a config that failed to decode. */
-type Checked = Omit<Fields, "models"> & { readonly models: ReadonlyArray<Partial<typeof ModelEntry.Type>> }
+type Checked = DeepPartial<Omit<Fields, "models">> & { readonly models: ReadonlyArray<Partial<typeof ModelEntry.Type>> }
 
 /** Cross-field checks on decoded fields; every problem, in order. Pure. */
 const check = (f: Checked): Array<Problem> => {
@@ -228,7 +218,20 @@ const check = (f: Checked): Array<Problem> => {
   const seen = new Map<string, number>()
   let primary = false
   const deadline = f.deadline ?? Policy.defaults.deadline
-  const timeout = f.timeout ?? f.defaultTimeoutMs ?? Policy.defaults.timeout
+  /** a duration that must be above 0 (its documented range excludes 0) */
+  const positive = (path: string, d: Duration.Duration | undefined, allowed: string, what = path.slice(path.lastIndexOf(".") + 1)) => {
+    if (d !== undefined && ms(d) <= 0) problems.push({ path, message: `${what} must be positive; allowed: ${allowed}` })
+  }
+  const attemptTimeout = (path: string, d: Duration.Duration | undefined) => {
+    if (d === undefined) return
+    if (ms(d) <= 0 || ms(d) > ms(deadline)) {
+      problems.push({
+        path,
+        message: `attempt timeout ${ms(d)} ms ${ms(d) <= 0 ? "is not positive" : `is longer than the deadline ${ms(deadline)} ms`}; allowed: 0 < timeout <= deadline`
+      })
+    }
+  }
+  positive("deadline", f.deadline, "0 < deadline")
   f.models.forEach((m, i) => {
     const target = m.modelId === undefined ? undefined : m.client === undefined ? m.modelId : `${m.client}:${m.modelId}`
     const prev = target === undefined ? undefined : seen.get(target)
@@ -244,12 +247,7 @@ const check = (f: Checked): Array<Problem> => {
       problems.push({ path: `models[${i}].tier`, message: "isFallback: true needs a tier >= 1 (or leave tier out)" })
     }
     if (tierOf(m) === 0 && (m.weight ?? 1) > 0) primary = true
-    if (m.timeout !== undefined && ms(m.timeout) > ms(deadline)) {
-      problems.push({
-        path: `models[${i}].timeout`,
-        message: `attempt timeout ${ms(m.timeout)} ms is longer than the deadline ${ms(deadline)} ms; allowed: 0 < timeout <= deadline`
-      })
-    }
+    attemptTimeout(`models[${i}].timeout`, m.timeout)
   })
   if (!primary) {
     problems.push({
@@ -257,42 +255,52 @@ const check = (f: Checked): Array<Problem> => {
       message: "no primary model: at least one model needs tier 0 (isFallback false) and weight > 0"
     })
   }
-  if (ms(timeout) > ms(deadline)) {
-    problems.push({
-      path: f.timeout !== undefined ? "timeout" : "defaultTimeoutMs",
-      message: `attempt timeout ${ms(timeout)} ms is longer than the deadline ${ms(deadline)} ms; allowed: 0 < timeout <= deadline`
-    })
-  }
+  attemptTimeout("timeout", f.timeout)
+  attemptTimeout("defaultTimeoutMs", f.defaultTimeoutMs)
   if (f.attempts !== undefined && f.maxRetries !== undefined && f.attempts !== f.maxRetries + 1) {
     problems.push({ path: "maxRetries", message: `maxRetries ${f.maxRetries} contradicts attempts ${f.attempts}; give one of them` })
   }
   const b = f.breaker
   if (b !== undefined) {
-    const cooldown = b.cooldown ?? Policy.defaultBreaker.cooldown
-    const cooldownMax = b.cooldownMax ?? Policy.defaultBreaker.cooldownMax
-    if (ms(cooldownMax) < ms(cooldown)) {
+    positive("breaker.window", b.window, "0 < window")
+    for (const [now, old] of [["probeInterval", "cooldown"], ["probeIntervalMax", "cooldownMax"]] as const) {
+      if (b[now] !== undefined && b[old] !== undefined) {
+        problems.push({ path: `breaker.${old}`, message: `${old} is the older name of ${now}; give one of them` })
+      }
+    }
+    const interval = b.probeInterval ?? b.cooldown
+    const intervalMax = b.probeIntervalMax ?? b.cooldownMax
+    const intervalPath = b.probeInterval !== undefined ? "breaker.probeInterval" : "breaker.cooldown"
+    positive(intervalPath, interval, "0 < probeInterval <= probeIntervalMax")
+    const i = interval ?? Guard.defaultBreaker.probeInterval
+    const iMax = intervalMax ?? Guard.defaultBreaker.probeIntervalMax
+    if (ms(iMax) < ms(i)) {
+      const name = b.probeIntervalMax !== undefined || b.cooldownMax === undefined ? "probeIntervalMax" : "cooldownMax"
       problems.push({
-        path: "breaker.cooldownMax",
-        message: `cooldownMax ${ms(cooldownMax)} ms is shorter than cooldown ${ms(cooldown)} ms; allowed: cooldownMax >= cooldown`
+        path: `breaker.${name}`,
+        message: `${name} ${ms(iMax)} ms is shorter than the probe interval ${ms(i)} ms; allowed: probeIntervalMax >= probeInterval`
       })
     }
   }
-  for (const key of ["firstTokenTimeout", "stallTimeout"] as const) {
-    const d = f.stream?.[key]
-    if (d !== undefined && ms(d) <= 0) {
-      problems.push({ path: `stream.${key}`, message: `${key} must be positive; allowed: 0 < ${key}` })
+  const bo = f.backoff
+  if (bo !== undefined) {
+    positive("backoff.base", bo.base, "0 < base <= max")
+    if (bo.base !== undefined && bo.max !== undefined && ms(bo.max) < ms(bo.base)) {
+      problems.push({ path: "backoff.max", message: `max ${ms(bo.max)} ms is shorter than base ${ms(bo.base)} ms; allowed: max >= base` })
     }
   }
+  positive("stream.firstTokenTimeout", f.stream?.firstTokenTimeout, "0 < firstTokenTimeout")
+  positive("stream.stallTimeout", f.stream?.stallTimeout, "0 < stallTimeout")
   const after = f.stream?.hedge?.after
   if (after !== undefined && after !== "p95" && ms(after) <= 0) {
     problems.push({ path: "stream.hedge.after", message: "hedge.after must be positive or \"p95\"; allowed: 0 < after" })
   }
   for (const [label, ids] of Object.entries(f.routes ?? {})) {
-    ids.forEach((id, j) => {
+    for (const [j, id] of (ids ?? []).entries()) {
       if (!f.models.some((m) => m.modelId === id || `${m.client}:${m.modelId}` === id)) {
         problems.push({ path: `routes.${label}[${j}]`, message: `unknown model "${id}"; allowed: a modelId of models[]` })
       }
-    })
+    }
   }
   return problems
 }
@@ -301,50 +309,55 @@ const tierOf = (m: { readonly tier?: number; readonly isFallback?: boolean }): n
   m.tier ?? (m.isFallback === true ? 1 : 0)
 
 const toConfig = (f: Fields): MuxConfig => {
-  const models: Array<Model> = f.models.map((m) => ({
-    target: m.client === undefined ? m.modelId : `${m.client}:${m.modelId}`,
-    modelId: m.modelId,
-    tier: tierOf(m),
-    weight: m.weight ?? 1,
-    timeout: m.timeout,
-    contextWindow: m.contextWindow,
-    labels: m.labels ?? [],
-    client: m.client,
-    rpm: m.rpm,
-    tpm: m.tpm,
-    maxTokens: m.maxTokens ?? DEFAULT_MAX_TOKENS,
-    escalate: m.escalate
-  }))
-  const routes = new Map<string, Array<number>>()
-  const add = (label: string, index: number) => {
+  const models = f.models.map((m) => ModelModule.make(m))
+  const routes = new Map<string, Array<ModelModule.Model>>()
+  const add = (label: string, m: ModelModule.Model) => {
     const list = routes.get(label) ?? []
-    if (!list.includes(index)) list.push(index)
+    if (!list.includes(m)) list.push(m)
     routes.set(label, list)
   }
   for (const [label, ids] of Object.entries(f.routes ?? {})) {
-    for (const id of ids) {
-      models.forEach((m, i) => {
-        if (m.modelId === id || m.target === id) add(label, i)
-      })
-    }
+    for (const id of ids) for (const m of models) if (m.modelId === id || m.target === id) add(label, m)
   }
-  models.forEach((m, i) => m.labels.forEach((label) => add(label, i)))
+  for (const m of models) for (const label of m.labels) add(label, m)
   let classification = Policy.defaultClassification
+  const decisions: Partial<Record<BedrockError.ReasonTag, Partial<BedrockError.Decision>>> = {}
   for (const [tag, decision] of Object.entries(f.decisions ?? {})) {
+    if (decision === undefined) continue
+    decisions[tag as BedrockError.ReasonTag] = decision
     classification = Policy.override(tag as BedrockError.ReasonTag, decision as Partial<BedrockError.Decision>)(classification)
   }
   const b = f.breaker ?? {}
-  const policy = Policy.make({
+  const c = f.cooldowns ?? {}
+  const deadline = f.deadline ?? Policy.defaults.deadline
+  const st = f.stream ?? {}
+  const policy = Policy.make(Route.fromModels(models), {
+    name: f.name ?? "default",
+    routes: new Map([...routes].map(([label, ms]) => [label, Route.fromModels(ms)] as const)),
+    selector: selectors[f.selection ?? "weighted"](),
+    guards: [
+      Guard.breaker({
+        failures: b.failures,
+        window: b.window,
+        probeInterval: b.probeInterval ?? b.cooldown,
+        probeIntervalMax: b.probeIntervalMax ?? b.cooldownMax,
+        halfOpen: b.halfOpen,
+        rampUp: b.rampUp
+      }),
+      Guard.cooldown({ base: c.base, requests: c.requests, tokens: c.tokens, daily: c.daily, unknown: c.unknown }),
+      Guard.quota()
+    ],
+    tenants: { limits: new Map(Object.entries(f.tenants ?? {})), default: f.defaultTenant },
     attempts: f.attempts ?? (f.maxRetries !== undefined ? f.maxRetries + 1 : Policy.defaults.attempts),
-    timeout: f.timeout ?? f.defaultTimeoutMs ?? Policy.defaults.timeout,
-    deadline: f.deadline ?? Policy.defaults.deadline,
-    breaker: Policy.breaker(b),
-    selection: f.selection === "ordered" ? Policy.ordered : Policy.weighted,
+    // the default attempt timeout never outlasts the deadline it runs under
+    timeout: f.timeout ?? f.defaultTimeoutMs ?? Duration.min(Policy.defaults.timeout, deadline),
+    deadline,
     classification,
     backoff: f.backoff === undefined ? undefined : Policy.exponentialBackoff(f.backoff),
-    waitForRecovery: f.waitForRecovery ?? false
+    waitForRecovery: f.waitForRecovery ?? false,
+    onStoreError: f.onStoreError ?? "allow",
+    captureBodies: f.captureBodies ?? false
   })
-  const st = f.stream ?? {}
   const streamed = Policy.withStreaming({
     ...(st.firstTokenTimeout !== undefined ? { firstToken: st.firstTokenTimeout } : {}),
     ...(st.stallTimeout !== undefined ? { stall: st.stallTimeout } : {}),
@@ -352,60 +365,62 @@ const toConfig = (f: Fields): MuxConfig => {
     ...(st.onInterrupt !== undefined ? { onInterrupt: st.onInterrupt } : {}),
     ...(st.hedge !== undefined ? { hedge: Policy.hedge(st.hedge) } : {})
   })(policy)
-  const c = f.cooldowns ?? {}
-  return {
-    name: f.name ?? "default",
-    models,
-    policy: streamed,
-    routes,
-    onStoreError: f.onStoreError ?? "allow",
-    captureBodies: f.captureBodies ?? false,
-    tenants: new Map(Object.entries(f.tenants ?? {})),
-    defaultTenant: f.defaultTenant,
-    cooldowns: {
-      requests: c.requests ?? defaultCooldowns.requests,
-      tokens: c.tokens ?? defaultCooldowns.tokens,
-      daily: c.daily ?? defaultCooldowns.daily,
-      unknown: c.unknown ?? defaultCooldowns.unknown
-    }
-  }
+  return { ...streamed, decisions, backoffSettings: f.backoff }
+}
+
+const selectors: Record<NonNullable<Fields["selection"]>, () => Selector.Selector> = {
+  weighted: () => Selector.weighted,
+  ordered: () => Selector.ordered,
+  latency: () => Selector.latency(),
+  cheapest: () => Selector.cheapest()
 }
 
 const decodeFields = Schema.decodeUnknownResult(Fields)
 
-/** Decodes each field of `fields` found in `raw` on its own, leaving out those that do not decode. */
+/** The fields of a struct schema, seen through `optionalKey`; undefined for anything else. */
+const structFields = (s: unknown): Schema.Struct.Fields | undefined => {
+  // schemas are functions as well as objects
+  const has = (u: unknown, key: string): u is Record<string, unknown> =>
+    (typeof u === "object" || typeof u === "function") && u !== null && key in u
+  const inner = has(s, "fields") ? s : has(s, "schema") ? s.schema : undefined
+  return has(inner, "fields") ? (inner.fields as Schema.Struct.Fields) : undefined
+}
+
+/**
+ * Decodes each field of `fields` found in `raw` on its own; a nested struct
+ * that does not decode as a whole is salvaged field by field in turn, and
+ * what does not decode is left out.
+ */
 const fieldwise = (fields: Schema.Struct.Fields, raw: unknown, skip: ReadonlyArray<string> = []): Record<string, unknown> => {
   const out: Record<string, unknown> = {}
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return out
+  if (!isRecord(raw)) return out
   for (const key of Object.keys(fields)) {
     if (skip.includes(key) || !(key in raw)) continue
     const one = Schema.Struct({ [key]: fields[key]! }) as unknown as Schema.Decoder<Record<string, unknown>>
-    const r = Schema.decodeUnknownResult(one)({ [key]: (raw as Record<string, unknown>)[key] })
+    const r = Schema.decodeUnknownResult(one)({ [key]: raw[key] })
     if (Result.isSuccess(r)) Object.assign(out, r.success)
+    else {
+      const nested = structFields(fields[key])
+      if (nested !== undefined && isRecord(raw[key])) out[key] = fieldwise(nested, raw[key])
+    }
   }
   return out
 }
 
 /**
  * What can be read of a config that failed to decode (each field on its own,
- * models and breaker field by field, the fields that do not decode left
- * out), so that the cross-field checks still run and one error lists every
- * problem. Undefined when there is no list of models to check.
+ * models and nested sections field by field, the fields that do not decode
+ * left out), so that the cross-field checks still run and one error lists
+ * every problem. Undefined when there is no list of models to check.
  */
 const salvage = (input: unknown): Checked | undefined => {
-  if (typeof input !== "object" || input === null || !Array.isArray((input as { models?: unknown }).models)) return undefined
-  const raw = input as { readonly models: ReadonlyArray<unknown>; readonly breaker?: unknown }
-  const top = fieldwise(Fields.fields, raw, ["models", "breaker"])
-  const models = raw.models.map((m) => fieldwise(ModelEntry.fields, m) as Partial<typeof ModelEntry.Type>)
-  return {
-    ...top,
-    models,
-    ...("breaker" in raw ? { breaker: fieldwise(BreakerFields.fields, raw.breaker) } : {})
-  } as Checked
+  if (!isRecord(input) || !Array.isArray(input.models)) return undefined
+  const models = (input.models as ReadonlyArray<unknown>).map((m) => fieldwise(ModelEntry.fields, m) as Partial<typeof ModelEntry.Type>)
+  return { ...fieldwise(Fields.fields, input, ["models"]), models } as Checked
 }
 
 /**
- * Decodes and checks a config, reporting every problem.
+ * Decodes and checks a config, reporting every problem, unknown keys included.
  * @example
  * ```ts
  * import { Effect } from "effect"
@@ -416,7 +431,7 @@ const salvage = (input: unknown): Checked | undefined => {
  */
 export const decode = (input: unknown): Effect.Effect<MuxConfig, MuxConfigError> => {
   const fields = Array.isArray(input) ? { models: input } : input
-  const result = decodeFields(fields, { errors: "all" })
+  const result = decodeFields(fields, strict)
   if (Result.isFailure(result)) {
     // the cross-field problems too, on what did decode: one error lists every problem
     const salvaged = salvage(fields)
@@ -443,7 +458,61 @@ export const decodeSync = (input: unknown): MuxConfig => {
 }
 
 /**
+ * Reads the JSON config from the `Config` value `name` (the environment
+ * variable of that name with the default provider) and decodes it. A variable
+ * that is not set, or does not hold JSON, fails with a `MuxConfigError` that
+ * says so ("MODEL_CONFIG is not set"); an unreadable source with its
+ * `ConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { MuxConfig } from "effect-bedrock-mux"
+ * const config = MuxConfig.fromConfig("MODEL_CONFIG") // Effect<MuxConfig, MuxConfigError | ConfigError>
+ * ```
+ * @since 0.1.0
+ */
+export const fromConfig = (name = "MODEL_CONFIG"): Effect.Effect<MuxConfig, MuxConfigError | Config.ConfigError> =>
+  Effect.gen(function*() {
+    const text = yield* Config.option(Config.String(name))
+    if (Option.isNone(text)) {
+      return yield* new MuxConfigError({ problems: [{ path: "", message: `${name} is not set; it must hold the mux config as JSON` }] })
+    }
+    let json: unknown
+    try {
+      json = JSON.parse(text.value)
+    } catch (e) {
+      return yield* new MuxConfigError({
+        problems: [{ path: "", message: `${name} is not valid JSON: ${e instanceof Error ? e.message : String(e)}` }]
+      })
+    }
+    return yield* decode(json)
+  })
+
+/**
+ * Decodes one `models[]` entry, unknown keys included (for `addModel`).
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { MuxConfig } from "effect-bedrock-mux"
+ * MuxConfig.decodeModel({ modelId: "a", weight: 2 }).pipe(Effect.runSync)
+ * ```
+ * @since 0.1.0
+ */
+export const decodeModel = (input: unknown): Effect.Effect<Model, MuxConfigError> => {
+  const result = Schema.decodeUnknownResult(ModelEntry)(input, strict)
+  if (Result.isFailure(result)) return Effect.fail(new MuxConfigError({ problems: problemsOf(result.failure) }))
+  const m = result.success
+  if (m.isFallback === true && m.tier === 0) {
+    return Effect.fail(new MuxConfigError({ problems: [{ path: "tier", message: "isFallback: true needs a tier >= 1 (or leave tier out)" }] }))
+  }
+  return Effect.succeed(ModelModule.make(m))
+}
+
+/**
  * The JSON config as a `Schema` of its own (for `Config.schema` and tools).
+ * Decode it with `{ onExcessProperty: "error" }` to reject unknown keys as
+ * `decode` does.
  * @since 0.1.0
  */
 export const schema = Fields

@@ -28,25 +28,9 @@
  */
 import { Data } from "effect"
 import type * as BedrockError from "./BedrockError.ts"
+import type { AttemptRecord } from "./Routing.ts"
 
-/**
- * One attempt of a routed request.
- * @since 0.1.0
- */
-export interface AttemptRecord {
-  readonly modelId: string
-  /** the pool entry's key: `client:modelId`, or `modelId` without a client */
-  readonly target: string
-  readonly outcome: "success" | "failure" | "interrupted"
-  /** the failure's reason tag */
-  readonly reason?: BedrockError.ReasonTag
-  /**
-   * what the router did next; `hedge-lost`: a hedged attempt aborted because
-   * the other one delivered first
-   */
-  readonly decision?: "retry-same" | "escalate" | "failover" | "fail-fast" | "stop" | "hedge-lost"
-  readonly durationMs: number
-}
+export type { AttemptRecord } from "./Routing.ts"
 
 /**
  * A model's state when nothing was eligible.
@@ -56,10 +40,16 @@ export interface ModelAvailability {
   readonly modelId: string
   readonly target: string
   readonly breaker: "closed" | "open" | "half-open"
-  /** why the model could not take this request */
-  readonly excluded: "tried" | "breaker" | "cooldown" | "quota" | "weight" | "context-window" | "route" | "not-excluded"
+  /**
+   * why the model could not take this request: `tried` (it failed in this
+   * request), `breaker`, `cooldown`, `quota`, `weight`, `context-window`,
+   * `route` (not in the label's route), or the word of a guard of yours
+   */
+  readonly excluded: string
   /** epoch ms when it can take traffic again, if known */
   readonly recoversAt?: number
+  /** the model's last failure (in this request, else its last one before), so the reason is never lost */
+  readonly lastFailure?: { readonly reason: BedrockError.ReasonTag | string; readonly message: string; readonly at: number }
 }
 
 /** @since 0.1.0 */
@@ -71,9 +61,21 @@ export class NoModelsAvailable extends Data.TaggedClass("NoModelsAvailable")<{
   readonly models: ReadonlyArray<ModelAvailability>
   /** epoch ms of the earliest recovery among the models, if any will */
   readonly earliestRecovery?: number
+  /** ms from the failure to `earliestRecovery`: when to try again */
+  readonly retryAfterMs?: number
 }> {}
-/** @since 0.1.0 */
-export class DeadlineExceeded extends Data.TaggedClass("DeadlineExceeded")<{ readonly deadlineMs: number }> {}
+/**
+ * A deadline ended the request: the request's own (`scope: "request"`), or
+ * the attempt timeout of the last model left (`scope: "attempt"`).
+ * @since 0.1.0
+ */
+export class DeadlineExceeded extends Data.TaggedClass("DeadlineExceeded")<{
+  /** the request deadline (both scopes) */
+  readonly deadlineMs: number
+  readonly scope: "request" | "attempt"
+  /** the timeout that expired: the deadline, or the last attempt's timeout */
+  readonly afterMs: number
+}> {}
 /** @since 0.1.0 */
 export class InvalidRequest extends Data.TaggedClass("InvalidRequest")<{
   readonly problems: ReadonlyArray<string>
@@ -149,4 +151,6 @@ export class MuxError extends Data.TaggedError("MuxError")<{
   readonly message: string
   readonly attempts: ReadonlyArray<AttemptRecord>
   readonly last?: BedrockError.BedrockError
+  /** the request's id in `mux.events` (absent when it failed before it began: a bad request) */
+  readonly requestId?: string
 }> {}

@@ -17,7 +17,7 @@
  * @since 0.1.0
  */
 import type * as BedrockError from "./BedrockError.ts"
-import type { AttemptRecord } from "./MuxError.ts"
+import type { AttemptRecord } from "./Routing.ts"
 
 /** A call of the mux: `converse` or `converseStream`. @since 0.1.0 */
 export type Operation = "converse" | "converse_stream"
@@ -34,6 +34,10 @@ export interface AttemptStarted {
   readonly attempt: number
   /** started by hedging while another attempt is in flight */
   readonly hedge: boolean
+  /** the position of the model's tier in the request's route (0: primary) */
+  readonly tier: number
+  /** sent at another service tier than the default (an escalation) */
+  readonly serviceTier?: "priority" | "reserved"
 }
 
 /** An attempt ended; its record is the one `routing.attempts` / `MuxError.attempts` carry. @since 0.1.0 */
@@ -72,6 +76,8 @@ export interface CooldownStarted {
   readonly target: string
   readonly until: number
   readonly kind: BedrockError.ThrottleKind
+  /** the cooling service tier, when not the default (an escalated throttle) */
+  readonly serviceTier?: "priority" | "reserved"
 }
 
 /** A model's throttle cooldown ended (it was not extended). @since 0.1.0 */
@@ -101,6 +107,63 @@ export interface Hedged {
   readonly primary: string
   readonly target: string
   readonly afterMs: number
+}
+
+/**
+ * A model the request's route would have used was left out by a guard
+ * (its breaker open, cooling, over its quota, or a guard of yours); once per
+ * request and model.
+ * @since 0.1.0
+ */
+export interface ModelSkipped {
+  readonly _tag: "ModelSkipped"
+  readonly at: number
+  readonly requestId: string
+  readonly modelId: string
+  readonly target: string
+  /** `breaker`, `cooldown`, `quota`, or the guard's own word */
+  readonly why: string
+  /** the position of the model's tier in the route */
+  readonly tier: number
+}
+
+/** A throttled attempt is retried on the same model at another service tier. @since 0.1.0 */
+export interface Escalated {
+  readonly _tag: "Escalated"
+  readonly at: number
+  readonly requestId: string
+  readonly modelId: string
+  readonly target: string
+  readonly serviceTier: "priority" | "reserved"
+}
+
+/** An answer was judged a refusal (refusal detection): the attempt failed with reason `Refused`. @since 0.1.0 */
+export interface Refused {
+  readonly _tag: "Refused"
+  readonly at: number
+  readonly requestId: string
+  readonly modelId: string
+  readonly target: string
+  readonly score: number
+  readonly classifier: string
+}
+
+/** A model joined the pool at run time (`BedrockMux.addModel`). @since 0.1.0 */
+export interface ModelAdded {
+  readonly _tag: "ModelAdded"
+  readonly at: number
+  readonly modelId: string
+  readonly target: string
+  readonly tier: number
+  readonly weight: number
+}
+
+/** A model left the pool at run time (`BedrockMux.removeModel`). @since 0.1.0 */
+export interface ModelRemoved {
+  readonly _tag: "ModelRemoved"
+  readonly at: number
+  readonly modelId: string
+  readonly target: string
 }
 
 /** A request ended, in exactly one outcome. @since 0.1.0 */
@@ -146,4 +209,9 @@ export type MuxEvent =
   | CooldownEnded
   | QuotaRejected
   | Hedged
+  | ModelSkipped
+  | Escalated
+  | Refused
+  | ModelAdded
+  | ModelRemoved
   | RequestEnded

@@ -1,53 +1,71 @@
 /**
- * Routing policies as values: how a model is selected, how an error is
- * classified, how the breaker behaves, the deadlines, and the backoff for
- * when a single model is left. The JSON config decodes into these same
- * values; code composes them with the combinators below.
+ * `Policy`: everything a mux does, as one value composed from typed pieces:
  *
- * Laws (checked by test/Policy.test.ts; see docs/policies.md):
+ * - the pool: a `Route` (tiers of weighted models, `Route.orElse` for
+ *   fallbacks) and more routes by label (task routing);
+ * - a `Selector` (weighted, ordered, latency-aware, cheapest, your own);
+ * - `Guard`s, asked in order for every attempt (breaker, throttle cooldown,
+ *   model quota, your own);
+ * - the attempt timeout, the request deadline, the attempts budget;
+ * - same-model retries as a `Schedule` (how many per reason is the
+ *   classification's `retrySame`; a `retry-after` is honoured), and the
+ *   last-model backoff `Schedule`;
+ * - the classification of errors, tenant quotas, streaming settings
+ *   (first-token and stall limits, hedging), refusal detection.
+ *
+ * The JSON config decodes into this same value (`MuxConfig.decode`), and
+ * `BedrockMux.layer` takes either, so code and JSON share one source of truth.
+ *
+ * Laws (property-tested in test/Policy.test.ts and test/laws.test.ts; see
+ * docs/policies.md):
  * - `override(tag, d)(c)` decides like `c` for every other reason tag, and
- *   like `{ ...c(e), ...d }` for `tag`. Overrides of different tags commute;
+ *   like `{ ...c(e), ...d }` for `tag`; overrides of different tags commute;
  *   the same override twice is the same as once.
- * - `weighted` and `ordered` never pick from tier n+1 while tier n has an
- *   eligible model, never pick a model of weight 0, and `weighted` picks
- *   each model of the chosen tier with probability weight / tier's total.
- * - `Policy.make(p)` fills unspecified fields from `Policy.defaults`;
- *   `with*` combinators replace exactly one field.
+ * - each `with*` combinator replaces exactly one field.
+ * - whatever the selector and guards, the mux never picks an excluded or
+ *   ineligible model, never uses a later tier while an earlier one has an
+ *   eligible model, never exceeds `attempts`, never lets an attempt or a
+ *   wait pass the deadline, never fails over on a fail-fast error, ends
+ *   every request in exactly one outcome and releases every permit exactly
+ *   once.
  *
  * Gotchas:
- * - `attempts` counts every attempt of a request, retries of the same model
- *   included.
+ * - `attempts` counts every attempt of a request: retries, escalations and
+ *   hedges included.
  * - A backoff only applies when the failing model is the last one eligible:
  *   while another model can take the request, failover is immediate.
+ * - Guards are asked in order: put the cheap, decisive ones first (the
+ *   breaker, then the cooldown, then the quota, which reserves).
+ *
+ * @example
+ * ```ts
+ * import { pipe, Schedule } from "effect"
+ * import { Guard, Policy, Route, Selector } from "effect-bedrock-mux"
+ *
+ * const policy = pipe(
+ *   Policy.make(
+ *     Route.tier([{ modelId: "us.amazon.nova-2-lite-v1:0", weight: 100 }]).pipe(
+ *       Route.orElse(Route.tier([{ modelId: "us.amazon.nova-pro-v1:0" }]))
+ *     )
+ *   ),
+ *   Policy.withTimeout("10 seconds"),
+ *   Policy.withDeadline("30 seconds"),
+ *   Policy.withSelector(Selector.latency()),
+ *   Policy.withGuard(Guard.breaker({ failures: 3 })),
+ *   Policy.withBackoff(Schedule.spaced("1 second").pipe(Schedule.upTo({ times: 2 })))
+ * )
+ * ```
  *
  * @since 0.1.0
  */
 import type { ConverseCommandInput } from "@aws-sdk/client-bedrock-runtime"
-import { Duration, Schedule } from "effect"
+import { Duration, Effect, Schedule } from "effect"
 import * as BedrockError from "./BedrockError.ts"
-import * as selection from "./internal/selection.ts"
+import * as Guard from "./Guard.ts"
 import { estimateInputTokens } from "./internal/tokens.ts"
-
-export type { Candidate } from "./internal/selection.ts"
-
-/**
- * A selection strategy.
- * @example
- * ```ts
- * import { Policy } from "effect-bedrock-mux"
- * const p = Policy.make({ selection: Policy.ordered })
- * ```
- * @since 0.1.0
- */
-export interface Selection {
-  readonly name: string
-  readonly pick: selection.Strategy
-}
-
-/** Weighted random within the lowest tier that has an eligible model (the default). @since 0.1.0 */
-export const weighted: Selection = { name: "weighted", pick: selection.weighted }
-/** Declaration order within the lowest eligible tier: a strict priority list. @since 0.1.0 */
-export const ordered: Selection = { name: "ordered", pick: selection.ordered }
+import * as Model from "./Model.ts"
+import * as Route from "./Route.ts"
+import * as Selector from "./Selector.ts"
 
 /**
  * Decides what to do with a failed attempt.
@@ -79,79 +97,6 @@ export const override = (tag: BedrockError.ReasonTag, decision: Partial<BedrockE
 (error) => error.reason._tag === tag ? { ...self(error), ...decision } : self(error)
 
 /**
- * Circuit breaker settings.
- * @example
- * ```ts
- * import { Policy } from "effect-bedrock-mux"
- * const b = Policy.breaker({ failures: 3, cooldown: "10 seconds" })
- * ```
- * @since 0.1.0
- */
-export interface Breaker {
-  /** counted failures within `window` that open the breaker */
-  readonly failures: number
-  readonly window: Duration.Duration
-  /** first open period; doubles on each consecutive trip, capped at `cooldownMax` */
-  readonly cooldown: Duration.Duration
-  readonly cooldownMax: Duration.Duration
-  /** probes admitted at once when half-open; that many successes close it */
-  readonly halfOpen: number
-  /** after closing, the model's weight ramps from 10 % to 100 % over this */
-  readonly rampUp: Duration.Duration
-}
-
-/** @since 0.1.0 */
-export const defaultBreaker: Breaker = {
-  failures: 5,
-  window: Duration.seconds(60),
-  cooldown: Duration.seconds(30),
-  cooldownMax: Duration.minutes(5),
-  halfOpen: 1,
-  rampUp: Duration.seconds(30)
-}
-
-/** Breaker settings from partial input; durations as `Duration.Input`. @since 0.1.0 */
-export const breaker = (input: {
-  readonly failures?: number
-  readonly window?: Duration.Input
-  readonly cooldown?: Duration.Input
-  readonly cooldownMax?: Duration.Input
-  readonly halfOpen?: number
-  readonly rampUp?: Duration.Input
-} = {}): Breaker => ({
-  failures: input.failures ?? defaultBreaker.failures,
-  window: input.window !== undefined ? Duration.fromInputUnsafe(input.window) : defaultBreaker.window,
-  cooldown: input.cooldown !== undefined ? Duration.fromInputUnsafe(input.cooldown) : defaultBreaker.cooldown,
-  cooldownMax: input.cooldownMax !== undefined ? Duration.fromInputUnsafe(input.cooldownMax) : defaultBreaker.cooldownMax,
-  halfOpen: input.halfOpen ?? defaultBreaker.halfOpen,
-  rampUp: input.rampUp !== undefined ? Duration.fromInputUnsafe(input.rampUp) : defaultBreaker.rampUp
-})
-
-/**
- * The whole routing policy of a mux.
- * @since 0.1.0
- */
-export interface Policy {
-  /** total attempts per request, retries included (default 4) */
-  readonly attempts: number
-  /** per attempt (default 30 s); a model's own `timeout` takes precedence */
-  readonly timeout: Duration.Duration
-  /** per request across all attempts and waits (default 60 s) */
-  readonly deadline: Duration.Duration
-  readonly breaker: Breaker
-  readonly selection: Selection
-  readonly classification: Classification
-  /** delays between retries of the last eligible model; none by default */
-  readonly backoff: Schedule.Schedule<unknown, BedrockError.BedrockError> | undefined
-  /** when nothing is eligible, wait for the earliest recovery if it falls inside the deadline */
-  readonly waitForRecovery: boolean
-  /** input tokens of a request before it is sent (quota reservations); see `defaultTokenEstimator` */
-  readonly estimateInputTokens: TokenEstimator
-  /** ConverseStream: first-token and stall limits, what happens after content was delivered, hedging */
-  readonly stream: Streaming
-}
-
-/**
  * How `converseStream` treats time and interruptions.
  *
  * An attempt's first phase ends at its first content event (the commit
@@ -160,11 +105,6 @@ export interface Policy {
  * Converse error. After it, every gap between two events is bounded by
  * `stall`, and the whole stream by the request deadline.
  *
- * @example
- * ```ts
- * import { Policy } from "effect-bedrock-mux"
- * const p = Policy.withStreaming({ firstToken: "3 seconds", hedge: Policy.hedge({ after: "p95" }) })(Policy.defaults)
- * ```
  * @since 0.1.0
  */
 export interface Streaming {
@@ -174,8 +114,8 @@ export interface Streaming {
   readonly stall: Duration.Duration
   /**
    * after `messageStop`, how long to wait for the `metadata` event (default
-   * 250 ms); a stream whose metadata does not come in time ends complete,
-   * with its usage marked estimated
+   * 250 ms, counted from `messageStop`); a stream whose metadata does not
+   * come in time ends complete, with its usage marked estimated
    */
   readonly metadataGrace: Duration.Duration
   /**
@@ -225,6 +165,380 @@ export const defaultStreaming: Streaming = {
 }
 
 /**
+ * Estimates a request's input tokens before it is sent.
+ * @since 0.1.0
+ */
+export type TokenEstimator = (request: Pick<ConverseCommandInput, "messages" | "system">) => number
+
+/**
+ * The default estimator: one token per four characters of text, rounded up,
+ * plus 3 per message. For English prose on Claude, Nova and Llama tokenizers it
+ * lands within about ±25 % of the real count; code and non-Latin scripts
+ * tokenize denser, so their estimates run low. Plug in a real tokenizer with
+ * `withTokenEstimator` when that matters.
+ * @example
+ * ```ts
+ * import { Policy } from "effect-bedrock-mux"
+ * Policy.defaultTokenEstimator({ messages: [{ role: "user", content: [{ text: "Hello there" }] }] }) // 6
+ * ```
+ * @since 0.1.0
+ */
+export const defaultTokenEstimator: TokenEstimator = estimateInputTokens
+
+/**
+ * Per-tenant quotas: requests and tokens per sliding minute. A request names
+ * its tenant (`converse(req, { tenant })`); one without a tenant, or with a
+ * tenant not listed, gets `default` (none: unlimited).
+ * @since 0.1.0
+ */
+export interface Tenants {
+  readonly limits: ReadonlyMap<string, Limits>
+  readonly default: Limits | undefined
+}
+
+/** Requests / tokens per sliding minute. @since 0.1.0 */
+export interface Limits {
+  readonly rpm?: number | undefined
+  readonly tpm?: number | undefined
+}
+
+/**
+ * Refusal detection: a successful answer whose text `classifier` scores at
+ * or above `threshold` counts as a failed attempt (reason `Refused`): the
+ * request fails over, the breaker does not count it.
+ * @since 0.1.0
+ */
+export interface Refusal {
+  readonly classifier: RefusalClassifier
+  /** 0..1 (default 0.5) */
+  readonly threshold: number
+  /**
+   * streams: hold back the first this many characters of an answer (its
+   * commit point moves there) so they can be scored before anything reaches
+   * the caller; 0 (default): streams are not checked
+   */
+  readonly holdBack: number
+}
+
+/**
+ * Scores an answer's text: 0 (an answer) … 1 (a refusal). See `Refusal` for the built-ins.
+ * @since 0.1.0
+ */
+export interface RefusalClassifier {
+  readonly name: string
+  readonly score: (text: string) => Effect.Effect<number>
+}
+
+/**
+ * The whole routing policy of a mux.
+ * @since 0.1.0
+ */
+export interface Policy {
+  /** the mux's namespace in a shared store (config `name`, default "default") */
+  readonly name: string
+  /** the default route: the pool, in tiers */
+  readonly route: Route.Route
+  /** task routing: a label's own route */
+  readonly routes: ReadonlyMap<string, Route.Route>
+  readonly selector: Selector.Selector
+  /** asked in order for every attempt */
+  readonly guards: ReadonlyArray<Guard.Guard>
+  readonly tenants: Tenants
+  /** total attempts per request, retries included (default 4) */
+  readonly attempts: number
+  /** per attempt (default 30 s); a model's own `timeout` takes precedence */
+  readonly timeout: Duration.Duration
+  /** per request across all attempts and waits (default 60 s) */
+  readonly deadline: Duration.Duration
+  readonly classification: Classification
+  /** the delays of same-model retries (their number per reason is the classification's `retrySame`) */
+  readonly retry: Schedule.Schedule<unknown, BedrockError.BedrockError>
+  /** delays between retries of the last eligible model; none by default */
+  readonly backoff: Schedule.Schedule<unknown, BedrockError.BedrockError> | undefined
+  /**
+   * when nothing is eligible, wait for the earliest recovery (an open
+   * breaker's next probe, quota room) if it falls inside the deadline; a
+   * throttle cooldown is always waited for (default false)
+   */
+  readonly waitForRecovery: boolean
+  /** input tokens of a request before it is sent (quota reservations); see `defaultTokenEstimator` */
+  readonly estimateInputTokens: TokenEstimator
+  readonly stream: Streaming
+  readonly refusal: Refusal | undefined
+  /** a shared store outage fails open (`allow`, default) or fails the request (`fail`) */
+  readonly onStoreError: "allow" | "fail"
+  /** record prompts and responses on the request spans (`gen_ai.input.messages` / `gen_ai.output.messages`); off by default */
+  readonly captureBodies: boolean
+}
+
+/**
+ * The default same-model retry delays: 100 ms, doubling, ±20 % jitter, and
+ * at least the error's `retry-after`. The AWS SDK's standard retry mode uses
+ * the same 100 ms base for non-throttling errors.
+ * @example
+ * ```ts
+ * import { Policy } from "effect-bedrock-mux"
+ * const p = Policy.withRetry(Policy.defaultRetry)
+ * ```
+ * @since 0.1.0
+ */
+export const defaultRetry: Schedule.Schedule<unknown, BedrockError.BedrockError> = honourRetryAfter(
+  Schedule.exponential("100 millis").pipe(Schedule.jittered)
+)
+
+/**
+ * A retry schedule whose every delay is at least the error's `retry-after`
+ * (a throttle's, when Bedrock sent one).
+ * @example
+ * ```ts
+ * import { Schedule } from "effect"
+ * import { Policy } from "effect-bedrock-mux"
+ * const s = Policy.honourRetryAfter(Schedule.spaced("200 millis"))
+ * ```
+ * @since 0.1.0
+ */
+export function honourRetryAfter<O>(
+  schedule: Schedule.Schedule<O, unknown>
+): Schedule.Schedule<O, BedrockError.BedrockError> {
+  return (schedule as Schedule.Schedule<O, BedrockError.BedrockError>).pipe(
+    Schedule.modifyDelay(({ duration, input }) =>
+      Effect.succeed(
+        input.reason._tag === "Throttled" && input.reason.retryAfter !== undefined
+          ? Duration.max(duration, input.reason.retryAfter)
+          : duration
+      )
+    )
+  )
+}
+
+/**
+ * The default guards: breaker, throttle cooldown, model quota.
+ * @since 0.1.0
+ */
+export const defaultGuards: ReadonlyArray<Guard.Guard> = [Guard.breaker(), Guard.cooldown(), Guard.quota()]
+
+/**
+ * The defaults every policy starts from (with an empty route: give it one
+ * with `make` or `withRoute`).
+ * @since 0.1.0
+ */
+export const defaults: Policy = {
+  name: "default",
+  route: Route.empty,
+  routes: new Map(),
+  selector: Selector.weighted,
+  guards: defaultGuards,
+  tenants: { limits: new Map(), default: undefined },
+  attempts: 4,
+  timeout: Duration.seconds(30),
+  deadline: Duration.seconds(60),
+  classification: defaultClassification,
+  retry: defaultRetry,
+  backoff: undefined,
+  waitForRecovery: false,
+  estimateInputTokens: defaultTokenEstimator,
+  stream: defaultStreaming,
+  refusal: undefined,
+  onStoreError: "allow",
+  captureBodies: false
+}
+
+/**
+ * A policy over a route (or over models that say their own tier), the rest
+ * from `defaults`, then `overrides`.
+ * @example
+ * ```ts
+ * import { Policy } from "effect-bedrock-mux"
+ * const p = Policy.make([{ modelId: "a", weight: 3 }, { modelId: "b", isFallback: true }], { attempts: 6 })
+ * ```
+ * @since 0.1.0
+ */
+export const make = (
+  route: Route.Route | ReadonlyArray<Model.Model | Model.Input>,
+  overrides: Partial<Policy> = {}
+): Policy => ({
+  ...defaults,
+  route: isRoute(route) ? route : Route.fromModels(route),
+  ...overrides
+})
+
+const isRoute = (u: unknown): u is Route.Route => typeof u === "object" && u !== null && "tiers" in u && !Array.isArray(u)
+
+/**
+ * The problems of a policy composed in code, each with its path and the
+ * allowed range (the JSON config's own checks are in `MuxConfig`): a route
+ * without a primary (no model of weight > 0 in its first tier), an attempts
+ * budget below 1, a timeout or deadline that is not positive, a timeout
+ * longer than the deadline, a hedge budget outside 0..1.
+ * @example
+ * ```ts
+ * import { Policy } from "effect-bedrock-mux"
+ * Policy.check(Policy.make([])) // [{ path: "route", message: "..." }]
+ * ```
+ * @since 0.1.0
+ */
+export const check = (self: Policy): Array<{ readonly path: string; readonly message: string }> => {
+  const problems: Array<{ path: string; message: string }> = []
+  const ms = Duration.toMillis
+  if (!(self.route.tiers[0] ?? []).some((m) => m.weight > 0)) {
+    problems.push({ path: "route", message: "no primary model: the route's first tier needs a model with weight > 0" })
+  }
+  if (!Number.isInteger(self.attempts) || self.attempts < 1) problems.push({ path: "attempts", message: `attempts ${self.attempts}; allowed: an integer >= 1` })
+  if (!(ms(self.deadline) > 0)) problems.push({ path: "deadline", message: "deadline must be positive; allowed: 0 < deadline" })
+  if (!(ms(self.timeout) > 0) || ms(self.timeout) > ms(self.deadline)) {
+    problems.push({ path: "timeout", message: `attempt timeout ${ms(self.timeout)} ms; allowed: 0 < timeout <= deadline (${ms(self.deadline)} ms)` })
+  }
+  const h = self.stream.hedge
+  if (h !== undefined && !(h.budget >= 0 && h.budget <= 1)) problems.push({ path: "stream.hedge.budget", message: `budget ${h.budget}; allowed: 0..1` })
+  const names = new Set<string>()
+  for (const g of self.guards) {
+    if (names.has(g.name)) problems.push({ path: `guards.${g.name}`, message: `two guards named "${g.name}"; each name once` })
+    names.add(g.name)
+  }
+  for (const [label, route] of self.routes) {
+    if (Route.models(route).length === 0) problems.push({ path: `routes.${label}`, message: "a route without models" })
+  }
+  return problems
+}
+
+/**
+ * Every model of a policy (its route's and its labels'), each once.
+ * @example
+ * ```ts
+ * import { Policy } from "effect-bedrock-mux"
+ * Policy.models(Policy.make([{ modelId: "a" }])).map((m) => m.modelId) // ["a"]
+ * ```
+ * @since 0.1.0
+ */
+export const models = (self: Policy): ReadonlyArray<Model.Model> => {
+  const seen = new Map<string, Model.Model>()
+  for (const route of [self.route, ...self.routes.values()]) {
+    for (const m of Route.models(route)) if (!seen.has(m.target)) seen.set(m.target, m)
+  }
+  return [...seen.values()]
+}
+
+/**
+ * The default single-model backoff the config's `backoff` section builds:
+ * exponential from `base`, capped at `max`, jittered, at most `times` retries.
+ * @example
+ * ```ts
+ * import { Policy } from "effect-bedrock-mux"
+ * const s = Policy.exponentialBackoff({ base: "250 millis", max: "4 seconds", times: 3 })
+ * ```
+ * @since 0.1.0
+ */
+export const exponentialBackoff = (options: {
+  readonly base: Duration.Input
+  readonly max: Duration.Input
+  readonly times: number
+}): Schedule.Schedule<unknown, BedrockError.BedrockError> =>
+  Schedule.min([Schedule.exponential(options.base), Schedule.spaced(options.max)]).pipe(
+    Schedule.jittered,
+    Schedule.upTo({ times: options.times }),
+    Schedule.setInputType<BedrockError.BedrockError>()
+  ) as Schedule.Schedule<unknown, BedrockError.BedrockError>
+
+// --- combinators: each replaces one field -----------------------------------------------------
+
+/** Replaces the default route. @since 0.1.0 */
+export const withRoute = (route: Route.Route) => (self: Policy): Policy => ({ ...self, route })
+/** Adds (or replaces) the route of a label. @since 0.1.0 */
+export const withLabel = (label: string, route: Route.Route) => (self: Policy): Policy => ({
+  ...self,
+  routes: new Map([...self.routes, [label, route]])
+})
+/** Replaces the selector. @since 0.1.0 */
+export const withSelector = (selector: Selector.Selector) => (self: Policy): Policy => ({
+  ...self,
+  selector
+})
+/** Replaces every guard. @since 0.1.0 */
+export const withGuards = (guards: ReadonlyArray<Guard.Guard>) => (self: Policy): Policy => ({
+  ...self,
+  guards
+})
+/**
+ * Replaces the guard of the same name in place, or adds it last.
+ * @example
+ * ```ts
+ * import { Guard, Policy } from "effect-bedrock-mux"
+ * const p = Policy.withGuard(Guard.breaker({ failures: 3 }))(Policy.make([{ modelId: "a" }]))
+ * ```
+ * @since 0.1.0
+ */
+export const withGuard = (guard: Guard.Guard) => (self: Policy): Policy => ({
+  ...self,
+  guards: self.guards.some((g) => g.name === guard.name)
+    ? self.guards.map((g) => (g.name === guard.name ? guard : g))
+    : [...self.guards, guard]
+})
+/** Drops the guard of that name. @since 0.1.0 */
+export const withoutGuard = (name: string) => (self: Policy): Policy => ({
+  ...self,
+  guards: self.guards.filter((g) => g.name !== name)
+})
+/** Replaces the breaker guard's settings. @since 0.1.0 */
+export const withBreaker = (settings: Parameters<typeof Guard.breaker>[0]) => (self: Policy): Policy =>
+  withGuard(Guard.breaker(settings))(self)
+/** Replaces the tenant quotas. @since 0.1.0 */
+export const withTenants = (tenants: {
+  readonly limits?: Readonly<Record<string, Limits>> | ReadonlyMap<string, Limits>
+  readonly default?: Limits | undefined
+}) =>
+(self: Policy): Policy => ({
+  ...self,
+  tenants: {
+    limits: tenants.limits instanceof Map ? tenants.limits : new Map(Object.entries(tenants.limits ?? {})),
+    default: tenants.default
+  }
+})
+/** Replaces the attempts budget. @since 0.1.0 */
+export const withAttempts = (attempts: number) => (self: Policy): Policy => ({ ...self, attempts })
+/** Replaces the per-attempt timeout. @since 0.1.0 */
+export const withTimeout = (timeout: Duration.Input) => (self: Policy): Policy => ({
+  ...self,
+  timeout: Duration.fromInputUnsafe(timeout)
+})
+/** Replaces the request deadline. @since 0.1.0 */
+export const withDeadline = (deadline: Duration.Input) => (self: Policy): Policy => ({
+  ...self,
+  deadline: Duration.fromInputUnsafe(deadline)
+})
+/** Replaces the same-model retry delays. @since 0.1.0 */
+export const withRetry = (retry: Schedule.Schedule<unknown, BedrockError.BedrockError>) => (self: Policy): Policy => ({
+  ...self,
+  retry
+})
+/** Replaces the single-model backoff. @since 0.1.0 */
+export const withBackoff = (backoff: Schedule.Schedule<unknown, BedrockError.BedrockError> | undefined) =>
+(self: Policy): Policy => ({ ...self, backoff })
+/** Transforms the classification (e.g. with `override`). @since 0.1.0 */
+export const mapClassification = (f: (c: Classification) => Classification) => (self: Policy): Policy => ({
+  ...self,
+  classification: f(self.classification)
+})
+/** Sets whether a request waits for the earliest recovery when nothing is eligible. @since 0.1.0 */
+export const withWaitForRecovery = (waitForRecovery: boolean) => (self: Policy): Policy => ({ ...self, waitForRecovery })
+/** Replaces the token estimator. @since 0.1.0 */
+export const withTokenEstimator = (estimateInputTokens: TokenEstimator) => (self: Policy): Policy => ({
+  ...self,
+  estimateInputTokens
+})
+/** Turns refusal detection on (or off with undefined). @since 0.1.0 */
+export const withRefusal = (refusal: {
+  readonly classifier: RefusalClassifier
+  readonly threshold?: number
+  readonly holdBack?: number
+} | undefined) =>
+(self: Policy): Policy => ({
+  ...self,
+  refusal: refusal === undefined
+    ? undefined
+    : { classifier: refusal.classifier, threshold: refusal.threshold ?? 0.5, holdBack: refusal.holdBack ?? 0 }
+})
+
+/**
  * Replaces some streaming settings; durations as `Duration.Input`.
  * @example
  * ```ts
@@ -250,102 +564,5 @@ export const withStreaming = (input: {
     hedge: "hedge" in input ? input.hedge : self.stream.hedge
   }
 })
-
-/**
- * Estimates a request's input tokens before it is sent.
- * @since 0.1.0
- */
-export type TokenEstimator = (request: Pick<ConverseCommandInput, "messages" | "system">) => number
-
-/**
- * The default estimator: one token per four characters of text, rounded up,
- * plus 3 per message. For English prose on Claude, Nova and Llama tokenizers it
- * lands within about ±25 % of the real count; code and non-Latin scripts
- * tokenize denser, so their estimates run low. Plug in a real tokenizer with
- * `withTokenEstimator` when that matters.
- * @example
- * ```ts
- * import { Policy } from "effect-bedrock-mux"
- * Policy.defaultTokenEstimator({ messages: [{ role: "user", content: [{ text: "Hello there" }] }] }) // 6
- * ```
- * @since 0.1.0
- */
-export const defaultTokenEstimator: TokenEstimator = estimateInputTokens
-
-/** Replaces the token estimator. @since 0.1.0 */
-export const withTokenEstimator = (estimateInputTokens: TokenEstimator) => (self: Policy): Policy => ({
-  ...self,
-  estimateInputTokens
-})
-
-/** @since 0.1.0 */
-export const defaults: Policy = {
-  attempts: 4,
-  timeout: Duration.seconds(30),
-  deadline: Duration.seconds(60),
-  breaker: defaultBreaker,
-  selection: weighted,
-  classification: defaultClassification,
-  backoff: undefined,
-  waitForRecovery: false,
-  estimateInputTokens: defaultTokenEstimator,
-  stream: defaultStreaming
-}
-
-/**
- * A policy from partial input, the rest from `defaults`.
- * @example
- * ```ts
- * import { Schedule } from "effect"
- * import { Policy } from "effect-bedrock-mux"
- * const p = Policy.make({ attempts: 6, backoff: Schedule.exponential("200 millis") })
- * ```
- * @since 0.1.0
- */
-export const make = (input: Partial<Policy> = {}): Policy => ({ ...defaults, ...input })
-
-/**
- * The default single-model backoff the config's `backoff` section builds:
- * exponential from `base`, capped at `max`, jittered, at most `times` retries.
- * @example
- * ```ts
- * import { Policy } from "effect-bedrock-mux"
- * const s = Policy.exponentialBackoff({ base: "250 millis", max: "4 seconds", times: 3 })
- * ```
- * @since 0.1.0
- */
-export const exponentialBackoff = (options: {
-  readonly base: Duration.Input
-  readonly max: Duration.Input
-  readonly times: number
-}): Schedule.Schedule<unknown, BedrockError.BedrockError> =>
-  Schedule.min([Schedule.exponential(options.base), Schedule.spaced(options.max)]).pipe(
-    Schedule.jittered,
-    Schedule.upTo({ times: options.times }),
-    Schedule.setInputType<BedrockError.BedrockError>()
-  ) as Schedule.Schedule<unknown, BedrockError.BedrockError>
-
-/** Replaces the attempts budget. @since 0.1.0 */
-export const withAttempts = (attempts: number) => (self: Policy): Policy => ({ ...self, attempts })
-/** Replaces the per-attempt timeout. @since 0.1.0 */
-export const withTimeout = (timeout: Duration.Input) => (self: Policy): Policy => ({
-  ...self,
-  timeout: Duration.fromInputUnsafe(timeout)
-})
-/** Replaces the request deadline. @since 0.1.0 */
-export const withDeadline = (deadline: Duration.Input) => (self: Policy): Policy => ({
-  ...self,
-  deadline: Duration.fromInputUnsafe(deadline)
-})
-/** Replaces the selection strategy. @since 0.1.0 */
-export const withSelection = (selection: Selection) => (self: Policy): Policy => ({ ...self, selection })
-/** Replaces the breaker settings. @since 0.1.0 */
-export const withBreaker = (b: Breaker) => (self: Policy): Policy => ({ ...self, breaker: b })
-/** Replaces the single-model backoff. @since 0.1.0 */
-export const withBackoff = (backoff: Schedule.Schedule<unknown, BedrockError.BedrockError> | undefined) =>
-(self: Policy): Policy => ({ ...self, backoff })
-/** Transforms the classification (e.g. with `override`). @since 0.1.0 */
-export const mapClassification = (f: (c: Classification) => Classification) => (self: Policy): Policy => ({
-  ...self,
-  classification: f(self.classification)
-})
+/** Replaces the hedge settings of streams. @since 0.1.0 */
+export const withHedge = (h: Hedge | undefined) => (self: Policy): Policy => withStreaming({ hedge: h })(self)

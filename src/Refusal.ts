@@ -1,51 +1,58 @@
 /**
  * `Refusal`: scoring a model's answer as a refusal ("I'm sorry, but I can't
- * help with that"), so that a refusal can count as a failed attempt and the
- * request can move to another model.
+ * help with that"), so that a refusal counts as a failed attempt and the
+ * request moves to another model (`Policy.withRefusal`).
  *
- * A `Classifier` scores a text in [0, 1]; a `Detection` is the policy value
- * around it: the classifier, the threshold at or above which an answer is a
- * refusal, and whether a refusal fails over. Three classifiers come with the
- * library:
+ * A `Classifier` scores a text in [0, 1] (it is `Policy.RefusalClassifier`);
+ * the policy says at which score an answer is a refusal. Three classifiers
+ * come with the library:
  * - `heuristic`: dependency-free refusal phrasings, the default;
  * - `onnx({ modelPath })`: an ONNX model through `onnxruntime-node`, an
  *   optional peer loaded by dynamic import only here (the aws-samples
  *   multiplexer's model contract: string `input` [1, 1], `probabilities`
  *   [1, 2]); nothing is downloaded;
- * - `fromPromise(name, f)`: your own scorer as a function, for the facade.
+ * - `fromPromise(name, f)`: your own scorer as a function (what the facade's
+ *   `refusalDetection.classifier` takes).
  *
- * How it behaves:
+ * How it behaves (with `Policy.withRefusal`):
+ * - A Converse answer scored at or above the threshold fails its attempt
+ *   with `BedrockError` reason `Refused { score, classifier }`: the request
+ *   fails over, the breaker does not count it, `ModelHealth.refusals` and the
+ *   `Refused` event record it.
  * - A classifier never fails a request: a scorer that throws, rejects or
  *   returns something outside [0, 1] logs a warning (classifier name and
  *   error, never the text) and scores 0 (not a refusal) or the clamped value.
- * - `textOf` is the text that gets scored: the answer's text blocks joined by
- *   a space.
+ * - `textOf` is an answer's text as the aws-samples multiplexer scores it:
+ *   its text blocks joined by a space.
  *
  * Gotchas:
  * - The heuristic reads English phrasings. For other languages, or for
  *   refusals that do not use stock phrases, give a model.
- * - A streamed answer can only be scored after it has content: detection on
- *   streams needs the opt-in hold-back of the first characters.
+ * - A streamed answer can only be scored after it has content: streams are
+ *   checked only with `holdBack` > 0, which holds that many characters back
+ *   before the commit point (the caller sees the first token later).
  *
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Refusal } from "effect-bedrock-mux"
+ * import { Policy, Refusal } from "effect-bedrock-mux"
  *
  * const score = Refusal.heuristic.score("I'm sorry, but I can't help with that.") // Effect<number>, ~0.95
- * const detection = Refusal.detection({ threshold: 0.6 }) // the heuristic, failing over at 0.6
- * const refused = Refusal.judge(detection, "The water cycle has four stages.").pipe(Effect.map((j) => j.refused)) // false
+ * // fail over on a refusal; hold back the first 200 characters of a stream to check it too
+ * const withRefusals = Policy.withRefusal({ classifier: Refusal.heuristic, threshold: 0.6, holdBack: 200 })
  * ```
  *
  * @since 0.1.0
  */
 import type { ConverseCommandOutput } from "@aws-sdk/client-bedrock-runtime"
-import { Clock, Context, Data, Effect, type Scope } from "effect"
+import { Data, Effect, type Scope } from "effect"
+import type { RefusalClassifier } from "./Policy.ts"
 import * as Heuristic from "./internal/refusal/heuristic.ts"
 import * as Onnx from "./internal/refusal/onnx.ts"
 
 /**
- * Scores a text: 0 is an answer, 1 a refusal.
+ * Scores a text: 0 is an answer, 1 a refusal. The same interface as
+ * `Policy.RefusalClassifier`, which `Policy.withRefusal` takes.
  * @example
  * ```ts
  * import { Effect } from "effect"
@@ -54,10 +61,7 @@ import * as Onnx from "./internal/refusal/onnx.ts"
  * ```
  * @since 0.1.0
  */
-export interface Classifier {
-  readonly name: string
-  readonly score: (text: string) => Effect.Effect<number>
-}
+export type Classifier = RefusalClassifier
 
 /**
  * A classifier that could not be built (the ONNX runtime or the model file
@@ -148,67 +152,7 @@ export const onnx = (options: Onnx.OnnxOptions & { readonly name?: string }): Ef
 export type OnnxOptions = Onnx.OnnxOptions
 
 /**
- * Refusal detection as a policy value.
- * @since 0.1.0
- */
-export interface Detection {
-  readonly classifier: Classifier
-  /** a score at or above this is a refusal */
-  readonly threshold: number
-  /** a refusal fails over (true) or is only reported (false) */
-  readonly failover: boolean
-}
-
-/**
- * A `Detection`: by default the heuristic, threshold 0.5, failing over.
- * @example
- * ```ts
- * import { Refusal } from "effect-bedrock-mux"
- * const strict = Refusal.detection({ threshold: 0.3 })
- * ```
- * @since 0.1.0
- */
-export const detection = (options: {
-  readonly classifier?: Classifier
-  readonly threshold?: number
-  readonly failover?: boolean
-} = {}): Detection => ({
-  classifier: options.classifier ?? heuristic,
-  threshold: options.threshold ?? 0.5,
-  failover: options.failover ?? true
-})
-
-/**
- * What a detection says of a text, and how long scoring took (the mux's
- * `Clock`).
- * @since 0.1.0
- */
-export interface Judgement {
-  readonly refused: boolean
-  readonly score: number
-  readonly durationMs: number
-}
-
-/**
- * Scores `text` under `detection`.
- * @example
- * ```ts
- * import { Effect } from "effect"
- * import { Refusal } from "effect-bedrock-mux"
- * Effect.runSync(Refusal.judge(Refusal.detection(), "I must decline to answer.")) // { refused: true, ... }
- * ```
- * @since 0.1.0
- */
-export const judge = (d: Detection, text: string): Effect.Effect<Judgement> =>
-  Effect.gen(function*() {
-    const t0 = yield* Clock.currentTimeMillis
-    const score = yield* d.classifier.score(text)
-    const t1 = yield* Clock.currentTimeMillis
-    return { refused: score >= d.threshold, score, durationMs: t1 - t0 }
-  })
-
-/**
- * The text a Converse answer is scored on: its text blocks, joined by a space.
+ * A Converse answer's text: its text blocks, joined by a space.
  * @example
  * ```ts
  * import { Refusal } from "effect-bedrock-mux"
@@ -218,21 +162,3 @@ export const judge = (d: Detection, text: string): Effect.Effect<Judgement> =>
  */
 export const textOf = (output: Pick<ConverseCommandOutput, "output">): string =>
   (output.output?.message?.content ?? []).flatMap((b) => (b.text !== undefined ? [b.text] : [])).join(" ")
-
-/**
- * The attempt being scored, for classifiers that report per model (the
- * facade's events): the core provides it around `classifier.score`.
- * @example
- * ```ts
- * import { Effect } from "effect"
- * import { Refusal } from "effect-bedrock-mux"
- * const which = Effect.gen(function*() {
- *   const attempt = yield* Refusal.CurrentAttempt
- *   return attempt?.modelId
- * })
- * ```
- * @since 0.1.0
- */
-export const CurrentAttempt = Context.Reference<
-  { readonly requestId: string; readonly modelId: string; readonly target: string } | undefined
->("effect-bedrock-mux/Refusal/CurrentAttempt", { defaultValue: () => undefined })

@@ -114,7 +114,12 @@ const Action = Schema.Union([
     message: Schema.optionalKey(Schema.String),
     originalStatusCode: Schema.optionalKey(Schema.Int)
   }),
-  Schema.Struct({ kind: Schema.Literal("malformed"), afterTokens: NonNegativeInt }),
+  // frame: "truncated" (default) cuts a frame in half; "checksum" sends it whole with a corrupted CRC
+  Schema.Struct({
+    kind: Schema.Literal("malformed"),
+    afterTokens: NonNegativeInt,
+    frame: Schema.optionalKey(Schema.Literals(["truncated", "checksum"]))
+  }),
   Schema.Struct({ kind: Schema.Literal("noMetadata") }),
   Schema.Struct({ kind: Schema.Literal("emptyOutput") }),
   Schema.Struct({

@@ -40,7 +40,6 @@ import {
   Cause,
   Clock,
   Context,
-  Duration,
   Effect,
   Exit,
   type Fiber,
@@ -75,6 +74,7 @@ import { callOptionProblems, optionProblems, toMuxInput } from "./internal/facad
 import * as Shapes from "./internal/facade/shapes.ts"
 import type { Problem } from "./internal/schema.ts"
 import * as MuxConfig from "./MuxConfig.ts"
+import * as Policy from "./Policy.ts"
 import type { MuxError } from "./MuxError.ts"
 
 export * from "./internal/facade/model.ts"
@@ -272,7 +272,7 @@ export class BedrockMultiplexer extends EventEmitter {
       return
     }
     const health = Effect.runSyncWith(context)(mux.health)
-    const translate = makeTranslator(this.#config.models, health.models.filter((m) => m.breaker === "open").map((m) => m.target))
+    const translate = makeTranslator(Policy.models(this.#config), health.models.filter((m) => m.breaker === "open").map((m) => m.target))
     // runForkWith starts the fiber at once: the subscription exists when this returns
     this.#bridge = Effect.runForkWith(context)(
       Stream.runForEach(mux.events, (e) => Effect.sync(() => this.#deliver(translate(e, this.listenerCount("stats") > 0))))
@@ -372,7 +372,7 @@ export class BedrockMultiplexer extends EventEmitter {
         : new MultiplexerError("the request was interrupted", "INTERRUPTED")
     } else {
       const squashed = Cause.squash(cause)
-      error = isMuxError(squashed) ? fromMuxError(squashed, { now: this.#now(), attempts: this.#config.policy.attempts }) : squashed
+      error = isMuxError(squashed) ? fromMuxError(squashed, { now: this.#now(), attempts: this.#config.attempts }) : squashed
     }
     this.emit("error", error as never, null as never)
     return error
@@ -437,7 +437,7 @@ export class BedrockMultiplexer extends EventEmitter {
   /** Each model's breaker state and the failures it counted within its window. */
   getCircuitBreakerStatus(): Record<string, CircuitBreakerStatus> {
     const h = this.#sync((m) => m.health)
-    return Shapes.breakerStatus(h, Math.max(1, Math.ceil(Duration.toMillis(this.#config.policy.breaker.window) / 1000)))
+    return Shapes.breakerStatus(h)
   }
 
   /** Adds a model to the pool at run time and emits `model-added`. */

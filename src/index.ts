@@ -22,18 +22,38 @@ export * as SimulatorScript from "./SimulatorScript.ts"
 /** The mux: routing, failover, deadlines, breakers, health and stats. @since 0.1.0 */
 export { BedrockMux, BedrockRuntimes } from "./BedrockMux.ts"
 export type {
+  AttemptContext,
   ConverseOptions,
   Health,
   ModelHealth,
   MuxRequest,
   MuxResponse,
   MuxStreamRequest,
-  Routing,
+  Routed,
+  RouteOptions,
   Service as BedrockMuxService,
   SimpleHealth,
   Stats,
   StreamOptions
 } from "./BedrockMux.ts"
+
+/** How a response was reached: the routing record. @since 0.1.0 */
+export * as Routing from "./Routing.ts"
+
+/** A pool entry, as configured. @since 0.1.0 */
+export * as Model from "./Model.ts"
+
+/** Tiers of models and their composition. @since 0.1.0 */
+export * as Route from "./Route.ts"
+
+/** Which eligible model a request goes to. @since 0.1.0 */
+export * as Selector from "./Selector.ts"
+
+/** What may keep a model out of a request: breakers, cooldowns, quotas, your own. @since 0.1.0 */
+export * as Guard from "./Guard.ts"
+
+/** A pool entry at run time: model, runtime, live stats. @since 0.1.0 */
+export * as Target from "./Target.ts"
 
 /** The events of `converseStream` and helpers to read them. @since 0.1.0 */
 export * as MuxStream from "./MuxStream.ts"

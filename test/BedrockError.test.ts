@@ -13,10 +13,19 @@ import {
   ThrottlingException,
   ValidationException
 } from "@aws-sdk/client-bedrock-runtime"
+import type { BedrockRuntimeClientConfig, ConverseCommandInput } from "@aws-sdk/client-bedrock-runtime"
+import { fromIni } from "@aws-sdk/credential-provider-ini"
+import { NodeHttp2Handler } from "@smithy/node-http-handler"
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Option } from "effect"
+import { Duration, Effect, Layer, Option, Stream } from "effect"
 import * as fc from "fast-check"
+import * as os from "node:os"
+import * as path from "node:path"
 import * as BedrockError from "../src/BedrockError.ts"
+import { BedrockMux } from "../src/BedrockMux.ts"
+import { BedrockRuntime } from "../src/BedrockRuntime.ts"
+import { BedrockSimulator } from "../src/BedrockSimulator.ts"
+import { FakeBedrock } from "../src/testing/index.ts"
 
 const meta = (httpStatusCode: number) => ({ httpStatusCode, requestId: "r" })
 
@@ -355,6 +364,23 @@ describe("decisionOf", () => {
     assert.deepStrictEqual(d(new BedrockError.Network({ phase: "after-response" })), failover)
   })
 
+  it("Refused fails over without the breaker (a refusal says nothing about health)", () => {
+    for (const score of [0, 0.5, 1]) {
+      assert.deepStrictEqual(d(new BedrockError.Refused({ score, classifier: "keywords" })), {
+        retrySame: 0,
+        failover: true,
+        breaker: false,
+        largerContextOnly: false
+      })
+    }
+  })
+
+  it("Local fails fast, never counts toward a breaker, never fails over, whatever the kind", () => {
+    for (const kind of ["credentials", "region", "endpoint", "serialization", "other"] as const) {
+      assert.deepStrictEqual(d(new BedrockError.Local({ kind })), { retrySame: 0, failover: false, breaker: false, largerContextOnly: false })
+    }
+  })
+
   it("the BedrockError.decision getter reads the table", () => {
     const err = BedrockError.make(new BedrockError.Validation({ kind: "other" }), "bad")
     assert.isFalse(err.decision.failover)
@@ -385,6 +411,8 @@ describe("decisionOf", () => {
       new BedrockError.Network({ phase: "before-response" }),
       new BedrockError.DeadlineExceeded({ scope: "attempt", after: Duration.seconds(1) }),
       new BedrockError.Incomplete({ detail: "missing-output" }),
+      new BedrockError.Refused({ score: 0.9, classifier: "keywords" }),
+      new BedrockError.Local({ kind: "credentials" }),
       new BedrockError.Unknown({})
     ]
     assert.deepStrictEqual(samples.map((r) => r._tag), [...BedrockError.reasonTags])
@@ -531,4 +559,206 @@ describe("fromSdkError never throws", () => {
       { numRuns: 500, seed: 7 }
     )
   })
+})
+
+describe("fromSdkError: local failures (the messages the SDK really throws)", () => {
+  const cases: ReadonlyArray<readonly [string, () => unknown, BedrockError.LocalKind]> = [
+    ["the default chain found nothing", () => Object.assign(new Error("Could not load credentials from any providers"), { name: "CredentialsProviderError", tryNextLink: false }), "credentials"],
+    ["a provider returned a partial object (after the retry step: $metadata)", () => Object.assign(new Error("Resolved credential object is not valid"), { $metadata: { attempts: 1, totalRetryDelay: 0 } }), "credentials"],
+    ["a token provider", () => Object.assign(new Error("SSO token expired"), { name: "TokenProviderError" }), "credentials"],
+    ["no region", () => new Error("Region is missing"), "region"],
+    ["a region that is not a hostname", () => new Error("Region not accepted: region=\"not a region!\" is not a valid hostname component."), "region"],
+    ["a region provider that yields none", () => new Error("expected `region` to be configured for `aws.auth#sigv4`"), "region"],
+    ["an endpoint that is not a URL", () => Object.assign(new TypeError("Invalid URL"), { code: "ERR_INVALID_URL", input: "not a url" }), "endpoint"],
+    ["an unsupported protocol on HTTP/2", () => Object.assign(new Error("protocol \"ftp:\" is unsupported."), { code: "ERR_HTTP2_UNSUPPORTED_PROTOCOL", $metadata: { attempts: 1 } }), "endpoint"],
+    ["a circular request", () => new RangeError("Maximum call stack size exceeded"), "serialization"],
+    ["no modelId for the path", () => new Error("No value provided for input HTTP label: modelId."), "serialization"],
+    ["anything thrown before the retry step", () => new Error("boom"), "other"]
+  ]
+  for (const [label, make, kind] of cases) {
+    it(`${label}: Local ${kind}, the cause kept, a message that says it was not sent`, () => {
+      const sdk = make()
+      const err = classify(sdk)
+      assert.deepStrictEqual(err.reason, new BedrockError.Local({ kind }))
+      assert.strictEqual(err.cause, sdk)
+      assert.match(err.message, /; the request was not sent \(/)
+      assert.include(err.message, (sdk as Error).message)
+      assert.isFalse(err.decision.failover)
+      assert.isFalse(err.decision.breaker)
+    })
+  }
+
+  it("not local: anything with an HTTP status, after the response began, an abort, a non-error", () => {
+    assert.strictEqual(classify(Object.assign(new Error("credential scope invalid"), { $metadata: { httpStatusCode: 400 } })).reason._tag, "Unknown")
+    assert.strictEqual(classify(new Error("boom"), "after-response").reason._tag, "Unknown")
+    assert.strictEqual(classify(Object.assign(new Error("The operation was aborted"), { name: "AbortError" })).reason._tag, "Unknown")
+    assert.strictEqual(classify("boom").reason._tag, "Unknown")
+    // a transport fault is still a network error, whatever the message says
+    assert.strictEqual(classify(netError("connect ECONNREFUSED 127.0.0.1:9 (region us-east-1)", "ECONNREFUSED")).reason._tag, "Network")
+  })
+
+  it("an auth failure Bedrock answered with 403 (expired token, bad signature) is AccessDenied, never an outage", () => {
+    for (const name of ["UnrecognizedClientException", "ExpiredTokenException", "InvalidSignatureException"]) {
+      const sdk = new BedrockRuntimeServiceException({ name, $fault: "client", message: "The security token included in the request is invalid.", $metadata: meta(403) })
+      const err = classify(sdk)
+      assert.deepStrictEqual(err.reason, new BedrockError.AccessDenied())
+      assert.isFalse(err.decision.breaker)
+    }
+  })
+
+  it("a frame that fails its CRC is Incomplete (malformed-frame), with the SDK's two messages", () => {
+    for (
+      const message of [
+        "The message checksum (2921508420) did not match the expected value of 2921508555",
+        "The prelude checksum specified in the message (1) does not match the calculated CRC32 checksum (2)"
+      ]
+    ) {
+      assert.deepStrictEqual(classify(new Error(message), "after-response").reason, new BedrockError.Incomplete({ detail: "malformed-frame" }))
+      // thrown by send() when it is the first frame (status 200)
+      assert.deepStrictEqual(
+        classify(Object.assign(new Error(message), { $metadata: { httpStatusCode: 200 } })).reason,
+        new BedrockError.Incomplete({ detail: "malformed-frame" })
+      )
+    }
+  })
+})
+
+// --- over the real SDK ----------------------------------------------------------------------------
+
+/** A credentials provider from the SDK's own chain that cannot find its profile (files that do not exist). */
+const missingProfile = fromIni({
+  profile: "effect-bedrock-mux-test-no-such-profile",
+  filepath: path.join(os.tmpdir(), "effect-bedrock-mux-no-such-credentials"),
+  configFilepath: path.join(os.tmpdir(), "effect-bedrock-mux-no-such-config")
+})
+
+const script = { models: { a: { answer: "a b c d" }, b: { answer: "from b" } } }
+const hello = [{ role: "user" as const, content: [{ text: "hello" }] }]
+
+/** One converse through a real client built from `clientConfig`, pointed at the fake; the error and what the fake saw. */
+const localFailure = (clientConfig: BedrockRuntimeClientConfig, input: Partial<ConverseCommandInput> = {}) =>
+  Effect.gen(function*() {
+    const rt = yield* BedrockRuntime
+    const fake = yield* FakeBedrock.FakeBedrock
+    const error = yield* Effect.flip(rt.converse({ modelId: "a", messages: hello, ...input } as ConverseCommandInput))
+    return { error, sent: fake.attempts().length }
+  }).pipe(Effect.provide(FakeBedrock.layerRuntime(script, clientConfig)))
+
+describe("local failures over the real SDK: classified Local, nothing sent", () => {
+  it.effect("credentials the SDK's provider cannot load (CredentialsProviderError)", () =>
+    Effect.gen(function*() {
+      const { error, sent } = yield* localFailure({ credentials: missingProfile })
+      assert.deepStrictEqual(error.reason, new BedrockError.Local({ kind: "credentials" }))
+      assert.strictEqual((error.cause as Error).name, "CredentialsProviderError")
+      assert.match(error.message, /^AWS credentials could not be loaded; the request was not sent \(CredentialsProviderError: Could not resolve credentials using profile/)
+      assert.strictEqual(sent, 0)
+    }))
+
+  it.effect("a credentials provider that throws, and one that resolves to no secret", () =>
+    Effect.gen(function*() {
+      const thrown = new Error("boom: no session")
+      const throws = yield* localFailure({ credentials: () => Promise.reject(thrown) })
+      assert.deepStrictEqual(throws.error.reason, new BedrockError.Local({ kind: "other" }))
+      assert.strictEqual(throws.error.cause, thrown)
+      assert.strictEqual(throws.sent, 0)
+      const partial = yield* localFailure({ credentials: () => Promise.resolve({ accessKeyId: "a" } as { accessKeyId: string; secretAccessKey: string }) })
+      assert.deepStrictEqual(partial.error.reason, new BedrockError.Local({ kind: "credentials" }))
+      assert.strictEqual(partial.sent, 0)
+    }))
+
+  it.effect("no region, and a region that is not one", () =>
+    Effect.gen(function*() {
+      const none = yield* localFailure({ region: (() => Promise.resolve(undefined)) as unknown as () => Promise<string> })
+      assert.deepStrictEqual(none.error.reason, new BedrockError.Local({ kind: "region" }))
+      assert.strictEqual(none.sent, 0)
+      const bad = yield* localFailure({ region: () => Promise.resolve("not a region!") })
+      assert.deepStrictEqual(bad.error.reason, new BedrockError.Local({ kind: "region" }))
+      assert.match(bad.error.message, /^no valid AWS Region is configured; the request was not sent \(Error: Region not accepted/)
+    }))
+
+  it.effect("an endpoint that is not a URL; an unsupported protocol on the SDK's HTTP/2 handler", () =>
+    Effect.gen(function*() {
+      const notUrl = yield* localFailure({ endpoint: "not a url" })
+      assert.deepStrictEqual(notUrl.error.reason, new BedrockError.Local({ kind: "endpoint" }))
+      assert.strictEqual((notUrl.error.cause as { code?: string }).code, "ERR_INVALID_URL")
+      assert.strictEqual(notUrl.sent, 0)
+      const ftp = yield* localFailure({ endpoint: "ftp://127.0.0.1:9", requestHandler: new NodeHttp2Handler() })
+      assert.deepStrictEqual(ftp.error.reason, new BedrockError.Local({ kind: "endpoint" }))
+    }))
+
+  it.effect("a request the SDK cannot serialize (a circular structure)", () =>
+    Effect.gen(function*() {
+      const circular: Record<string, unknown> = {}
+      circular.self = circular
+      const { error, sent } = yield* localFailure({}, { additionalModelRequestFields: circular as never })
+      assert.deepStrictEqual(error.reason, new BedrockError.Local({ kind: "serialization" }))
+      assert.instanceOf(error.cause, RangeError)
+      assert.strictEqual(sent, 0)
+    }))
+})
+
+describe("a local failure through the mux fails fast: one attempt, no failover, no breaker, health stays up", () => {
+  const layer = BedrockMux.layer({
+    models: [{ modelId: "a" }, { modelId: "b", isFallback: true }],
+    breaker: { failures: 2 }
+  }).pipe(Layer.provideMerge(FakeBedrock.layerRuntime(script, { credentials: missingProfile })))
+
+  it.effect("credentials that cannot be loaded, ten requests in a row", () =>
+    Effect.gen(function*() {
+      const mux = yield* BedrockMux
+      const fake = yield* FakeBedrock.FakeBedrock
+      for (let i = 0; i < 10; i++) {
+        const error = yield* Effect.flip(mux.converse({ messages: hello }))
+        assert.strictEqual(error.reason._tag, "Failed")
+        assert.deepStrictEqual(error.attempts.map((a) => [a.modelId, a.reason, a.decision]), [["a", "Local", "fail-fast"]])
+        // the original cause is kept: the SDK's error, under the BedrockError
+        assert.strictEqual(error.last?.reason._tag, "Local")
+        assert.strictEqual((error.last?.cause as Error).name, "CredentialsProviderError")
+        assert.include(error.message, "AWS credentials could not be loaded")
+      }
+      const health = yield* mux.health
+      assert.strictEqual(health.status, "healthy")
+      assert.deepStrictEqual(health.models.map((m) => [m.modelId, m.breaker, m.available, m.failures]), [["a", "closed", true, 0], ["b", "closed", true, 0]])
+      assert.deepStrictEqual(yield* mux.simpleHealth, { status: "healthy", code: 200 })
+      assert.strictEqual(fake.attempts().length, 0)
+    }).pipe(Effect.provide(layer)))
+})
+
+describe("a frame with a bad CRC over the real SDK is Incomplete (malformed-frame), not Unknown", () => {
+  const badFrame = (afterTokens: number) => ({
+    models: { m: { answer: "a b c d", faults: [{ do: { kind: "malformed" as const, afterTokens, frame: "checksum" as const } }] } }
+  })
+  const stream = Effect.gen(function*() {
+    const rt = yield* BedrockRuntime
+    const events: Array<string> = []
+    const error = yield* rt.converseStream({ modelId: "m", messages: hello }).pipe(
+      Stream.runForEach((ev) => Effect.sync(() => events.push(Object.keys(ev)[0]!))),
+      Effect.flip
+    )
+    return { error, events }
+  })
+
+  it.effect("after a token: thrown from the event iterator", () =>
+    Effect.gen(function*() {
+      const { error, events } = yield* stream
+      assert.deepStrictEqual(error.reason, new BedrockError.Incomplete({ detail: "malformed-frame" }))
+      assert.match(error.message, /checksum.*did not match/)
+      assert.deepStrictEqual(events, ["messageStart", "contentBlockDelta"])
+      assert.strictEqual((yield* FakeBedrock.FakeBedrock).attempts()[0]!.outcome, "malformed")
+    }).pipe(Effect.provide(FakeBedrock.layerRuntime(badFrame(1)))))
+
+  it.effect("as the first frame: thrown by send()", () =>
+    Effect.gen(function*() {
+      const { error, events } = yield* stream
+      assert.deepStrictEqual(error.reason, new BedrockError.Incomplete({ detail: "malformed-frame" }))
+      assert.deepStrictEqual(events, [])
+    }).pipe(Effect.provide(FakeBedrock.layerRuntime(badFrame(0)))))
+
+  it.effect("the in-memory simulator agrees", () =>
+    Effect.gen(function*() {
+      const { error, events } = yield* stream
+      assert.deepStrictEqual(error.reason, new BedrockError.Incomplete({ detail: "malformed-frame" }))
+      assert.match(error.message, /checksum.*did not match/)
+      assert.deepStrictEqual(events, ["messageStart", "contentBlockDelta"])
+    }).pipe(Effect.provide(BedrockSimulator.layer(badFrame(1)))))
 })

@@ -67,7 +67,7 @@ describe("Refusal.heuristic", () => {
   })
 })
 
-describe("Refusal.fromPromise, judge, detection, textOf", () => {
+describe("Refusal.fromPromise, textOf", () => {
   it.effect("a scorer's value is kept; a rejection scores 0, an out-of-range value is clamped", () =>
     Effect.gen(function*() {
       assert.strictEqual(yield* Refusal.fromPromise("ok", async () => 0.7).score("x"), 0.7)
@@ -76,16 +76,6 @@ describe("Refusal.fromPromise, judge, detection, textOf", () => {
       assert.strictEqual(yield* Refusal.fromPromise("throws", () => { throw new Error("bad") }).score("x"), 0)
       assert.strictEqual(yield* Refusal.fromPromise("high", () => 7).score("x"), 1)
       assert.strictEqual(yield* Refusal.fromPromise("nan", () => Number.NaN).score("x"), 0)
-    }))
-
-  it.effect("judge applies the threshold (at or above is a refusal)", () =>
-    Effect.gen(function*() {
-      const fixed = (s: number) => Refusal.detection({ classifier: Refusal.fromPromise("fixed", () => s), threshold: 0.5 })
-      assert.deepStrictEqual((yield* Refusal.judge(fixed(0.5), "x")).refused, true)
-      assert.deepStrictEqual((yield* Refusal.judge(fixed(0.49), "x")).refused, false)
-      const d = Refusal.detection()
-      assert.deepStrictEqual([d.classifier.name, d.threshold, d.failover], ["heuristic", 0.5, true])
-      assert.isTrue((yield* Refusal.judge(d, refusals[0]!)).refused)
     }))
 
   it("textOf joins the answer's text blocks", () => {
@@ -109,7 +99,7 @@ describe("Refusal.onnx", () => {
       // softmax of [1.5 - 4, -1.5 + 4] and of [1.5, -1.5]
       assert.closeTo(refused, 1 / (1 + Math.exp(-5)), 1e-6)
       assert.closeTo(answered, 1 / (1 + Math.exp(3)), 1e-6)
-      assert.isTrue((yield* Refusal.judge(Refusal.detection({ classifier, threshold: 0.5 }), "I must decline")).refused)
+      assert.isAbove(yield* classifier.score("I must decline"), 0.5)
     })))
 
   it.effect("a missing model file, or a model without the expected input, fails with RefusalClassifierError", () =>

@@ -77,6 +77,8 @@ const scenarios: ReadonlyArray<Scenario> = [
   { name: "cut at 0 tokens", script: fault({ kind: "cut", afterTokens: 0 }) },
   { name: "malformed after 1 token", script: fault({ kind: "malformed", afterTokens: 1 }) },
   { name: "malformed at 0 tokens", script: fault({ kind: "malformed", afterTokens: 0 }) },
+  { name: "bad-CRC frame after 1 token", script: fault({ kind: "malformed", afterTokens: 1, frame: "checksum" }) },
+  { name: "bad-CRC frame at 0 tokens", script: fault({ kind: "malformed", afterTokens: 0, frame: "checksum" }) },
   { name: "emptyOutput", script: fault({ kind: "emptyOutput" }) },
   { name: "noMetadata", script: fault({ kind: "noMetadata" }) },
   { name: "context-window validation", script: model({ contextWindow: 50, inputTokens: 100 }) },
@@ -201,7 +203,7 @@ const viaFake = (s: Scenario, operation: Operation) =>
   Effect.gen(function*() {
     const outcomes = yield* observeAll(s, operation)
     const fake = yield* FakeBedrock.FakeBedrock
-    const idle = yield* Effect.promise(() => fake.waitForIdle(2_000))
+    const idle = yield* Effect.promise(() => fake.waitForIdle(5_000))
     assert.isTrue(idle, "the fake finished every call")
     return { outcomes, log: logOf(fake.attempts()) }
   }).pipe(Effect.provide(FakeBedrock.layerRuntime(s.script)))

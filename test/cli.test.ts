@@ -59,6 +59,134 @@ describe("bedrock-mux validate-config", () => {
       assert.include(out, "A: rpm 3")
     }))
 
+  it.effect("the issue's config with typos: INVALID with every unknown key and its suggestion, exit 1", () =>
+    Effect.gen(function*() {
+      const typos = {
+        models: [{ modelId: "a" }, { modelId: "b", isFallbak: true }],
+        deadlin: "5 seconds",
+        stream: { stalTimeout: "2 seconds" }
+      }
+      const err = yield* run("validate-config", file("typos.json", typos)).pipe(Effect.flip)
+      assert.strictEqual(exitCode(err), 1)
+      const out = (yield* TestConsole.logLines).join("\n")
+      assert.match(out, /^INVALID {2}file /)
+      assert.include(out, "3 problems")
+      assert.include(out, "  models[1].isFallbak: unknown key; did you mean `isFallback`?")
+      assert.include(out, "  deadlin: unknown key; did you mean `deadline`?")
+      assert.include(out, "  stream.stalTimeout: unknown key; did you mean `stallTimeout`?")
+    }))
+
+  /** the head of every section validate-config prints, in order */
+  const sections = ["name: ", "models (", "policy: ", "guards: ", "breaker: ", "decisions", "stream: ", "routes", "tenants", "throttle cooldowns: ", "capture bodies: "]
+  const assertEverySection = (out: string) => {
+    const lines = out.split("\n")
+    let at = -1
+    for (const head of sections) {
+      const i = lines.findIndex((l, j) => j > at && l.startsWith(head))
+      assert.isAbove(i, at, `section "${head}" printed, after the previous one`)
+      at = i
+    }
+  }
+
+  it.effect("every section is printed: policy, guards, breaker, stream, decisions, backoff, routes, tenants, cooldowns, capture bodies", () =>
+    Effect.gen(function*() {
+      const full = {
+        ...good,
+        models: [{ ...good.models[0]!, price: { input: 0.06, output: 0.24 } }, good.models[1]!],
+        selection: "latency",
+        breaker: { failures: 3, window: "30 seconds", probeInterval: "2 seconds", probeIntervalMax: "1 minute", halfOpen: 2, rampUp: "10 seconds" },
+        decisions: { AccessDenied: { failover: true } },
+        backoff: { base: "250 millis", max: "4 seconds", times: 3 },
+        cooldowns: { base: "250 millis", requests: "5 seconds" },
+        defaultTenant: { tpm: 1000 },
+        captureBodies: true,
+        stream: { firstTokenTimeout: "3 seconds", stallTimeout: "4 seconds", metadataGrace: 100, onInterrupt: "restart", hedge: { after: "1 second", budget: 0.2 } }
+      }
+      yield* run("validate-config", file("full.json", full))
+      const out = (yield* TestConsole.logLines).join("\n")
+      assertEverySection(out)
+      assert.include(
+        out,
+        "policy: attempts 4, attempt timeout 8s, deadline 20s, selection latency, backoff exponential from 250ms up to 4s, 3 time(s), waitForRecovery false"
+      )
+      assert.include(out, "guards: breaker, cooldown, quota")
+      assert.include(
+        out,
+        "breaker: opens after 3 failures in 30s, a probe every 2s while open (a slow failure doubles it, up to 1m), 2 half-open probe(s), ramp-up 10s"
+      )
+      assert.include(out, "stream: first token within 3s, stall after 4s, metadata grace 100ms, on interrupt restart, hedge after 1s, budget 0.2")
+      assert.include(out, "decisions (overrides of the defaults):\n  AccessDenied: failover true")
+      assert.include(out, "routes:\n  fast -> amazon.nova-lite-v1:0")
+      assert.include(out, "tenants:\n  A: rpm 3\n  (any other): tpm 1000")
+      // the base is given, requests is given, the rest are the defaults
+      assert.include(out, "throttle cooldowns: from 250ms, doubling up to requests 5s, tokens 30s, unknown 10s; daily 1h; on store error: allow")
+      assert.include(out, "capture bodies: true")
+      // the defaults are printed too
+      yield* run("validate-config", file("plain.json", [{ modelId: "a" }]))
+      // the console keeps every run's lines: this run's output is from its VALID line on
+      const lastRun = (lines: ReadonlyArray<unknown>) => {
+        const all = lines.join("\n")
+        return all.slice(all.lastIndexOf("VALID  file"))
+      }
+      const plain = lastRun(yield* TestConsole.logLines)
+      assert.include(plain, "plain.json")
+      assertEverySection(plain)
+      assert.include(plain, "policy: attempts 4, attempt timeout 30s, deadline 1m, selection weighted, backoff none, waitForRecovery false")
+      assert.include(
+        plain,
+        "breaker: opens after 5 failures in 1m, a probe every 5s while open (a slow failure doubles it, up to 5m), 1 half-open probe(s), ramp-up 30s"
+      )
+      assert.include(plain, "stream: first token within 10s, stall after 10s, metadata grace 250ms, on interrupt fail, hedge off")
+      assert.include(plain, "decisions: defaults")
+      assert.include(plain, "routes: none")
+      assert.include(plain, "tenants: none (unlimited)")
+      assert.include(plain, "throttle cooldowns: from 500ms, doubling up to requests 10s, tokens 30s, unknown 10s; daily 1h; on store error: allow")
+      assert.include(plain, "capture bodies: false")
+      // the older breaker names print as the probe interval they are
+      yield* run("validate-config", file("old-names.json", { models: [{ modelId: "a" }], breaker: { cooldown: "3 seconds", cooldownMax: "30 seconds" } }))
+      const oldNames = lastRun(yield* TestConsole.logLines)
+      assert.include(oldNames, "old-names.json")
+      assert.include(oldNames, "a probe every 3s while open (a slow failure doubles it, up to 30s)")
+
+      yield* run("validate-config", file("full2.json", full), "--json")
+      const lines = yield* TestConsole.logLines
+      const json = JSON.parse(lines.slice(lines.findIndex((l) => String(l).startsWith("{"))).join("\n"))
+      assert.deepStrictEqual(Object.keys(json.config).sort(), [
+        "captureBodies",
+        "cooldowns",
+        "defaultTenant",
+        "models",
+        "name",
+        "onStoreError",
+        "policy",
+        "route",
+        "routes",
+        "stream",
+        "tenants"
+      ])
+      assert.deepStrictEqual(json.config.route, [["amazon.nova-lite-v1:0"], ["amazon.nova-pro-v1:0"]])
+      assert.deepStrictEqual(json.config.models[0].price, { input: 0.06, output: 0.24 })
+      assert.notProperty(json.config.models[1], "price")
+      assert.strictEqual(json.config.policy.selection, "latency")
+      assert.deepStrictEqual(json.config.policy.guards, ["breaker", "cooldown", "quota"])
+      assert.deepStrictEqual(json.config.policy.breaker, {
+        failures: 3,
+        windowMs: 30_000,
+        probeIntervalMs: 2_000,
+        probeIntervalMaxMs: 60_000,
+        halfOpen: 2,
+        rampUpMs: 10_000
+      })
+      assert.deepStrictEqual(json.config.stream, { firstTokenTimeoutMs: 3000, stallTimeoutMs: 4000, metadataGraceMs: 100, onInterrupt: "restart", hedge: { after: 1000, budget: 0.2 } })
+      assert.deepStrictEqual(json.config.policy.decisions, { AccessDenied: { failover: true } })
+      assert.deepStrictEqual(json.config.policy.backoff, { baseMs: 250, maxMs: 4000, times: 3 })
+      assert.deepStrictEqual(json.config.routes, { fast: ["amazon.nova-lite-v1:0"] })
+      assert.deepStrictEqual(json.config.tenants, { A: { rpm: 3 } })
+      assert.deepStrictEqual(json.config.defaultTenant, { tpm: 1000 })
+      assert.strictEqual(json.config.captureBodies, true)
+      assert.deepStrictEqual(json.config.cooldowns, { baseMs: 250, requestsMs: 5000, tokensMs: 30_000, dailyMs: 3_600_000, unknownMs: 10_000 })
+    }))
+
   it.effect("--json: the decoded config as JSON", () =>
     Effect.gen(function*() {
       yield* run("validate-config", file("good2.json", good), "--json")
@@ -79,7 +207,8 @@ describe("bedrock-mux validate-config", () => {
       const out = (yield* TestConsole.logLines).join("\n")
       assert.include(out, "INVALID")
       for (
-        const p of ["models[0].weight", "models[1].modelId", "models[1].tier", "breaker.cooldownMax", "routes.x[0]"]
+        // the older name `cooldown` (10 minutes) is longer than the default probeIntervalMax (5 minutes)
+        const p of ["models[0].weight", "models[1].modelId", "models[1].tier", "breaker.probeIntervalMax", "routes.x[0]"]
       ) assert.include(out, `  ${p}: `)
     }))
 

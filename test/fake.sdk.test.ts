@@ -18,7 +18,7 @@ import {
 import { NodeHttp2Handler } from "@smithy/node-http-handler"
 import { assert, describe, it } from "@effect/vitest"
 import * as net from "node:net"
-import { Cause, Duration, Effect, type Exit, Fiber, Layer, Stream } from "effect"
+import { Cause, Duration, Effect, type Exit, Fiber, Layer, Schedule, Stream } from "effect"
 import * as BedrockError from "../src/BedrockError.ts"
 import { BedrockRuntime, make as makeRuntime } from "../src/BedrockRuntime.ts"
 import * as SimulatorScript from "../src/SimulatorScript.ts"
@@ -365,12 +365,13 @@ describe("FakeBedrock + real SDK: stream faults", () => {
       const events: Array<string> = []
       const err = yield* converseStream("stall").pipe(
         Stream.runForEach((ev) => Effect.sync(() => events.push(eventName(ev)))),
-        Effect.timeout("150 millis"),
+        // long enough for the first delta to arrive on a loaded machine; the stall is forever
+        Effect.timeout("600 millis"),
         Effect.flip
       )
       assert.isTrue(Cause.isTimeoutError(err))
       assert.deepStrictEqual(events, ["messageStart", "contentBlockDelta"])
-      assert.isTrue(yield* Effect.promise(() => fake.waitForIdle(1000)))
+      assert.isTrue(yield* Effect.promise(() => fake.waitForIdle(5_000)))
       assert.deepStrictEqual(fake.attempts().map((a) => [a.outcome, a.outputTokens]), [["interrupted", 1]])
     }).pipe(Effect.provide(FakeBedrock.layerRuntime(streamFaultScript))))
 
@@ -439,12 +440,16 @@ describe("FakeBedrock + real SDK: Converse faults", () => {
   it.live("hang: Effect.timeout aborts the request and the server sees it", () =>
     Effect.gen(function*() {
       const fake = yield* fakeService
-      const fiber = yield* converse("hang").pipe(Effect.timeout("100 millis"), Effect.flip, Effect.forkChild)
-      yield* Effect.sleep("50 millis")
+      const fiber = yield* converse("hang").pipe(Effect.timeout("1 second"), Effect.flip, Effect.forkChild)
+      // the call reaches the server well inside the timeout (on the real clock: it is real I/O)
+      yield* Effect.sync(() => fake.attempts().length).pipe(
+        Effect.repeat({ until: (n) => n > 0, schedule: Schedule.spaced("5 millis") }),
+        Effect.timeout("900 millis")
+      )
       assert.strictEqual(fake.inFlight(), 1)
       assert.strictEqual(fake.attempts()[0]!.outcome, "hang")
       assert.isTrue(Cause.isTimeoutError(yield* Fiber.join(fiber)))
-      assert.isTrue(yield* Effect.promise(() => fake.waitForIdle(1000)))
+      assert.isTrue(yield* Effect.promise(() => fake.waitForIdle(5_000)))
       assert.strictEqual(fake.inFlight(), 0)
       assert.strictEqual(fake.attempts()[0]!.outcome, "interrupted")
     }).pipe(Effect.provide(FakeBedrock.layerRuntime(converseFaultScript))))
@@ -478,8 +483,8 @@ describe("FakeBedrock + real SDK: Converse faults", () => {
 const abortScript: ScriptInput = {
   models: {
     slow: { latency: 5000 },
-    // 20 tokens/s: the whole answer takes about half a second
-    trickle: { answer: "one two three four five six seven eight nine ten", firstToken: 0, tokensPerSecond: 20 }
+    // 4 tokens/s: the whole answer takes 2.5 s
+    trickle: { answer: "one two three four five six seven eight nine ten", firstToken: 0, tokensPerSecond: 4 }
   }
 }
 
@@ -487,12 +492,13 @@ describe("FakeBedrock + real SDK: abort on interruption", () => {
   it.live("an interrupted converse closes the request on the server", () =>
     Effect.gen(function*() {
       const fake = yield* fakeService
-      const err = yield* converse("slow").pipe(Effect.timeout("80 millis"), Effect.flip)
+      // long enough for the request to reach the server on a loaded machine; the answer is 5 s away
+      const err = yield* converse("slow").pipe(Effect.timeout("300 millis"), Effect.flip)
       assert.isTrue(Cause.isTimeoutError(err))
-      assert.isTrue(yield* Effect.promise(() => fake.waitForIdle(1000)))
+      assert.isTrue(yield* Effect.promise(() => fake.waitForIdle(5_000)))
       const attempt = fake.attempts()[0]!
       assert.strictEqual(attempt.outcome, "interrupted")
-      assert.isBelow(attempt.end! - attempt.start, 1000)
+      assert.isBelow(attempt.end! - attempt.start, 3_000)
     }).pipe(Effect.provide(FakeBedrock.layerRuntime(abortScript))))
 
   it.live("a consumer that takes 2 events closes the stream before the server finished", () =>
@@ -500,11 +506,11 @@ describe("FakeBedrock + real SDK: abort on interruption", () => {
       const fake = yield* fakeService
       const events = yield* converseStream("trickle").pipe(Stream.take(2), Stream.runCollect)
       assert.deepStrictEqual(events.map(eventName), ["messageStart", "contentBlockDelta"])
-      assert.isTrue(yield* Effect.promise(() => fake.waitForIdle(1000)))
+      assert.isTrue(yield* Effect.promise(() => fake.waitForIdle(5_000)))
       const attempt = fake.attempts()[0]!
       assert.strictEqual(attempt.outcome, "interrupted")
       assert.isBelow(attempt.outputTokens, 10)
-      assert.isBelow(attempt.end! - attempt.start, 400)
+      assert.isBelow(attempt.end! - attempt.start, 2_000)
     }).pipe(Effect.provide(FakeBedrock.layerRuntime(abortScript))))
 })
 

@@ -9,25 +9,19 @@
  * everything else goes to the fallback. The simulators have no limits of
  * their own, so a throttle could only come from a quota the mux let through.
  *
- * Without REDIS_URL this skips with a warning; with CI=true it always runs.
+ * Without a Redis (REDIS_URL; `npm test` starts one when redis-server is on
+ * the PATH) this skips, saying how to get one; with CI=true it always runs.
  */
 import { spawn } from "node:child_process"
 import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { createClient } from "redis"
 import { afterAll, assert, describe, it } from "vitest"
+import { HOW_TO_GET_REDIS, ON_CI } from "./fixtures/redisServer.ts"
 import type { WorkerReport } from "./fixtures/worker.ts"
 
 const REDIS_URL = process.env["REDIS_URL"]
-const ON_CI = process.env["CI"] === "true"
 const SKIP = REDIS_URL === undefined && !ON_CI
-if (SKIP) {
-  console.warn(
-    "test/multiprocess.test.ts: SKIPPED: REDIS_URL is not set. Start a Redis " +
-      "(redis-server --port 6390 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes) and run with " +
-      "REDIS_URL=redis://127.0.0.1:6390. With CI=true this test always runs."
-  )
-}
 
 const WORKERS = 4
 const REQUESTS = 30
@@ -58,7 +52,7 @@ const runWorker = (url: string, prefix: string, seed: string) =>
     })
   })
 
-describe.skipIf(SKIP)("four processes share one Redis store", () => {
+describe.skipIf(SKIP)(`four processes share one Redis store${SKIP ? `: ${HOW_TO_GET_REDIS}` : ""}`, () => {
   const prefix = `ebm-test:multiprocess:${process.pid}:${Date.now().toString(36)}:`
 
   afterAll(async () => {

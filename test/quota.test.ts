@@ -292,12 +292,12 @@ describe("throttle cooldowns", () => {
   const oneRpm = (primary: Record<string, unknown> = {}) =>
     ({ models: { primary: { rpm: 1, latency: 100, ...primary }, fallback: { latency: 100 } } }) as SimulatorScript.ScriptInput
 
-  it.effect("the first throttle cools the model down for 10 s (kind requests): the requests meanwhile go straight to the fallback", () =>
+  it.effect("learning an unknown 1 RPM: 500 ms first, doubling with each throttle in a row up to 10 s, one trial per cooldown; the refilled minute serves again", () =>
     Effect.gen(function*() {
       const program = Effect.gen(function*() {
         const out: Array<{ readonly at: number; readonly res: MuxResponse }> = []
         const health: Array<readonly [number, unknown, boolean]> = []
-        for (let i = 0; i <= 65; i++) {
+        for (let i = 0; i <= 70; i++) {
           yield* Effect.sleep(i * 1_000 - (yield* Clock.currentTimeMillis))
           out.push({ at: i * 1_000, res: success(yield* Effect.exit(converse())) })
           const h = yield* healthOf("primary")
@@ -307,34 +307,36 @@ describe("throttle cooldowns", () => {
       })
       const { out, health } = yield* runFor(program, "2 minutes")
       const log = calls(yield* simAttempts, "primary")
-      // one throttled call per cooldown: at 1 s (the minute's one request went at 0 s), then each time the
-      // 10 s cooldown ends, until the minute slides at 60 s
-      assert.deepStrictEqual(log.map((a) => [a.start, a.outcome]), [
-        [0, "success"],
-        [1_000, "ThrottlingException"],
-        [11_000, "ThrottlingException"],
-        [21_000, "ThrottlingException"],
-        [31_000, "ThrottlingException"],
-        [41_000, "ThrottlingException"],
-        [51_000, "ThrottlingException"],
-        [61_000, "success"],
-        [62_000, "ThrottlingException"]
-      ])
-      assert.deepStrictEqual(health[1], [1_000, { until: 11_000, kind: "requests" }, false])
-      assert.deepStrictEqual(health[10], [10_000, { until: 11_000, kind: "requests" }, false])
-      assert.deepStrictEqual(health[61], [61_000, undefined, true])
-      for (const o of out.filter((o) => o.at > 1_000 && o.at < 11_000)) {
+      // one request a second. The minute's one request goes at 0 s. Then each throttle cools the primary for
+      // 0.5, 1, 2, 4, 8 s, then the 10 s cap; the first request after each cooldown is its one trial. At 2 s the
+      // 500 ms cooldown had been over as long as it lasted: no trial needed (but the level is remembered). The
+      // minute slides at 60 s; the trial at 67 s gets through, and the next request learns the limit again
+      const throttles = [1, 2, 3, 5, 9, 17, 27, 37, 47, 57, 68, 69, 70].map((t) => t * 1_000)
+      const answered = [0, 67_000]
+      const expected: Array<[number, string]> = [
+        ...throttles.map((t): [number, string] => [t, "ThrottlingException"]),
+        ...answered.map((t): [number, string] => [t, "success"])
+      ]
+      assert.deepStrictEqual(log.map((a): [number, string] => [a.start, a.outcome]), expected.sort((x, y) => x[0] - y[0]))
+      // at most one call per cooldown
+      assert.deepStrictEqual(health[1], [1_000, { until: 1_500, kind: "requests" }, false])
+      assert.deepStrictEqual(health[9], [9_000, { until: 17_000, kind: "requests" }, false])
+      assert.deepStrictEqual(health[17], [17_000, { until: 27_000, kind: "requests" }, false])
+      assert.deepStrictEqual(health[67], [67_000, undefined, true])
+      for (const o of out.filter((o) => !throttles.includes(o.at) && !answered.includes(o.at))) {
         assert.deepStrictEqual(o.res.routing.attempts.map(brief), ["fallback success"], `at ${o.at}`)
       }
-      assert.deepStrictEqual(out[11]!.res.routing.attempts.map(brief), ["primary failure Throttled failover", "fallback success"])
-      assert.strictEqual(out[61]!.res.routing.modelId, "primary")
+      for (const t of throttles) {
+        assert.deepStrictEqual(out[t / 1_000]!.res.routing.attempts.map(brief), ["primary failure Throttled failover", "fallback success"], `at ${t}`)
+      }
+      assert.strictEqual(out[67]!.res.routing.modelId, "primary")
       // throttles are not health: the breaker never opened
       const primary = yield* healthOf("primary")
       assert.strictEqual(primary.breaker, "closed")
-      assert.strictEqual(primary.throttles, 7)
+      assert.strictEqual(primary.throttles, throttles.length)
     }).pipe(Effect.provide(muxOn(learnPool(), oneRpm()))))
 
-  it.effect("a retry-after of 30 s makes the cooldown 30 s; a shorter one leaves the 10 s", () =>
+  it.effect("a retry-after is used as it is: 30 s, or 5 s (shorter than the default cap)", () =>
     Effect.gen(function*() {
       const program = Effect.gen(function*() {
         const first = yield* converse({ label: "long" })
@@ -350,7 +352,7 @@ describe("throttle cooldowns", () => {
       const { first, long, short, stillOut, back } = yield* runFor(program)
       assert.deepStrictEqual(first.routing.attempts.map(brief), ["long failure Throttled failover", "other success"])
       assert.deepStrictEqual(long.cooldown, { until: 30_000, kind: "requests" })
-      assert.deepStrictEqual(short.cooldown, { until: 10_000, kind: "requests" })
+      assert.deepStrictEqual(short.cooldown, { until: 5_000, kind: "requests" })
       assert.deepStrictEqual(success(stillOut).routing.attempts.map(brief), ["other success"])
       assert.deepStrictEqual(back.routing.attempts.map(brief), ["long success"])
     }).pipe(Effect.provide(muxOn(
@@ -395,33 +397,50 @@ describe("throttle cooldowns", () => {
       assert.deepStrictEqual(yield* cooldownAfterTwo, { until: 31_000, kind: "requests" })
     }).pipe(Effect.provide(muxOn(learnPool(), twoThrottles({ retryAfter: "30 seconds" }, {})))))
 
-  it.effect("a later throttle that ends later extends the cooldown, with its kind", () =>
+  it.effect("a later throttle that ends later extends the cooldown, with its kind, and doubles it (a throttle in a row)", () =>
     Effect.gen(function*() {
-      assert.deepStrictEqual(yield* cooldownAfterTwo, { until: 32_000, kind: "tokens" })
+      // 1 s: 500 ms (until 1.5 s); 2 s: the second throttle in a row, 1 s (until 3 s), kind tokens
+      assert.deepStrictEqual(yield* cooldownAfterTwo, { until: 3_000, kind: "tokens" })
     }).pipe(Effect.provide(muxOn(learnPool(), twoThrottles({}, { message: "Too many tokens, please wait before trying again." })))))
 
-  const kinds: ReadonlyArray<readonly [string, string | undefined, number, string]> = [
-    ["requests", "Too many requests, please wait before trying again.", 10_000, "requests"],
-    ["tokens", "Too many tokens, please wait before trying again.", 30_000, "tokens"],
-    ["unknown", "Rate exceeded", 10_000, "unknown"]
+  /** The gaps between the calls a model that throttles everything gets, under a request every 100 ms for `seconds`. */
+  const gapsUnderLoad = (seconds: number) =>
+    Effect.gen(function*() {
+      const program = Effect.gen(function*() {
+        for (let i = 0; i < seconds * 10; i++) {
+          yield* Effect.sleep(i * 100 - (yield* Clock.currentTimeMillis))
+          success(yield* Effect.exit(converse()))
+        }
+      })
+      yield* runFor(program, `${seconds + 1} seconds`)
+      const starts = calls(yield* simAttempts, "primary").map((a) => a.start)
+      return starts.slice(1).map((t, i) => t - starts[i]!)
+    })
+
+  const kinds: ReadonlyArray<readonly [string, string, ReadonlyArray<number>]> = [
+    ["requests", "Too many requests, please wait before trying again.", [500, 1_000, 2_000, 4_000, 8_000, 10_000, 10_000]],
+    ["tokens", "Too many tokens, please wait before trying again.", [500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000]],
+    ["unknown", "Rate exceeded", [500, 1_000, 2_000, 4_000, 8_000, 10_000, 10_000]]
   ]
-  for (const [name, message, ms, kind] of kinds) {
-    it.effect(`a ${name} throttle cools the model down for ${ms / 1000} s by default`, () =>
+  for (const [name, message, gaps] of kinds) {
+    it.effect(`a ${name} throttle cools 500 ms first, doubling up to its cap (${gaps[gaps.length - 1]! / 1000} s): one call per cooldown under load`, () =>
       Effect.gen(function*() {
-        yield* runFor(converse(), "1 second")
-        assert.deepStrictEqual((yield* healthOf("primary")).cooldown, { until: ms, kind })
+        const seen = yield* gapsUnderLoad(gaps.reduce((a, b) => a + b, 0) / 1000 + 1)
+        assert.deepStrictEqual(seen.slice(0, gaps.length), gaps)
+        // the first cooldown's kind and end, as health shows it
+        const events = (yield* simAttempts).filter((a) => a.modelId === "primary")
+        assert.strictEqual(events.length, gaps.length + 1)
       }).pipe(Effect.provide(muxOn(learnPool(), {
         models: { primary: { faults: [{ do: { kind: "error", error: "ThrottlingException", message } }] }, fallback: {} }
       } as SimulatorScript.ScriptInput))))
   }
 
-  it.effect("cooldowns are configurable by kind", () =>
+  it.effect("cooldowns are configurable: the first (base) and the cap by kind", () =>
     Effect.gen(function*() {
-      yield* runFor(converse(), "1 second")
-      assert.deepStrictEqual((yield* healthOf("primary")).cooldown, { until: 2_000, kind: "requests" })
-      yield* TestClock.adjust("1 second")
-      assert.isUndefined((yield* healthOf("primary")).cooldown)
-    }).pipe(Effect.provide(muxOn(learnPool({ cooldowns: { requests: "2 seconds" } }), oneRpm({ faults: [{ do: { kind: "error", error: "ThrottlingException" } }] })))))
+      assert.deepStrictEqual((yield* gapsUnderLoad(12)).slice(0, 4), [2_000, 3_000, 3_000, 3_000])
+    }).pipe(Effect.provide(muxOn(learnPool({ cooldowns: { base: "2 seconds", requests: "3 seconds" } }), {
+      models: { primary: { faults: [{ do: { kind: "error", error: "ThrottlingException" } }] }, fallback: {} }
+    } as SimulatorScript.ScriptInput))))
 
   it.effect("a daily throttle cools the model down for 1 h and logs a warning", () =>
     Effect.gen(function*() {
@@ -461,69 +480,85 @@ describe("throttle cooldowns", () => {
         const mux = yield* BedrockMux
         const error = muxError(yield* Effect.exit(converse()))
         const cooling = { health: yield* mux.health, simple: yield* mux.simpleHealth }
-        yield* Effect.sleep("10 seconds")
+        yield* Effect.sleep("500 millis")
         const partly = { health: yield* mux.health, simple: yield* mux.simpleHealth }
-        yield* Effect.sleep("20 seconds")
+        yield* Effect.sleep("10 seconds")
         const over = { health: yield* mux.health, simple: yield* mux.simpleHealth }
         return { error, cooling, partly, over }
       })
       const { error, cooling, partly, over } = yield* runFor(program)
+      assert.strictEqual(error.reason._tag, "AttemptsExhausted")
       assert.deepStrictEqual(error.attempts.map(brief), ["a failure Throttled failover", "b failure Throttled failover"])
       assert.deepStrictEqual(
         cooling.health.models.map((m) => [m.modelId, m.available, m.breaker, m.cooldown]),
-        [["a", false, "closed", { until: 10_000, kind: "requests" }], ["b", false, "closed", { until: 30_000, kind: "tokens" }]]
+        [["a", false, "closed", { until: 500, kind: "requests" }], ["b", false, "closed", { until: 10_000, kind: "tokens" }]]
       )
       assert.strictEqual(cooling.health.status, "unhealthy")
       assert.deepStrictEqual(cooling.simple, { status: "unhealthy", code: 503 })
-      assert.deepStrictEqual(partly.health.models.map((m) => [m.available, m.cooldown]), [[true, undefined], [false, { until: 30_000, kind: "tokens" }]])
+      // a's cooldown is over: its next request is the trial
+      assert.deepStrictEqual(partly.health.models.map((m) => [m.available, m.cooldown]), [[true, undefined], [false, { until: 10_000, kind: "tokens" }]])
       assert.strictEqual(partly.health.status, "degraded")
       assert.deepStrictEqual(partly.simple, { status: "healthy", code: 200 })
       assert.strictEqual(over.health.status, "healthy")
     }).pipe(Effect.provide(muxOn(
-      { models: [{ modelId: "a" }, { modelId: "b", isFallback: true }] },
+      { models: [{ modelId: "a" }, { modelId: "b", isFallback: true }], attempts: 2 },
       {
         models: {
           a: { faults: [{ do: { kind: "error", error: "ThrottlingException" } }] },
-          b: { faults: [{ do: { kind: "error", error: "ThrottlingException", message: "Too many tokens, please wait before trying again." } }] }
+          b: { faults: [{ do: { kind: "error", error: "ThrottlingException", retryAfter: "10 seconds", message: "Too many tokens, please wait before trying again." } }] }
         }
       }
     ))))
 })
 
-// --- 3. NoModelsAvailable and waitForRecovery with cooldowns and quotas --------------------------
+// --- 3. NoModelsAvailable, waiting for cooldowns, waitForRecovery with quotas ---------------------
 
 describe("NoModelsAvailable with cooldowns and quotas", () => {
-  it.effect("a cooling model is excluded \"cooldown\" with its end as recoversAt; waitForRecovery waits for it", () =>
+  it.effect("every model cooling: the request waits for the earliest cooldown end inside its deadline, then sends there", () =>
     Effect.gen(function*() {
-      const program = Effect.gen(function*() {
-        const first = yield* timed(converse())
-        const second = yield* timed(converse())
-        const tooShort = yield* timed(converse({ waitForRecovery: true, deadline: "10 seconds" }))
-        const waited = yield* timed(converse({ waitForRecovery: true }))
-        return { first, second, tooShort, waited }
-      })
-      const { first, second, tooShort, waited } = yield* runFor(program)
-      const e1 = noModels(first.exit)
-      assert.deepStrictEqual(e1.error.attempts.map(brief), ["only failure Throttled failover"])
-      assert.deepStrictEqual(e1.reason.models.map((m) => m.excluded), ["tried"])
-
-      const e2 = noModels(second.exit)
-      assert.deepStrictEqual(e2.error.attempts, [])
-      assert.deepStrictEqual(e2.reason.models.map((m) => [m.modelId, m.breaker, m.excluded, m.recoversAt]), [["only", "closed", "cooldown", 10_000]])
-      assert.strictEqual(e2.reason.earliestRecovery, 10_000)
-      assert.strictEqual(second.at, 0)
-
-      // the cooldown ends exactly at the 10 s deadline: no wait
-      assert.strictEqual(noModels(tooShort.exit).reason.earliestRecovery, 10_000)
-      assert.strictEqual(tooShort.at, 0)
-
-      // waits for the end of the cooldown; the call then goes through
-      assert.deepStrictEqual(success(waited.exit).routing.attempts.map(brief), ["only success"])
-      assert.strictEqual(waited.at, 10_000 + 100)
-      assert.deepStrictEqual(calls(yield* simAttempts, "only").map((a) => a.start), [0, 10_000])
+      const r = yield* runFor(timed(converse()))
+      assert.deepStrictEqual(success(r.exit).routing.attempts.map(brief), ["only failure Throttled failover", "only success"])
+      const [throttle, answer] = calls(yield* simAttempts, "only")
+      // the throttle came back at 100 ms; the cooldown (500 ms) ended at 600 ms, and the request went there
+      assert.deepStrictEqual([throttle!.start, throttle!.end, answer!.start], [0, 100, 600])
+      assert.strictEqual(r.at, 700)
     }).pipe(Effect.provide(muxOn(
       { models: [{ modelId: "only" }] },
-      { models: { only: { latency: 100, faults: [{ when: { calls: [1] }, do: { kind: "error", error: "ThrottlingException" } }] } } }
+      { models: { only: { latency: 100, faults: [{ when: { calls: [1] }, do: { kind: "error", error: "ThrottlingException", after: "100 millis" } }] } } }
+    ))))
+
+  it.effect("only when no cooldown ends inside the deadline does it fail: NoModelsAvailable with the retry-after, every model's last failure", () =>
+    Effect.gen(function*() {
+      const program = Effect.gen(function*() {
+        const first = yield* timed(converse({ deadline: "10 seconds" }))
+        const second = yield* timed(converse({ deadline: "10 seconds" }))
+        const waited = yield* timed(converse({ deadline: "40 seconds" }))
+        return { first, second, waited }
+      })
+      const { first, second, waited } = yield* runFor(program)
+      const e1 = noModels(first.exit)
+      assert.deepStrictEqual(e1.error.attempts.map(brief), ["only failure Throttled failover"])
+      assert.deepStrictEqual(e1.reason.models.map((m) => [m.modelId, m.excluded, m.recoversAt]), [["only", "cooldown", 30_000]])
+      assert.strictEqual(e1.reason.earliestRecovery, 30_000)
+      assert.strictEqual(e1.reason.retryAfterMs, 30_000)
+      // the reason is never lost: the model's last failure comes with it
+      assert.strictEqual(e1.reason.models[0]!.lastFailure?.reason, "Throttled")
+      assert.strictEqual(first.at, 0)
+
+      // the next one fails at once, without a call, and says the same
+      const e2 = noModels(second.exit)
+      assert.deepStrictEqual(e2.error.attempts, [])
+      assert.deepStrictEqual(e2.reason.models.map((m) => [m.modelId, m.breaker, m.excluded, m.recoversAt]), [["only", "closed", "cooldown", 30_000]])
+      assert.strictEqual(e2.reason.models[0]!.lastFailure?.reason, "Throttled")
+      assert.strictEqual(second.at, 0)
+
+      // a deadline past the cooldown's end: it waits, then the call goes through
+      assert.deepStrictEqual(success(waited.exit).routing.attempts.map(brief), ["only success"])
+      assert.strictEqual(waited.at, 30_000 + 100)
+      assert.deepStrictEqual(calls(yield* simAttempts, "only").map((a) => a.start), [0, 30_000])
+    }).pipe(Effect.provide(muxOn(
+      { models: [{ modelId: "only" }] },
+      { models: { only: { latency: 100, faults: [{ when: { calls: [1] }, do: { kind: "error", error: "ThrottlingException", retryAfter: "30 seconds" } }] } } }
     ))))
 
   it.effect("models out of quota are excluded \"quota\" with the time a slot frees as recoversAt; waitForRecovery waits for it", () =>
@@ -762,7 +797,7 @@ describe("escalation on a throttle", () => {
     ))))
 
   const inputs5: Array<ConverseCommandInput> = []
-  it.effect("the throttle still cools the model down for other requests: the next one goes to the fallback", () =>
+  it.effect("a throttle cools only the default tier: while it cools, the next request goes straight to the escalation tier, not to the fallback", () =>
     Effect.gen(function*() {
       const program = Effect.gen(function*() {
         const first = yield* converse()
@@ -771,11 +806,13 @@ describe("escalation on a throttle", () => {
       })
       const { first, next, primary } = yield* runFor(program, "1 second")
       assert.strictEqual(first.routing.modelId, "primary")
-      assert.deepStrictEqual(primary.cooldown, { until: 10_000, kind: "requests" })
-      assert.deepStrictEqual(next.routing.attempts.map(brief), ["fallback success"])
+      // the default tier's bucket is empty for its first cooldown (500 ms from the throttle at 0)...
+      assert.deepStrictEqual(primary.cooldown, { until: 500, kind: "requests" })
+      // ...but the model is not out for everyone: the priority tier answers
+      assert.deepStrictEqual(next.routing.attempts.map((a) => [brief(a), a.serviceTier]), [["primary success", "priority"]])
+      assert.deepStrictEqual(tiers(inputs5), [["primary", "default"], ["primary", "priority"], ["primary", "priority"]])
     }).pipe(Effect.provide(muxOn(pool("priority"), script(once), { runtime: spying(inputs5) }))))
 })
-
 // --- 6. properties ------------------------------------------------------------------------------
 
 /** A request arriving at `at` (ms), with about `chars` characters and `maxTokens`. */

@@ -3,7 +3,10 @@
 // the SDK's default HTTP/2 one). Each test checks what the caller received and
 // what the server saw: which calls were made, and that every call the mux gave
 // up on was closed by the client (`"interrupted"`), with nothing left in flight.
-// Real time: the limits are tens to hundreds of milliseconds.
+// Real time: the limits are hundreds of milliseconds. Upper bounds on elapsed time are generous
+// (a loaded machine must pass) and still tell the failure apart: a model they must not wait for
+// is scripted to take far longer than the bound.
+const SLACK_MS = 2_000
 import { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime"
 import { NodeHttp2Handler } from "@smithy/node-http-handler"
 import { assert, describe, it } from "@effect/vitest"
@@ -140,7 +143,7 @@ const assertNoSplice = (events: ReadonlyArray<MuxStream.Event>): void => {
 /** The server has nothing in flight: every call it was still serving was closed by the client. */
 const settled = Effect.gen(function*() {
   const fake = yield* fakeService
-  assert.isTrue(yield* Effect.promise(() => fake.waitForIdle(1000)), "a request was left in flight")
+  assert.isTrue(yield* Effect.promise(() => fake.waitForIdle(5_000)), "a request was left in flight")
   assert.strictEqual(fake.inFlight(), 0)
   return fake.attempts()
 })
@@ -247,25 +250,26 @@ describe.each(transports)("converseStream over FakeBedrock (%s)", (transport) =>
 
   it.live("a stall before content fails over at the first-token limit; the stalled request is aborted", () =>
     Effect.gen(function*() {
-      const { events, exit, elapsed } = yield* drain({ firstTokenTimeout: 200 })
+      const { events, exit, elapsed } = yield* drain({ firstTokenTimeout: 300 })
       succeeded(exit)
       assert.strictEqual(answerText(events), FALLBACK)
       assert.isFalse(events.some(MuxStream.isReset))
       const routing = routingOf(events)
       assert.strictEqual(routing.modelId, "fallback")
       assert.deepStrictEqual(routed(routing), [
-        ["primary", "failure", "DeadlineExceeded", "failover"],
+        ["primary", "interrupted", "DeadlineExceeded", "failover"],
         ["fallback", "success", undefined, undefined]
       ])
-      assert.isAtLeast(elapsed, 190)
-      assert.isBelow(elapsed, 1000)
+      // the stall holds forever: anything finite is the limit at work
+      assert.isAtLeast(elapsed, 290)
+      assert.isBelow(elapsed, 300 + SLACK_MS)
       const seen = yield* settled
       // "interrupted": the client closed the stalled call, the server did not end it
       assert.deepStrictEqual(outcomes(seen), [["primary", "interrupted"], ["fallback", "success"]])
       const primary = seen[0]!
       assert.strictEqual(primary.outputTokens, 0)
-      assert.isAtLeast(primary.end! - primary.start, 150)
-      assert.isBelow(primary.end! - primary.start, 600)
+      assert.isAtLeast(primary.end! - primary.start, 250)
+      assert.isBelow(primary.end! - primary.start, 300 + SLACK_MS)
     }).pipe(Effect.provide(muxOver(transport, {
       models: { primary: { answer: PRIMARY, firstToken: 10, faults: [{ do: { kind: "stall", afterTokens: 0 } }] }, fallback }
     }))))
@@ -279,8 +283,9 @@ describe.each(transports)("converseStream over FakeBedrock (%s)", (transport) =>
       assert.strictEqual(r.delivered, 2)
       assert.deepStrictEqual(r.error.reason, new BedrockError.DeadlineExceeded({ scope: "stall", after: Duration.millis(200) }))
       assert.strictEqual(r.partial.outputTokens, estimatedOutput("p1 p2"))
+      // the stall holds forever: anything finite is the limit at work
       assert.isAtLeast(elapsed, 190)
-      assert.isBelow(elapsed, 1000)
+      assert.isBelow(elapsed, 200 + SLACK_MS)
       const seen = yield* settled
       assert.deepStrictEqual(seen.map((a) => [a.modelId, a.outcome, a.outputTokens]), [["primary", "interrupted", 2]])
     }).pipe(Effect.provide(muxOver(transport, {
@@ -291,24 +296,24 @@ describe.each(transports)("converseStream over FakeBedrock (%s)", (transport) =>
 
   it.live("a first token slower than the limit fails over: about firstTokenTimeout + the fallback's time", () =>
     Effect.gen(function*() {
-      const { events, exit, elapsed } = yield* drain({ firstTokenTimeout: 200 })
+      const { events, exit, elapsed } = yield* drain({ firstTokenTimeout: 300 })
       succeeded(exit)
       assert.strictEqual(answerText(events), FALLBACK)
       const routing = routingOf(events)
       assert.deepStrictEqual(routed(routing), [
-        ["primary", "failure", "DeadlineExceeded", "failover"],
+        ["primary", "interrupted", "DeadlineExceeded", "failover"],
         ["fallback", "success", undefined, undefined]
       ])
-      // 200 ms limit + 20 ms to the fallback's first token, with room for a loaded machine
-      assert.isAtLeast(elapsed, 200 + 20 - 10)
-      assert.isBelow(elapsed, 200 + 20 + 400)
-      assert.isBelow(elapsed, 1000, "the primary's answer (1 s away) was not awaited")
+      // 300 ms limit + 20 ms to the fallback's first token, with room for a loaded machine
+      assert.isAtLeast(elapsed, 300 + 20 - 10)
+      assert.isBelow(elapsed, 300 + 20 + SLACK_MS)
+      assert.isBelow(elapsed, 5_000, "the primary's answer (5 s away) was not awaited")
       assert.isAtLeast(routing.timeToFirstTokenMs, 15)
       const seen = yield* settled
       assert.deepStrictEqual(outcomes(seen), [["primary", "interrupted"], ["fallback", "success"]])
-      assert.isBelow(seen[0]!.end! - seen[0]!.start, 600)
+      assert.isBelow(seen[0]!.end! - seen[0]!.start, 300 + SLACK_MS)
     }).pipe(Effect.provide(muxOver(transport, {
-      models: { primary: { answer: PRIMARY, firstToken: 1000 }, fallback }
+      models: { primary: { answer: PRIMARY, firstToken: 5_000 }, fallback }
     }))))
 
   // 4. in-stream exceptions -----------------------------------------------------------------------
@@ -385,17 +390,18 @@ describe.each(transports)("converseStream over FakeBedrock (%s)", (transport) =>
 
   it.live("the request deadline ends a flowing stream: StreamInterrupted(DeadlineExceeded request), upstream aborted", () =>
     Effect.gen(function*() {
-      // 20 tokens/s never trips the 200 ms stall limit; the 300 ms deadline comes first
-      const { events, exit, elapsed } = yield* drain({ deadline: 300, stallTimeout: 200 })
+      // 20 tokens/s (a gap of 50 ms) never trips the 2 s stall limit; the 600 ms deadline comes
+      // first, long before the 1.5 s answer ends
+      const { events, exit, elapsed } = yield* drain({ deadline: 600, stallTimeout: 2_000 })
       const r = interruptedReason(exit)
       assert.strictEqual(r.modelId, "primary")
       assert.strictEqual(r.error.reason._tag, "DeadlineExceeded")
       assert.strictEqual((r.error.reason as BedrockError.DeadlineExceeded).scope, "request")
       assert.strictEqual(r.delivered, deltas(events).length)
       assert.isAtLeast(r.delivered, 3)
-      assert.isBelow(r.delivered, 12)
-      assert.isAtLeast(elapsed, 290)
-      assert.isBelow(elapsed, 800)
+      assert.isBelow(r.delivered, 30)
+      assert.isAtLeast(elapsed, 590)
+      assert.isBelow(elapsed, 600 + SLACK_MS)
       const seen = yield* settled
       assert.strictEqual(seen.length, 1)
       assert.deepStrictEqual([seen[0]!.modelId, seen[0]!.outcome], ["primary", "interrupted"])
@@ -422,18 +428,18 @@ describe.each(transports)("converseStream over FakeBedrock (%s)", (transport) =>
         routing.attempts.map((a) => [a.modelId, a.outcome, a.decision]),
         [["primary", "interrupted", "hedge-lost"], ["fallback", "success", undefined]]
       )
-      // hedged at 100 ms, first token 20 ms later; the primary's would have come at 400 ms
+      // hedged at 100 ms, first token 20 ms later; the primary's would have come at 5 s
       assert.isAtLeast(elapsed, 100)
-      assert.isBelow(elapsed, 350)
+      assert.isBelow(elapsed, 120 + SLACK_MS)
       const seen = yield* settled
       assert.deepStrictEqual(outcomes(seen), [["primary", "interrupted"], ["fallback", "success"]])
       const primary = seen[0]!
       assert.strictEqual(primary.outputTokens, 0)
-      assert.isBelow(primary.end! - primary.start, 350, "the loser was aborted before its first token")
+      assert.isBelow(primary.end! - primary.start, 120 + SLACK_MS, "the loser was aborted before its first token")
       // the fake's clock starts before the request does: the hedge reached it no earlier than `after`
       assert.isAtLeast(seen[1]!.start, 95, "the hedge started after `after`")
     }).pipe(Effect.provide(muxOver(transport, {
-      models: { primary: { answer: PRIMARY, firstToken: 400 }, fallback }
+      models: { primary: { answer: PRIMARY, firstToken: 5_000 }, fallback }
     }))))
 
   // 7. a consumer that stops reading -----------------------------------------------------------------
@@ -445,19 +451,20 @@ describe.each(transports)("converseStream over FakeBedrock (%s)", (transport) =>
       assert.strictEqual(events.length, 3)
       assert.deepStrictEqual(events[0], { messageStart: { role: "assistant" } })
       assert.deepStrictEqual(deltas(events), ["w1", " w2"])
-      assert.isBelow(elapsed, 500)
+      // the second delta comes at 210 ms; the whole answer would take 6 s
+      assert.isBelow(elapsed, 210 + SLACK_MS)
       const seen = yield* settled
       assert.strictEqual(seen.length, 1)
       const primary = seen[0]!
       assert.deepStrictEqual([primary.modelId, primary.outcome], ["primary", "interrupted"])
-      assert.isBelow(primary.outputTokens, 10)
-      assert.isBelow(primary.end! - primary.start, 600, "the 1.5 s answer was cut short")
+      assert.isBelow(primary.outputTokens, 20)
+      assert.isBelow(primary.end! - primary.start, 210 + SLACK_MS, "the 6 s answer was cut short")
     }).pipe(Effect.provide(muxOver(transport, {
       models: {
         primary: {
           answer: Array.from({ length: 30 }, (_, i) => `w${i + 1}`).join(" "),
           firstToken: 10,
-          tokensPerSecond: 20
+          tokensPerSecond: 5
         },
         fallback
       }

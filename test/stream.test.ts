@@ -163,7 +163,7 @@ describe("before the first content event: failover out of sight", () => {
         assert.strictEqual(routing.modelId, "fallback")
         assert.isTrue(routing.fallbackUsed)
         assert.strictEqual(routing.restarts, 0)
-        assert.deepStrictEqual(routing.attempts.map(brief), [`primary failure ${c.reason} failover`, "fallback success"])
+        assert.deepStrictEqual(routing.attempts.map(brief), [`primary ${c.reason === "DeadlineExceeded" ? "interrupted" : "failure"} ${c.reason} failover`, "fallback success"])
         assert.strictEqual(routing.timeToFirstTokenMs, 200)
         assert.strictEqual(r.at, c.failsAt + 200)
         assert.isTrue(r.seen.every((s) => s.at === c.failsAt + 200))
@@ -195,8 +195,8 @@ describe("before the first content event: failover out of sight", () => {
       const routing = routingOf(r)
       assert.strictEqual(textOf(r.events), FALLBACK)
       assert.deepStrictEqual(routing.attempts.map(brief), ["primary failure Throttled failover", "fallback success"])
-      // out of rotation for the requests cooldown (10 s) from the throttle at 100 ms; a throttle is not health
-      assert.deepStrictEqual(primary.cooldown, { until: 10_100, kind: "requests" })
+      // out of rotation for the first cooldown of a throttle (500 ms) from the throttle at 100 ms; a throttle is not health
+      assert.deepStrictEqual(primary.cooldown, { until: 100 + 500, kind: "requests" })
       assert.isFalse(primary.available)
       assert.strictEqual(primary.breaker, "closed")
       assert.strictEqual(primary.throttles, 1)
@@ -258,7 +258,7 @@ describe("before the first content event: failover out of sight", () => {
   it.effect("a model timeout shorter than the first-token limit bounds the first token as an attempt timeout", () =>
     Effect.gen(function*() {
       const r = yield* runFor(record())
-      assert.deepStrictEqual(routingOf(r).attempts.map(brief), ["primary failure DeadlineExceeded failover", "fallback success"])
+      assert.deepStrictEqual(routingOf(r).attempts.map(brief), ["primary interrupted DeadlineExceeded failover", "fallback success"])
       assert.strictEqual(r.at, 500 + 100)
     }).pipe(Effect.provide(muxOn(
       { models: [{ modelId: "primary", timeout: 500 }, { modelId: "fallback", isFallback: true }] },
@@ -272,7 +272,7 @@ describe("before the first content event: failover out of sight", () => {
       assert.strictEqual(error.reason._tag, "DeadlineExceeded")
       assert.strictEqual(r.at, 1_000)
       assert.deepStrictEqual(r.events, [])
-      assert.deepStrictEqual(error.attempts.map(brief), ["primary failure DeadlineExceeded stop"])
+      assert.deepStrictEqual(error.attempts.map(brief), ["primary interrupted DeadlineExceeded stop"])
     }).pipe(Effect.provide(muxOn(
       primaryFallback(),
       { models: { primary: { firstToken: "3 seconds" }, fallback: { firstToken: 100 } } }
@@ -474,7 +474,7 @@ describe("after content: StreamInterrupted, or a reset and the whole answer of a
       }))
       const { reason } = interruptedOf(r)
       assert.strictEqual(reason.error.reason._tag, "Throttled")
-      assert.deepStrictEqual(primary.cooldown, { until: 300 + 10_000, kind: "requests" })
+      assert.deepStrictEqual(primary.cooldown, { until: 300 + 500, kind: "requests" })
       assert.strictEqual(primary.breaker, "closed")
     }).pipe(Effect.provide(afterContent({ kind: "streamError", afterTokens: 3, error: "throttlingException" }))))
 
@@ -524,7 +524,7 @@ describe("after content: StreamInterrupted, or a reset and the whole answer of a
       // a restart is no way around the deadline either: no reset that no answer can follow, the same StreamInterrupted
       const restarted = interruptedOf(yield* runFor(record({ deadline: "2 seconds", onInterrupt: "restart" })))
       assert.strictEqual(restarted.reason.delivered, 2)
-      assert.deepStrictEqual(restarted.error.attempts.map(brief), ["primary failure DeadlineExceeded stop"])
+      assert.deepStrictEqual(restarted.error.attempts.map(brief), ["primary interrupted DeadlineExceeded stop"])
     }).pipe(Effect.provide(muxOn(primaryFallback(), {
       models: { primary: { firstToken: 100, tokensPerSecond: 1, answer: PRIMARY }, fallback: { firstToken: 100, answer: FALLBACK } }
     }))))
@@ -642,12 +642,13 @@ describe("completion", () => {
       Stream.fromIterable(answered).pipe(Stream.concat(Stream.fromEffect(Effect.as(Effect.sleep(100), metadata))))))))
 
   let closedAfterMetadata = 0
-  it.effect("an upstream that does not end after its metadata: complete at most a grace later, with the reported usage", () =>
+  it.effect("an upstream that does not end after its metadata: complete a grace after messageStop, with the reported usage", () =>
     Effect.gen(function*() {
       const r = yield* runFor(record())
       const routing = routingOf(r)
       assert.strictEqual(r.seen.find((s) => s.event.metadata !== undefined)!.at, 100)
-      assert.strictEqual(r.at, 100 + 250)
+      // the grace runs from messageStop (t = 0), whatever the upstream sends after it
+      assert.strictEqual(r.at, 250)
       assert.deepStrictEqual(routing.usage, { inputTokens: 11, outputTokens: 2, totalTokens: 13, estimated: false })
       assert.strictEqual(closedAfterMetadata, 1)
     }).pipe(Effect.provide(muxOnStream({ models: [{ modelId: "m" }] }, () =>
@@ -975,20 +976,21 @@ describe("breakers", () => {
       models: { only: { firstToken: 100, tokensPerSecond: 10, answer: PRIMARY, faults: [{ when: { calls: 1 }, do: { kind: "cut", afterTokens: 2 } }] } }
     }))))
 
-  it.effect("a probe that fails past the commit point reopens the breaker, for twice the cooldown", () =>
+  it.effect("a probe that fails past the commit point reopens the breaker; a cut is a fast failure, so the probe interval stays", () =>
     Effect.gen(function*() {
       const program = Effect.gen(function*() {
         yield* record() // call 1: cut → open
         yield* Effect.sleep("10 seconds")
-        const probe = yield* record() // call 2: cut again → reopened, cooldown doubled
+        const probe = yield* record() // call 2: cut again → reopened, same probe interval
         const reopened = yield* healthOf("only")
         return { probe, reopened }
       })
       const { probe, reopened } = yield* runFor(program)
       interruptedOf(probe)
       assert.strictEqual(reopened.breaker, "open")
-      // the probe started at 10.2 s and was cut at 10.4 s: open again, for twice the cooldown
-      assert.strictEqual(reopened.recoversAt, 10_400 + 20_000)
+      // the probe started at 10.2 s and was cut at 10.4 s: the model answered (fast), so the next probe comes one
+      // interval later, not two
+      assert.strictEqual(reopened.recoversAt, 10_400 + 10_000)
     }).pipe(Effect.provide(muxOn({ models: [{ modelId: "only" }], breaker: { failures: 1, cooldown: "10 seconds" } }, {
       models: { only: { firstToken: 100, tokensPerSecond: 10, answer: PRIMARY, faults: [{ do: { kind: "cut", afterTokens: 2 } }] } }
     }))))
@@ -1121,7 +1123,7 @@ describe("options and config", () => {
           hedge: { after: "1500 millis", budget: 0.2 }
         }
       })
-      const s = config.policy.stream
+      const s = config.stream
       assert.deepStrictEqual(
         [Duration.toMillis(s.firstToken), Duration.toMillis(s.stall), Duration.toMillis(s.metadataGrace), s.onInterrupt],
         [3_000, 4_000, 500, "restart"]
@@ -1130,14 +1132,14 @@ describe("options and config", () => {
       assert.strictEqual(Duration.toMillis(s.hedge!.after as Duration.Duration), 1_500)
       // p95 and the default budget
       const p95 = yield* MuxConfig.decode({ models: [{ modelId: "a" }], stream: { hedge: { after: "p95" } } })
-      assert.deepStrictEqual(p95.policy.stream.hedge, { after: "p95", budget: 0.1 })
+      assert.deepStrictEqual(p95.stream.hedge, { after: "p95", budget: 0.1 })
       // nothing said: the defaults, no hedge
       const plain = yield* MuxConfig.decode({ models: [{ modelId: "a" }] })
-      assert.deepStrictEqual(plain.policy.stream, Policy.defaultStreaming)
-      assert.strictEqual(Duration.toMillis(plain.policy.stream.firstToken), 10_000)
-      assert.strictEqual(Duration.toMillis(plain.policy.stream.stall), 10_000)
-      assert.strictEqual(Duration.toMillis(plain.policy.stream.metadataGrace), 250)
-      assert.isUndefined(plain.policy.stream.hedge)
+      assert.deepStrictEqual(plain.stream, Policy.defaultStreaming)
+      assert.strictEqual(Duration.toMillis(plain.stream.firstToken), 10_000)
+      assert.strictEqual(Duration.toMillis(plain.stream.stall), 10_000)
+      assert.strictEqual(Duration.toMillis(plain.stream.metadataGrace), 250)
+      assert.isUndefined(plain.stream.hedge)
     }))
 
   it.effect("config: bad stream values list their problems with their paths", () =>
@@ -1383,14 +1385,18 @@ describe("properties over random pools and fault scripts", () => {
               }
             })
             const last = segments[segments.length - 1]!
-            // a model is tried again only right after a retry-same decision on it (or after it lost a hedge):
-            // restarts included, a model failed over from is out for the rest of the request
+            // a model is tried again only right after a retry-same decision on it, after it lost a hedge, or after
+            // a throttle (its bucket refills: the cooldown keeps it out until then): restarts included, a model
+            // failed over from for any other reason is out for the rest of the request
             const attemptsOf = Exit.isSuccess(exit)
               ? (events.find(MuxStream.isRouting) as MuxStream.RoutingEvent | undefined)?.routing.attempts ?? []
               : muxError(exit).attempts
             attemptsOf.forEach((a, k) => {
-              const before = attemptsOf.slice(0, k).filter((b) => b.target === a.target && b.outcome !== "interrupted")
-              if (before.length > 0) assert.strictEqual(attemptsOf[k - 1]?.decision, "retry-same", attemptsOf.map(brief).join(", "))
+              const before = attemptsOf.slice(0, k).filter((b) => b.target === a.target && b.decision !== "hedge-lost")
+              const last = before[before.length - 1]
+              if (last !== undefined && last.reason !== "Throttled") {
+                assert.strictEqual(attemptsOf[k - 1]?.decision, "retry-same", attemptsOf.map(brief).join(", "))
+              }
             })
             if (req.take !== undefined) {
               seen.taken++

@@ -89,6 +89,16 @@ const brief = (e: MuxEvent): string => {
       return `${e.at} Hedged ${e.primary}->${e.target} after ${e.afterMs}`
     case "RequestEnded":
       return [`${e.at} RequestEnded ${e.operation} ${e.outcome}`, e.modelId, e.error].filter((x) => x !== undefined).join(" ")
+    case "ModelSkipped":
+      return `${e.at} ModelSkipped ${e.modelId} ${e.why}`
+    case "Escalated":
+      return `${e.at} Escalated ${e.modelId} ${e.serviceTier}`
+    case "Refused":
+      return `${e.at} Refused ${e.modelId} ${e.score}`
+    case "ModelAdded":
+      return `${e.at} ModelAdded ${e.modelId}`
+    case "ModelRemoved":
+      return `${e.at} ModelRemoved ${e.modelId}`
   }
 }
 
@@ -184,27 +194,28 @@ describe("mux.events", () => {
       ])
     }))
 
-  it.effect("a throttle: CooldownStarted with its kind and `until`, CooldownEnded exactly at `until`", () =>
+  it.effect("a throttle: CooldownStarted with its kind and `until`, ModelSkipped while it cools, CooldownEnded exactly at `until`", () =>
     Effect.gen(function*() {
       const seen = yield* recordEvents
       const mux = yield* BedrockMux
-      yield* runFor(mux.converse(hello), "1 second")
+      yield* runFor(mux.converse(hello), "400 millis")
       yield* settle
       assert.deepStrictEqual(seen.map(brief), [
         "0 AttemptStarted a #1",
-        "0 CooldownStarted a requests until 10000",
+        "0 CooldownStarted a requests until 500",
         "0 AttemptEnded a failure Throttled failover",
         "0 Failover a Throttled",
+        "0 ModelSkipped a cooldown",
         "0 AttemptStarted b #2",
         "200 AttemptEnded b success",
         "200 RequestEnded converse success b"
       ])
-      yield* TestClock.adjust(8_999) // t = 9 999
+      yield* TestClock.adjust(99) // t = 499
       yield* settle
       assert.isFalse(seen.some((e) => e._tag === "CooldownEnded"))
-      yield* TestClock.adjust(1) // t = 10 000
+      yield* TestClock.adjust(1) // t = 500
       yield* settle
-      assert.deepStrictEqual(seen.slice(7).map(brief), ["10000 CooldownEnded a"])
+      assert.deepStrictEqual(seen.slice(8).map(brief), ["500 CooldownEnded a"])
     }).pipe(Effect.provide(muxOn(ab(), {
       models: {
         a: { latency: 100, faults: [fault("ThrottlingException", [1], "Too many requests, please wait before trying again.")] },

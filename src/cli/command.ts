@@ -13,7 +13,10 @@
 import { Config, Console, Data, Duration, Effect, FileSystem, Layer, Option, Result, Runtime } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { BedrockRuntime } from "../BedrockRuntime.ts"
+import type * as Guard from "../Guard.ts"
 import * as MuxConfig from "../MuxConfig.ts"
+import * as Policy from "../Policy.ts"
+import * as Route from "../Route.ts"
 import { Progress, type ProgressReporter, request, type Scenario, type Table } from "./scenarioKit.ts"
 import { defaultLiveModels, muxWorkload, runtimeWorkload, scenarios } from "./scenarios.ts"
 
@@ -202,71 +205,108 @@ const readSource = Effect.fnUntraced(function*(source: string) {
 
 const fmt = (d: Duration.Duration): string => Duration.format(d)
 
-/** The decoded config as plain JSON (durations in ms). */
-export const configToJson = (c: MuxConfig.MuxConfig) => ({
-  name: c.name,
-  models: c.models.map((m) => ({
-    target: m.target,
-    modelId: m.modelId,
-    tier: m.tier,
-    weight: m.weight,
-    timeoutMs: Duration.toMillis(m.timeout ?? c.policy.timeout),
-    timeoutFrom: m.timeout === undefined ? "policy" : "model",
-    ...(m.client === undefined ? {} : { client: m.client }),
-    ...(m.contextWindow === undefined ? {} : { contextWindow: m.contextWindow }),
-    ...(m.rpm === undefined ? {} : { rpm: m.rpm }),
-    ...(m.tpm === undefined ? {} : { tpm: m.tpm }),
-    maxTokens: m.maxTokens,
-    labels: m.labels,
-    ...(m.escalate === undefined ? {} : { escalate: m.escalate })
-  })),
-  policy: {
-    attempts: c.policy.attempts,
-    timeoutMs: Duration.toMillis(c.policy.timeout),
-    deadlineMs: Duration.toMillis(c.policy.deadline),
-    selection: c.policy.selection.name,
-    backoff: c.policy.backoff !== undefined,
-    waitForRecovery: c.policy.waitForRecovery,
-    breaker: {
-      failures: c.policy.breaker.failures,
-      windowMs: Duration.toMillis(c.policy.breaker.window),
-      cooldownMs: Duration.toMillis(c.policy.breaker.cooldown),
-      cooldownMaxMs: Duration.toMillis(c.policy.breaker.cooldownMax),
-      halfOpen: c.policy.breaker.halfOpen,
-      rampUpMs: Duration.toMillis(c.policy.breaker.rampUp)
-    }
-  },
-  routes: Object.fromEntries([...c.routes].map(([label, ix]) => [label, ix.map((i) => c.models[i]!.target)])),
-  tenants: Object.fromEntries(c.tenants),
-  ...(c.defaultTenant === undefined ? {} : { defaultTenant: c.defaultTenant }),
-  onStoreError: c.onStoreError,
-  cooldownsMs: {
-    requests: Duration.toMillis(c.cooldowns.requests),
-    tokens: Duration.toMillis(c.cooldowns.tokens),
-    daily: Duration.toMillis(c.cooldowns.daily),
-    unknown: Duration.toMillis(c.cooldowns.unknown)
-  }
+/** The streaming settings as plain JSON (durations in ms). */
+const streamToJson = (s: Policy.Streaming) => ({
+  firstTokenTimeoutMs: Duration.toMillis(s.firstToken),
+  stallTimeoutMs: Duration.toMillis(s.stall),
+  metadataGraceMs: Duration.toMillis(s.metadataGrace),
+  onInterrupt: s.onInterrupt,
+  hedge: s.hedge === undefined
+    ? null
+    : { after: s.hedge.after === "p95" ? "p95" : Duration.toMillis(s.hedge.after), budget: s.hedge.budget }
 })
+
+/** A config as decoded, or a policy composed in code (without the sections kept as written). */
+type Printable = Policy.Policy & Partial<Pick<MuxConfig.MuxConfig, "decisions" | "backoffSettings">>
+
+/** A guard's settings as plain JSON (durations in ms); undefined for a guard without settings of its own. */
+const settingsToJson = (settings: unknown): unknown => {
+  if (typeof settings !== "object" || settings === null) return settings
+  return Object.fromEntries(
+    Object.entries(settings).map(([k, v]) => (Duration.isDuration(v) ? [`${k}Ms`, Duration.toMillis(v)] : [k, v]))
+  )
+}
+
+const routeToJson = (r: Route.Route) => r.tiers.map((tier) => tier.map((m) => m.target))
+
+/** The decoded config as plain JSON (durations in ms), every section. */
+export const configToJson = (c: Printable) => {
+  const models = Policy.models(c)
+  const guard = (name: string) => c.guards.find((g) => g.name === name)?.settings
+  return {
+    name: c.name,
+    models: models.map((m) => ({
+      target: m.target,
+      modelId: m.modelId,
+      tier: m.tier,
+      weight: m.weight,
+      timeoutMs: Duration.toMillis(m.timeout ?? c.timeout),
+      timeoutFrom: m.timeout === undefined ? "policy" : "model",
+      ...(m.client === undefined ? {} : { client: m.client }),
+      ...(m.contextWindow === undefined ? {} : { contextWindow: m.contextWindow }),
+      ...(m.rpm === undefined ? {} : { rpm: m.rpm }),
+      ...(m.tpm === undefined ? {} : { tpm: m.tpm }),
+      maxTokens: m.maxTokens,
+      labels: m.labels,
+      ...(m.escalate === undefined ? {} : { escalate: m.escalate }),
+      ...(m.price === undefined ? {} : { price: m.price })
+    })),
+    route: routeToJson(c.route),
+    policy: {
+      attempts: c.attempts,
+      timeoutMs: Duration.toMillis(c.timeout),
+      deadlineMs: Duration.toMillis(c.deadline),
+      selection: c.selector.name,
+      backoff: c.backoffSettings !== undefined
+        ? { baseMs: Duration.toMillis(c.backoffSettings.base), maxMs: Duration.toMillis(c.backoffSettings.max), times: c.backoffSettings.times }
+        : c.backoff !== undefined
+        ? "custom"
+        : null,
+      waitForRecovery: c.waitForRecovery,
+      guards: c.guards.map((g) => g.name),
+      breaker: settingsToJson(guard("breaker")) ?? null,
+      decisions: c.decisions ?? {}
+    },
+    stream: streamToJson(c.stream),
+    routes: Object.fromEntries([...c.routes].map(([label, r]) => [label, Route.models(r).map((m) => m.target)])),
+    tenants: Object.fromEntries(c.tenants.limits),
+    ...(c.tenants.default === undefined ? {} : { defaultTenant: c.tenants.default }),
+    onStoreError: c.onStoreError,
+    cooldowns: settingsToJson(guard("cooldown")) ?? null,
+    captureBodies: c.captureBodies
+  }
+}
 
 const limits = (l: MuxConfig.TenantLimits): string =>
   [l.rpm === undefined ? undefined : `rpm ${l.rpm}`, l.tpm === undefined ? undefined : `tpm ${l.tpm}`]
     .filter((x) => x !== undefined).join(", ") || "unlimited"
 
-/** The decoded config as text. */
-export const renderConfig = (c: MuxConfig.MuxConfig): string => {
-  const p = c.policy
-  const b = p.breaker
+const decision = (d: Partial<Record<string, number | boolean>>): string =>
+  Object.entries(d).map(([k, v]) => `${k} ${String(v)}`).join(", ")
+
+/** The decoded config as text, every section. */
+export const renderConfig = (c: Printable): string => {
+  const s = c.stream
+  const models = Policy.models(c)
+  const backoff = c.backoffSettings !== undefined
+    ? `exponential from ${fmt(c.backoffSettings.base)} up to ${fmt(c.backoffSettings.max)}, ${c.backoffSettings.times} time(s)`
+    : c.backoff === undefined
+    ? "none"
+    : "custom"
   const opt = (x: string | number | undefined) => (x === undefined ? "-" : String(x))
+  const tierOf = (target: string) => c.route.tiers.findIndex((t) => t.some((m) => m.target === target))
+  const b = c.guards.find((g) => g.name === "breaker")?.settings as Guard.BreakerSettings | undefined
+  const cd = c.guards.find((g) => g.name === "cooldown")?.settings as Guard.CooldownSettings | undefined
   return [
     `name: ${c.name}`,
-    `models (${c.models.length}):`,
+    `models (${models.length}):`,
     ...grid(
       ["target", "tier", "weight", "timeout", "rpm", "tpm", "maxTokens", "contextWindow", "labels", "escalate"],
-      c.models.map((m) => [
+      models.map((m) => [
         m.target,
-        m.tier === 0 ? "0 (primary)" : `${m.tier} (fallback)`,
+        tierOf(m.target) === 0 ? "0 (primary)" : `${tierOf(m.target)} (fallback)`,
         m.weight,
-        m.timeout === undefined ? `${fmt(p.timeout)} (policy)` : fmt(m.timeout),
+        m.timeout === undefined ? `${fmt(c.timeout)} (policy)` : fmt(m.timeout),
         opt(m.rpm),
         opt(m.tpm),
         m.maxTokens,
@@ -275,25 +315,35 @@ export const renderConfig = (c: MuxConfig.MuxConfig): string => {
         opt(m.escalate)
       ])
     ),
-    `policy: attempts ${p.attempts}, attempt timeout ${fmt(p.timeout)}, deadline ${fmt(p.deadline)}, selection ${p.selection.name}, backoff ${
-      p.backoff === undefined ? "none" : "exponential"
-    }, waitForRecovery ${p.waitForRecovery}`,
-    `breaker: opens after ${b.failures} failures in ${fmt(b.window)}, cooldown ${fmt(b.cooldown)} (max ${
-      fmt(b.cooldownMax)
-    }), ${b.halfOpen} half-open probe(s), ramp-up ${fmt(b.rampUp)}`,
+    `policy: attempts ${c.attempts}, attempt timeout ${fmt(c.timeout)}, deadline ${fmt(c.deadline)}, selection ${c.selector.name}, backoff ${backoff}, waitForRecovery ${c.waitForRecovery}`,
+    `guards: ${c.guards.map((g) => g.name).join(", ") || "none"}`,
+    b === undefined
+      ? "breaker: none"
+      : `breaker: opens after ${b.failures} failures in ${fmt(b.window)}, a probe every ${fmt(b.probeInterval)} while open (a slow failure doubles it, up to ${
+        fmt(b.probeIntervalMax)
+      }), ${b.halfOpen} half-open probe(s), ramp-up ${fmt(b.rampUp)}`,
+    c.decisions === undefined || Object.keys(c.decisions).length === 0
+      ? "decisions: defaults (docs/concepts.md)"
+      : ["decisions (overrides of the defaults):", ...Object.entries(c.decisions).map(([tag, d]) => `  ${tag}: ${decision(d ?? {})}`)].join("\n"),
+    `stream: first token within ${fmt(s.firstToken)}, stall after ${fmt(s.stall)}, metadata grace ${fmt(s.metadataGrace)}, on interrupt ${s.onInterrupt}, hedge ${
+      s.hedge === undefined ? "off" : `after ${s.hedge.after === "p95" ? "p95" : fmt(s.hedge.after)}, budget ${s.hedge.budget}`
+    }`,
     c.routes.size === 0
       ? "routes: none"
-      : ["routes:", ...[...c.routes].map(([label, ix]) => `  ${label} -> ${ix.map((i) => c.models[i]!.target).join(", ")}`)].join("\n"),
-    c.tenants.size === 0 && c.defaultTenant === undefined
+      : ["routes:", ...[...c.routes].map(([label, r]) => `  ${label} -> ${Route.models(r).map((m) => m.target).join(", ")}`)].join("\n"),
+    c.tenants.limits.size === 0 && c.tenants.default === undefined
       ? "tenants: none (unlimited)"
       : [
         "tenants:",
-        ...[...c.tenants].map(([t, l]) => `  ${t}: ${limits(l)}`),
-        `  (any other): ${c.defaultTenant === undefined ? "unlimited" : limits(c.defaultTenant)}`
+        ...[...c.tenants.limits].map(([t, l]) => `  ${t}: ${limits(l)}`),
+        `  (any other): ${c.tenants.default === undefined ? "unlimited" : limits(c.tenants.default)}`
       ].join("\n"),
-    `throttle cooldowns: requests ${fmt(c.cooldowns.requests)}, tokens ${fmt(c.cooldowns.tokens)}, daily ${
-      fmt(c.cooldowns.daily)
-    }, unknown ${fmt(c.cooldowns.unknown)}; on store error: ${c.onStoreError}`
+    cd === undefined
+      ? `throttle cooldowns: none; on store error: ${c.onStoreError}`
+      : `throttle cooldowns: from ${fmt(cd.base)}, doubling up to requests ${fmt(cd.requests)}, tokens ${fmt(cd.tokens)}, unknown ${
+        fmt(cd.unknown)
+      }; daily ${fmt(cd.daily)}; on store error: ${c.onStoreError}`,
+    `capture bodies: ${c.captureBodies}`
   ].join("\n")
 }
 

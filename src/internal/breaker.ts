@@ -1,60 +1,89 @@
 /**
  * The circuit breaker as pure arithmetic: a state, an event and the time in,
- * the next state out. The store holds the states; the engine applies these
- * functions inside the store's atomic `modify`.
+ * the next state out. The store holds the states (Schema-encoded, so a shared
+ * store can keep them as JSON); the breaker guard applies these functions
+ * inside the store's atomic `modify`.
+ *
+ * Probing is a policy of its own: an open breaker admits a probe every
+ * `probeIntervalMs`. A probe that fails fast (an HTTP error response: the
+ * model answered, it cost the request almost nothing) keeps the interval; a
+ * probe that fails slowly (a timeout, no response: it cost its request the
+ * whole timeout) doubles it, up to `probeIntervalMaxMs`. So a recovered model
+ * gets traffic back within one interval, and a hanging one costs at most one
+ * timed-out request per (growing) interval. After closing, the model's weight
+ * ramps from 10 % to 100 % over `rampUpMs`.
  *
  * Why our own and not effect/persistence's CircuitBreaker: that one trips on
  * consecutive failures or a failure rate, has no sliding time window that a
- * success does not wipe, no bounded half-open probe count and no ramp-up of
- * traffic after closing; and its state transitions are not exposed as pure
- * functions we could property-test or run inside a Redis script.
+ * success does not wipe, admits a single probe, has no ramp-up of traffic
+ * after closing and no fast/slow distinction for failed probes; and its
+ * transitions are not pure functions we could property-test and run on any
+ * store. It plugs in as a guard all the same (examples/effect-circuit-breaker.ts).
  */
+import { Schema } from "effect"
 
 /** Breaker settings, all times in milliseconds. */
 export interface BreakerSettings {
   /** counted failures within `windowMs` that open the breaker */
   readonly failures: number
   readonly windowMs: number
-  /** first open period; doubles on each consecutive trip up to `cooldownMaxMs` */
-  readonly cooldownMs: number
-  readonly cooldownMaxMs: number
+  /** while open, a probe is admitted every this long */
+  readonly probeIntervalMs: number
+  /** a probe that fails slowly doubles the interval, up to this */
+  readonly probeIntervalMaxMs: number
   /** probes admitted at once while half-open; that many successes close it */
   readonly halfOpen: number
   /** after closing, traffic weight ramps linearly from 10 % to 100 % over this */
   readonly rampUpMs: number
 }
 
-export type BreakerState =
-  | {
-    readonly _tag: "Closed"
-    /** times of counted failures within the window, oldest first */
-    readonly failures: ReadonlyArray<number>
-    /** consecutive trips so far (grows the cooldown); 0 once healthy for a window */
-    readonly trips: number
-    /** when the breaker last closed (ramp-up start), if it ever opened */
-    readonly closedAt: number | undefined
+/**
+ * How long a half-open probe holds its slot at most: a probe whose process
+ * died (a shared store outlives it) must not keep the model out for good.
+ */
+export const PROBE_LEASE_MS = 120_000
+
+const Closed = Schema.TaggedStruct("Closed", {
+  /** times of counted failures within the window, oldest first (at most `failures` of them) */
+  failures: Schema.Array(Schema.Finite),
+  /** when the breaker last closed (ramp-up start), if it ever opened */
+  closedAt: Schema.optionalKey(Schema.Finite)
+})
+const Open = Schema.TaggedStruct("Open", {
+  /** the next probe is admitted from here on */
+  until: Schema.Finite,
+  /** the probe interval in force */
+  intervalMs: Schema.Finite,
+  openedAt: Schema.Finite
+})
+const HalfOpen = Schema.TaggedStruct("HalfOpen", {
+  probing: Schema.Int,
+  successes: Schema.Int,
+  intervalMs: Schema.Finite,
+  /** when this half-open period began (the open period's `until`); a probe admitted before it is stale */
+  since: Schema.Finite,
+  /** when the last probe was admitted (its lease runs from here) */
+  probeAt: Schema.Finite
+})
+
+/** A breaker's state, as the store keeps it. */
+export const BreakerState = Schema.Union([Closed, Open, HalfOpen])
+export type BreakerState = typeof BreakerState.Type
+
+export const initial: BreakerState = { _tag: "Closed", failures: [] }
+
+/** An open breaker whose interval has passed is half-open; expired probe leases are given back. Read-time view; pure. */
+export const current = (state: BreakerState, now: number): BreakerState => {
+  if (state._tag === "Open") {
+    return now >= state.until
+      ? { _tag: "HalfOpen", probing: 0, successes: 0, intervalMs: state.intervalMs, since: state.until, probeAt: state.until }
+      : state
   }
-  | { readonly _tag: "Open"; readonly until: number; readonly trips: number; readonly openedAt: number }
-  | {
-    readonly _tag: "HalfOpen"
-    readonly probing: number
-    readonly successes: number
-    readonly trips: number
-    /** when this half-open period began (the open period's `until`); a probe admitted before it is stale */
-    readonly since?: number
+  if (state._tag === "HalfOpen" && state.probing > 0 && now - state.probeAt >= PROBE_LEASE_MS) {
+    return { ...state, probing: 0 }
   }
-
-export const initial: BreakerState = { _tag: "Closed", failures: [], trips: 0, closedAt: undefined }
-
-/** The cooldown of the n-th consecutive trip (n >= 1). */
-export const cooldownOf = (settings: BreakerSettings, trips: number): number =>
-  Math.min(settings.cooldownMaxMs, settings.cooldownMs * 2 ** Math.max(0, trips - 1))
-
-/** An open breaker whose cooldown has passed is half-open. Read-time view; pure. */
-export const current = (state: BreakerState, now: number): BreakerState =>
-  state._tag === "Open" && now >= state.until
-    ? { _tag: "HalfOpen", probing: 0, successes: 0, trips: state.trips, since: state.until }
-    : state
+  return state
+}
 
 /** The share of its weight a model gets now: 0 while open, ramping 0.1 → 1 after closing. */
 export const weightFactor = (settings: BreakerSettings, state: BreakerState, now: number): number => {
@@ -94,12 +123,16 @@ export const acquire = (
     case "Open":
       return ["refused", state]
     case "HalfOpen":
-      return s.probing < settings.halfOpen ? ["probe", { ...s, probing: s.probing + 1 }] : ["refused", s]
+      return s.probing < settings.halfOpen ? ["probe", { ...s, probing: s.probing + 1, probeAt: now }] : ["refused", s]
   }
 }
 
-/** What an attempt ended with, as the breaker sees it. */
-export type BreakerOutcome = "success" | "failure" | "ignored"
+/**
+ * What an attempt ended with, as the breaker sees it: a success, a counted
+ * failure that was fast (an error response) or slow (a timeout, no
+ * response), or nothing it counts (validation, throttles, interruptions).
+ */
+export type BreakerOutcome = "success" | "fast-failure" | "slow-failure" | "ignored"
 
 const prune = (failures: ReadonlyArray<number>, now: number, windowMs: number): ReadonlyArray<number> => {
   let i = 0
@@ -107,20 +140,14 @@ const prune = (failures: ReadonlyArray<number>, now: number, windowMs: number): 
   return i === 0 ? failures : failures.slice(i)
 }
 
-const open = (settings: BreakerSettings, trips: number, now: number): BreakerState => ({
-  _tag: "Open",
-  until: now + cooldownOf(settings, trips),
-  trips,
-  openedAt: now
-})
+const open = (intervalMs: number, now: number): BreakerState => ({ _tag: "Open", until: now + intervalMs, intervalMs, openedAt: now })
 
 /**
  * Records the end of an attempt that held a permit (`probe` says whether it
  * was a half-open probe, `admittedAt` when its permit was taken). `ignored`
- * (validation, throttles, interruptions) only gives a probe slot back. A
- * probe admitted in an earlier half-open period (the breaker reopened and
- * half-opened again since) holds no slot of this one and says nothing about
- * this period: it is ignored.
+ * only gives a probe slot back. A probe admitted in an earlier half-open
+ * period (the breaker reopened and half-opened again since) holds no slot of
+ * this one and says nothing about this period: it is ignored.
  */
 export const record = (
   settings: BreakerSettings,
@@ -133,13 +160,11 @@ export const record = (
   const s = current(state, now)
   switch (s._tag) {
     case "Closed": {
-      // a model healthy for a whole window since it closed starts again from the base cooldown
-      const trips = s.trips > 0 && s.closedAt !== undefined && now - s.closedAt >= settings.windowMs ? 0 : s.trips
-      if (outcome !== "failure") return trips === s.trips ? state : { ...s, trips }
+      if (outcome === "success" || outcome === "ignored") return state
       const failures = [...prune(s.failures, now, settings.windowMs), now]
-      if (failures.length >= settings.failures) return open(settings, trips + 1, now)
+      if (failures.length >= settings.failures) return open(settings.probeIntervalMs, now)
       // keep at most `failures` timestamps: bounded memory whatever the traffic
-      return { ...s, trips, failures: failures.length > settings.failures ? failures.slice(-settings.failures) : failures }
+      return { ...s, failures: failures.length > settings.failures ? failures.slice(-settings.failures) : failures }
     }
     case "Open":
       // an attempt admitted before the breaker opened ended; the open period stands
@@ -147,14 +172,26 @@ export const record = (
     case "HalfOpen": {
       // an attempt admitted while closed that ends now says nothing about recovery
       if (!probe) return state
-      if (admittedAt !== undefined && s.since !== undefined && admittedAt < s.since) return state
+      if (admittedAt !== undefined && admittedAt < s.since) return state
+      // a probe that outlived its lease no longer holds a slot (it was given back when the lease ran out)
+      if (admittedAt !== undefined && now - admittedAt >= PROBE_LEASE_MS) return state
       const probing = Math.max(0, s.probing - 1)
-      if (outcome === "failure") return open(settings, s.trips + 1, now)
-      if (outcome === "ignored") return { ...s, probing }
-      const successes = s.successes + 1
-      return successes >= settings.halfOpen
-        ? { _tag: "Closed", failures: [], trips: s.trips, closedAt: now }
-        : { ...s, probing, successes }
+      switch (outcome) {
+        case "fast-failure":
+          // the model answered with an error: down, but probing it is cheap; keep the interval
+          return open(s.intervalMs, now)
+        case "slow-failure":
+          // the probe cost its request a timeout: probe less often
+          return open(Math.min(settings.probeIntervalMaxMs, s.intervalMs * 2), now)
+        case "ignored":
+          return { ...s, probing }
+        case "success": {
+          const successes = s.successes + 1
+          return successes >= settings.halfOpen
+            ? { _tag: "Closed", failures: [], closedAt: now }
+            : { ...s, probing, successes }
+        }
+      }
     }
   }
 }

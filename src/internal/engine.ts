@@ -1,20 +1,31 @@
 /**
- * The engine: one routing loop for every kind of call. Each turn selects a
- * model (pure), takes a breaker permit (atomic, in the store), runs the
- * attempt under its timeout, classifies the outcome (pure) and records it;
- * it stops on success, a fail-fast error, an exhausted budget, the deadline,
- * or when nothing is eligible.
+ * The engine: one routing loop for every kind of call, in named stages over
+ * one request state (`RequestState`):
  *
- * The attempt itself is a parameter (`run`), so Converse and ConverseStream
- * share this loop: for a stream, an attempt ends at its commit point.
+ * 1. admit: the request's tenant quota (waiting for room when asked), its
+ *    id, deadline and route (`start`);
+ * 2. select: every guard's view of the route's targets, the first tier with
+ *    an eligible target, the selector's pick among those, every guard's
+ *    permit for it (a rejection excludes it and picks again);
+ * 3. attempt: the call under its timeout (the model's, else the policy's,
+ *    capped by what is left of the deadline), hedged when asked;
+ * 4. decide: pure: what the failure means for this request (retry the same
+ *    model, escalate its service tier, fail over, fail fast, stop);
+ * 5. record: permits released with the outcome, stats, the attempt record
+ *    and events.
+ *
+ * The attempt is a parameter, so Converse, ConverseStream and a user's own
+ * call share this loop. An attempt may be "open": it resolves at its commit
+ * point (a stream's first content event), and its permits stay held until
+ * the caller settles it (`Routed.settle`). A request may be routed again after
+ * a settled failure (a stream's restart): same deadline, attempts and tenant,
+ * the models already tried out. That is all the engine knows of streams.
  */
-import { Clock, Duration, Effect, Exit, Fiber, Option, Pull, Random, Schedule, Scope } from "effect"
+import { type Array as Arr, Clock, type Context, Data, Duration, Effect, Exit, Fiber, Option, type Pull, Random, Schedule } from "effect"
 import * as BedrockError from "../BedrockError.ts"
 import type { Service as Runtime } from "../BedrockRuntime.ts"
-import type * as MuxConfig from "../MuxConfig.ts"
-import { DEFAULT_MAX_TOKENS } from "../MuxConfig.ts"
+import type * as Model from "../Model.ts"
 import {
-  type AttemptRecord,
   AttemptsExhausted,
   DeadlineExceeded,
   Failed,
@@ -25,873 +36,1478 @@ import {
   QuotaExceeded,
   StoreUnavailable
 } from "../MuxError.ts"
-import type { Service as Store, StoreError } from "../MuxStore.ts"
 import type * as MuxEvent from "../MuxEvent.ts"
+import type { Service as Store, StoreError } from "../MuxStore.ts"
 import type * as Policy from "../Policy.ts"
-import * as Breaker from "./breaker.ts"
-import type { Candidate } from "./selection.ts"
+import * as Route from "../Route.ts"
+import type { AttemptRecord, Decision as RecordDecision } from "../Routing.ts"
+import type { Candidate, Selector } from "../Selector.ts"
+import type { Target as PublicTarget } from "../Target.ts"
+import * as Guard from "./guard.ts"
 import { ModelStats, MuxStats } from "./stats.ts"
+import * as Deadlines from "./deadlines.ts"
+import * as Telemetry from "./telemetry.ts"
 import { type Observer, SYSTEM } from "./telemetry.ts"
 
-/** A pool entry with everything an attempt needs. */
-export interface Target {
-  readonly index: number
-  readonly model: MuxConfig.Model
-  /** the breaker's key in the store */
-  readonly key: string
-  /** the throttle cooldown's key */
-  readonly cooldownKey: string
-  /** the client-side quota's key (undefined: no rpm/tpm configured) */
-  readonly quotaKey: string | undefined
-  readonly runtime: Runtime
+/** A pool entry with its live stats. */
+export interface Target extends PublicTarget {
   readonly stats: ModelStats
 }
 
-/** A throttled target stays out until `until` (epoch ms of the mux's Clock). */
-export interface Cooldown {
-  readonly until: number
-  readonly kind: BedrockError.ThrottleKind
-}
-
-/** Per-request options the engine understands. */
-export interface RouteOptions {
-  readonly label?: string | undefined
-  readonly deadline?: Duration.Input | undefined
-  readonly waitForRecovery?: boolean | undefined
-  /** what admission control needs: token estimate and tenant */
-  readonly admission?: {
-    /** the input-token estimate, computed only when a quota needs it */
-    readonly inputTokens: () => number
-    readonly maxTokens: number | undefined
-    readonly tenant?: string | undefined
-    /** a tenant over its quota waits for room (inside the deadline) instead of failing */
-    readonly waitForQuota?: boolean | undefined
-  } | undefined
-  /** hedging: after `afterMs(target)` without a result, the same request starts on another model */
-  readonly hedge?: {
-    readonly afterMs: (target: Target) => number | undefined
-    /** the largest share of hedgeable requests hedged over the last minute */
-    readonly budget: number
-  } | undefined
-  /** a success is an attempt's commit point, not its end: `Routed.complete` records how it ended (streams) */
-  readonly deferred?: boolean | undefined
-  /** the continuation of a request whose committed stream failed (restart): same deadline, attempts, tenant */
-  readonly resume?: Resume | undefined
-  /** for events and metrics */
-  readonly operation?: MuxEvent.Operation | undefined
-}
-
-/** Tokens a call used: input and output as reported, `quota` as Bedrock counts it against TPM. */
-export interface TokenUsage {
-  readonly inputTokens: number
-  readonly outputTokens: number
-  readonly quota: number
-}
-
-/** How a deferred success ended. */
-export type End =
-  | { readonly _tag: "Success"; readonly usage: TokenUsage | undefined; readonly timeToFirstTokenMs?: number | undefined }
-  | { readonly _tag: "Failure"; readonly error: BedrockError.BedrockError; readonly restart: boolean }
-  | { readonly _tag: "Interrupted" }
-
-/** A request's hold on its tenant's quota. */
-export interface TenantHold {
-  readonly release: Effect.Effect<void>
-  readonly settle: (tokens: number | undefined) => Effect.Effect<void>
-}
-const noTenant: TenantHold = { release: Effect.void, settle: () => Effect.void }
-
-/** Where a restarted request picks up. */
-export interface Resume {
-  readonly requestId: string
-  readonly started: number
-  readonly attempts: Array<AttemptRecord>
-  /** pool indexes already tried */
-  readonly tried: ReadonlyArray<number>
-  readonly tenant: TenantHold
-}
-
-/** One attempt in flight: its target, breaker permit and quota reservation. */
-interface Running {
-  /** set before a hedge's loser is interrupted, so its record says why */
-  lostHedge?: boolean
-  readonly target: Target
-  readonly probe: boolean
-  readonly wasClosed: boolean
-  readonly reservation: string | undefined
-  readonly t0: number
+/** The pool as one immutable value: requests take it when they start, so a pool change never disturbs them. */
+export interface Pool {
+  readonly targets: ReadonlyArray<Target>
+  /** the default route's tiers */
+  readonly route: ReadonlyArray<ReadonlyArray<Target>>
+  readonly routes: ReadonlyMap<string, ReadonlyArray<ReadonlyArray<Target>>>
 }
 
 /** What one attempt is asked to do beyond the request itself. */
-export interface AttemptOptions {
+export interface AttemptContext {
+  /** the attempt's timeout (the model's or the policy's, capped by the deadline) */
   readonly timeout: Duration.Duration
+  /** which deadline the timeout is: the attempt's own, or what was left of the request's */
   readonly deadlineScope: "attempt" | "request"
-  /** set when a throttled attempt is escalated to another service tier */
+  /** send at this service tier (escalation), if not the default */
   readonly serviceTier: "priority" | "reserved" | undefined
+  readonly request: Guard.RequestInfo
 }
+
+/** An attempt: a call of one target. */
+export type Attempt<A> = (target: Target, context: AttemptContext) => Effect.Effect<A, BedrockError.BedrockError>
+
+/** How an open attempt (past its commit point) ended. */
+export type AttemptEnd =
+  | { readonly _tag: "Success"; readonly usage: Guard.Usage | undefined }
+  | {
+    readonly _tag: "Failure"
+    readonly error: BedrockError.BedrockError
+    /** may the request be routed again for a whole new answer (a stream's restart)? */
+    readonly restart: boolean
+  }
+  | { readonly _tag: "Interrupted" }
 
 /** A success: the value and how it was reached. */
 export interface Routed<A> {
   readonly value: A
+  /** the request's id in `mux.events` */
+  readonly requestId: string
   readonly target: Target
+  /** the position of its tier in the request's route */
+  readonly tier: number
   readonly attempts: ReadonlyArray<AttemptRecord>
-  /** records how the answer ended (called by the engine itself unless the request was `deferred`) */
-  readonly complete: (end: End) => Effect.Effect<void>
-  /** the continuation of this request after `tried` failed past its commit point */
-  readonly resume: (tried: ReadonlyArray<number>) => Resume
+  /**
+   * An open attempt's end: releases its permits and records it. A failure
+   * says whether the request may be routed again (the policy fails over on
+   * it, it was not the request deadline, and `restart` was asked).
+   */
+  readonly settle: (end: AttemptEnd) => Effect.Effect<{ readonly restart: boolean }>
 }
 
-export interface Engine {
-  readonly targets: ReadonlyArray<Target>
-  readonly settings: Breaker.BreakerSettings
-  readonly stats: MuxStats
+/** How a request ended (its one `RequestEnded`). */
+export type RequestEnd =
+  | { readonly _tag: "Success"; readonly target: Target; readonly usage: Guard.Usage | undefined; readonly timeToFirstTokenMs?: number | undefined }
+  | { readonly _tag: "Failure"; readonly error: MuxError; readonly modelId?: string | undefined }
+  /** the attempt died (a bug in code the mux called): a failure, reported as `Defect` */
+  | { readonly _tag: "Defect" }
+  | { readonly _tag: "Interrupted" }
+
+/** Per-request options. */
+export interface StartOptions {
+  readonly operation: string
+  readonly label?: string | undefined
+  readonly deadline?: Duration.Input | undefined
+  readonly waitForRecovery?: boolean | undefined
+  readonly tenant?: string | undefined
+  /** a tenant over its quota waits for room (inside the deadline) instead of failing */
+  readonly waitForQuota?: boolean | undefined
+  /** the input-token estimate, computed only when a quota needs it */
+  readonly inputTokens?: (() => number) | undefined
+  readonly maxTokens?: number | undefined
+}
+
+/** Hedging of one route: after `afterMs(target)` without a result, the same request starts on another model. */
+export interface HedgeOptions {
+  readonly afterMs: (target: Target) => number | undefined
+  /** the largest share of hedgeable requests hedged over the last minute */
+  readonly budget: number
+}
+
+/**
+ * An attempt as a Promise that aborting the signal aborts (rejecting with a
+ * `BedrockError`): the fast path runs it under its deadline with no Effect
+ * of its own. Undefined for a target that cannot be called so.
+ */
+export type RawAttempt<A> = (target: Target, context: AttemptContext) => ((signal: AbortSignal) => Promise<A>) | undefined
+
+/** How a one-shot call is run: what its success used, its raw form, and its result from the routed value. */
+export interface RunOptions<A, B> {
+  readonly usage?: ((a: A) => Guard.Usage | undefined) | undefined
+  readonly raw?: RawAttempt<A> | undefined
+  readonly result: (routed: Routed<A>) => B
+  /** where a tracer is installed: the request's span around the call */
+  readonly traced?: ((self: Effect.Effect<B, MuxError>) => Effect.Effect<B, MuxError>) | undefined
+}
+
+/** How one routing of a request runs its attempts. */
+export interface RouteOptions<A> {
+  /** the attempt's success is its commit point: settle it with `Routed.settle` */
+  readonly open?: boolean | undefined
+  readonly hedge?: HedgeOptions | undefined
+  /** what a (closed) success used, for the quotas */
+  readonly usage?: ((a: A) => Guard.Usage | undefined) | undefined
+  /** a limit of the attempt's own until its commit point (a stream's first token), when shorter than its timeout */
+  readonly commitWithin?: { readonly ms: number; readonly scope: BedrockError.DeadlineExceeded["scope"] } | undefined
+}
+
+/** A request in progress. */
+export interface Request {
+  readonly info: Guard.RequestInfo
+  readonly started: number
+  readonly deadlineAt: number
+  /**
+   * Routes the request to an answer. `open`: the attempt's success is its
+   * commit point; settle it with `Routed.settle`.
+   */
   readonly route: <A>(
-    options: RouteOptions,
-    run: (target: Target, attempt: AttemptOptions) => Effect.Effect<A, BedrockError.BedrockError>,
-    /** tokens a success really used (settles quota reservations); undefined: keep the estimate */
-    usageOf?: (a: A) => TokenUsage | undefined
+    attempt: Attempt<A>,
+    options?: RouteOptions<A>
   ) => Effect.Effect<Routed<A>, MuxError>
-  /** every target's breaker state and throttle cooldown now, in one store read (failures read as closed) */
-  readonly snapshot: Effect.Effect<Snapshot>
-  /** the pool's policy */
+  /** The request's one outcome (later calls do nothing). */
+  readonly end: (end: RequestEnd) => Effect.Effect<void>
+}
+
+/** The engine of one mux. */
+export interface Engine {
   readonly policy: Policy.Policy
+  readonly stats: MuxStats
+  readonly pool: () => Pool
+  readonly start: (options: StartOptions) => Effect.Effect<Request, MuxError>
+  /** start, route once, end: a one-shot call */
+  readonly run: <A, B>(
+    options: StartOptions,
+    attempt: Attempt<A>,
+    call: RunOptions<A, B>
+  ) => Effect.Effect<B, MuxError>
+  /** every guard's health view of every target, by guard then target */
+  readonly health: Effect.Effect<{ readonly pool: Pool; readonly views: ReadonlyArray<ReadonlyArray<Guard.View>> }>
+  readonly addModel: (model: Model.Model) => Effect.Effect<Target>
+  /** zeroes the mux's and every model's statistics (guards' states are not statistics: they stay) */
+  readonly resetStats: Effect.Effect<void>
+  readonly removeModel: (target: string) => Effect.Effect<Target | undefined>
 }
 
-/** The pool's state as the store holds it: breakers and cooldowns, by target index. */
-export interface Snapshot {
-  readonly breakers: ReadonlyArray<Breaker.BreakerState>
-  readonly cooldowns: ReadonlyArray<Cooldown | undefined>
+/** How often a request waiting for a recovery at an unknown time (a probe or trial in flight) looks again. */
+const POLL_MS = 100
+
+interface Exclusion {
+  readonly why: string
+  /** when it may come back within this request (quota room); undefined: never */
+  readonly until?: number | undefined
 }
 
-const asState = (u: unknown): Breaker.BreakerState =>
-  u === undefined || u === null ? Breaker.initial : (u as Breaker.BreakerState)
-
-export const settingsOf = (b: Policy.Breaker): Breaker.BreakerSettings => ({
-  failures: b.failures,
-  windowMs: Duration.toMillis(b.window),
-  cooldownMs: Duration.toMillis(b.cooldown),
-  cooldownMaxMs: Duration.toMillis(b.cooldownMax),
-  halfOpen: b.halfOpen,
-  rampUpMs: Duration.toMillis(b.rampUp)
-})
-
-export const make = (options: {
-  readonly config: MuxConfig.MuxConfig
-  readonly runtimes: (model: MuxConfig.Model) => Runtime
-  readonly store: Store
-  /** unique per mux instance: prefixes quota reservation ids in a shared store */
-  readonly instance: string
-  /** where events go (and metrics come from) */
-  readonly observer: Observer
-  /** the mux's lifetime: cooldown-end watchers run in it */
-  readonly scope: Scope.Scope
-}): Engine => {
-  const { config, store } = options
-  const emit = options.observer.emit
-  let requests = 0
-  const policy = config.policy
-  const settings = settingsOf(policy.breaker)
-  const windowSeconds = Math.max(1, Math.ceil(settings.windowMs / 1000))
-  const targets: ReadonlyArray<Target> = config.models.map((model, index) => ({
-    index,
-    model,
-    key: `${config.name}/breaker/${model.target}`,
-    cooldownKey: `${config.name}/cooldown/${model.target}`,
-    quotaKey: model.rpm !== undefined || model.tpm !== undefined ? `${config.name}/quota/${model.target}` : undefined,
-    runtime: options.runtimes(model),
-    stats: new ModelStats(windowSeconds)
-  }))
-  const keys = [...targets.map((t) => t.key), ...targets.map((t) => t.cooldownKey)]
-  const all = targets.map((t) => t.index)
-  const n = targets.length
-  let reservations = 0
-  const nextId = () => `${options.instance}:${++reservations}`
-  const muxStats = new MuxStats()
-  const failOpen = config.onStoreError === "allow"
-  const defaultDeadlineMs = Duration.toMillis(policy.deadline)
-
-  /** A store failure: fail open (treat as closed) or fail the request. */
-  const storeFailed = <A>(fallback: A) => (e: StoreError): Effect.Effect<A, StoreError> =>
-    failOpen ? Effect.succeed(fallback) : Effect.fail(e)
-
-  const emptySnapshot: Snapshot = {
-    breakers: targets.map(() => Breaker.initial),
-    cooldowns: targets.map(() => undefined)
-  }
-  const toSnapshot = (raw: ReadonlyArray<unknown>): Snapshot => ({
-    breakers: raw.slice(0, n).map(asState),
-    cooldowns: raw.slice(n).map((c) => (c === undefined || c === null ? undefined : (c as Cooldown)))
-  })
-  // one round trip for every breaker and cooldown of the pool
-  const readStates = store.getMany(keys).pipe(
-    Effect.map(toSnapshot),
-    Effect.catch(storeFailed(emptySnapshot))
-  )
-  const snapshot = Effect.orElseSucceed(Effect.map(store.getMany(keys), toSnapshot), () => emptySnapshot)
-  const cooling = (c: Cooldown | undefined, now: number): boolean => c !== undefined && c.until > now
-
-  /** A throttle puts the target out until the quota allows again; a later throttle extends, never shortens. */
-  const coolDown = (target: Target, reason: BedrockError.Throttled, now: number) => {
-    const base = Duration.toMillis(config.cooldowns[reason.kind])
-    const hinted = reason.retryAfter === undefined ? 0 : Duration.toMillis(reason.retryAfter)
-    const until = now + Math.max(base, hinted)
-    return store.modify(target.cooldownKey, (c) => {
-      const current = c as Cooldown | undefined
-      const next: Cooldown = current !== undefined && current.until >= until ? current : { until, kind: reason.kind }
-      return [next, next] as const
-    }).pipe(
-      Effect.tap((c) => c.until !== until ? Effect.void : cooldownStarted(target, c, now)),
-      Effect.ignore
-    )
-  }
-
-  /** Announces a cooldown and, in the mux's scope, its end (unless a later throttle extended it). */
-  const cooldownStarted = (target: Target, c: Cooldown, now: number) =>
-    Effect.gen(function*() {
-      const { modelId, target: key } = target.model
-      if (c.kind === "daily") {
-        yield* Effect.logWarning(`model ${key} hit its daily token quota; out of rotation for ${Math.round((c.until - now) / 60_000)} min`)
-      }
-      yield* emit({ _tag: "CooldownStarted", at: now, modelId, target: key, until: c.until, kind: c.kind })
-      yield* Effect.sleep(c.until - now).pipe(
-        Effect.andThen(store.getMany([target.cooldownKey])),
-        Effect.flatMap(([current]) =>
-          current !== undefined && current !== null && (current as Cooldown).until > c.until
-            ? Effect.void
-            : Effect.flatMap(Clock.currentTimeMillis, (at) => emit({ _tag: "CooldownEnded", at, modelId, target: key }))
-        ),
-        Effect.ignore,
-        Effect.forkIn(options.scope)
-      )
-    })
-
-  const tenantLimits = (tenant: string | undefined) =>
-    tenant === undefined ? config.defaultTenant : config.tenants.get(tenant) ?? config.defaultTenant
-
-  const changed = (target: Target, now: number, from: Breaker.BreakerState, to: Breaker.BreakerState) => {
-    // the stored state: an Open breaker past its cooldown reads as half-open, but it was open until this change
-    const a = from._tag === "Open" ? "open" : Breaker.stateName(from, now)
-    const b = Breaker.stateName(to, now)
-    return a === b
-      ? Effect.void
-      : emit({ _tag: "BreakerChanged", at: now, modelId: target.model.modelId, target: target.model.target, from: a, to: b })
-  }
-
-  const acquire = (target: Target, now: number) =>
-    store.modify(target.key, (s) => {
-      const state = asState(s)
-      const [permit, next] = Breaker.acquire(settings, state, now)
-      return [[permit, state, next] as const, next] as const
-    }).pipe(
-      Effect.tap(([, from, to]) => changed(target, now, from, to)),
-      Effect.map(([permit]) => permit),
-      Effect.catch(storeFailed<Breaker.Permit>("granted"))
-    )
-
-  const recordBreaker = (target: Target, outcome: Breaker.BreakerOutcome, probe: boolean, admittedAt: number) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      store.modify(target.key, (s) => {
-        const state = asState(s)
-        const next = Breaker.record(settings, state, now, outcome, probe, admittedAt)
-        return [[state, next] as const, next] as const
-      }).pipe(Effect.flatMap(([from, to]) => changed(target, now, from, to)))).pipe(Effect.ignore)
-
-  const route: Engine["route"] = (routeOptions, run, usageOf) =>
-    Effect.suspend(() => {
-    const resume = routeOptions.resume
-    // every attempt of this run of the request (an Effect may run many times), for its MuxError
-    // whatever ends it, a store failure included
-    const attempts: Array<AttemptRecord> = resume?.attempts ?? []
-    const deferred = routeOptions.deferred === true
-    const operation = routeOptions.operation ?? "converse"
-    const requestId = resume?.requestId ?? `${options.instance}-${++requests}`
-    /** Records an attempt (or replaces the record at `at`) and announces it. */
-    const recordAttempt = (record: AttemptRecord, at?: number) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        if (at === undefined) attempts.push(record)
-        else attempts[at] = record
-        return emit({ _tag: "AttemptEnded", at: now, requestId, record })
-      })
-    /** The request's one outcome, announced (and counted in the stats). */
-    const ended = (
-      outcome: MuxEvent.RequestEnded["outcome"],
-      extra: { readonly modelId?: string | undefined; readonly error?: string | undefined; readonly usage?: TokenUsage | undefined; readonly timeToFirstTokenMs?: number | undefined }
-    ) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        if (outcome !== "interrupted") recordRequest(outcome === "success")
-        return emit({
-          _tag: "RequestEnded",
-          at: now,
-          requestId,
-          operation,
-          outcome,
-          modelId: extra.modelId ?? attempts[attempts.length - 1]?.modelId,
-          error: extra.error,
-          durationMs: now - startedAt,
-          attempts: attempts.length,
-          usage: extra.usage === undefined ? undefined : { inputTokens: extra.usage.inputTokens, outputTokens: extra.usage.outputTokens },
-          timeToFirstTokenMs: extra.timeToFirstTokenMs
-        })
-      })
-    let startedAt = resume?.started ?? 0
-    return Effect.gen(function*() {
-      const started = resume?.started ?? (yield* Clock.currentTimeMillis)
-      startedAt = started
-      const deadlineMs = routeOptions.deadline === undefined
-        ? defaultDeadlineMs
-        : Duration.toMillis(Duration.fromInputUnsafe(routeOptions.deadline))
-      let tenantHold: TenantHold = resume?.tenant ?? noTenant
-      const fail = (reason: MuxError["reason"], message: string, last?: BedrockError.BedrockError) =>
-        Effect.andThen(
-          tenantHold.release,
-          Effect.fail(new MuxError({ reason, message, attempts, ...(last !== undefined ? { last } : {}) }))
-        )
-      let pool: ReadonlyArray<number> = all
-      if (routeOptions.label !== undefined) {
-        const routed = config.routes.get(routeOptions.label)
-        if (routed === undefined) {
-          return yield* fail(
-            new InvalidRequest({ problems: [`unknown route label "${routeOptions.label}"`] }),
-            `unknown route label "${routeOptions.label}"`
-          )
-        }
-        pool = routed
-      }
-      const waitForRecovery = routeOptions.waitForRecovery ?? policy.waitForRecovery
-      const admission = routeOptions.admission
-      let input: number | undefined
-      const inputTokens = () => (input ??= admission === undefined ? 0 : admission.inputTokens())
-      const estimate = (t: Target) => inputTokens() + (admission?.maxTokens ?? t.model.maxTokens)
-
-      // the tenant's quota: one request and its estimated tokens, for the whole request (a restart keeps it)
-      const tenant = admission?.tenant ?? "default"
-      const limits = tenantLimits(admission?.tenant)
-      if (resume === undefined && limits !== undefined && (limits.rpm !== undefined || limits.tpm !== undefined)) {
-        const tokens = inputTokens() + (admission?.maxTokens ?? DEFAULT_MAX_TOKENS)
-        const id = nextId()
-        // requests without a tenant have a bucket of their own that no tenant name can collide with
-        const key = admission?.tenant === undefined ? `${config.name}/tenant-default` : `${config.name}/tenant/${tenant}`
-        while (true) {
-          const now = yield* Clock.currentTimeMillis
-          const r = yield* store.reserve(key, now, limits, id, tokens).pipe(Effect.catch(storeFailed({ ok: true } as const)))
-          if (r.ok) break
-          yield* emit({ _tag: "QuotaRejected", at: now, scope: "tenant", key: tenant, kind: r.kind, retryAfterMs: r.retryAfterMs })
-          const left = started + deadlineMs - now
-          if (admission?.waitForQuota === true && r.retryAfterMs < left) {
-            yield* Effect.sleep(Math.max(1, r.retryAfterMs))
-            continue
-          }
-          return yield* fail(
-            new QuotaExceeded({ tenant, kind: r.kind, retryAfterMs: r.retryAfterMs }),
-            `tenant "${tenant}" is over its ${r.kind === "requests" ? "RPM" : "TPM"} quota; retry after ${r.retryAfterMs} ms`
-          )
-        }
-        // a request that fails gives its tenant reservation back (an interrupted one keeps it)
-        tenantHold = {
-          release: store.release(key, id).pipe(Effect.ignore),
-          settle: (tokens) => tokens === undefined ? Effect.void : store.settle(key, id, tokens).pipe(Effect.ignore)
-        }
-      }
-      // escalation to another service tier: once per model per request
-      const escalated = new Set<number>()
-      let tier: "priority" | "reserved" | undefined
-      let bypassCooldown = false
-      const quotaUntil = new Map<number, number>()
-      // why each model is out of this request, if it is
-      const excluded = new Map<number, ModelAvailability["excluded"]>()
-      for (const i of resume?.tried ?? []) excluded.set(i, "tried")
-      const sameTries = new Map<number, number>()
-      /** The request leaves `target` for good: counted, announced, out of this request. */
-      const failOver = (target: Target, error: BedrockError.BedrockError, at: number) => {
-        muxStats.failovers += 1
-        excluded.set(target.index, "tried")
-        return emit({ _tag: "Failover", at, requestId, modelId: target.model.modelId, target: target.model.target, reason: error.reason._tag })
-      }
-      let forced: Target | undefined
-      let minContext = -1
-      let last: BedrockError.BedrockError | undefined
-      let backoffStep: BackoffStep | undefined
-      let hedgeable = routeOptions.hedge !== undefined
-      if (hedgeable) muxStats.hedgeWindow.record(started, true)
-
-      /** Select (pure), take a permit (atomic), admit (atomic quota reservation); `busy` is in flight. */
-      const select = (now: number, snap: Snapshot, busy?: number) =>
-        Effect.gen(function*() {
-          const states = snap.breakers
-          const skip = new Set<number>(busy === undefined ? [] : [busy])
-          while (true) {
-            let choice: Target | undefined
-            if (forced !== undefined && !skip.has(forced.index)) {
-              // an escalated retry goes to another tier's quota: the default tier's cooldown does not apply
-              if (!Breaker.admits(settings, states[forced.index]!, now) || (!bypassCooldown && cooling(snap.cooldowns[forced.index], now))) {
-                // its breaker opened since (this very failure may have tripped it): fail over instead
-                excluded.set(forced.index, "tried")
-                skip.add(forced.index)
-                continue
-              }
-              choice = forced
-            } else {
-              const candidates: Array<Candidate> = []
-              for (const i of pool) {
-                if (excluded.has(i) || skip.has(i)) continue
-                const t = targets[i]!
-                if (minContext >= 0 && (t.model.contextWindow ?? 0) <= minContext) continue
-                if (cooling(snap.cooldowns[i], now)) continue
-                const state = states[i]!
-                if (!Breaker.admits(settings, state, now)) continue
-                const weight = t.model.weight * Breaker.weightFactor(settings, state, now)
-                if (weight > 0) candidates.push({ index: i, tier: t.model.tier, weight })
-              }
-              const picked = candidates.length === 0 ? undefined : policy.selection.pick(candidates, yield* Random.next)
-              choice = picked === undefined ? undefined : targets[picked.index]
-            }
-            if (choice === undefined) return undefined
-            const permit: Breaker.Permit = Breaker.current(states[choice.index]!, now)._tag === "Closed"
-              ? "granted"
-              : yield* acquire(choice, now)
-            if (permit === "refused") {
-              skip.add(choice.index)
-              continue
-            }
-            let reservation: string | undefined
-            if (choice.quotaKey !== undefined) {
-              // no throttled call is sent when the limit is known: a target without room is skipped
-              const id = nextId()
-              const r = yield* store.reserve(choice.quotaKey, now, { rpm: choice.model.rpm, tpm: choice.model.tpm }, id, estimate(choice))
-                .pipe(Effect.catch(storeFailed({ ok: true } as const)))
-              if (!r.ok) {
-                yield* emit({ _tag: "QuotaRejected", at: now, scope: "model", key: choice.model.target, kind: r.kind, retryAfterMs: r.retryAfterMs })
-                if (permit === "probe") yield* recordBreaker(choice, "ignored", true, now)
-                excluded.set(choice.index, "quota")
-                quotaUntil.set(choice.index, now + r.retryAfterMs)
-                if (forced === choice) forced = undefined
-                continue
-              }
-              reservation = id
-            }
-            const running: Running = {
-              target: choice,
-              probe: permit === "probe",
-              reservation,
-              wasClosed: Breaker.current(states[choice.index]!, now)._tag === "Closed",
-              t0: now
-            }
-            return running
-          }
-        })
-
-      /** Runs one attempt to its Exit; an interrupted attempt gives its probe slot back. */
-      const attempt = (r: Running, remaining: number, serviceTier: "priority" | "reserved" | undefined, hedge = false) => {
-        const attemptTimeout = r.target.model.timeout !== undefined
-          ? Duration.toMillis(r.target.model.timeout)
-          : Duration.toMillis(policy.timeout)
-        const timeout = Math.min(attemptTimeout, remaining)
-        const { modelId, target } = r.target.model
-        return emit({ _tag: "AttemptStarted", at: r.t0, requestId, modelId, target, attempt: attempts.length + (hedge ? 2 : 1), hedge }).pipe(
-          Effect.andThen(run(r.target, {
-            timeout: Duration.millis(timeout),
-            deadlineScope: attemptTimeout < remaining ? "attempt" : "request",
-            serviceTier
-          })),
-          Effect.tapError((e) => Effect.annotateCurrentSpan("error.type", e.reason._tag)),
-          Effect.withSpan(`chat ${modelId}`, {
-            kind: "client",
-            attributes: {
-              "gen_ai.operation.name": "chat",
-              "gen_ai.system": SYSTEM,
-              "gen_ai.provider.name": SYSTEM,
-              "gen_ai.request.model": modelId,
-              "bedrock_mux.target": target,
-              "bedrock_mux.request_id": requestId,
-              "bedrock_mux.hedge": hedge,
-              ...(serviceTier !== undefined ? { "bedrock_mux.service_tier": serviceTier } : {})
-            }
-          // a stack trace per attempt costs more than the rest of the span; the attributes say where it is from
-          }, { captureStackTrace: false }),
-          Effect.onInterrupt(() =>
-            Effect.andThen(
-              recordBreaker(r.target, "ignored", r.probe, r.t0),
-              Effect.flatMap(Clock.currentTimeMillis, (now) =>
-                recordAttempt({
-                  modelId,
-                  target,
-                  outcome: "interrupted",
-                  ...(r.lostHedge === true ? { decision: "hedge-lost" as const } : {}),
-                  durationMs: now - r.t0
-                }))
-            )
-          ),
-          Effect.exit
-        )
-      }
-
-      /** Records a success; a deferred one (a stream at its commit point) is settled later by `complete`. */
-      const succeeded = (r: Running, value: unknown, t1: number) =>
-        Effect.gen(function*() {
-          const at = attempts.length
-          const record: AttemptRecord = { modelId: r.target.model.modelId, target: r.target.model.target, outcome: "success", durationMs: t1 - r.t0 }
-          // a deferred success is announced when it ends, with its final record
-          attempts.push(record)
-          let done = false
-          const finish = (end: End) =>
-            Effect.gen(function*() {
-              if (done) return
-              done = true
-              const now = yield* Clock.currentTimeMillis
-              const stats = r.target.stats
-              const { modelId } = r.target.model
-              if (end._tag === "Success") {
-                yield* recordAttempt({ ...record, durationMs: now - r.t0 }, at)
-                stats.successes += 1
-                stats.lastSuccessAt = now
-                stats.latency.record(now - r.t0)
-                stats.window.record(now, true)
-                if (r.probe || !r.wasClosed) yield* recordBreaker(r.target, "success", r.probe, r.t0)
-                muxStats.latency.record(now - started)
-                if (r.reservation !== undefined && end.usage !== undefined) {
-                  yield* store.settle(r.target.quotaKey!, r.reservation, end.usage.quota).pipe(Effect.ignore)
-                }
-                yield* tenantHold.settle(end.usage?.quota)
-                yield* ended("success", { modelId, usage: end.usage, timeToFirstTokenMs: end.timeToFirstTokenMs })
-              } else if (end._tag === "Interrupted") {
-                // the caller stopped reading: not the model's fault; the reservations stay (the model worked)
-                yield* recordAttempt({ ...record, outcome: "interrupted", durationMs: now - r.t0 }, at)
-                yield* recordBreaker(r.target, "ignored", r.probe, r.t0)
-                yield* ended("interrupted", { modelId })
-              } else {
-                const error = end.error
-                const decision = policy.classification(error)
-                yield* recordAttempt({
-                  ...record,
-                  outcome: "failure",
-                  reason: error.reason._tag,
-                  decision: end.restart ? "failover" : "stop",
-                  durationMs: now - r.t0
-                }, at)
-                if (error.reason._tag === "Throttled") yield* coolDown(r.target, error.reason, now)
-                yield* recordBreaker(r.target, decision.breaker ? "failure" : "ignored", r.probe, r.t0)
-                stats.lastFailureAt = now
-                stats.interrupted += 1
-                stats.failures += 1
-                if (decision.breaker) stats.window.record(now, false)
-                muxStats.interrupted += 1
-                if (end.restart) {
-                  muxStats.restarts += 1
-                  yield* emit({ _tag: "Failover", at: now, requestId, modelId, target: r.target.model.target, reason: error.reason._tag })
-                } else {
-                  yield* tenantHold.release
-                  yield* ended("failure", { modelId, error: "StreamInterrupted" })
-                }
-              }
-            })
-          if (!deferred) yield* finish({ _tag: "Success", usage: usageOf?.(value as never) })
-          return finish
-        })
-
-      /**
-       * Classifies and records a failed attempt and decides what comes next. With a hedge still in flight,
-       * anything but a terminal decision becomes a failover to it.
-       */
-      const failed = (r: Running, error: BedrockError.BedrockError, t1: number, serviceTier: "priority" | "reserved" | undefined, hedgeInFlight: boolean) =>
-        Effect.gen(function*() {
-          const chosen = r.target
-          last = error
-          // release only what Bedrock did not count: an error response before any work. A timeout, a cut or an
-          // in-stream failure may have been counted, so its reservation stays (as the estimate) until the minute passes.
-          if (r.reservation !== undefined && !countedByBedrock(error)) yield* store.release(chosen.quotaKey!, r.reservation).pipe(Effect.ignore)
-          if (error.reason._tag === "Throttled") yield* coolDown(chosen, error.reason, t1)
-          const decision = policy.classification(error)
-          // a context-window error fails over only to a larger window; with none in the pool the request is at fault
-          const failover = decision.failover && (!decision.largerContextOnly || pool.some((i) =>
-            (targets[i]!.model.contextWindow ?? 0) > Math.max(minContext, chosen.model.contextWindow ?? 0)
-          ))
-          yield* recordBreaker(chosen, decision.breaker ? "failure" : "ignored", r.probe, r.t0)
-          const stats = chosen.stats
-          stats.lastFailureAt = t1
-          if (error.reason._tag === "Throttled") stats.throttles += 1
-          else if (!failover) stats.failFast += 1
-          else stats.failures += 1
-          if (decision.breaker) stats.window.record(t1, false)
-
-          const tries = sameTries.get(chosen.index) ?? 0
-          const terminal = error.reason._tag === "DeadlineExceeded" && error.reason.scope === "request"
-          const escalate = error.reason._tag === "Throttled" && serviceTier === undefined &&
-            chosen.model.escalate !== undefined && !escalated.has(chosen.index)
-          let next: NonNullable<AttemptRecord["decision"]>
-          if (terminal) next = "stop"
-          else if (!failover && !escalate && tries >= decision.retrySame) next = "fail-fast"
-          else if (hedgeInFlight) next = "failover"
-          else if (escalate) next = "escalate"
-          else if (tries < decision.retrySame) next = "retry-same"
-          else next = "failover"
-          yield* recordAttempt({
-            modelId: chosen.model.modelId,
-            target: chosen.model.target,
-            outcome: "failure",
-            reason: error.reason._tag,
-            decision: next,
-            durationMs: t1 - r.t0
-          })
-          return { next, decision }
-        })
-
-      while (true) {
-        const now = yield* Clock.currentTimeMillis
-        const remaining = started + deadlineMs - now
-        if (remaining <= 0) {
-          return yield* fail(new DeadlineExceeded({ deadlineMs }), `request deadline of ${deadlineMs} ms exceeded`, last)
-        }
-        if (attempts.length >= policy.attempts) {
-          return yield* fail(
-            new AttemptsExhausted({ attempts: attempts.length }),
-            `all ${attempts.length} attempts failed`,
-            last
-          )
-        }
-
-        // 1. select, take a permit, admit
-        const snap = yield* readStates
-        let current = yield* select(now, snap)
-        forced = undefined
-        bypassCooldown = false
-
-        // 2. nothing eligible
-        if (current === undefined) {
-          const models = availability(pool, excluded, snap, quotaUntil, now, minContext)
-          const earliest = models.reduce<number | undefined>(
-            (m, a) =>
-              a.recoversAt !== undefined && (a.excluded === "breaker" || a.excluded === "cooldown" || a.excluded === "quota") &&
-                (m === undefined || a.recoversAt < m)
-                ? a.recoversAt
-                : m,
-            undefined
-          )
-          if (waitForRecovery && earliest !== undefined && earliest - now < remaining) {
-            // earliest === now: a half-open breaker with every probe slot taken frees one when a probe
-            // ends, at a time nobody knows; poll for it instead of spinning
-            yield* Effect.sleep(Math.max(earliest - now, Math.min(HALF_OPEN_POLL_MS, remaining)))
-            // a model out for quota may have room again: look again
-            for (const [i, why] of excluded) if (why === "quota" && (quotaUntil.get(i) ?? 0) <= now + remaining) excluded.delete(i)
-            continue
-          }
-          return yield* fail(
-            new NoModelsAvailable({ models, ...(earliest !== undefined ? { earliestRecovery: earliest } : {}) }),
-            last === undefined ? "no model can take the request" : `no model left to fail over to after: ${last.message}`,
-            last
-          )
-        }
-
-        // 3. the attempt under its timeout, bounded by the request deadline; hedged when asked
-        let serviceTier = tier
-        tier = undefined
-        const hedgeMs = hedgeable ? routeOptions.hedge!.afterMs(current.target) : undefined
-        let exit: Exit.Exit<unknown, BedrockError.BedrockError>
-        if (hedgeMs === undefined || hedgeMs >= remaining) {
-          exit = yield* attempt(current, remaining, serviceTier)
-        } else {
-          const first = current
-          const firstFiber = yield* Effect.forkChild(attempt(first, remaining, serviceTier))
-          const early = yield* Effect.timeoutOption(Fiber.join(firstFiber), Duration.millis(hedgeMs))
-          const tHedge = yield* Clock.currentTimeMillis
-          const [hedgeOk, hedgeBad] = muxStats.hedgeWindow.totals(tHedge)
-          // a hedge is an attempt: it needs room in the budget (the one in flight is not recorded yet)
-          const second = Option.isSome(early) || hedgeBad >= routeOptions.hedge!.budget * hedgeOk ||
-              attempts.length + 2 > policy.attempts
-            ? undefined
-            : yield* select(tHedge, yield* readStates, first.target.index)
-          if (Option.isSome(early)) exit = early.value
-          else if (second === undefined) exit = yield* Fiber.join(firstFiber)
-          else {
-            // one hedge per request
-            hedgeable = false
-            muxStats.hedges += 1
-            muxStats.hedgeWindow.record(tHedge, false)
-            yield* emit({ _tag: "Hedged", at: tHedge, requestId, primary: first.target.model.target, target: second.target.model.target, afterMs: hedgeMs })
-            const secondFiber = yield* Effect.forkChild(attempt(second, started + deadlineMs - tHedge, undefined, true))
-            const [winner, winnerExit, other, otherFiber] = yield* Effect.raceFirst(
-              Effect.map(Fiber.join(firstFiber), (e) => [first, e, second, secondFiber] as const),
-              Effect.map(Fiber.join(secondFiber), (e) => [second, e, first, firstFiber] as const)
-            )
-            const t1 = yield* Clock.currentTimeMillis
-            if (Exit.isSuccess(winnerExit) || exitError(winnerExit) === undefined) {
-              // the loser is aborted (its record says hedge-lost); what it used stays reserved (Bedrock counted it)
-              other.lostHedge = true
-              yield* Fiber.interrupt(otherFiber)
-              if (winner === second) muxStats.hedgesWon += 1
-              current = winner
-              exit = winnerExit
-              if (winner === second) serviceTier = undefined
-            } else {
-              const error = exitError(winnerExit)!
-              const { next } = yield* failed(winner, error, t1, winner === first ? serviceTier : undefined, true)
-              if (next === "stop" || next === "fail-fast") {
-                yield* Fiber.interrupt(otherFiber)
-                return yield* next === "stop"
-                  ? fail(new DeadlineExceeded({ deadlineMs }), `request deadline of ${deadlineMs} ms exceeded`, error)
-                  : fail(new Failed({ error }), error.message, error)
-              }
-              yield* failOver(winner.target, error, t1)
-              current = other
-              exit = yield* Fiber.join(otherFiber)
-              if (other === second) serviceTier = undefined
-            }
-          }
-        }
-        const t1 = yield* Clock.currentTimeMillis
-        const chosen = current.target
-
-        // 4. classify (pure) and 5. record
-        if (Exit.isSuccess(exit)) {
-          const complete = yield* succeeded(current, exit.value, t1)
-          return {
-            value: exit.value as never,
-            target: chosen,
-            attempts,
-            complete,
-            // the models this route failed over from are out of the continuation too, with the committed ones
-            resume: (tried: ReadonlyArray<number>) => ({
-              requestId,
-              started,
-              attempts,
-              tried: [...new Set([...tried, ...[...excluded].flatMap(([i, why]) => (why === "tried" ? [i] : []))])],
-              tenant: tenantHold
-            })
-          }
-        }
-        const error = exitError(exit)
-        if (error === undefined) {
-          // a defect: give a probe slot back, or a half-open breaker would never admit again
-          yield* recordBreaker(chosen, "ignored", current.probe, current.t0)
-          if (exit._tag === "Failure" && exit.cause.reasons.some((r) => r._tag === "Die")) {
-            // the request failed: its quota reservations go back, as for any failure
-            if (current.reservation !== undefined) yield* store.release(chosen.quotaKey!, current.reservation).pipe(Effect.ignore)
-            yield* tenantHold.release
-          }
-          return yield* (exit as Exit.Exit<never>)
-        }
-        const { next, decision } = yield* failed(current, error, t1, serviceTier, false)
-        switch (next) {
-          case "stop":
-            return yield* fail(new DeadlineExceeded({ deadlineMs }), `request deadline of ${deadlineMs} ms exceeded`, error)
-          case "fail-fast":
-            return yield* fail(new Failed({ error }), error.message, error)
-          case "retry-same":
-            sameTries.set(chosen.index, (sameTries.get(chosen.index) ?? 0) + 1)
-            forced = chosen
-            continue
-          case "escalate":
-            escalated.add(chosen.index)
-            tier = chosen.model.escalate
-            forced = chosen
-            bypassCooldown = true
-            continue
-          default: {
-            yield* failOver(chosen, error, t1)
-            if (decision.largerContextOnly) minContext = Math.max(minContext, chosen.model.contextWindow ?? 0)
-            if (policy.backoff === undefined || decision.largerContextOnly) continue
-            // the single-model backoff: only when no other model could take the request
-            const nowSnap = yield* readStates
-            const nowStates = nowSnap.breakers
-            const others = pool.some((i) =>
-              !excluded.has(i) && Breaker.admits(settings, nowStates[i]!, t1) && !cooling(nowSnap.cooldowns[i], t1) &&
-              targets[i]!.model.weight * Breaker.weightFactor(settings, nowStates[i]!, t1) > 0
-            )
-            if (others || !Breaker.admits(settings, nowStates[chosen.index]!, t1)) continue
-            if (backoffStep === undefined) {
-              backoffStep = yield* Schedule.toStep(policy.backoff)
-            }
-            const step = yield* Effect.result(backoffStep(t1, error))
-            if (step._tag === "Failure") continue // schedule done
-            const delay = Duration.toMillis(step.success[1])
-            if (t1 + delay >= started + deadlineMs) continue
-            yield* Effect.sleep(delay)
-            excluded.delete(chosen.index)
-            forced = chosen
-            // the caller asked for this retry: it goes whatever the throttle cooldown says
-            bypassCooldown = true
-            continue
-          }
-        }
-      }
-    }).pipe(
-      Effect.catchTag("StoreError", (e) =>
-        Effect.fail(
-          new MuxError({ reason: new StoreUnavailable({ message: e.message }), message: `store unavailable: ${e.message}`, attempts })
-        )),
-      Effect.tapError((e) => ended("failure", { error: e.reason._tag })),
-      // the caller gave up (a timeout of its own, a stream it stopped reading before the answer began)
-      Effect.onInterrupt(() => ended("interrupted", {}))
-    )
-    })
-
-  const recordRequest = (ok: boolean) => {
-    muxStats.requests += 1
-    if (ok) muxStats.successes += 1
-    else muxStats.failures += 1
-  }
-
-  const availability = (
-    pool: ReadonlyArray<number>,
-    excluded: ReadonlyMap<number, ModelAvailability["excluded"]>,
-    snap: Snapshot,
-    quotaUntil: ReadonlyMap<number, number>,
-    now: number,
-    minContext: number
-  ): Array<ModelAvailability> =>
-    targets.map((t) => {
-      const state = snap.breakers[t.index]!
-      const cooldown = snap.cooldowns[t.index]
-      const why: ModelAvailability["excluded"] = !pool.includes(t.index)
-        ? "route"
-        : excluded.get(t.index) ??
-          (!Breaker.admits(settings, state, now)
-            ? "breaker"
-            : cooling(cooldown, now)
-            ? "cooldown"
-            : minContext >= 0 && (t.model.contextWindow ?? 0) <= minContext
-            ? "context-window"
-            : t.model.weight <= 0
-            ? "weight"
-            : "not-excluded")
-      const recoversAt = why === "quota"
-        ? quotaUntil.get(t.index)
-        : why === "cooldown"
-        ? cooldown!.until
-        : Breaker.recoversAt(settings, state, now)
-      return {
-        modelId: t.model.modelId,
-        target: t.model.target,
-        breaker: Breaker.stateName(state, now),
-        excluded: why,
-        ...(recoversAt !== undefined ? { recoversAt } : {})
-      }
-    })
-
-  return { targets, settings, stats: muxStats, route, snapshot, policy }
+/** The request's forced next target: a same-model retry, an escalation, a backoff retry. */
+interface Next {
+  readonly target: Target
+  readonly serviceTier: "priority" | "reserved" | undefined
 }
 
-/** Did Bedrock (probably) count this failed call against the model's quota? */
-const countedByBedrock = (error: BedrockError.BedrockError): boolean => {
-  switch (error.reason._tag) {
+/** Everything a request knows while it is routed: the stages read and write this. */
+interface RequestState {
+  readonly info: Guard.RequestInfo
+  readonly started: number
+  readonly deadlineAt: number
+  readonly deadlineMs: number
+  readonly waitForRecovery: boolean
+  readonly tiers: ReadonlyArray<ReadonlyArray<Target>>
+  /** every attempt of this run of the request (an Effect may run many times), for its routing record and MuxError */
+  readonly attempts: Array<AttemptRecord>
+  /** why each target is out of this request, if it is */
+  readonly excluded: Map<Target, Exclusion>
+  readonly sameTries: Map<Target, number>
+  readonly retrySteps: Map<Target, Step>
+  readonly escalated: Set<Target>
+  readonly skipped: Set<Target>
+  readonly lastFailure: Map<Target, BedrockError.BedrockError>
+  next: Next | undefined
+  /** a context-window failure: only larger windows from here on */
+  minContext: number
+  last: BedrockError.BedrockError | undefined
+  backoffStep: Step | undefined
+  hedgeable: boolean
+  /** the request's one outcome, synchronously (what is left: the tenant's hold) */
+  readonly endUnsafe: (result: RequestEnd, now: number, context: Context.Context<never>) => Effect.Effect<void>
+}
+
+type Step = (now: number, input: BedrockError.BedrockError) => Pull.Pull<[unknown, Duration.Duration], never, unknown>
+
+/** A target chosen and admitted by every guard. */
+interface Admitted {
+  readonly target: Target
+  readonly tier: number
+  readonly permits: ReadonlyArray<Guard.Permit>
+  readonly serviceTier: "priority" | "reserved" | undefined
+  readonly t0: number
+  /** set before a hedge's loser is interrupted, so its record says why */
+  lostHedge?: boolean
+  released?: boolean
+}
+
+/** What the decide stage says after a failed attempt. */
+type Action =
+  | { readonly _tag: "Stop" }
+  | { readonly _tag: "FailFast" }
+  | { readonly _tag: "Escalate"; readonly serviceTier: "priority" | "reserved" }
+  | { readonly _tag: "RetrySame" }
+  | { readonly _tag: "Failover"; readonly exclude: boolean; readonly minContext: number | undefined }
+
+/**
+ * The decide stage, pure: what a failed attempt means for the request.
+ * - the request deadline is terminal;
+ * - a throttle at the default tier of a model that escalates is retried once at its escalation tier;
+ * - retry-same while the reason's budget lasts;
+ * - a fail-fast decision ends the request;
+ * - otherwise fail over: a throttled model stays in the request (its cooldown keeps it out until the bucket
+ *   refills), any other is out; a context-window failure only to a larger window, if the route has one.
+ */
+export const decide = (
+  state: Pick<RequestState, "sameTries" | "escalated" | "tiers" | "minContext">,
+  target: Target,
+  error: BedrockError.BedrockError,
+  decision: BedrockError.Decision,
+  serviceTier: "priority" | "reserved" | undefined,
+  hedgeInFlight: boolean
+): Action => {
+  if (error.reason._tag === "DeadlineExceeded" && error.reason.scope === "request") return { _tag: "Stop" }
+  const escalate = error.reason._tag === "Throttled" && serviceTier === undefined && target.model.escalate !== undefined &&
+    !state.escalated.has(target)
+  const larger = Math.max(state.minContext, target.model.contextWindow ?? 0)
+  const failover = decision.failover &&
+    (!decision.largerContextOnly || state.tiers.some((tier) => tier.some((t) => (t.model.contextWindow ?? 0) > larger)))
+  const tries = state.sameTries.get(target) ?? 0
+  if (!failover && !escalate && tries >= decision.retrySame) return { _tag: "FailFast" }
+  if (!hedgeInFlight) {
+    if (escalate) return { _tag: "Escalate", serviceTier: target.model.escalate! }
+    if (tries < decision.retrySame) return { _tag: "RetrySame" }
+  }
+  return {
+    _tag: "Failover",
+    exclude: error.reason._tag !== "Throttled",
+    minContext: decision.largerContextOnly ? larger : undefined
+  }
+}
+
+/** A failure that cost its request time (a timeout, no response), not an error response. */
+export const isSlow = (error: BedrockError.BedrockError): boolean => {
+  const r = error.reason
+  switch (r._tag) {
     case "DeadlineExceeded":
-    case "Incomplete":
-    case "ModelStreamError":
     case "ModelTimeout":
       return true
     case "Network":
-      return error.reason.phase === "after-response"
+      return r.code === "ETIMEDOUT" || r.code === "TimeoutError" || r.code === "RequestTimeout"
     default:
       return false
   }
 }
-
-/** How often a request waiting for recovery re-checks a half-open breaker whose probe slots are all taken. */
-const HALF_OPEN_POLL_MS = 100
-
-type BackoffStep = (now: number, input: BedrockError.BedrockError) => Pull.Pull<[unknown, Duration.Duration], never, unknown>
 
 const exitError = (exit: Exit.Exit<unknown, BedrockError.BedrockError>): BedrockError.BedrockError | undefined => {
   if (exit._tag !== "Failure") return undefined
   for (const r of exit.cause.reasons) if (r._tag === "Fail") return r.error
   return undefined
 }
+
+const recordDecision = (a: Action): RecordDecision => {
+  switch (a._tag) {
+    case "Stop":
+      return "stop"
+    case "FailFast":
+      return "fail-fast"
+    case "Escalate":
+      return "escalate"
+    case "RetrySame":
+      return "retry-same"
+    case "Failover":
+      return "failover"
+  }
+}
+
+/** Builds the pool's targets (stats included) from the policy's routes. */
+export const makePool = (
+  policy: Policy.Policy,
+  runtimes: (model: Model.Model) => Runtime,
+  windowSeconds: number,
+  existing: ReadonlyMap<string, Target> = new Map()
+): Pool => {
+  const byKey = new Map<string, Target>()
+  const targetOf = (m: Model.Model): Target => {
+    let t = byKey.get(m.target)
+    if (t === undefined) {
+      const old = existing.get(m.target)
+      t = old !== undefined && old.model === m ? old : { model: m, runtime: runtimes(m), stats: old?.stats ?? new ModelStats(windowSeconds) }
+      byKey.set(m.target, t)
+    }
+    return t
+  }
+  const compile = (r: Route.Route) => r.tiers.map((tier) => tier.map(targetOf))
+  const route = compile(policy.route)
+  const routes = new Map([...policy.routes].map(([label, r]) => [label, compile(r)] as const))
+  return { targets: [...byKey.values()], route, routes }
+}
+
+export const make = (options: {
+  readonly policy: Policy.Policy
+  readonly runtimes: (model: Model.Model) => Runtime
+  readonly store: Store
+  readonly guards: ReadonlyArray<Guard.Live>
+  /** the guards' names, in the same order */
+  readonly guardNames: ReadonlyArray<string>
+  readonly selector: Selector
+  /** unique per mux instance: request ids and tenant reservations */
+  readonly instance: string
+  readonly observer: Observer
+  readonly deadlines: Deadlines.Deadlines
+}): Engine => {
+  const { policy, store, guards, selector, deadlines } = options
+  const emit = options.observer.emit
+  const emitUnsafe = options.observer.emitUnsafe
+  const windowSeconds = 60
+  let pool = makePool(policy, options.runtimes, windowSeconds)
+  let requests = 0
+  const muxStats = new MuxStats()
+  const failOpen = policy.onStoreError === "allow"
+  const defaultDeadlineMs = Duration.toMillis(policy.deadline)
+  const defaultTimeoutMs = Duration.toMillis(policy.timeout)
+
+  // --- admit ---------------------------------------------------------------------------------
+
+  const tenantLimits = (tenant: string | undefined) =>
+    tenant === undefined ? policy.tenants.default : policy.tenants.limits.get(tenant) ?? policy.tenants.default
+
+  /** The tenant's quota: one request and its estimated tokens for the whole request (a restart keeps it). */
+  const admitTenant = (
+    info: Guard.RequestInfo,
+    deadlineAt: number,
+    wait: boolean
+  ): Effect.Effect<TenantHold, MuxError | StoreError> => {
+    const limits = tenantLimits(info.tenant)
+    if (limits === undefined || (limits.rpm === undefined && limits.tpm === undefined)) return Effect.succeed(NO_HOLD)
+    const tenant = info.tenant ?? "default"
+    // requests without a tenant have a bucket of their own that no tenant name can collide with
+    const key = info.tenant === undefined ? `${policy.name}/tenant-default` : `${policy.name}/tenant/${tenant}`
+    const id = `${options.instance}:t${info.id}`
+    const tokens = info.inputTokens() + (info.maxTokens ?? DEFAULT_OUTPUT_TOKENS)
+    const once = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const r = yield* store.reserve(key, now, limits, id, tokens).pipe(Effect.catch(storeFailed({ ok: true } as const)))
+      if (r.ok) return
+      yield* emit({ _tag: "QuotaRejected", at: now, scope: "tenant", key: tenant, kind: r.kind, retryAfterMs: r.retryAfterMs })
+      return yield* new TenantRejected({ kind: r.kind, retryAfterMs: r.retryAfterMs, at: now })
+    })
+    // waiting for room: retried after each refusal's own retry-after, while that falls inside the deadline
+    const waitForRoom = Schedule.spaced(0).pipe(
+      Schedule.setInputType<TenantRejected | StoreError>(),
+      Schedule.modifyDelay(({ input }) => Effect.succeed(Duration.millis(input._tag === "TenantRejected" ? Math.max(1, input.retryAfterMs) : 0))),
+      Schedule.while(({ input }) => input._tag === "TenantRejected" && input.retryAfterMs < deadlineAt - input.at)
+    )
+    return once.pipe(
+      wait ? Effect.retry(waitForRoom) : (e) => e,
+      Effect.catchTag("TenantRejected", (r) =>
+        Effect.fail(
+          new MuxError({
+            reason: new QuotaExceeded({ tenant, kind: r.kind, retryAfterMs: r.retryAfterMs }),
+            message: `tenant "${tenant}" is over its ${r.kind === "requests" ? "RPM" : "TPM"} quota; retry after ${r.retryAfterMs} ms`,
+            attempts: []
+          })
+        )),
+      Effect.as({
+        // a request that fails gives its tenant reservation back (an interrupted one keeps it)
+        release: store.release(key, id).pipe(Effect.ignore),
+        settle: (used: number | undefined) => used === undefined ? Effect.void : store.settle(key, id, used).pipe(Effect.ignore)
+      })
+    )
+  }
+
+  const storeFailed = <A>(fallback: A) => (e: StoreError): Effect.Effect<A, StoreError> =>
+    failOpen ? Effect.succeed(fallback) : Effect.fail(e)
+
+  const storeError = (e: StoreError, attempts: ReadonlyArray<AttemptRecord>) =>
+    new MuxError({ reason: new StoreUnavailable({ message: e.message }), message: `store unavailable: ${e.message}`, attempts: [...attempts] })
+
+  /**
+   * The request's state and handle, synchronously: id, deadline, route. An unknown label is an InvalidRequest
+   * (returned, for the caller to fail with). The tenant's quota is admitted after, by `start`.
+   */
+  const begin = (opts: StartOptions, started: number): { readonly state: RequestState; readonly request: Request; readonly hold: (h: TenantHold) => void } | MuxError => {
+    const id = `${options.instance}-${++requests}`
+    const deadlineMs = opts.deadline === undefined ? defaultDeadlineMs : Duration.toMillis(Duration.fromInputUnsafe(opts.deadline))
+    const deadlineAt = started + deadlineMs
+    let estimate: number | undefined
+    const info: Guard.RequestInfo = {
+      id,
+      operation: opts.operation,
+      label: opts.label,
+      tenant: opts.tenant,
+      inputTokens: () => (estimate ??= opts.inputTokens === undefined ? 0 : opts.inputTokens()),
+      maxTokens: opts.maxTokens,
+      serviceTier: undefined
+    }
+    const current = pool
+    const tiers = opts.label === undefined ? current.route : current.routes.get(opts.label)
+    if (tiers === undefined) {
+      return new MuxError({
+        reason: new InvalidRequest({ problems: [`label: unknown route label "${opts.label}"; allowed: ${[...current.routes.keys()].map((l) => `"${l}"`).join(", ") || "none (no routes configured)"}`] }),
+        message: `unknown route label "${opts.label}"`,
+        attempts: []
+      })
+    }
+    const attempts: Array<AttemptRecord> = []
+    let done = false
+    let tenantHold: TenantHold = NO_HOLD
+    /** The request's one outcome, synchronously: stats and RequestEnded. Returns what is left to do (the tenant's hold). */
+    const endUnsafe = (result: RequestEnd, now: number, context: Context.Context<never>): Effect.Effect<void> => {
+      if (done) return Effect.void
+      done = true
+      const outcome = result._tag === "Success" ? "success" : result._tag === "Interrupted" ? "interrupted" : "failure"
+      if (result._tag !== "Interrupted") {
+        muxStats.requests += 1
+        if (result._tag === "Success") {
+          muxStats.successes += 1
+          muxStats.latency.record(now - started)
+        } else muxStats.failures += 1
+      }
+      const usage = result._tag === "Success" ? result.usage : undefined
+      emitUnsafe({
+        _tag: "RequestEnded",
+        at: now,
+        requestId: id,
+        operation: opts.operation as MuxEvent.Operation,
+        outcome,
+        modelId: result._tag === "Success"
+          ? result.target.model.modelId
+          : (result._tag === "Failure" ? result.modelId : undefined) ?? attempts[attempts.length - 1]?.modelId,
+        error: result._tag === "Failure" ? result.error.reason._tag : result._tag === "Defect" ? "Defect" : undefined,
+        durationMs: now - started,
+        attempts: attempts.length,
+        usage: usage === undefined ? undefined : { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens },
+        timeToFirstTokenMs: result._tag === "Success" ? result.timeToFirstTokenMs : undefined
+      }, context)
+      if (tenantHold === NO_HOLD) return Effect.void
+      return result._tag === "Success" ? tenantHold.settle(usage?.quota) : result._tag === "Interrupted" ? Effect.void : tenantHold.release
+    }
+    const state: RequestState = {
+      info,
+      started,
+      deadlineAt,
+      deadlineMs,
+      waitForRecovery: opts.waitForRecovery ?? policy.waitForRecovery,
+      tiers,
+      attempts,
+      excluded: new Map(),
+      sameTries: new Map(),
+      retrySteps: new Map(),
+      escalated: new Set(),
+      skipped: new Set(),
+      lastFailure: new Map(),
+      next: undefined,
+      minContext: -1,
+      last: undefined,
+      backoffStep: undefined,
+      hedgeable: false,
+      endUnsafe
+    }
+    const request: Request = {
+      info,
+      started,
+      deadlineAt,
+      end: (result) => Effect.withFiber((fiber) => endUnsafe(result, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), fiber.context)),
+      route: (attempt, routeOptions = {}) =>
+        routeLoop(state, attempt, routeOptions).pipe(
+          Effect.catchTag("StoreError", (e) => Effect.fail(storeError(e, attempts)))
+        )
+    }
+    return { state, request, hold: (h) => void (tenantHold = h) }
+  }
+
+  const start: Engine["start"] = (opts) =>
+    Effect.gen(function*() {
+      const begun = begin(opts, yield* Clock.currentTimeMillis)
+      if (begun instanceof MuxError) {
+        const context = yield* Effect.context<never>()
+        const now = yield* Clock.currentTimeMillis
+        yield* Effect.sync(() => emitUnsafe(failedEarly(opts, begun, now), context))
+        return yield* begun
+      }
+      const hold = yield* admitTenant(begun.state.info, begun.state.deadlineAt, opts.waitForQuota === true).pipe(
+        Effect.catchTag("StoreError", (e) => Effect.fail(storeError(e, []))),
+        Effect.tapError((error) => begun.request.end({ _tag: "Failure", error }))
+      )
+      begun.hold(hold)
+      return begun.request
+    })
+
+  /** The RequestEnded of a request that ended before it began (an unknown label). */
+  const failedEarly = (opts: StartOptions, error: MuxError, now: number): MuxEvent.RequestEnded => {
+    muxStats.requests += 1
+    muxStats.failures += 1
+    return {
+      _tag: "RequestEnded",
+      at: now,
+      requestId: `${options.instance}-${requests}`,
+      operation: opts.operation as MuxEvent.Operation,
+      outcome: "failure",
+      modelId: undefined,
+      error: error.reason._tag,
+      durationMs: 0,
+      attempts: 0,
+      usage: undefined,
+      timeToFirstTokenMs: undefined
+    }
+  }
+
+  // --- select --------------------------------------------------------------------------------
+
+  /** Every guard's view of `targets`, by guard. */
+  const viewsOf = (targets: ReadonlyArray<Target>, info: Guard.RequestInfo, now: number) =>
+    guards.length === 1
+      ? Effect.map(guards[0]!.view(targets, info, now), (v) => [v])
+      : Effect.forEach(guards, (g) => g.view(targets, info, now))
+
+  /** Every guard's permit for `target`, in order; a rejection gives back the ones already taken. */
+  const admitAll = (
+    target: Target,
+    info: Guard.RequestInfo,
+    views: ReadonlyArray<ReadonlyArray<Guard.View>>,
+    i: number,
+    now: number
+  ): Effect.Effect<ReadonlyArray<Guard.Permit>, Guard.Rejected | StoreError> => {
+    if (guards.length === 0) return Effect.succeed([])
+    const permits: Array<Guard.Permit> = []
+    const step = (g: number): Effect.Effect<ReadonlyArray<Guard.Permit>, Guard.Rejected | StoreError> =>
+      g === guards.length
+        ? Effect.succeed(permits)
+        : guards[g]!.admit(target, info, views[g]![i]!, now).pipe(
+          Effect.flatMap((p) => {
+            permits.push(p)
+            return step(g + 1)
+          }),
+          Effect.tapError(() => releaseAll(permits, { _tag: "NotSent", at: now }))
+        )
+    return step(0)
+  }
+
+  const releaseAll = (permits: ReadonlyArray<Guard.Permit>, outcome: Guard.Outcome): Effect.Effect<void> =>
+    permits.length === 0
+      ? Effect.void
+      : permits.length === 1
+      ? permits[0]!.release(outcome)
+      : Effect.forEach(permits, (p) => p.release(outcome), { discard: true })
+
+  /** One target out of the request, or back in once its exclusion's time has come. */
+  const isExcluded = (state: RequestState, t: Target, now: number): boolean => {
+    const e = state.excluded.get(t)
+    if (e === undefined) return false
+    if (e.until !== undefined && e.until <= now) {
+      state.excluded.delete(t)
+      return false
+    }
+    return true
+  }
+
+  /**
+   * The select stage: the forced next target, else the first tier with an eligible target; the selector
+   * picks; every guard admits (a rejection excludes the pick and the selector picks again).
+   * `busy`: a target with an attempt in flight (hedging).
+   */
+  const select = (
+    state: RequestState,
+    now: number,
+    busy?: Target
+  ): Effect.Effect<Admitted | { readonly _tag: "None"; readonly views: ReadonlyArray<ReadonlyArray<Guard.View>>; readonly targets: ReadonlyArray<Target> }, StoreError> =>
+    Effect.gen(function*() {
+      const forced = state.next
+      state.next = undefined
+      const info: Guard.RequestInfo = forced?.serviceTier === undefined ? state.info : { ...state.info, serviceTier: forced.serviceTier }
+      if (forced !== undefined && forced.target !== busy) {
+        const views = yield* viewsOf([forced.target], info, now)
+        if (views.every((v) => v[0]!.admits)) {
+          const admitted = yield* tryAdmit(state, forced.target, tierOf(state, forced.target), info, views, 0, now)
+          if (admitted !== undefined) return admitted
+        }
+        // its breaker opened since (this very failure may have tripped it), or a guard says no: fail over instead
+        state.excluded.set(forced.target, { why: "tried" })
+      }
+      const targets = flatTargets(state.tiers)
+      const views = yield* viewsOf(targets, state.info, now)
+      const skip = new Set<Target>(busy === undefined ? [] : [busy])
+      while (true) {
+        const skipped: Array<MuxEvent.ModelSkipped> = []
+        const found = eligible(state, views, now, skip, skipped)
+        for (const e of skipped) yield* emit(e)
+        if (found === undefined) return { _tag: "None" as const, views, targets }
+        const picked = yield* selector.pick(found, state.info)
+        const target = checkPick(found, picked)
+        const admitted = yield* tryAdmit(state, target, picked.tier, state.info, views, picked.index, now)
+        if (admitted !== undefined) return admitted
+        skip.add(target)
+      }
+    })
+
+  /**
+   * The candidates of the first tier that has an eligible target: not excluded from the request, not in
+   * `skip`, inside the context-window bound, admitted by every guard's view, weight > 0 after their factors.
+   * The targets a guard keeps out are reported once per request (`skipped`). Pure but for the request's
+   * record of what it already reported.
+   */
+  const eligible = (
+    state: RequestState,
+    views: ReadonlyArray<ReadonlyArray<Guard.View>>,
+    now: number,
+    skip: ReadonlySet<Target> | undefined,
+    skipped: Array<MuxEvent.ModelSkipped>
+  ): Arr.NonEmptyReadonlyArray<Candidate> | undefined => {
+    let offset = 0
+    for (let tier = 0; tier < state.tiers.length; tier++) {
+      const members = state.tiers[tier]!
+      let candidates: Array<Candidate> | undefined
+      for (let j = 0; j < members.length; j++) {
+        const t = members[j]!
+        if (skip?.has(t) === true || isExcluded(state, t, now)) continue
+        if (state.minContext >= 0 && (t.model.contextWindow ?? 0) <= state.minContext) continue
+        let weight = t.model.weight
+        let why: string | undefined
+        for (let g = 0; g < views.length; g++) {
+          const v = views[g]![offset + j]!
+          if (!v.admits) {
+            why = v.why ?? guardName(g)
+            break
+          }
+          weight *= v.weight
+        }
+        if (why !== undefined) {
+          if (!state.skipped.has(t)) {
+            state.skipped.add(t)
+            skipped.push({ _tag: "ModelSkipped", at: now, requestId: state.info.id, modelId: t.model.modelId, target: t.model.target, why, tier })
+          }
+          continue
+        }
+        if (weight > 0) (candidates ??= []).push({ target: t, weight, tier, index: offset + j })
+      }
+      if (candidates !== undefined) return candidates as unknown as Arr.NonEmptyReadonlyArray<Candidate>
+      offset += members.length
+    }
+    return undefined
+  }
+
+  /** The selector's pick, which must be one of its candidates (anything else is a bug in the selector). */
+  const checkPick = (candidates: ReadonlyArray<Candidate>, picked: Candidate): Target => {
+    if (!candidates.includes(picked)) throw new Error(`selector "${selector.name}" picked a model that is not one of its candidates`)
+    return picked.target as Target
+  }
+
+  const guardName = (g: number) => options.guardNames[g] ?? `guard ${g}`
+
+  /** Every guard's permit for the pick; a rejection excludes it (for good, or until its retry-after). */
+  const tryAdmit = (
+    state: RequestState,
+    target: Target,
+    tier: number,
+    info: Guard.RequestInfo,
+    views: ReadonlyArray<ReadonlyArray<Guard.View>>,
+    i: number,
+    now: number
+  ): Effect.Effect<Admitted | undefined, StoreError> =>
+    admitAll(target, info, views, i, now).pipe(
+      Effect.map((permits): Admitted => {
+        let serviceTier = info.serviceTier
+        for (const p of permits) if (p.serviceTier !== undefined) serviceTier = p.serviceTier
+        return { target, tier, permits, serviceTier, t0: now }
+      }),
+      Effect.catchTag("Rejected", (r) => {
+        // a quota says when it has room again; a probe or trial slot taken a moment ago: look again next round
+        if (r.why === "quota") state.excluded.set(target, { why: "quota", until: now + (r.retryAfterMs ?? Infinity) })
+        return Effect.succeed(undefined)
+      })
+    )
+
+  const tierOf = (state: RequestState, target: Target): number => {
+    for (let i = 0; i < state.tiers.length; i++) if (state.tiers[i]!.includes(target)) return i
+    return 0
+  }
+
+  // --- attempt -------------------------------------------------------------------------------
+
+  /** Records an attempt (or replaces the record at `at`) and announces it. */
+  const recordAttempt = (state: RequestState, record: AttemptRecord, now: number, at?: number) => {
+    if (at === undefined) state.attempts.push(record)
+    else state.attempts[at] = record
+    return emit({ _tag: "AttemptEnded", at: now, requestId: state.info.id, record })
+  }
+
+  /** Releases an attempt's permits once. */
+  const release = (a: Admitted, outcome: Guard.Outcome): Effect.Effect<void> => {
+    if (a.released === true) return Effect.void
+    a.released = true
+    return releaseAll(a.permits, outcome)
+  }
+
+  /**
+   * The attempt stage: one call to its Exit under its timeout. An interrupted attempt (the caller gave up,
+   * a lost hedge) releases its permits and is recorded here.
+   */
+  const attempt = <A>(
+    state: RequestState,
+    a: Admitted,
+    run: Attempt<A>,
+    commitWithin: RouteOptions<A>["commitWithin"],
+    hedge = false
+  ): Effect.Effect<Exit.Exit<A, BedrockError.BedrockError>> => {
+    const remaining = state.deadlineAt - a.t0
+    const own = a.target.model.timeout !== undefined ? Duration.toMillis(a.target.model.timeout) : defaultTimeoutMs
+    const timeoutMs = Math.min(own, remaining)
+    // the first-token limit, unless the attempt timeout (or what is left of the deadline) is shorter
+    const limit = commitWithin !== undefined && commitWithin.ms < timeoutMs
+      ? { ms: commitWithin.ms, scope: commitWithin.scope }
+      : { ms: timeoutMs, scope: own < remaining ? "attempt" as const : "request" as const }
+    const { modelId, target } = a.target.model
+    const context: AttemptContext = {
+      timeout: Duration.millis(timeoutMs),
+      deadlineScope: own < remaining ? "attempt" : "request",
+      serviceTier: a.serviceTier,
+      request: a.serviceTier === undefined ? state.info : { ...state.info, serviceTier: a.serviceTier }
+    }
+    const interrupted = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.andThen(
+        release(a, { _tag: "Interrupted", at: now, durationMs: now - a.t0 }),
+        recordAttempt(state, {
+          modelId,
+          target,
+          outcome: "interrupted",
+          ...(a.lostHedge === true ? { decision: "hedge-lost" as const } : {}),
+          ...(a.serviceTier !== undefined ? { serviceTier: a.serviceTier } : {}),
+          durationMs: now - a.t0
+        }, now)
+      ))
+    const call = Effect.suspend(() => run(a.target, context))
+    return Effect.andThen(
+      emit({
+        _tag: "AttemptStarted",
+        at: a.t0,
+        requestId: state.info.id,
+        modelId,
+        target,
+        attempt: state.attempts.length + (hedge ? 2 : 1),
+        hedge,
+        tier: a.tier,
+        ...(a.serviceTier !== undefined ? { serviceTier: a.serviceTier } : {})
+      }),
+      Effect.withFiber((fiber) => {
+        // spans only where a tracer is installed: the native tracer exports nothing, and a span costs more than the
+        // rest of the attempt's machinery (bench/results/README.md)
+        const traced = Telemetry.tracing(fiber)
+          ? call.pipe(
+            Effect.tapError((e) => Effect.annotateCurrentSpan("error.type", e.reason._tag)),
+            Effect.withSpan(`chat ${modelId}`, {
+              kind: "client",
+              attributes: {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.system": SYSTEM,
+                "gen_ai.provider.name": SYSTEM,
+                "gen_ai.request.model": modelId,
+                "bedrock_mux.target": target,
+                "bedrock_mux.request_id": state.info.id,
+                "bedrock_mux.hedge": hedge,
+                ...(a.serviceTier !== undefined ? { "bedrock_mux.service_tier": a.serviceTier } : {})
+              }
+              // a stack trace per attempt costs more than the rest of the span; the attributes say where it is from
+            }, { captureStackTrace: false })
+          )
+          : call
+        return timed(traced, a.t0 + limit.ms, () => BedrockError.deadline(limit.scope, Duration.millis(limit.ms), modelId))
+      }).pipe(Effect.onInterrupt(() => interrupted))
+    )
+  }
+
+  /**
+   * Runs `self` in a child fiber with a deadline in the mux's heap: at the deadline the child is interrupted
+   * (aborting its HTTP request) and the attempt fails with `onTimeout()`. No race, no second fiber.
+   */
+  const timed = <A>(
+    self: Effect.Effect<A, BedrockError.BedrockError>,
+    at: number,
+    onTimeout: () => BedrockError.BedrockError
+  ): Effect.Effect<Exit.Exit<A, BedrockError.BedrockError>> =>
+    Effect.flatMap(Effect.forkChild(self, { startImmediately: true }), (fiber) => {
+      const done = fiber.pollUnsafe()
+      if (done !== undefined) return Effect.succeed(done)
+      let timedOut = false
+      const entry = deadlines.add(at, () => {
+        timedOut = true
+        fiber.interruptUnsafe()
+      })
+      return Effect.map(Fiber.await(fiber), (exit) => {
+        deadlines.remove(entry)
+        return timedOut && Exit.isFailure(exit) ? Exit.fail(onTimeout()) : exit
+      })
+    })
+
+  // --- record --------------------------------------------------------------------------------
+
+  /** Records a failed attempt and decides (the decide stage) what comes next. */
+  const failed = (state: RequestState, a: Admitted, error: BedrockError.BedrockError, now: number, hedgeInFlight: boolean) =>
+    Effect.gen(function*() {
+      const t = a.target
+      state.last = error
+      state.lastFailure.set(t, error)
+      const decision = policy.classification(error)
+      const action = decide(state, t, error, decision, a.serviceTier, hedgeInFlight)
+      yield* release(a, { _tag: "Failure", at: now, durationMs: now - a.t0, error, decision, slow: isSlow(error) })
+      const kind = error.reason._tag === "Throttled"
+        ? "throttle"
+        : error.reason._tag === "Refused"
+        ? "refusal"
+        : action._tag === "FailFast" || !decision.failover
+        ? "fail-fast"
+        : "failure"
+      t.stats.failed(now, kind, decision.breaker, { reason: error.reason._tag, message: error.message, at: now })
+      // an attempt the mux aborted (its timeout, the deadline) is interrupted; the reason says why
+      const aborted = error.reason._tag === "DeadlineExceeded"
+      yield* recordAttempt(state, {
+        modelId: t.model.modelId,
+        target: t.model.target,
+        outcome: aborted ? "interrupted" : "failure",
+        reason: error.reason._tag,
+        decision: recordDecision(action),
+        ...(a.serviceTier !== undefined ? { serviceTier: a.serviceTier } : {}),
+        ...(error.httpStatusCode !== undefined ? { httpStatusCode: error.httpStatusCode } : {}),
+        message: error.message,
+        durationMs: now - a.t0
+      }, now)
+      return action
+    })
+
+  /** The request leaves `target` (for good, or until its cooldown ends): counted and announced. */
+  const failOver = (state: RequestState, t: Target, error: BedrockError.BedrockError, action: Extract<Action, { _tag: "Failover" }>, now: number) => {
+    muxStats.failovers += 1
+    if (action.exclude) state.excluded.set(t, { why: "tried" })
+    if (action.minContext !== undefined) state.minContext = Math.max(state.minContext, action.minContext)
+    return emit({ _tag: "Failover", at: now, requestId: state.info.id, modelId: t.model.modelId, target: t.model.target, reason: error.reason._tag })
+  }
+
+  const fail = (state: RequestState, reason: MuxError["reason"], message: string, last?: BedrockError.BedrockError) =>
+    Effect.fail(new MuxError({ reason, message, attempts: state.attempts, requestId: state.info.id, ...(last !== undefined ? { last } : {}) }))
+
+  const deadlineExceeded = (state: RequestState, last: BedrockError.BedrockError | undefined) =>
+    fail(
+      state,
+      new DeadlineExceeded({ deadlineMs: state.deadlineMs, scope: "request", afterMs: state.deadlineMs }),
+      `request deadline of ${state.deadlineMs} ms exceeded`,
+      last
+    )
+
+  /** Records a success; an open one (a commit point) is settled later. */
+  const succeeded = <A>(state: RequestState, a: Admitted, value: A, now: number, open: boolean, usage: ((a: A) => Guard.Usage | undefined) | undefined): Effect.Effect<Routed<A>> => {
+    const t = a.target
+    const at = state.attempts.length
+    const record: AttemptRecord = {
+      modelId: t.model.modelId,
+      target: t.model.target,
+      outcome: "success",
+      ...(a.serviceTier !== undefined ? { serviceTier: a.serviceTier } : {}),
+      durationMs: now - a.t0
+    }
+    // an open success is announced when it is settled, with its final record
+    state.attempts.push(record)
+    let settled = false
+    const settle = (end: AttemptEnd): Effect.Effect<{ readonly restart: boolean }> =>
+      Effect.suspend(() => {
+        if (settled) return Effect.succeed(NO_RESTART)
+        settled = true
+        return Effect.flatMap(Clock.currentTimeMillis, (at1) => settleAt(end, at1))
+      })
+    const settleAt = (end: AttemptEnd, now1: number): Effect.Effect<{ readonly restart: boolean }> => {
+      switch (end._tag) {
+        case "Success": {
+          t.stats.succeeded(now1, now1 - a.t0, end.usage?.outputTokens)
+          return Effect.as(
+            Effect.andThen(
+              recordAttempt(state, { ...record, durationMs: now1 - a.t0 }, now1, at),
+              release(a, { _tag: "Success", at: now1, durationMs: now1 - a.t0, usage: end.usage })
+            ),
+            NO_RESTART
+          )
+        }
+        case "Interrupted":
+          // the caller stopped reading: not the model's fault
+          return Effect.as(
+            Effect.andThen(
+              recordAttempt(state, { ...record, outcome: "interrupted", durationMs: now1 - a.t0 }, now1, at),
+              release(a, { _tag: "Interrupted", at: now1, durationMs: now1 - a.t0 })
+            ),
+            NO_RESTART
+          )
+        case "Failure": {
+          const error = end.error
+          const decision = policy.classification(error)
+          // the request deadline is terminal (no restart can answer in time), and an error the policy fails fast
+          // on (the request is at fault) would fail the same way on any model: neither restarts
+          const restart = end.restart && decision.failover &&
+            !(error.reason._tag === "DeadlineExceeded" && error.reason.scope === "request")
+          state.last = error
+          state.lastFailure.set(t, error)
+          t.stats.failed(now1, error.reason._tag === "Throttled" ? "throttle" : "failure", decision.breaker, {
+            reason: error.reason._tag,
+            message: error.message,
+            at: now1
+          })
+          t.stats.interrupted += 1
+          muxStats.interrupted += 1
+          return Effect.gen(function*() {
+            yield* recordAttempt(state, {
+              ...record,
+              // a stall or the deadline: the mux aborted it
+              outcome: error.reason._tag === "DeadlineExceeded" ? "interrupted" : "failure",
+              reason: error.reason._tag,
+              ...(error.httpStatusCode !== undefined ? { httpStatusCode: error.httpStatusCode } : {}),
+              message: error.message,
+              decision: restart ? "failover" : "stop",
+              durationMs: now1 - a.t0
+            }, now1, at)
+            yield* release(a, { _tag: "Failure", at: now1, durationMs: now1 - a.t0, error, decision, slow: isSlow(error) })
+            if (restart) {
+              muxStats.restarts += 1
+              state.excluded.set(t, { why: "tried" })
+              yield* emit({ _tag: "Failover", at: now1, requestId: state.info.id, modelId: t.model.modelId, target: t.model.target, reason: error.reason._tag })
+            }
+            return restart ? RESTART : NO_RESTART
+          })
+        }
+      }
+    }
+    const routed: Routed<A> = { value, requestId: state.info.id, target: t, tier: a.tier, attempts: state.attempts, settle }
+    if (open) return Effect.succeed(routed)
+    return Effect.as(settleAt({ _tag: "Success", usage: usage?.(value) }, now).pipe(Effect.tap(() => Effect.sync(() => (settled = true)))), routed)
+  }
+
+  // --- the loop ------------------------------------------------------------------------------
+
+  const routeLoop = <A>(
+    state: RequestState,
+    run: Attempt<A>,
+    routeOptions: RouteOptions<A>
+  ): Effect.Effect<Routed<A>, MuxError | StoreError> =>
+    Effect.gen(function*() {
+      const open = routeOptions.open === true
+      const { hedge, usage, commitWithin } = routeOptions
+      state.hedgeable = hedge !== undefined
+      if (state.hedgeable) muxStats.hedgeWindow.record(state.started, true)
+      while (true) {
+        const now = yield* Clock.currentTimeMillis
+        const remaining = state.deadlineAt - now
+        if (remaining <= 0) return yield* deadlineExceeded(state, state.last)
+        if (state.attempts.length >= policy.attempts) {
+          return yield* fail(state, new AttemptsExhausted({ attempts: state.attempts.length }), `all ${state.attempts.length} attempts failed`, state.last)
+        }
+
+        // select
+        const chosen = yield* select(state, now)
+        if ("_tag" in chosen) {
+          const wait = yield* nothingEligible(state, chosen.views, chosen.targets, now, remaining)
+          if (wait === "again") continue
+          return yield* wait
+        }
+
+        // attempt (hedged when asked)
+        let current = chosen
+        let exit: Exit.Exit<A, BedrockError.BedrockError>
+        const hedgeMs = state.hedgeable ? hedge!.afterMs(current.target) : undefined
+        if (hedgeMs === undefined || hedgeMs >= remaining) {
+          exit = yield* attempt(state, current, run, commitWithin)
+        } else {
+          const outcome = yield* hedged(state, current, run, hedge!, hedgeMs, commitWithin)
+          if (outcome._tag === "Done") return yield* outcome.result
+          current = outcome.winner
+          exit = outcome.exit
+        }
+        const t1 = yield* Clock.currentTimeMillis
+        const done = yield* afterAttempt(state, current, exit, t1, open, usage)
+        if (done !== undefined) return yield* done
+      }
+    })
+
+  /**
+   * The decide and record stages after one attempt: the request's end when it ends here (a success, a
+   * fail-fast, a stop, a defect), or undefined for another turn of the loop.
+   */
+  const afterAttempt = <A>(
+    state: RequestState,
+    current: Admitted,
+    exit: Exit.Exit<A, BedrockError.BedrockError>,
+    t1: number,
+    open: boolean,
+    usage: ((a: A) => Guard.Usage | undefined) | undefined
+  ): Effect.Effect<Effect.Effect<Routed<A>, MuxError> | undefined, StoreError> =>
+    Effect.gen(function*() {
+      if (Exit.isSuccess(exit)) return Effect.succeed(yield* succeeded(state, current, exit.value, t1, open, usage))
+      const error = exitError(exit)
+      if (error === undefined) {
+        // a defect: the permits go back without blaming the model, the reservations with them (the request
+        // failed, as for any failure); an interruption keeps what Bedrock may have counted
+        const died = exit.cause.reasons.some((r) => r._tag === "Die")
+        yield* release(current, died ? { _tag: "NotSent", at: t1 } : { _tag: "Interrupted", at: t1, durationMs: t1 - current.t0 })
+        return exit as Exit.Exit<never>
+      }
+      const action = yield* failed(state, current, error, t1, false)
+      return yield* act(state, current, error, action, t1)
+    })
+
+  /** Carries out the decision; returns the request's end when it ends here. */
+  const act = (state: RequestState, a: Admitted, error: BedrockError.BedrockError, action: Action, now: number) =>
+    Effect.gen(function*() {
+      const t = a.target
+      switch (action._tag) {
+        case "Stop":
+          return deadlineExceeded(state, error)
+        case "FailFast":
+          return fail(state, new Failed({ error }), error.message, error)
+        case "Escalate":
+          state.escalated.add(t)
+          state.next = { target: t, serviceTier: action.serviceTier }
+          yield* emit({ _tag: "Escalated", at: now, requestId: state.info.id, modelId: t.model.modelId, target: t.model.target, serviceTier: action.serviceTier })
+          return undefined
+        case "RetrySame": {
+          let step = state.retrySteps.get(t)
+          if (step === undefined) {
+            step = (yield* Schedule.toStep(policy.retry)) as Step
+            state.retrySteps.set(t, step)
+          }
+          const r = yield* Effect.result(step(now, error))
+          const delay = r._tag === "Success" ? Duration.toMillis(r.success[1]) : Infinity
+          if (now + delay < state.deadlineAt) {
+            state.sameTries.set(t, (state.sameTries.get(t) ?? 0) + 1)
+            if (delay > 0) yield* Effect.sleep(delay)
+            state.next = { target: t, serviceTier: a.serviceTier }
+            return undefined
+          }
+          // the schedule is done, or its delay would pass the deadline: another model may still answer in time
+          return yield* Effect.as(failOver(state, t, error, { _tag: "Failover", exclude: true, minContext: undefined }, now), undefined)
+        }
+        case "Failover": {
+          yield* failOver(state, t, error, action, now)
+          if (policy.backoff === undefined || action.minContext !== undefined) return undefined
+          // the single-model backoff: only when no other model could take the request
+          const others = yield* anyEligible(state, now, t)
+          if (others) return undefined
+          if (state.backoffStep === undefined) state.backoffStep = (yield* Schedule.toStep(policy.backoff)) as Step
+          const r = yield* Effect.result(state.backoffStep(now, error))
+          if (r._tag === "Failure") return undefined // schedule done
+          const delay = Duration.toMillis(r.success[1])
+          // a wait that would pass the deadline ends the request as what it is: a deadline
+          if (now + delay >= state.deadlineAt) return deadlineExceeded(state, error)
+          yield* Effect.sleep(delay)
+          state.excluded.delete(t)
+          state.next = { target: t, serviceTier: undefined }
+          return undefined
+        }
+      }
+    })
+
+  /** Could another model than `but` take the request now (guards' views, exclusions, weights)? */
+  const anyEligible = (state: RequestState, now: number, but: Target) =>
+    Effect.gen(function*() {
+      const targets = flatTargets(state.tiers)
+      const views = yield* viewsOf(targets, state.info, now)
+      return targets.some((t, i) =>
+        t !== but && !isExcluded(state, t, now) && views.every((v) => v[i]!.admits) &&
+        views.reduce((w, v) => w * v[i]!.weight, t.model.weight) > 0
+      )
+    })
+
+  /**
+   * Nothing is eligible: wait for the earliest recovery inside the deadline (a throttle cooldown always;
+   * breakers, quotas and other guards with `waitForRecovery`), or end the request with why.
+   */
+  const nothingEligible = (
+    state: RequestState,
+    views: ReadonlyArray<ReadonlyArray<Guard.View>>,
+    targets: ReadonlyArray<Target>,
+    now: number,
+    remaining: number
+  ) =>
+    Effect.gen(function*() {
+      const models = availability(state, views, targets, now)
+      let earliest: number | undefined
+      let earliestAny: number | undefined
+      for (const m of models) {
+        if (m.recoversAt === undefined) continue
+        if (earliestAny === undefined || m.recoversAt < earliestAny) earliestAny = m.recoversAt
+        const waitable = m.excluded === "cooldown" || (state.waitForRecovery && m.excluded !== "tried" && m.excluded !== "route" &&
+          m.excluded !== "context-window" && m.excluded !== "weight")
+        if (waitable && (earliest === undefined || m.recoversAt < earliest)) earliest = m.recoversAt
+      }
+      if (earliest !== undefined && earliest - now < remaining) {
+        // earliest === now: a probe or trial in flight frees its slot when it ends, at a time nobody knows;
+        // look again shortly instead of spinning
+        yield* Effect.sleep(Math.min(remaining, Math.max(earliest - now, earliest <= now ? POLL_MS : 0)))
+        return "again" as const
+      }
+      const last = state.last
+      // the last model left timed out: that is what ended the request
+      if (last !== undefined && last.reason._tag === "DeadlineExceeded" && earliestAny === undefined) {
+        const afterMs = Duration.toMillis(last.reason.after)
+        return fail(state, new DeadlineExceeded({ deadlineMs: state.deadlineMs, scope: "attempt", afterMs }), `the attempt timed out after ${afterMs} ms and no model is left`, last)
+      }
+      return fail(
+        state,
+        new NoModelsAvailable({
+          models,
+          ...(earliestAny !== undefined ? { earliestRecovery: earliestAny, retryAfterMs: Math.max(0, earliestAny - now) } : {})
+        }),
+        last === undefined
+          ? `no model can take the request${earliestAny !== undefined ? `; retry after ${Math.max(0, earliestAny - now)} ms` : ""}`
+          : `no model left to fail over to after: ${last.message}`,
+        last
+      )
+    })
+
+  /** Each model of the route (and those out of it): why it could not take the request, and when it could. */
+  const availability = (
+    state: RequestState,
+    views: ReadonlyArray<ReadonlyArray<Guard.View>>,
+    targets: ReadonlyArray<Target>,
+    now: number
+  ): Array<ModelAvailability> => {
+    const inRoute = new Set(targets)
+    const out = pool.targets.filter((t) => !inRoute.has(t))
+    const row = (t: Target, excluded: string, recoversAt: number | undefined, breaker: ModelAvailability["breaker"]): ModelAvailability => {
+      const lastError = state.lastFailure.get(t)
+      const lastFailure = lastError !== undefined
+        ? { reason: lastError.reason._tag, message: lastError.message, at: t.stats.lastFailureAt ?? now }
+        : t.stats.lastFailure
+      return {
+        modelId: t.model.modelId,
+        target: t.model.target,
+        breaker,
+        excluded,
+        ...(recoversAt !== undefined ? { recoversAt } : {}),
+        ...(lastFailure !== undefined ? { lastFailure } : {})
+      }
+    }
+    const breakerIndex = guards.findIndex((_, g) => guardName(g) === "breaker")
+    return [
+      ...targets.map((t, i) => {
+        const breakerView = breakerIndex >= 0 ? views[breakerIndex]![i] : undefined
+        const breaker: ModelAvailability["breaker"] = breakerView === undefined || (breakerView.admits && breakerView.free === true)
+          ? "closed"
+          : breakerView.admits || breakerView.recoversAt === now
+          ? "half-open"
+          : "open"
+        const ex = state.excluded.get(t)
+        if (ex !== undefined && (ex.until === undefined || ex.until > now)) return row(t, ex.why, ex.until === Infinity ? undefined : ex.until, breaker)
+        if (state.minContext >= 0 && (t.model.contextWindow ?? 0) <= state.minContext) return row(t, "context-window", undefined, breaker)
+        for (const v of views) {
+          const view = v[i]!
+          if (!view.admits) return row(t, view.why ?? "guard", view.recoversAt, breaker)
+        }
+        return row(t, t.model.weight <= 0 ? "weight" : "not-excluded", undefined, breaker)
+      }),
+      ...out.map((t) => row(t, "route", undefined, "closed"))
+    ]
+  }
+
+  /** The attempt stage with a hedge: after `hedgeMs` without a result, the same request also starts elsewhere. */
+  const hedged = <A>(
+    state: RequestState,
+    first: Admitted,
+    run: Attempt<A>,
+    hedge: HedgeOptions,
+    hedgeMs: number,
+    commitWithin: RouteOptions<A>["commitWithin"]
+  ) =>
+    Effect.gen(function*() {
+      const firstFiber = yield* Effect.forkChild(attempt(state, first, run, commitWithin))
+      const early = yield* Effect.timeoutOption(Fiber.join(firstFiber), Duration.millis(hedgeMs))
+      if (Option.isSome(early)) return { _tag: "Attempt" as const, winner: first, exit: early.value }
+      const tHedge = yield* Clock.currentTimeMillis
+      const [hedgeOk, hedgeBad] = muxStats.hedgeWindow.totals(tHedge)
+      // a hedge is an attempt: it needs room in the budget (the one in flight is not recorded yet)
+      const chosen = hedgeBad >= hedge.budget * hedgeOk || state.attempts.length + 2 > policy.attempts
+        ? undefined
+        : yield* select(state, tHedge, first.target)
+      if (chosen === undefined || "_tag" in chosen) {
+        return { _tag: "Attempt" as const, winner: first, exit: yield* Fiber.join(firstFiber) }
+      }
+      const second = chosen
+      // one hedge per request
+      state.hedgeable = false
+      muxStats.hedges += 1
+      muxStats.hedgeWindow.record(tHedge, false)
+      yield* emit({ _tag: "Hedged", at: tHedge, requestId: state.info.id, primary: first.target.model.target, target: second.target.model.target, afterMs: hedgeMs })
+      const secondFiber = yield* Effect.forkChild(attempt(state, second, run, commitWithin, true))
+      const [winner, winnerExit, other, otherFiber] = yield* Effect.raceFirst(
+        Effect.map(Fiber.join(firstFiber), (e) => [first, e, second, secondFiber] as const),
+        Effect.map(Fiber.join(secondFiber), (e) => [second, e, first, firstFiber] as const)
+      )
+      const t1 = yield* Clock.currentTimeMillis
+      const error = exitError(winnerExit)
+      if (Exit.isSuccess(winnerExit) || error === undefined) {
+        // the loser is aborted (its record says hedge-lost); what it used stays reserved (Bedrock counted it)
+        other.lostHedge = true
+        yield* Fiber.interrupt(otherFiber)
+        if (winner === second) muxStats.hedgesWon += 1
+        return { _tag: "Attempt" as const, winner, exit: winnerExit }
+      }
+      const action = yield* failed(state, winner, error, t1, true)
+      if (action._tag === "Stop" || action._tag === "FailFast") {
+        yield* Fiber.interrupt(otherFiber)
+        return { _tag: "Done" as const, result: (yield* act(state, winner, error, action, t1))! }
+      }
+      yield* failOver(state, winner.target, error, action._tag === "Failover" ? action : { _tag: "Failover", exclude: true, minContext: undefined }, t1)
+      return { _tag: "Attempt" as const, winner: other, exit: yield* Fiber.join(otherFiber) }
+    })
+
+  /** The request's one outcome from how its routing ended. */
+  const ending = <A>(request: Request, usage: ((a: A) => Guard.Usage | undefined) | undefined) =>
+    Effect.onExit((exit: Exit.Exit<Routed<A>, MuxError>) => {
+      if (Exit.isSuccess(exit)) return request.end({ _tag: "Success", target: exit.value.target, usage: usage?.(exit.value.value) })
+      const error = exitError(exit as Exit.Exit<unknown, never>) as MuxError | undefined
+      if (error !== undefined) return request.end({ _tag: "Failure", error })
+      // a defect is a failure (its tenant reservation goes back); otherwise the caller gave up (a timeout of its own)
+      return request.end(exit.cause.reasons.some((r) => r._tag === "Die") ? { _tag: "Defect" } : { _tag: "Interrupted" })
+    })
+
+  /** Every guard and the selector can answer without an Effect (an in-memory store): the fast path may apply. */
+  const fastCapable = selector.pickUnsafe !== undefined && guards.every((g) => g.viewUnsafe !== undefined && g.admitUnsafe !== undefined)
+
+  const run: Engine["run"] = (opts, attemptFn, call) => {
+    const limits = tenantLimits(opts.tenant)
+    const general = () =>
+      Effect.flatMap(start(opts), (request) =>
+        request.route(attemptFn, { usage: call.usage }).pipe(ending(request, call.usage), Effect.map(call.result)))
+    const fast = fastCapable && (limits === undefined || (limits.rpm === undefined && limits.tpm === undefined))
+    return Effect.withFiber((fiber) =>
+      Telemetry.tracing(fiber)
+        ? (call.traced === undefined ? general() : call.traced(general()))
+        : fast
+        ? fastRun(fiber, opts, attemptFn, call)
+        : general()
+    )
+  }
+
+  /**
+   * The fast path (measured: the mux's own cost on the real SDK path is dominated by the number of distinct
+   * Effect steps a call runs, bench/results/README.md). Without a tenant quota, a tracer or a store round trip,
+   * a request's stages run as plain code in one step: begin, every guard's view and permit, the selector's
+   * pick, and the record of a success; the only Effect is the attempt itself. Anything else (no eligible
+   * model, a guard that needs its store, a failed attempt) hands the same request over to the general loop.
+   */
+  const fastRun = <A, B>(
+    fiber: Fiber.Fiber<unknown, unknown>,
+    opts: StartOptions,
+    attemptFn: Attempt<A>,
+    call: RunOptions<A, B>
+  ): Effect.Effect<B, MuxError> => {
+    const { usage } = call
+    const context = fiber.context
+    const clock = fiber.getRef(Clock.Clock)
+    const now = clock.currentTimeMillisUnsafe()
+    const begun = begin(opts, now)
+    if (begun instanceof MuxError) {
+      emitUnsafe(failedEarly(opts, begun, now), context)
+      return Effect.fail(begun)
+    }
+    const { state, request } = begun
+    const general = (): Effect.Effect<B, MuxError> =>
+      routeLoop(state, attemptFn, { usage }).pipe(
+        Effect.catchTag("StoreError", (e) => Effect.fail(storeError(e, state.attempts))),
+        ending(request, usage),
+        Effect.map(call.result)
+      )
+    const targets = flatTargets(state.tiers)
+    const views: Array<ReadonlyArray<Guard.View>> = []
+    for (const g of guards) {
+      const v = g.viewUnsafe!(targets, state.info, now)
+      if (v === undefined) return general()
+      views.push(v)
+    }
+    const skipped: Array<MuxEvent.ModelSkipped> = []
+    const found = eligible(state, views, now, undefined, skipped)
+    for (const e of skipped) emitUnsafe(e, context)
+    if (found === undefined) return general()
+    const random = fiber.getRef(Random.Random)
+    const picked = selector.pickUnsafe!(found, state.info, () => random.nextDoubleUnsafe())
+    const target = checkPick(found, picked)
+    const permits: Array<Guard.Permit> = []
+    let serviceTier: "priority" | "reserved" | undefined
+    let free = true
+    for (let g = 0; g < guards.length; g++) {
+      const p = guards[g]!.admitUnsafe!(target, state.info, views[g]![picked.index]!, now)
+      // a permit that needs the store (a probe, a trial, a reservation): the general loop takes it (the free ones
+      // taken so far hold nothing)
+      if (p === undefined) return general()
+      permits.push(p)
+      if (p.serviceTier !== undefined) serviceTier = p.serviceTier
+      if (p.free !== true) free = false
+    }
+    const a: Admitted = { target, tier: picked.tier, permits, serviceTier, t0: now }
+    const { modelId } = target.model
+    const remaining = state.deadlineAt - now
+    const own = target.model.timeout !== undefined ? Duration.toMillis(target.model.timeout) : defaultTimeoutMs
+    const timeoutMs = Math.min(own, remaining)
+    const scope = own < remaining ? "attempt" as const : "request" as const
+    const context1: AttemptContext = {
+      timeout: Duration.millis(timeoutMs),
+      deadlineScope: scope,
+      serviceTier,
+      request: serviceTier === undefined ? state.info : { ...state.info, serviceTier }
+    }
+    emitUnsafe({ _tag: "AttemptStarted", at: now, requestId: state.info.id, modelId, target: target.model.target, attempt: 1, hedge: false, tier: a.tier, ...(serviceTier !== undefined ? { serviceTier } : {}) }, context)
+    const timeoutError = () => BedrockError.deadline(scope, context1.timeout, modelId)
+
+    /** How the attempt ended: a success recorded here, in plain code; anything else is the general loop's. */
+    const ended = (exit: Exit.Exit<A, BedrockError.BedrockError>): Effect.Effect<B, MuxError> => {
+      const t1 = clock.currentTimeMillisUnsafe()
+      if (Exit.isSuccess(exit) && free) {
+        const used = usage?.(exit.value)
+        target.stats.succeeded(t1, t1 - now, used?.outputTokens)
+        const record: AttemptRecord = { modelId, target: target.model.target, outcome: "success", ...(serviceTier !== undefined ? { serviceTier } : {}), durationMs: t1 - now }
+        state.attempts.push(record)
+        emitUnsafe({ _tag: "AttemptEnded", at: t1, requestId: state.info.id, record }, context)
+        // no tenant hold on this path: nothing is left to do
+        state.endUnsafe({ _tag: "Success", target, usage: used }, t1, context)
+        return Effect.succeed(call.result({ value: exit.value, requestId: state.info.id, target, tier: a.tier, attempts: state.attempts, settle: SETTLED }))
+      }
+      // the general loop from here: a failure to decide on, or permits to release
+      return afterAttempt(state, a, exit, t1, false, usage).pipe(
+        Effect.flatMap((done) => done ?? routeLoop(state, attemptFn, { usage })),
+        Effect.catchTag("StoreError", (e) => Effect.fail(storeError(e, state.attempts))),
+        ending(request, usage),
+        Effect.map(call.result)
+      )
+    }
+    /** The caller gave up during the first attempt: it was aborted; the request ends interrupted. */
+    const interrupted = Effect.withFiber((f) => {
+      const t1 = f.getRef(Clock.Clock).currentTimeMillisUnsafe()
+      const record: AttemptRecord = { modelId, target: target.model.target, outcome: "interrupted", ...(serviceTier !== undefined ? { serviceTier } : {}), durationMs: t1 - now }
+      state.attempts.push(record)
+      emitUnsafe({ _tag: "AttemptEnded", at: t1, requestId: state.info.id, record }, f.context)
+      return state.endUnsafe({ _tag: "Interrupted" }, t1, f.context)
+    })
+
+    const raw = call.raw?.(target, context1)
+    if (raw !== undefined) {
+      // one Effect step for the whole attempt: the call's own AbortController, aborted at the deadline (the mux's
+      // heap) or when the caller gives up
+      return Effect.callback<B, MuxError>((resume) => {
+        const controller = new AbortController()
+        let timedOut = false
+        let settled = false
+        const entry = deadlines.add(now + timeoutMs, () => {
+          timedOut = true
+          controller.abort()
+        })
+        raw(controller.signal).then(
+          (value) => {
+            if (settled) return
+            settled = true
+            deadlines.remove(entry)
+            resume(ended(Exit.succeed(value)))
+          },
+          (e) => {
+            if (settled) return
+            settled = true
+            deadlines.remove(entry)
+            resume(ended(Exit.fail(timedOut ? timeoutError() : BedrockError.fromSdkError(e, modelId))))
+          }
+        )
+        return Effect.suspend(() => {
+          if (settled) return Effect.void
+          settled = true
+          deadlines.remove(entry)
+          controller.abort()
+          return interrupted
+        })
+      })
+    }
+    let first = true
+    return Effect.flatMap(timed(Effect.suspend(() => attemptFn(target, context1)), now + timeoutMs, timeoutError), (exit) => {
+      first = false
+      return ended(exit)
+    }).pipe(Effect.onInterrupt(() => (first ? interrupted : Effect.void)))
+  }
+
+  const health: Engine["health"] = Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    const current = pool
+    const info: Guard.RequestInfo = { id: "health", operation: "health", label: undefined, tenant: undefined, inputTokens: () => 0, maxTokens: undefined, serviceTier: undefined }
+    const views = yield* Effect.forEach(guards, (g) =>
+      (g.health ?? ((ts: ReadonlyArray<Target>, n: number) => g.view(ts, info, n)))(current.targets, now).pipe(
+        Effect.orElseSucceed(() => current.targets.map(() => Guard.open))
+      ))
+    return { pool: current, views }
+  })
+
+  const addModel: Engine["addModel"] = (model) =>
+    Effect.sync(() => {
+      const existing = new Map(pool.targets.map((t) => [t.model.target, t] as const))
+      // the new model joins the default route at its tier, and the routes of its labels
+      const route = insertAt(routeOf(pool.route), model)
+      const routes = new Map([...pool.routes].map(([label, tiers]) => [label, model.labels.includes(label) ? insertAt(routeOf(tiers), model) : routeOf(tiers)] as const))
+      for (const label of model.labels) if (!routes.has(label)) routes.set(label, Route.fromModels([model]))
+      pool = makePool({ ...policy, route, routes }, options.runtimes, windowSeconds, existing)
+      return pool.targets.find((t) => t.model.target === model.target)!
+    })
+
+  const removeModel: Engine["removeModel"] = (key) =>
+    Effect.sync(() => {
+      const removed = pool.targets.find((t) => t.model.target === key || t.model.modelId === key)
+      if (removed === undefined) return undefined
+      const existing = new Map(pool.targets.map((t) => [t.model.target, t] as const))
+      const drop = (tiers: ReadonlyArray<ReadonlyArray<Target>>) => Route.filter(routeOf(tiers), (m) => m.target !== removed.model.target)
+      pool = makePool(
+        { ...policy, route: drop(pool.route), routes: new Map([...pool.routes].map(([l, tiers]) => [l, drop(tiers)] as const)) },
+        options.runtimes,
+        windowSeconds,
+        existing
+      )
+      return removed
+    })
+
+  const resetStats: Engine["resetStats"] = Effect.sync(() => {
+    muxStats.reset()
+    for (const t of pool.targets) t.stats.reset()
+  })
+
+  return { policy, stats: muxStats, pool: () => pool, start, run, health, addModel, removeModel, resetStats }
+}
+
+const flatTargets = (tiers: ReadonlyArray<ReadonlyArray<Target>>): ReadonlyArray<Target> => (tiers.length === 1 ? tiers[0]! : tiers.flat())
+
+const routeOf = (tiers: ReadonlyArray<ReadonlyArray<Target>>): Route.Route => ({ tiers: tiers.map((tier) => tier.map((t) => t.model)) })
+
+/** A model into a route at the tier its `tier` says (a new last tier when the route has fewer). */
+const insertAt = (route: Route.Route, model: Model.Model): Route.Route => {
+  const tiers = route.tiers.map((t) => t.filter((m) => m.target !== model.target))
+  if (model.tier < tiers.length) tiers[model.tier] = [...tiers[model.tier]!, model]
+  else tiers.push([model])
+  return { tiers: tiers.filter((t) => t.length > 0) }
+}
+
+const NO_RESTART = { restart: false } as const
+/** The settle of a one-shot call's Routed: it was settled when it succeeded. */
+const SETTLED = (): Effect.Effect<{ readonly restart: boolean }> => Effect.succeed(NO_RESTART)
+const RESTART = { restart: true } as const
+interface TenantHold {
+  readonly release: Effect.Effect<void>
+  readonly settle: (tokens: number | undefined) => Effect.Effect<void>
+}
+const NO_HOLD: TenantHold = { release: Effect.void, settle: () => Effect.void }
+/** The output reservation of a tenant's request that sets no maxTokens. */
+const DEFAULT_OUTPUT_TOKENS = 4_096
+
+/** A tenant over its quota (retried while waiting for room, else a QuotaExceeded). */
+class TenantRejected extends Data.TaggedError("TenantRejected")<{
+  readonly kind: "requests" | "tokens"
+  readonly retryAfterMs: number
+  readonly at: number
+}> {}

@@ -70,22 +70,31 @@ export class QuotaWindow {
     }
   }
 
-  /** Reserves one request and `tokens` tokens, or says which limit is in the way and until when. */
+  /**
+   * Reserves one request and `tokens` tokens, or says which limit is in the
+   * way and until when. When both limits bind, the wait is the longer of the
+   * two (and `kind` the limit that needs it): both must have room.
+   */
   reserve(now: number, limits: Limits, id: string, tokens: number): Reservation {
     this.prune(now)
+    let rpmWait = -1
     if (limits.rpm !== undefined && this.requests >= limits.rpm) {
       // room comes when the (requests - rpm + 1)-th oldest live entry leaves
       let skip = this.requests - limits.rpm
       for (let i = this.head; i < this.entries.length; i++) {
         const e = this.entries[i]!
         if (!e.live) continue
-        if (skip === 0) return { ok: false, kind: "requests", retryAfterMs: Math.max(0, e.at + this.windowMs - now) }
+        if (skip === 0) {
+          rpmWait = Math.max(0, e.at + this.windowMs - now)
+          break
+        }
         skip -= 1
       }
     }
+    let tpmWait = -1
     if (limits.tpm !== undefined) {
-      if (tokens > limits.tpm) return { ok: false, kind: "tokens", retryAfterMs: Infinity }
-      if (this.tokens + tokens > limits.tpm) {
+      if (tokens > limits.tpm) tpmWait = Infinity
+      else if (this.tokens + tokens > limits.tpm) {
         let need = this.tokens + tokens - limits.tpm
         let at = now
         for (let i = this.head; i < this.entries.length && need > 0; i++) {
@@ -94,8 +103,13 @@ export class QuotaWindow {
           need -= e.tokens
           at = e.at + this.windowMs
         }
-        return { ok: false, kind: "tokens", retryAfterMs: Math.max(0, at - now) }
+        tpmWait = Math.max(0, at - now)
       }
+    }
+    if (rpmWait >= 0 || tpmWait >= 0) {
+      return tpmWait > rpmWait
+        ? { ok: false, kind: "tokens", retryAfterMs: tpmWait }
+        : { ok: false, kind: "requests", retryAfterMs: rpmWait }
     }
     const entry: Entry = { id, at: now, tokens, live: true }
     this.entries.push(entry)

@@ -12,7 +12,7 @@ export interface Candidate {
 }
 
 /** Picks a candidate given a uniform random number in [0, 1). */
-export type Strategy = (candidates: ReadonlyArray<Candidate>, random: number) => Candidate | undefined
+export type Strategy = <C extends Candidate>(candidates: ReadonlyArray<C>, random: number) => C | undefined
 
 /** The lowest tier that has a candidate (Infinity when none). */
 export const lowestTier = (candidates: ReadonlyArray<Candidate>): number => {
@@ -25,13 +25,13 @@ export const lowestTier = (candidates: ReadonlyArray<Candidate>): number => {
  * Weighted random among the candidates of the lowest tier that has one:
  * P(c) = weight(c) / Σ weight within that tier.
  */
-export const weighted: Strategy = (candidates, random) => {
+export const weighted: Strategy = <C extends Candidate>(candidates: ReadonlyArray<C>, random: number): C | undefined => {
   const tier = lowestTier(candidates)
   if (tier === Infinity) return undefined
   let total = 0
   for (const c of candidates) if (c.tier === tier && c.weight > 0) total += c.weight
   let point = random * total
-  let last: Candidate | undefined
+  let last: C | undefined
   for (const c of candidates) {
     if (c.tier !== tier || c.weight <= 0) continue
     last = c
@@ -43,10 +43,10 @@ export const weighted: Strategy = (candidates, random) => {
 }
 
 /** The first candidate in declaration order within the lowest tier (a strict priority list). */
-export const ordered: Strategy = (candidates) => {
+export const ordered: Strategy = <C extends Candidate>(candidates: ReadonlyArray<C>): C | undefined => {
   const tier = lowestTier(candidates)
   if (tier === Infinity) return undefined
-  let best: Candidate | undefined
+  let best: C | undefined
   for (const c of candidates) {
     if (c.tier === tier && c.weight > 0 && (best === undefined || c.index < best.index)) best = c
   }

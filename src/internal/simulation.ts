@@ -12,7 +12,8 @@ import { shapeNameOf } from "./exceptionName.ts"
 
 /** What a stream does besides answering in full. */
 export type StreamFault =
-  | { readonly kind: "cut" | "stall" | "malformed"; readonly afterTokens: number }
+  | { readonly kind: "cut" | "stall"; readonly afterTokens: number }
+  | { readonly kind: "malformed"; readonly afterTokens: number; readonly frame?: "truncated" | "checksum" }
   | {
     readonly kind: "streamError"
     readonly afterTokens: number
@@ -237,6 +238,9 @@ export const plan = (
       case "noMetadata":
       case "emptyOutput":
         streamFault = { kind: fault.kind }
+        break
+      case "malformed":
+        streamFault = { kind: "malformed", afterTokens: fault.afterTokens, ...(fault.frame !== undefined ? { frame: fault.frame } : {}) }
         break
       default:
         streamFault = { kind: fault.kind, afterTokens: fault.afterTokens }

@@ -44,10 +44,23 @@ export class Histogram {
   get mean(): number {
     return this.count === 0 ? 0 : this.sum / this.count
   }
+
+  reset(): void {
+    this.counts.fill(0)
+    this.count = 0
+    this.sum = 0
+    this.min = Infinity
+    this.max = 0
+  }
 }
 
 /** Successes and failures per second over a sliding window of whole seconds. */
 export class WindowCounter {
+  /** forgets every second */
+  reset(): void {
+    this.seconds.fill(-1)
+  }
+
   private readonly seconds: Float64Array
   private readonly ok: Uint32Array
   private readonly failed: Uint32Array
@@ -91,14 +104,32 @@ export class WindowCounter {
   }
 }
 
-/** Counters and latency of one model. */
+/** Weight of each new sample in the moving averages selectors read. */
+export const EWMA_WEIGHT = 0.2
+
+const ewma = (current: number | undefined, sample: number): number =>
+  current === undefined ? sample : current + EWMA_WEIGHT * (sample - current)
+
+/** A model's last failure: what it was and when (no prompt or answer in it). */
+export interface LastFailure {
+  readonly reason: string
+  readonly message: string
+  readonly at: number
+}
+
+/** Counters and latency of one model; the live `Target.Stats` selectors read. */
 export class ModelStats {
   successes = 0
   failures = 0
   throttles = 0
   failFast = 0
+  refusals = 0
   lastSuccessAt: number | undefined = undefined
   lastFailureAt: number | undefined = undefined
+  lastFailure: LastFailure | undefined = undefined
+  latencyEwmaMs: number | undefined = undefined
+  timeToFirstTokenEwmaMs: number | undefined = undefined
+  outputTokensEwma: number | undefined = undefined
   readonly latency = new Histogram()
   /** streams: time to the first content event, to the last event, and output tokens per second after the first */
   readonly ttft = new Histogram()
@@ -109,6 +140,51 @@ export class ModelStats {
   readonly window: WindowCounter
   constructor(windowSeconds: number) {
     this.window = new WindowCounter(windowSeconds)
+  }
+
+  /** A successful answer that took `ms` (and used `outputTokens`, if known). */
+  succeeded(now: number, ms: number, outputTokens: number | undefined): void {
+    this.successes += 1
+    this.lastSuccessAt = now
+    this.latency.record(ms)
+    this.latencyEwmaMs = ewma(this.latencyEwmaMs, ms)
+    if (outputTokens !== undefined) this.outputTokensEwma = ewma(this.outputTokensEwma, outputTokens)
+    this.window.record(now, true)
+  }
+
+  /** Zeroes the counters and histograms (the moving averages selectors read stay: they are not totals). */
+  reset(): void {
+    this.successes = 0
+    this.failures = 0
+    this.throttles = 0
+    this.failFast = 0
+    this.refusals = 0
+    this.interrupted = 0
+    this.lastSuccessAt = undefined
+    this.lastFailureAt = undefined
+    this.lastFailure = undefined
+    this.latency.reset()
+    this.ttft.reset()
+    this.ttlt.reset()
+    this.tokensPerSecond.reset()
+    this.window.reset()
+  }
+
+  /** A stream's first content event came `ms` after its attempt started. */
+  firstToken(ms: number): void {
+    this.ttft.record(ms)
+    this.timeToFirstTokenEwmaMs = ewma(this.timeToFirstTokenEwmaMs, ms)
+  }
+
+  /** A failed attempt: `kind` says how it counts; `counted`: toward the breaker's error rate. */
+  failed(now: number, kind: "throttle" | "fail-fast" | "failure" | "refusal", counted: boolean, failure: LastFailure): void {
+    this.lastFailureAt = now
+    this.lastFailure = failure
+    if (kind === "throttle") this.throttles += 1
+    else if (kind === "fail-fast") this.failFast += 1
+    else if (kind === "refusal") this.refusals += 1
+    else this.failures += 1
+    if (counted) this.window.record(now, false)
   }
 }
 
@@ -127,4 +203,17 @@ export class MuxStats {
   readonly latency = new Histogram()
   /** hedge budget: hedgeable requests (ok) and hedges (failed) per second over the last minute */
   readonly hedgeWindow = new WindowCounter(60)
+
+  /** Zeroes the request counters and latency (the hedge budget's window stays: it is a limit, not a total). */
+  reset(): void {
+    this.requests = 0
+    this.successes = 0
+    this.failures = 0
+    this.failovers = 0
+    this.hedges = 0
+    this.hedgesWon = 0
+    this.interrupted = 0
+    this.restarts = 0
+    this.latency.reset()
+  }
 }

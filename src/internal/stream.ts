@@ -1,16 +1,18 @@
 /**
  * ConverseStream through the engine. An attempt opens the upstream stream and
  * reads it up to its commit point, the first content event (or `messageStop`
- * for an empty answer), under the first-token limit; that is all the engine
- * sees of it, so everything before the commit point fails over like a
- * Converse error, hedging included. After the commit point this module hands
- * the rest of that one upstream to the caller under the stall limit and the
- * request deadline, and ends it only at `messageStop`:
+ * for an empty answer; or, with refusal detection's hold-back, the first N
+ * characters), under the first-token limit; that is all the engine sees of
+ * it, so everything before the commit point fails over like a Converse
+ * error, hedging included. After the commit point this module hands the rest
+ * of that one upstream to the caller under the stall limit and the request
+ * deadline, and ends it only at `messageStop`:
  * - a failure after the commit point is `StreamInterrupted`, or with
  *   `restart` a `reset` event and then a new route for the whole answer
  *   (models already tried are out);
- * - after `messageStop`, the `metadata` event is awaited for at most
- *   `metadataGrace`, then the stream ends complete with estimated usage;
+ * - after `messageStop`, the `metadata` event is awaited until
+ *   `metadataGrace` after `messageStop` (whatever else the upstream sends),
+ *   then the stream ends complete with estimated usage;
  * - the last event is `{ routing }`.
  *
  * Every upstream lives in a scope of its own, closed (aborting the HTTP
@@ -20,13 +22,14 @@
 import type { ConverseStreamOutput } from "@aws-sdk/client-bedrock-runtime"
 import { Cause, Clock, Duration, Effect, Exit, Option, Pull, Scope, Stream } from "effect"
 import * as BedrockError from "../BedrockError.ts"
-import { type AttemptRecord, MuxError, StreamInterrupted, type Usage } from "../MuxError.ts"
+import { MuxError, StreamInterrupted, type Usage } from "../MuxError.ts"
+import type * as MuxEvent from "../MuxEvent.ts"
+import type * as MuxStream from "../MuxStream.ts"
 import type * as Policy from "../Policy.ts"
-import type { AttemptOptions, Engine, Resume, Routed, RouteOptions, Target } from "./engine.ts"
+import type { Routing } from "../Routing.ts"
+import type * as Engine from "./engine.ts"
 import { estimateOutputTokens } from "./tokens.ts"
-
-/** What the caller receives: the SDK's events, a reset (restart only), and the routing record last. */
-export type Event<Reset, End> = ConverseStreamOutput | Reset | End
+import { fromSdk } from "./usage.ts"
 
 /** The stream settings of one request: the policy's, overridden per request. */
 export interface Settings {
@@ -35,7 +38,9 @@ export interface Settings {
   readonly metadataGraceMs: number
   readonly onInterrupt: "fail" | "restart"
   readonly hedge: Policy.Hedge | undefined
-  readonly deadlineMs: number
+  /** refusal detection with a hold-back: the commit point waits for this many characters */
+  readonly refusal: Policy.Refusal | undefined
+  readonly emit: (e: MuxEvent.MuxEvent) => Effect.Effect<void>
 }
 
 /** An attempt past its commit point: what it delivered so far and the rest of its upstream. */
@@ -59,7 +64,7 @@ const outputChars = (ev: ConverseStreamOutput): number => {
 }
 
 /** How the engine's hedge asks for a delay: fixed, or the target's p95 time to first token once it has 20 samples. */
-export const hedgeAfter = (hedge: Policy.Hedge) => (target: Target): number | undefined =>
+export const hedgeAfter = (hedge: Policy.Hedge) => (target: Engine.Target): number | undefined =>
   hedge.after === "p95"
     ? (target.stats.ttft.count >= P95_SAMPLES ? target.stats.ttft.quantile(0.95) : undefined)
     : Duration.toMillis(hedge.after)
@@ -68,40 +73,51 @@ const P95_SAMPLES = 20
 
 /**
  * One attempt up to its commit point. The upstream's scope is closed on any
- * failure or interruption of the attempt (a timeout, a lost hedge).
+ * failure or interruption of the attempt (a timeout, a lost hedge). The
+ * engine bounds it by the first-token limit (`commitWithin`).
  */
 const open = (
-  target: Target,
-  attempt: AttemptOptions,
+  target: Engine.Target,
+  ctx: Engine.AttemptContext,
   settings: Settings,
-  request: (target: Target, attempt: AttemptOptions) => Stream.Stream<ConverseStreamOutput, BedrockError.BedrockError>
+  request: (target: Engine.Target, ctx: Engine.AttemptContext) => Stream.Stream<ConverseStreamOutput, BedrockError.BedrockError>
 ): Effect.Effect<Opened, BedrockError.BedrockError> =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
-    const timeoutMs = Duration.toMillis(attempt.timeout)
-    // the first-token limit, unless the attempt timeout (or what is left of the deadline) is shorter
-    const [limit, scopeName] = settings.firstTokenMs < timeoutMs
-      ? [settings.firstTokenMs, "first-token" as const]
-      : [timeoutMs, attempt.deadlineScope]
     const modelId = target.model.modelId
     const startedAt = yield* Clock.currentTimeMillis
+    const holdBack = settings.refusal?.holdBack ?? 0
     const body = Effect.gen(function*() {
-      const pull = yield* Scope.provide(Stream.toPull(request(target, attempt)), scope)
+      const pull = yield* Scope.provide(Stream.toPull(request(target, ctx)), scope)
       const head: Array<ConverseStreamOutput> = []
+      let text = ""
       while (true) {
         const chunk = yield* pull.pipe(Pull.catchDone(() => Effect.fail(endedEarly(modelId))))
         head.push(...chunk)
-        if (chunk.some(isContent)) break
+        if (holdBack === 0) {
+          if (chunk.some(isContent)) break
+          continue
+        }
+        // refusal detection: hold the answer back until it has enough text to judge, or it ended
+        for (const ev of chunk) text += ev.contentBlockDelta?.delta?.text ?? ""
+        if (text.length >= holdBack || chunk.some((ev) => ev.messageStop !== undefined)) break
+      }
+      if (holdBack > 0) {
+        const refusal = settings.refusal!
+        const score = yield* refusal.classifier.score(text)
+        if (score >= refusal.threshold) {
+          const at = yield* Clock.currentTimeMillis
+          yield* settings.emit({ _tag: "Refused", at, requestId: ctx.request.id, modelId, target: target.model.target, score, classifier: refusal.classifier.name })
+          return yield* BedrockError.make(
+            new BedrockError.Refused({ score, classifier: refusal.classifier.name }),
+            `the answer was judged a refusal (${refusal.classifier.name} score ${score.toFixed(2)} >= ${refusal.threshold})`,
+            modelId
+          )
+        }
       }
       return { head, pull, scope, startedAt, firstTokenAt: yield* Clock.currentTimeMillis } satisfies Opened
     })
-    return yield* body.pipe(
-      Effect.timeoutOrElse({
-        duration: Duration.millis(limit),
-        orElse: () => Effect.fail(deadline(scopeName, limit, modelId))
-      }),
-      Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit))
-    )
+    return yield* body.pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit))))
   })
 
 /**
@@ -110,48 +126,25 @@ const open = (
  * response, which the provider logs as cut and which costs the connection.
  */
 const drain = (o: Opened, ms: number) =>
-  o.pull.pipe(Effect.forever, Effect.timeoutOption(Duration.millis(ms)), Effect.catchCause(() => Effect.void))
+  ms <= 0 ? Effect.void : o.pull.pipe(Effect.forever, Effect.timeoutOption(Duration.millis(ms)), Effect.catchCause(() => Effect.void))
 
 const endedEarly = (modelId: string) =>
   BedrockError.make(new BedrockError.Incomplete({ detail: "no-message-stop" }), "ConverseStream ended before messageStop", modelId)
 
-const deadline = (scope: BedrockError.DeadlineExceeded["scope"], ms: number, modelId: string) =>
-  BedrockError.make(
-    new BedrockError.DeadlineExceeded({ scope, after: Duration.millis(ms) }),
-    scope === "first-token"
-      ? `no content within the first-token limit of ${ms} ms; the stream was aborted`
-      : scope === "stall"
-      ? `no event for ${ms} ms (stall limit); the stream was aborted`
-      : `${scope === "attempt" ? "attempt timeout" : "request deadline"} of ${ms} ms expired; the stream was aborted`,
-    modelId
-  )
-
-/**
- * The caller's stream. `reset` and `end` build the two mux events (their
- * types live with the public API).
- */
-export const make = <Reset, End>(options: {
-  readonly engine: Engine
-  readonly route: RouteOptions
+/** The caller's stream. */
+export const make = (options: {
+  readonly engine: Engine.Engine
+  readonly start: Engine.StartOptions
   readonly settings: Settings
   readonly inputTokens: () => number
-  readonly request: (target: Target, attempt: AttemptOptions) => Stream.Stream<ConverseStreamOutput, BedrockError.BedrockError>
-  readonly reset: (info: { readonly modelId: string; readonly target: string; readonly error: BedrockError.BedrockError; readonly discarded: number }) => Reset
-  readonly end: (info: {
-    readonly routed: Routed<unknown>
-    readonly usage: Usage
-    readonly timeToFirstTokenMs: number
-    readonly durationMs: number
-    readonly restarts: number
-  }) => End
-}): Stream.Stream<Event<Reset, End>, MuxError> =>
+  readonly request: (target: Engine.Target, ctx: Engine.AttemptContext) => Stream.Stream<ConverseStreamOutput, BedrockError.BedrockError>
+  readonly routing: (routed: Engine.Routed<unknown>) => Routing
+}): Stream.Stream<MuxStream.Event, MuxError> =>
   Stream.unwrap(Effect.gen(function*() {
     const { engine, settings } = options
-    const requestStarted = yield* Clock.currentTimeMillis
-    const deadlineAt = requestStarted + settings.deadlineMs
-    let routed: Routed<Opened> | undefined
-    let resume: Resume | undefined
-    const tried: Array<number> = []
+    const request = yield* engine.start(options.start)
+    const deadlineAt = request.deadlineAt
+    let routed: Engine.Routed<Opened> | undefined
     let stopped = false
     let finished = false
     let usage: Usage | undefined
@@ -164,12 +157,11 @@ export const make = <Reset, End>(options: {
       for (const ev of events) {
         chars += outputChars(ev)
         if (ev.contentBlockDelta !== undefined || ev.contentBlockStart !== undefined) delivered += 1
-        if (ev.messageStop !== undefined && !stopped) stopped = true
+        if (ev.messageStop !== undefined) stopped = true
         const u = ev.metadata?.usage
         if (u !== undefined) {
-          const inputTokens = u.inputTokens ?? 0
-          const outputTokens = u.outputTokens ?? 0
-          usage = { inputTokens, outputTokens, totalTokens: u.totalTokens ?? inputTokens + outputTokens, estimated: false }
+          const read = fromSdk(u)!
+          usage = { inputTokens: read.inputTokens, outputTokens: read.outputTokens, totalTokens: u.totalTokens ?? read.inputTokens + read.outputTokens, estimated: false }
         }
       }
     }
@@ -181,12 +173,13 @@ export const make = <Reset, End>(options: {
 
     // the caller stopped reading, or the stream failed: abort the upstream; an open answer ends as interrupted
     yield* Effect.addFinalizer(() =>
-      routed === undefined
-        ? Effect.void
-        : Effect.andThen(
-          Scope.close(routed.value.scope, Exit.void),
-          finished ? Effect.void : routed.complete({ _tag: "Interrupted" })
-        )
+      Effect.gen(function*() {
+        if (routed !== undefined) {
+          yield* Scope.close(routed.value.scope, Exit.void)
+          if (!finished) yield* routed.settle({ _tag: "Interrupted" })
+        }
+        yield* request.end({ _tag: "Interrupted" })
+      })
     )
 
     /** The answer is complete: record it and emit the routing record. */
@@ -197,24 +190,26 @@ export const make = <Reset, End>(options: {
       const used = usage ?? estimated()
       const stats = r.target.stats
       const o = r.value
-      stats.ttft.record(o.firstTokenAt - o.startedAt)
+      stats.firstToken(o.firstTokenAt - o.startedAt)
       stats.ttlt.record(stopAt - o.startedAt)
       const generating = (stopAt - o.firstTokenAt) / 1000
       // the tokens after the first content event, over the time they took
       if (generating > 0 && used.outputTokens > 1) stats.tokensPerSecond.record((used.outputTokens - 1) / generating)
-      yield* r.complete({
-        _tag: "Success",
-        usage: { inputTokens: used.inputTokens, outputTokens: used.outputTokens, quota: used.totalTokens },
-        timeToFirstTokenMs: o.firstTokenAt - o.startedAt
-      })
+      const tokens = { inputTokens: used.inputTokens, outputTokens: used.outputTokens, quota: used.totalTokens }
+      yield* r.settle({ _tag: "Success", usage: tokens })
       yield* Scope.close(o.scope, Exit.void)
-      return options.end({
-        routed: r,
-        usage: used,
-        timeToFirstTokenMs: o.firstTokenAt - o.startedAt,
-        durationMs: now - requestStarted,
-        restarts
-      })
+      yield* request.end({ _tag: "Success", target: r.target, usage: tokens, timeToFirstTokenMs: o.firstTokenAt - o.startedAt })
+      const routingEvent: MuxStream.RoutingEvent = {
+        routing: {
+          ...options.routing(r),
+          attempts: [...r.attempts],
+          usage: used,
+          timeToFirstTokenMs: o.firstTokenAt - o.startedAt,
+          durationMs: now - request.started,
+          restarts
+        }
+      }
+      return routingEvent
     })
 
     /** A failure past the commit point: restart on another model, or fail with StreamInterrupted. */
@@ -222,30 +217,30 @@ export const make = <Reset, End>(options: {
       Effect.gen(function*() {
         const r = routed!
         yield* Scope.close(r.value.scope, Exit.void)
-        // the request deadline is terminal (no restart can answer in time), and an error the policy fails fast on
-        // (the request is at fault) would fail the same way on any model: neither restarts
-        const restart = settings.onInterrupt === "restart" &&
-          !(error.reason._tag === "DeadlineExceeded" && error.reason.scope === "request") &&
-          engine.policy.classification(error).failover
-        yield* r.complete({ _tag: "Failure", error, restart })
+        const { restart } = yield* r.settle({ _tag: "Failure", error, restart: settings.onInterrupt === "restart" })
         const partial = estimated()
         const shown = delivered
-        const failed = (attempts: ReadonlyArray<AttemptRecord>, why: string) =>
+        const failed = (attempts: MuxError["attempts"], why: string) =>
           new MuxError({
             reason: new StreamInterrupted({ modelId: r.target.model.modelId, target: r.target.model.target, error, partial, delivered: shown }),
             message: `stream from ${r.target.model.modelId} interrupted after ${shown} content events: ${error.message}${why}`,
-            attempts,
+            attempts: [...attempts],
             last: error
           })
         finished = true
-        if (!restart) return yield* Effect.fail(failed([...r.attempts], ""))
+        if (!restart) {
+          const e = failed(r.attempts, "")
+          yield* request.end({ _tag: "Failure", error: e, modelId: r.target.model.modelId })
+          return yield* Effect.fail(e)
+        }
         // the reset goes out only with a new answer to follow it: route first, then emit both
-        tried.push(r.target.index)
-        resume = r.resume(tried)
         routed = undefined
-        const reset = options.reset({ modelId: r.target.model.modelId, target: r.target.model.target, error, discarded: delivered })
+        const reset: MuxStream.ResetEvent = {
+          reset: { modelId: r.target.model.modelId, target: r.target.model.target, error, reason: error.reason._tag, discarded: delivered }
+        }
         const head = yield* openRoute.pipe(
-          Effect.mapError((e) => failed(e.attempts, `; no restart possible: ${e.message}`))
+          Effect.mapError((e) => failed(e.attempts, `; no restart possible: ${e.message}`)),
+          Effect.tapError((e) => request.end({ _tag: "Failure", error: e, modelId: r.target.model.modelId }))
         )
         finished = false
         restarts += 1
@@ -254,41 +249,45 @@ export const make = <Reset, End>(options: {
 
     /** Routes the request (again, after a restart) and returns the answer's first events. */
     const openRoute: Effect.Effect<ReadonlyArray<ConverseStreamOutput>, MuxError> = Effect.gen(function*() {
-        stopped = false
-        usage = undefined
-        chars = 0
-        delivered = 0
-        routed = yield* engine.route(
-          {
-            ...options.route,
-            deadline: Duration.millis(settings.deadlineMs),
-            deferred: true,
-            operation: "converse_stream",
-            resume,
-            hedge: settings.hedge === undefined || resume !== undefined
-              ? undefined
-              : { afterMs: hedgeAfter(settings.hedge), budget: settings.hedge.budget }
-          },
-          (target, attempt) => open(target, attempt, settings, options.request)
-        )
-        note(routed.value.head)
-        if (stopped) stopAt = routed.value.firstTokenAt
-        return routed.value.head
+      stopped = false
+      usage = undefined
+      chars = 0
+      delivered = 0
+      routed = yield* request.route(
+        (target, ctx) => open(target, ctx, settings, options.request),
+        {
+          open: true,
+          commitWithin: { ms: settings.firstTokenMs, scope: "first-token" },
+          // one hedge per request, and none for a restart
+          hedge: settings.hedge === undefined || restarts > 0
+            ? undefined
+            : { afterMs: hedgeAfter(settings.hedge), budget: settings.hedge.budget }
+        }
+      )
+      note(routed.value.head)
+      if (stopped) stopAt = routed.value.firstTokenAt
+      return routed.value.head
     })
 
-    const next: Effect.Effect<ReadonlyArray<Event<Reset, End>>, MuxError | Cause.Done> = Effect.gen(function*() {
+    const next: Effect.Effect<ReadonlyArray<MuxStream.Event>, MuxError | Cause.Done> = Effect.gen(function*() {
       if (finished) return yield* Cause.done()
-      if (routed === undefined) return yield* openRoute
+      if (routed === undefined) {
+        return yield* openRoute.pipe(
+          Effect.tapError((error) => request.end({ _tag: "Failure", error }))
+        )
+      }
       const o = routed.value
       const now = yield* Clock.currentTimeMillis
-      if (stopped && usage !== undefined) return [yield* Effect.andThen(drain(o, settings.metadataGraceMs), finish)]
       if (stopped) {
-        // the answer is complete; the metadata event usually follows at once, but never wait long for it
-        const rest = yield* o.pull.pipe(
-          Effect.timeoutOption(Duration.millis(settings.metadataGraceMs)),
+        // the answer is complete; the metadata event usually follows at once, but never wait past the grace period
+        // counted from messageStop, whatever else the upstream sends
+        const left = stopAt + settings.metadataGraceMs - now
+        if (usage !== undefined) return [yield* Effect.andThen(drain(o, left), finish)]
+        const rest = left <= 0 ? Option.none() : yield* o.pull.pipe(
+          Effect.timeoutOption(Duration.millis(left)),
           Effect.catchCause(() => Effect.succeedNone)
         )
-        if (Option.isSome(rest)) {
+        if (Option.isSome(rest) && rest.value.length > 0) {
           // the metadata goes out at once; the next pull reads the upstream to its end and finishes
           note(rest.value)
           return rest.value
@@ -301,7 +300,7 @@ export const make = <Reset, End>(options: {
         Pull.catchDone(() => Effect.fail(endedEarly(routed!.target.model.modelId))),
         Effect.timeoutOrElse({
           duration: Duration.millis(Math.max(0, limit)),
-          orElse: () => Effect.fail(deadline(scope, Math.max(0, limit), routed!.target.model.modelId))
+          orElse: () => Effect.fail(BedrockError.deadline(scope, Duration.millis(Math.max(0, limit)), routed!.target.model.modelId))
         }),
         Effect.result
       )
@@ -312,6 +311,6 @@ export const make = <Reset, End>(options: {
     })
 
     // a pull emits non-empty chunks: every branch of `next` returns at least one event
-    const pull = next as Pull.Pull<readonly [Event<Reset, End>, ...Array<Event<Reset, End>>], MuxError>
+    const pull = next as Pull.Pull<readonly [MuxStream.Event, ...Array<MuxStream.Event>], MuxError>
     return Stream.fromPull(Effect.succeed(pull))
   }))

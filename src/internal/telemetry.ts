@@ -7,7 +7,7 @@
  * are `bedrock_mux.*`. Attributes are low-cardinality: model, reason tag,
  * outcome; never a tenant or a prompt.
  */
-import { Effect, Metric, PubSub } from "effect"
+import { type Context, Effect, type Fiber, Metric, PubSub, References, Stream, Tracer } from "effect"
 import type { MuxEvent } from "../MuxEvent.ts"
 
 /** Seconds: 10 ms … ~160 s, the GenAI conventions' advice for operation durations. */
@@ -81,112 +81,151 @@ const attributed = <M extends Metric.Metric<any, any>>(metric: M, attributes: Re
   return m
 }
 
-const attemptSeries = new Map<string, { readonly duration: Metric.Metric<number, any>; readonly count: Metric.Metric<number, any> }>()
-const requestSeries = new Map<string, {
+interface AttemptSeries {
+  readonly duration: Metric.Metric<number, any>
+  readonly count: Metric.Metric<number, any>
+}
+interface RequestSeries {
   readonly count: Metric.Metric<number, any>
   readonly input: Metric.Metric<number, any>
   readonly output: Metric.Metric<number, any>
   readonly ttft: Metric.Metric<number, any>
-}>()
+}
 
-/** The metric updates one event implies. */
-export const record = (mux: string, e: MuxEvent): Effect.Effect<void> => {
-  switch (e._tag) {
-    case "AttemptEnded": {
-      // the hot path: one lookup by the fields that vary, no attribute objects built after the first time
-      const r = e.record
-      const reason = r.outcome === "failure" ? r.reason ?? "Unknown" : ""
-      const key = `${mux}\u0000${r.modelId}\u0000${r.outcome}\u0000${reason}`
-      let m = attemptSeries.get(key)
-      if (m === undefined) {
-        const error = reason === "" ? {} : { "error.type": reason }
-        m = {
-          duration: attributed(metrics.operationDuration, {
-            ...base,
-            "gen_ai.operation.name": "chat",
-            "gen_ai.request.model": r.modelId,
-            ...(r.outcome === "success" ? { "gen_ai.response.model": r.modelId } : {}),
-            ...error
-          }),
-          count: attributed(metrics.attempts, { "bedrock_mux.name": mux, "gen_ai.request.model": r.modelId, outcome: r.outcome, ...error })
-        }
-        attemptSeries.set(key, m)
+/** A two-level cache: the hot path looks series up by strings it already holds (no key string built per event). */
+const lookup = <A>(outer: Map<string, Map<string, A>>, a: string, b: string, make: () => A): A => {
+  let inner = outer.get(a)
+  if (inner === undefined) {
+    inner = new Map()
+    outer.set(a, inner)
+  }
+  let m = inner.get(b)
+  if (m === undefined) {
+    m = make()
+    inner.set(b, m)
+  }
+  return m
+}
+
+/**
+ * The metric updates each event implies, done at once (one Effect step per
+ * event, not one per metric). The series of one mux (its name in every
+ * attribute set) are built once and cached here, by model and outcome.
+ */
+export const makeRecorder = (mux: string): ((e: MuxEvent, context: Context.Context<never>) => void) => {
+  const attempts = new Map<string, Map<string, AttemptSeries>>()
+  const requests = new Map<string, Map<string, RequestSeries>>()
+  return (e, context) => {
+    switch (e._tag) {
+      case "AttemptEnded": {
+        const r = e.record
+        const reason = r.outcome === "failure" ? r.reason ?? "Unknown" : ""
+        const m = lookup(attempts, r.modelId, r.outcome + reason, () => {
+          const error = reason === "" ? {} : { "error.type": reason }
+          return {
+            duration: attributed(metrics.operationDuration, {
+              ...base,
+              "gen_ai.operation.name": "chat",
+              "gen_ai.request.model": r.modelId,
+              ...(r.outcome === "success" ? { "gen_ai.response.model": r.modelId } : {}),
+              ...error
+            }),
+            count: attributed(metrics.attempts, { "bedrock_mux.name": mux, "gen_ai.request.model": r.modelId, outcome: r.outcome, ...error })
+          }
+        })
+        m.duration.updateUnsafe(r.durationMs / 1000, context)
+        m.count.updateUnsafe(1, context)
+        return
       }
-      return Effect.andThen(Metric.update(m.duration, r.durationMs / 1000), Metric.update(m.count, 1))
-    }
-    case "RequestEnded": {
-      const key = `${mux}\u0000${e.operation}\u0000${e.outcome}\u0000${e.error ?? ""}\u0000${e.modelId ?? ""}`
-      let m = requestSeries.get(key)
-      if (m === undefined) {
-        const model = e.modelId !== undefined ? { "gen_ai.response.model": e.modelId, "gen_ai.request.model": e.modelId } : {}
-        const chat = { ...base, "gen_ai.operation.name": "chat", ...model }
-        m = {
-          count: attributed(metrics.requests, {
-            "bedrock_mux.name": mux,
-            operation: e.operation,
-            outcome: e.outcome,
-            ...(e.error !== undefined ? { "error.type": e.error } : {})
-          }),
-          input: attributed(metrics.tokenUsage, { ...chat, "gen_ai.token.type": "input" }),
-          output: attributed(metrics.tokenUsage, { ...chat, "gen_ai.token.type": "output" }),
-          ttft: attributed(metrics.timeToFirstChunk, chat)
+      case "RequestEnded": {
+        const m = lookup(requests, e.modelId ?? "", e.operation + e.outcome + (e.error ?? ""), () => {
+          const model = e.modelId !== undefined ? { "gen_ai.response.model": e.modelId, "gen_ai.request.model": e.modelId } : {}
+          const chat = { ...base, "gen_ai.operation.name": "chat", ...model }
+          return {
+            count: attributed(metrics.requests, {
+              "bedrock_mux.name": mux,
+              operation: e.operation,
+              outcome: e.outcome,
+              ...(e.error !== undefined ? { "error.type": e.error } : {})
+            }),
+            input: attributed(metrics.tokenUsage, { ...chat, "gen_ai.token.type": "input" }),
+            output: attributed(metrics.tokenUsage, { ...chat, "gen_ai.token.type": "output" }),
+            ttft: attributed(metrics.timeToFirstChunk, chat)
+          }
+        })
+        m.count.updateUnsafe(1, context)
+        if (e.usage !== undefined) {
+          m.input.updateUnsafe(e.usage.inputTokens, context)
+          m.output.updateUnsafe(e.usage.outputTokens, context)
         }
-        requestSeries.set(key, m)
+        if (e.timeToFirstTokenMs !== undefined) m.ttft.updateUnsafe(e.timeToFirstTokenMs / 1000, context)
+        return
       }
-      const count = Metric.update(m.count, 1)
-      if (e.usage === undefined && e.timeToFirstTokenMs === undefined) return count
-      const series = m
-      return Effect.all([
-        count,
-        e.usage === undefined ? Effect.void : Metric.update(series.input, e.usage.inputTokens),
-        e.usage === undefined ? Effect.void : Metric.update(series.output, e.usage.outputTokens),
-        e.timeToFirstTokenMs === undefined ? Effect.void : Metric.update(series.ttft, e.timeToFirstTokenMs / 1000)
-      ], { discard: true })
-    }
-    case "Failover":
-      return Metric.update(
-        attributed(metrics.failovers, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, "error.type": e.reason }),
-        1
-      )
-    case "BreakerChanged":
-      return Metric.update(
-        attributed(metrics.breakerTransitions, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, from: e.from, to: e.to }),
-        1
-      )
-    case "QuotaRejected":
-      return Metric.update(
-        attributed(metrics.quotaRejections, {
+      case "Failover":
+        return attributed(metrics.failovers, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, "error.type": e.reason }).updateUnsafe(1, context)
+      case "BreakerChanged":
+        return attributed(metrics.breakerTransitions, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, from: e.from, to: e.to }).updateUnsafe(1, context)
+      case "QuotaRejected":
+        return attributed(metrics.quotaRejections, {
           "bedrock_mux.name": mux,
           scope: e.scope,
           kind: e.kind,
           // the pool entry (client:modelId), not the model id: a model may sit in the pool once per client
           ...(e.scope === "model" ? { "bedrock_mux.target": e.key } : {})
-        }),
-        1
-      )
-    case "CooldownStarted":
-      return Metric.update(
-        attributed(metrics.cooldowns, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, kind: e.kind }),
-        1
-      )
-    case "Hedged":
-      return Metric.update(attributed(metrics.hedges, { "bedrock_mux.name": mux, "bedrock_mux.target": e.target }), 1)
-    default:
-      return Effect.void
+        }).updateUnsafe(1, context)
+      case "CooldownStarted":
+        return attributed(metrics.cooldowns, { "bedrock_mux.name": mux, "gen_ai.request.model": e.modelId, kind: e.kind }).updateUnsafe(1, context)
+      case "Hedged":
+        return attributed(metrics.hedges, { "bedrock_mux.name": mux, "bedrock_mux.target": e.target }).updateUnsafe(1, context)
+      default:
+        return
+    }
   }
 }
 
 /** Publishes events and keeps the metrics. */
 export interface Observer {
   readonly emit: (e: MuxEvent) => Effect.Effect<void>
-  readonly pubsub: PubSub.PubSub<MuxEvent>
+  /** the same, synchronously, with the context whose metric registry counts */
+  readonly emitUnsafe: (e: MuxEvent, context: Context.Context<never>) => void
+  /** the events, from the moment of subscribing */
+  readonly events: Stream.Stream<MuxEvent>
 }
 
 /** Each subscriber's buffer: a reader that falls further behind loses the oldest events. */
 export const EVENT_BUFFER = 4096
 
 export const makeObserver = (mux: string): Effect.Effect<Observer> =>
-  Effect.map(PubSub.sliding<MuxEvent>(EVENT_BUFFER), (pubsub) => ({
-    pubsub,
-    emit: (e) => Effect.andThen(PubSub.publish(pubsub, e), record(mux, e))
-  }))
+  Effect.map(PubSub.sliding<MuxEvent>(EVENT_BUFFER), (pubsub) => {
+    const record = makeRecorder(mux)
+    // nobody listening: nothing to publish (the metrics are kept all the same)
+    let subscribers = 0
+    // one synchronous step: the publish (a sliding PubSub never waits) and the metrics
+    const emitUnsafe = (e: MuxEvent, context: Context.Context<never>) => {
+      // a subscriber 4096 events behind: publish with the sliding strategy (its oldest events go), which only the
+      // effectful publish applies (rare: no fiber on the common path)
+      if (subscribers > 0 && !PubSub.publishUnsafe(pubsub, e)) Effect.runSync(PubSub.publish(pubsub, e))
+      record(e, context)
+    }
+    return {
+      emitUnsafe,
+      emit: (e) =>
+        Effect.withFiber((fiber) => {
+          emitUnsafe(e, fiber.context)
+          return Effect.void
+        }),
+      // counted from before the subscription starts, so nothing published after it is skipped
+      events: Stream.unwrap(
+        Effect.as(Effect.acquireRelease(Effect.sync(() => subscribers++), () => Effect.sync(() => subscribers--)), Stream.fromPubSub(pubsub))
+      )
+    }
+  })
+
+/**
+ * Should this fiber create spans? Only when tracing is on and a tracer other
+ * than effect's native one is installed: the native tracer exports nothing,
+ * and two spans per request cost ~60 µs on the real SDK path
+ * (bench/results/README.md).
+ */
+export const tracing = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
+  fiber.getRef(References.TracerEnabled) && fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer

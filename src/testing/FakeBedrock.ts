@@ -740,7 +740,12 @@ class Run {
         }
         case "malformed": {
           const frame = eventFrame("contentBlockDelta", { contentBlockIndex: 0, delta: { text: p.tokens[sent] ?? "" } })
-          res.end(frame.subarray(0, Math.floor(frame.length / 2)))
+          if (fault.frame === "checksum") {
+            // the whole frame, its trailing message CRC flipped: the SDK's decoder rejects it
+            const bad = Uint8Array.from(frame)
+            bad[bad.length - 1] ^= 0xff
+            res.end(bad)
+          } else res.end(frame.subarray(0, Math.floor(frame.length / 2)))
           return this.end("malformed")
         }
       }

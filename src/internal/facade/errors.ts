@@ -121,7 +121,8 @@ export interface Context {
 }
 
 const timeoutOf = (e: MuxError): number | undefined => {
-  if (e.reason._tag === "DeadlineExceeded") return e.reason.deadlineMs
+  // the request deadline, or the last attempt's timeout when it expired with no model left
+  if (e.reason._tag === "DeadlineExceeded") return e.reason.afterMs
   const last = e.last?.reason
   // an attempt timed out and nothing was left to try: the original's TimeoutError
   if ((e.reason._tag === "NoModelsAvailable" || e.reason._tag === "AttemptsExhausted") && last?._tag === "DeadlineExceeded") {

@@ -278,8 +278,9 @@ export interface CircuitBreakerStatus {
 
 /**
  * The `refusalDetection` option: score every successful answer and treat a
- * refusal as a failed attempt (it fails over). Without `modelPath` or
- * `classifier`, the dependency-free heuristic classifier scores.
+ * refusal as a failed attempt: the request fails over (the breaker does not
+ * count it), `refusalCount` counts it. Without `modelPath` or `classifier`,
+ * the dependency-free heuristic classifier scores.
  * @example
  * ```ts
  * import type { RefusalDetectionConfig } from "effect-bedrock-mux"
@@ -293,10 +294,10 @@ export interface RefusalDetectionConfig {
   modelPath?: string
   /** score at or above which an answer is a refusal; default 0.5 */
   confidenceThreshold?: number
-  /** fail over on a refusal (default true); false only reports it (events, stats) */
+  /** fail over on a refusal (default true); false: answers are not classified at all, as in the original */
   retryOnRefusal?: boolean
-  /** your own scorer: a `Refusal.Classifier`, or a function returning a score in [0, 1] */
-  classifier?: unknown
+  /** your own scorer: a function returning a score in [0, 1] (sync or a Promise), or a `Refusal.Classifier` */
+  classifier?: ((text: string) => number | PromiseLike<number>) | { readonly name: string; readonly score: (text: string) => unknown }
 }
 
 /**

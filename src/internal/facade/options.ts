@@ -5,11 +5,10 @@
  * An option the facade does not know is a problem (with a suggestion), never
  * silently ignored: a typo like `isFallbak` or the original's misplaced
  * top-level `maxAttempts` would otherwise change routing without a word.
- * The check is one function (`unknownKeys`) so that the library-wide one can
- * replace it.
+ * Unknown keys are found by the library-wide `unknownKeyProblems`.
  */
 import { Duration } from "effect"
-import type { Problem } from "../schema.ts"
+import { type Problem, unknownKeyProblems } from "../schema.ts"
 import * as MuxConfig from "../../MuxConfig.ts"
 import type { ModelConfiguration } from "./model.ts"
 
@@ -25,57 +24,19 @@ export const TIER_KEYS = ["enabled", "escalationTier"] as const
 /** The per-call options of `processRequest`. */
 export const CALL_KEYS = ["abortSignal", "label", "deadline", "tenant", "waitForRecovery", "waitForQuota"] as const
 
-/** Where a known mistake belongs. */
+/** Where a known mistake belongs: said instead of a suggestion. */
 const HINTS: Record<string, string> = {
-  maxAttempts: "SDK retries go in clientConfig.maxAttempts (the mux's own retries are maxRetries)",
-  region: "the Region goes in clientConfig.region",
-  credentials: "credentials go in clientConfig.credentials"
+  maxAttempts: "unknown key; SDK retries go in clientConfig.maxAttempts (the mux's own retries are maxRetries)",
+  region: "unknown key; the Region goes in clientConfig.region",
+  credentials: "unknown key; credentials go in clientConfig.credentials"
 }
 
-const distance = (a: string, b: string): number => {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!
-    row[0] = i
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1))
-      prev = tmp
-    }
-  }
-  return row[b.length]!
-}
-
-const suggestion = (key: string, allowed: ReadonlyArray<string>): string => {
-  const hint = HINTS[key]
-  if (hint !== undefined) return `; ${hint}`
-  const lower = key.toLowerCase()
-  const stem = allowed.find((a) => lower.length >= 4 && a.toLowerCase().startsWith(lower.slice(0, -1)))
-  if (stem !== undefined) return `; did you mean \`${stem}\`?`
-  let best: string | undefined
-  let bestDistance = Infinity
-  for (const a of allowed) {
-    const d = distance(key, a)
-    if (d < bestDistance) {
-      best = a
-      bestDistance = d
-    }
-  }
-  return best !== undefined && bestDistance <= Math.max(2, Math.floor(key.length / 4)) ? `; did you mean \`${best}\`?` : ""
-}
-
-/**
- * Every key of `value` not in `allowed`, as a problem at `path`. (The
- * library-wide `unknownKeyProblems(value, allowed, path)` takes over here
- * once it exists.)
- */
-export const unknownKeys = (value: unknown, allowed: ReadonlyArray<string>, path: string): Array<Problem> => {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return []
-  return Object.keys(value).filter((k) => !allowed.includes(k)).map((k) => ({
-    path: path === "" ? k : `${path}.${k}`,
-    message: `unknown ${path === "" ? "option" : "key"}${suggestion(k, allowed)}; allowed: ${allowed.join(", ")}`
-  }))
-}
+/** Every key of `value` not in `allowed`, as a problem at `path` (the library-wide check, with the facade's hints at the top). */
+const unknownKeys = (value: unknown, allowed: ReadonlyArray<string>, path: string): Array<Problem> =>
+  unknownKeyProblems(value, allowed, path).map((p) => {
+    const hint = path === "" ? HINTS[p.path] : undefined
+    return hint === undefined ? p : { path: p.path, message: hint }
+  })
 
 const objectProblem = (value: unknown, path: string): Array<Problem> =>
   value === undefined || (typeof value === "object" && value !== null && !Array.isArray(value))
@@ -87,6 +48,23 @@ const booleanProblem = (value: unknown, path: string): Array<Problem> =>
 
 const stringProblem = (value: unknown, path: string, expected: string): Array<Problem> =>
   value === undefined || (typeof value === "string" && value !== "") ? [] : [{ path, message: `expected ${expected}` }]
+
+const isClassifier = (u: unknown): boolean =>
+  typeof u === "function" ||
+  (typeof u === "object" && u !== null && typeof (u as { name?: unknown }).name === "string" &&
+    (u as { name: string }).name !== "" && typeof (u as { score?: unknown }).score === "function")
+
+/** `refusalDetection.classifier`: a function or a `Refusal.Classifier`, and not next to a `modelPath`. */
+const classifierProblems = (r: Record<string, unknown>): Array<Problem> => {
+  const c = r["classifier"]
+  if (c === undefined) return []
+  if (!isClassifier(c)) {
+    return [{ path: "refusalDetection.classifier", message: "expected a function (text) => score in [0, 1], or a Refusal.Classifier { name, score }" }]
+  }
+  return r["modelPath"] === undefined
+    ? []
+    : [{ path: "refusalDetection.classifier", message: "give either classifier or modelPath, not both" }]
+}
 
 /** A nested option object: its type, its keys, then `checks` on its fields. */
 const nested = (
@@ -122,6 +100,7 @@ export const optionProblems = (options: unknown): Array<Problem> => {
         ...booleanProblem(r["enabled"], "refusalDetection.enabled"),
         ...booleanProblem(r["retryOnRefusal"], "refusalDetection.retryOnRefusal"),
         ...stringProblem(r["modelPath"], "refusalDetection.modelPath", "the path of an .onnx file"),
+        ...classifierProblems(r),
         ...(th === undefined || (typeof th === "number" && th >= 0 && th <= 1)
           ? []
           : [{ path: "refusalDetection.confidenceThreshold", message: `expected a number in [0, 1], got ${String(th)}` }])
@@ -165,7 +144,9 @@ export const toMuxInput = (
   models: ReadonlyArray<ModelConfiguration>,
   options: Record<string, unknown>
 ): Record<string, unknown> => {
-  const { clientConfig: _c, tracing, refusalDetection: _r, tierEscalation, bedrockRuntime: _b, models: _m, ...rest } = options
+  const { clientConfig: _c, tracing, refusalDetection: _r, tierEscalation, bedrockRuntime: _b, models: _m, ...given } = options
+  // keys the facade does not know are its problems (with its hints), not the config's a second time
+  const rest = Object.fromEntries(Object.entries(given).filter(([k]) => OPTION_KEYS.includes(k)))
   const tier = tierEscalation as { readonly enabled?: boolean; readonly escalationTier?: string } | undefined
   const escalate = tier?.enabled === true ? tier.escalationTier : undefined
   const pool = escalate === undefined ? models : models.map((m) => (m.escalate === undefined ? { ...m, escalate } : m))

@@ -110,13 +110,6 @@ export const systemHealth = (h: Health, s: Stats, now: number): SystemHealthStat
   }
 }
 
-/**
- * `getCircuitBreakerStatus()`. `failureCount` is the breaker-counted failures
- * within the breaker window, recovered from the window's error rate and
- * attempt rate (both over the same window of `windowSeconds`).
- */
-export const breakerStatus = (h: Health, windowSeconds: number): Record<string, CircuitBreakerStatus> =>
-  Object.fromEntries(h.models.map((m) => {
-    const attempts = (m.attemptsPerMinute * windowSeconds) / 60
-    return [m.target, { state: stateOf(m.breaker), failureCount: Math.round(m.errorRate * attempts) }]
-  }))
+/** `getCircuitBreakerStatus()`: each model's breaker state and the breaker-counted failures of its last minute. */
+export const breakerStatus = (h: Health): Record<string, CircuitBreakerStatus> =>
+  Object.fromEntries(h.models.map((m) => [m.target, { state: stateOf(m.breaker), failureCount: m.windowFailures }]))

@@ -1,0 +1,124 @@
+/**
+ * The breaker guard: `internal/breaker.ts`'s arithmetic on the mux's store.
+ *
+ * Hot path: a closed breaker admits without a store round trip (the view of
+ * this selection says closed), and a success of an attempt admitted while
+ * closed is not written either; only counted failures, probes and
+ * transitions touch the store.
+ */
+import { Duration, Effect } from "effect"
+import type { StoreError } from "../MuxStore.ts"
+import type { Target } from "../Target.ts"
+import * as Breaker from "./breaker.ts"
+import * as Guard from "./guard.ts"
+import { keyCache } from "./keys.ts"
+
+export const settingsOf = (s: Guard.BreakerSettings): Breaker.BreakerSettings => ({
+  failures: s.failures,
+  windowMs: Duration.toMillis(s.window),
+  probeIntervalMs: Duration.toMillis(s.probeInterval),
+  probeIntervalMaxMs: Duration.toMillis(s.probeIntervalMax),
+  halfOpen: s.halfOpen,
+  rampUpMs: Duration.toMillis(s.rampUp)
+})
+
+const rejected = (view: Guard.View, now: number) => ({
+  guard: "breaker",
+  why: "breaker",
+  retryAfterMs: view.recoversAt === undefined ? undefined : Math.max(0, view.recoversAt - now)
+})
+
+export const make = (settings: Guard.BreakerSettings, env: Guard.Env) =>
+  Effect.sync(() => {
+    const s = settingsOf(settings)
+    const states = env.store.states("breaker", Breaker.BreakerState)
+    const keyOf = keyCache(env.name)
+    const failOpen = env.onStoreError === "allow"
+    const storeFailed = <A>(fallback: A) => (e: StoreError): Effect.Effect<A, StoreError> =>
+      failOpen ? Effect.succeed(fallback) : Effect.fail(e)
+
+    const viewOf = (state: Breaker.BreakerState | undefined, now: number): Guard.View => {
+      if (state === undefined) return CLOSED
+      const c = Breaker.current(state, now)
+      const admits = Breaker.admits(s, c, now)
+      const weight = Breaker.weightFactor(s, c, now)
+      if (c._tag === "Closed" && weight === 1) return CLOSED
+      const recoversAt = Breaker.recoversAt(s, c, now)
+      return { admits, weight, why: "breaker", free: c._tag === "Closed", ...(recoversAt !== undefined ? { recoversAt } : {}) }
+    }
+
+    /** Announces a change of the public state name (an Open past its interval was open until this change). */
+    const changed = (target: Target, now: number, from: Breaker.BreakerState, to: Breaker.BreakerState) => {
+      const a = from._tag === "Open" ? "open" : Breaker.stateName(from, now)
+      const b = Breaker.stateName(to, now)
+      return a === b
+        ? Effect.void
+        : env.emit({ _tag: "BreakerChanged", at: now, modelId: target.model.modelId, target: target.model.target, from: a, to: b })
+    }
+
+    const record = (target: Target, outcome: Breaker.BreakerOutcome, probe: boolean, admittedAt: number, now: number) =>
+      states.modify(keyOf(target), (st) => {
+        const from = st ?? Breaker.initial
+        const to = Breaker.record(s, from, now, outcome, probe, admittedAt)
+        return [[from, to] as const, to] as const
+      }).pipe(
+        Effect.flatMap(([from, to]) => changed(target, now, from, to)),
+        Effect.ignore
+      )
+
+    const permit = (target: Target, probe: boolean, wasClosed: boolean, admittedAt: number): Guard.Permit => ({
+      // a success of an attempt admitted while closed is not written
+      free: !probe && wasClosed,
+      release: (outcome) => {
+        switch (outcome._tag) {
+          case "Success":
+            return probe || !wasClosed ? record(target, "success", probe, admittedAt, outcome.at) : Effect.void
+          case "Failure":
+            return outcome.decision.breaker
+              ? record(target, outcome.slow ? "slow-failure" : "fast-failure", probe, admittedAt, outcome.at)
+              : probe
+              ? record(target, "ignored", probe, admittedAt, outcome.at)
+              : Effect.void
+          default:
+            // an interruption or an attempt never sent says nothing about the model; a probe gives its slot back
+            return probe ? record(target, "ignored", probe, admittedAt, outcome.at) : Effect.void
+        }
+      }
+    })
+
+    const live: Guard.Live = {
+      view: (targets, _request, now) =>
+        states.getMany(targets.map(keyOf)).pipe(
+          Effect.map((all) => all.map((st) => viewOf(st, now))),
+          Effect.catch(storeFailed(targets.map(() => CLOSED)))
+        ),
+      admit: (target, _request, view, now) => {
+        if (view.free === true) return Effect.succeed(permit(target, false, true, now))
+        return states.modify(keyOf(target), (st) => {
+          const from = st ?? Breaker.initial
+          const [p, to] = Breaker.acquire(s, from, now)
+          return [[p, from, to] as const, to] as const
+        }).pipe(
+          Effect.tap(([, from, to]) => changed(target, now, from, to)),
+          Effect.flatMap(([p, from]) =>
+            p === "refused"
+              ? Effect.fail(new Guard.Rejected(rejected(viewOf(from, now), now)))
+              : Effect.succeed(permit(target, p === "probe", Breaker.current(from, now)._tag === "Closed", now))
+          ),
+          Effect.catchTag("StoreError", storeFailed(permit(target, false, true, now)))
+        )
+      },
+      viewUnsafe: states.getManyUnsafe === undefined
+        ? undefined
+        : (targets, _request, now) => states.getManyUnsafe!(targets.map(keyOf)).map((st) => viewOf(st, now)),
+      admitUnsafe: (target, _request, view, now) => (view.free === true ? permit(target, false, true, now) : undefined),
+      health: (targets, now) =>
+        states.getMany(targets.map(keyOf)).pipe(
+          Effect.map((all) => all.map((st) => viewOf(st, now))),
+          Effect.orElseSucceed(() => targets.map(() => CLOSED))
+        )
+    }
+    return live
+  })
+
+const CLOSED: Guard.View = { admits: true, weight: 1, free: true }
