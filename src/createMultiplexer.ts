@@ -23,6 +23,13 @@
  *   open a breaker; health is 503 only when no model can serve.
  * - Options: the original's, plus every field of our config. An option we
  *   don't know is an error (with a suggestion), never silence.
+ * - `refusalDetection`: a refusal fails the attempt over (reason `Refused`,
+ *   never a breaker failure, counted in `refusalCount`); with a `modelPath`
+ *   calls wait for the ONNX model to load, and reject with
+ *   `CLASSIFIER_UNAVAILABLE` when it cannot be.
+ * - `addModel` / `removeModel` change the pool while requests run (those in
+ *   flight keep the pool they started with); `model-added` /
+ *   `model-removed` come from the mux's `ModelAdded` / `ModelRemoved`.
  *
  * Gotchas:
  * - A bad config throws `MuxConfigError` from `createMultiplexer` itself.
@@ -70,9 +77,12 @@ import {
   type TierEscalationConfig,
   type TracingConfig
 } from "./internal/facade/model.ts"
-import { callOptionProblems, optionProblems, toMuxInput } from "./internal/facade/options.ts"
+import { callOptionProblems, modelInput, optionProblems, toMuxInput } from "./internal/facade/options.ts"
+import * as FacadeRefusal from "./internal/facade/refusal.ts"
 import * as Shapes from "./internal/facade/shapes.ts"
+import * as Onnx from "./internal/refusal/onnx.ts"
 import type { Problem } from "./internal/schema.ts"
+import type * as Model from "./Model.ts"
 import * as MuxConfig from "./MuxConfig.ts"
 import * as Policy from "./Policy.ts"
 import type { MuxError } from "./MuxError.ts"
@@ -126,18 +136,6 @@ export interface ProcessRequestOptions extends ConverseOptions {
   readonly abortSignal?: AbortSignal
 }
 
-/**
- * Run-time pool changes, as the facade expects the routing core to offer
- * them (`addModel` validates the entry like a config entry and starts it
- * with a closed breaker; `removeModel` lets requests in flight on the model
- * finish). Until the core has them, `addModel`/`removeModel` throw
- * `MultiplexerError` code `NOT_SUPPORTED`.
- */
-interface PoolChanges {
-  readonly addModel: (entry: ModelConfiguration) => Effect.Effect<void, MuxConfig.MuxConfigError>
-  readonly removeModel: (target: string) => Effect.Effect<boolean>
-}
-
 const noop = () => {}
 const isMuxError = (u: unknown): u is MuxError =>
   typeof u === "object" && u !== null && (u as { _tag?: unknown })._tag === "MuxError"
@@ -176,7 +174,9 @@ const resolvable = (specifier: string): boolean => {
  * @since 0.1.0
  */
 export class BedrockMultiplexer extends EventEmitter {
-  readonly #config: MuxConfig.MuxConfig
+  readonly #policy: Policy.Policy
+  /** what `tierEscalation` gives a model added at run time */
+  readonly #escalate: "priority" | "reserved" | undefined
   readonly #runtime: ManagedRuntime.ManagedRuntime<BedrockMux, unknown>
   readonly #inFlight = new Set<Fiber.Fiber<MuxResponse, unknown>>()
   #mux: BedrockMux["Service"] | undefined
@@ -187,6 +187,9 @@ export class BedrockMultiplexer extends EventEmitter {
   readonly #ready: Promise<void>
   #baseline: Shapes.Baseline = Shapes.emptyBaseline
   #bridge: Fiber.Fiber<void> | undefined
+  #translator: ReturnType<typeof makeTranslator> | undefined
+  /** the ONNX refusal model being loaded, when `refusalDetection.modelPath` names one */
+  readonly #onnx: Promise<Onnx.Loaded> | undefined
   #destroyed: Promise<void> | undefined
 
   constructor(config: MultiplexerConfig) {
@@ -195,11 +198,9 @@ export class BedrockMultiplexer extends EventEmitter {
     const options = (typeof config === "object" && config !== null ? config : {}) as Record<string, unknown>
     const models = options["models"]
     const refusal = options["refusalDetection"] as RefusalDetectionConfig | undefined
-    if (refusal?.enabled === true) {
-      problems.push({
-        path: "refusalDetection.enabled",
-        message: "refusal-triggered failover needs the routing core's refusal support, which this build does not have yet"
-      })
+    const detect = FacadeRefusal.isOn(refusal) && problems.every((p) => !p.path.startsWith("refusalDetection"))
+    if (detect && refusal.classifier === undefined && refusal.modelPath !== undefined && !resolvable("onnxruntime-node")) {
+      problems.push({ path: "refusalDetection.modelPath", message: "an ONNX model needs the optional peer onnxruntime-node (npm install onnxruntime-node)" })
     }
     const tracing = options["tracing"] as TracingConfig | undefined
     if (tracing?.enabled === true) {
@@ -217,12 +218,30 @@ export class BedrockMultiplexer extends EventEmitter {
       problems.push(...e.problems)
     }
     if (problems.length > 0 || decoded === undefined) throw new MuxConfig.MuxConfigError({ problems })
-    this.#config = decoded
+    const tier = options["tierEscalation"] as TierEscalationConfig | undefined
+    this.#escalate = tier?.enabled === true ? tier.escalationTier as "priority" | "reserved" : undefined
+    let policy: Policy.Policy = decoded
+    if (detect) {
+      const modelPath = refusal.classifier === undefined ? refusal.modelPath : undefined
+      this.#onnx = modelPath === undefined ? undefined : Onnx.load({ modelPath }).catch((cause: unknown) => {
+        throw new MultiplexerError(`refusal detection: the ONNX model at ${modelPath} could not be loaded: ${String(cause)}`, "CLASSIFIER_UNAVAILABLE", { modelPath, error: cause })
+      })
+      const threshold = refusal.confidenceThreshold ?? 0.5
+      const classifier = FacadeRefusal.observe(
+        FacadeRefusal.classifierOf(refusal, this.#onnx),
+        () => this.#translator !== undefined && this.listenerCount("refusal-classification") + this.listenerCount("refusal-detected") > 0,
+        (attempt, text, score, durationMs) => this.#translator?.classified(attempt.requestId, attempt.target, { refused: score >= threshold, score, durationMs, text })
+      )
+      policy = Policy.withRefusal({ classifier, threshold })(decoded)
+    } else {
+      this.#onnx = undefined
+    }
+    this.#policy = policy
     super.on("error", noop)
 
     const runtimeLayer = (options["bedrockRuntime"] as Layer.Layer<BedrockRuntime, unknown> | undefined) ??
       BedrockRuntime.layer((options["clientConfig"] as BedrockRuntimeClientConfig | undefined) ?? {})
-    this.#runtime = ManagedRuntime.make(BedrockMux.layer(decoded).pipe(Layer.provide(runtimeLayer)))
+    this.#runtime = ManagedRuntime.make(BedrockMux.layer(policy).pipe(Layer.provide(runtimeLayer)))
     const built = (context: Context.Context<BedrockMux>) => {
       this.#context = context
       this.#mux = Context.get(context, BedrockMux)
@@ -235,6 +254,8 @@ export class BedrockMultiplexer extends EventEmitter {
       // an async layer (a test hook): calls wait for it
       ready = this.#runtime.context().then(built)
     }
+    // calls wait for the ONNX model, as the original's classification waits for it
+    if (this.#onnx !== undefined) ready = Promise.all([ready, this.#onnx]).then(noop)
     const withTracer = tracing?.enabled === true
       ? ready.then(() => loadTracer(tracing.serviceName ?? "effect-bedrock-mux")).then((tracer) =>
         Context.add(this.#context!, References.Tracer, tracer)
@@ -243,7 +264,9 @@ export class BedrockMultiplexer extends EventEmitter {
     const setCall = (context: Context.Context<BedrockMux>) => {
       this.#fork = Effect.runForkWith(context) as Fork
     }
-    if (this.#context !== undefined && tracing?.enabled !== true) setCall(Context.add(this.#context, References.TracerEnabled, false))
+    if (this.#context !== undefined && tracing?.enabled !== true && this.#onnx === undefined) {
+      setCall(Context.add(this.#context, References.TracerEnabled, false))
+    }
     this.#ready = withTracer.then(setCall)
     // unobserved until a call waits on it; a failure is reported by that call
     this.#ready.catch(noop)
@@ -271,11 +294,11 @@ export class BedrockMultiplexer extends EventEmitter {
       }, noop)
       return
     }
-    const health = Effect.runSyncWith(context)(mux.health)
-    const translate = makeTranslator(Policy.models(this.#config), health.models.filter((m) => m.breaker === "open").map((m) => m.target))
+    const translator = makeTranslator(Effect.runSyncWith(context)(mux.models))
+    this.#translator = translator
     // runForkWith starts the fiber at once: the subscription exists when this returns
     this.#bridge = Effect.runForkWith(context)(
-      Stream.runForEach(mux.events, (e) => Effect.sync(() => this.#deliver(translate(e, this.listenerCount("stats") > 0))))
+      Stream.runForEach(mux.events, (e) => Effect.sync(() => this.#deliver(translator.translate(e, this.listenerCount("stats") > 0))))
     )
   }
 
@@ -283,6 +306,7 @@ export class BedrockMultiplexer extends EventEmitter {
     if (this.#bridge !== undefined && this.#bridgedListeners() <= 0) {
       this.#bridge.interruptUnsafe()
       this.#bridge = undefined
+      this.#translator = undefined
     }
   }
 
@@ -372,7 +396,7 @@ export class BedrockMultiplexer extends EventEmitter {
         : new MultiplexerError("the request was interrupted", "INTERRUPTED")
     } else {
       const squashed = Cause.squash(cause)
-      error = isMuxError(squashed) ? fromMuxError(squashed, { now: this.#now(), attempts: this.#config.attempts }) : squashed
+      error = isMuxError(squashed) ? fromMuxError(squashed, { now: this.#now(), attempts: this.#policy.attempts }) : squashed
     }
     this.emit("error", error as never, null as never)
     return error
@@ -440,26 +464,28 @@ export class BedrockMultiplexer extends EventEmitter {
     return Shapes.breakerStatus(h)
   }
 
-  /** Adds a model to the pool at run time and emits `model-added`. */
+  /**
+   * Adds a model to the pool at run time and emits `model-added`. The entry
+   * is checked like a config entry: a bad one, or one already in the pool,
+   * throws `MuxConfigError`. Requests already in flight keep the pool they
+   * started with.
+   */
   addModel(model: ModelConfiguration): void {
-    const pool = this.#pool("addModel")
-    this.#sync(() => pool.addModel(model).pipe(Effect.orDie))
-    this.emit("model-added", model.modelId)
+    // checked by the core as a config entry (durations as the config writes them)
+    const input = modelInput(model, this.#escalate) as unknown as Model.Input
+    const exit = this.#sync((m) => Effect.exit(m.addModel(input)))
+    if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
+    // a model that was in the pool before starts its counters afresh
+    this.#baseline = Shapes.withoutModel(this.#baseline, typeof model.client === "string" ? `${model.client}:${model.modelId}` : model.modelId)
   }
 
-  /** Removes a model from the pool at run time (requests in flight on it finish) and emits `model-removed`. */
+  /**
+   * Removes a model (by `modelId` or target) from the pool at run time and
+   * emits `model-removed`; requests in flight on it finish. An id not in the
+   * pool is ignored.
+   */
   removeModel(modelId: string): void {
-    const pool = this.#pool("removeModel")
-    if (this.#sync(() => pool.removeModel(modelId))) this.emit("model-removed", modelId)
-  }
-
-  #pool(method: string): PoolChanges {
-    if (this.#destroyed !== undefined) throw destroyedError()
-    const mux = this.#mux as unknown as Partial<PoolChanges> | undefined
-    if (mux?.addModel === undefined || mux.removeModel === undefined) {
-      throw new MultiplexerError(`${method}: run-time pool changes need the routing core's support, which this build does not have yet`, "NOT_SUPPORTED")
-    }
-    return mux as PoolChanges
+    this.#sync((m) => m.removeModel(modelId))
   }
 
   /**
@@ -471,13 +497,16 @@ export class BedrockMultiplexer extends EventEmitter {
     if (this.#destroyed !== undefined) return this.#destroyed
     const fibers = [...this.#inFlight]
     const settled = fibers.map((f) => new Promise<void>((resolve) => f.addObserver(() => resolve())))
+    const onnx = this.#onnx
     this.#destroyed = Promise.resolve().then(async () => {
       await Promise.all(settled)
       await this.#runtime.dispose()
+      if (onnx !== undefined) await onnx.then((loaded) => loaded.release(), noop)
     })
     for (const f of fibers) f.interruptUnsafe()
     this.#bridge?.interruptUnsafe()
     this.#bridge = undefined
+    this.#translator = undefined
     this.removeAllListeners()
     return this.#destroyed
   }

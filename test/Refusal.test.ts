@@ -2,15 +2,18 @@
  * Refusal classifiers: the heuristic on refusals and on answers that only
  * look like them, scores always in [0, 1], scorers that fail or misbehave,
  * and the ONNX classifier through onnxruntime-node on a tiny model written
- * by the test (test/support/onnx.ts).
+ * by the test (test/support/onnx.ts). Then refusal-triggered failover in the
+ * Effect API (`Policy.withRefusal`) on the simulator: Converse, and streams
+ * with and without the hold-back.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit } from "effect"
+import { Effect, Exit, Layer, Stream } from "effect"
 import fc from "fast-check"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Refusal } from "../src/index.ts"
+import { BedrockMux, BedrockSimulator, type MuxConfig, type MuxEvent, MuxStream, Policy, Refusal, type SimulatorScript } from "../src/index.ts"
+import { muxError } from "./support/mux.ts"
 import { refusalModel } from "./support/onnx.ts"
 
 const score = (text: string) => Effect.runSync(Refusal.heuristic.score(text))
@@ -109,4 +112,104 @@ describe("Refusal.onnx", () => {
       const wrongInput = yield* Effect.exit(Effect.scoped(Refusal.onnx({ modelPath, inputName: "text" })))
       assert.isTrue(Exit.isFailure(wrongInput) && String(wrongInput.cause).includes("has no input \"text\""))
     }))
+})
+
+// --- refusal-triggered failover (Effect API) -------------------------------------------------------
+
+const hi = { messages: [{ role: "user" as const, content: [{ text: "hi" }] }] }
+const REFUSAL = "I'm sorry, but I can't help with that."
+const ANSWER = "The water cycle has four stages."
+const pair: MuxConfig.Input = { models: [{ modelId: "a" }, { modelId: "b", isFallback: true }], selection: "ordered", breaker: { failures: 1 } }
+
+/** The mux over the simulator with refusal detection, and every event it publishes. */
+const withRefusals = <A, E>(
+  refusal: Parameters<typeof Policy.withRefusal>[0],
+  script: SimulatorScript.ScriptInput,
+  body: (mux: BedrockMux["Service"], seen: ReadonlyArray<MuxEvent.MuxEvent>) => Effect.Effect<A, E>
+) =>
+  Effect.scoped(Effect.gen(function*() {
+    const mux = yield* BedrockMux
+    const seen: Array<MuxEvent.MuxEvent> = []
+    yield* Stream.runForEach(mux.events, (e) => Effect.sync(() => void seen.push(e))).pipe(Effect.forkScoped({ startImmediately: true }))
+    return yield* body(mux, seen)
+  })).pipe(Effect.provide(BedrockMux.layer(pair, { policy: Policy.withRefusal(refusal) }).pipe(Layer.provide(BedrockSimulator.layer(script)))))
+
+/** A classifier that scores what its table says (0 otherwise), and remembers what it was given. */
+const scripted = (table: Record<string, number>) => {
+  const texts: Array<string> = []
+  const classifier: Refusal.Classifier = {
+    name: "scripted",
+    score: (text) => Effect.sync(() => (texts.push(text), table[text] ?? 0))
+  }
+  return { classifier, texts }
+}
+
+describe("Policy.withRefusal", () => {
+  it.effect("a refused Converse answer fails over with reason Refused: counted in refusals, never by the breaker, announced as Refused", () => {
+    const { classifier, texts } = scripted({ [REFUSAL]: 0.9 })
+    return withRefusals({ classifier, threshold: 0.5 }, { models: { a: { answer: REFUSAL }, b: { answer: ANSWER } } }, (mux, seen) =>
+      Effect.gen(function*() {
+        for (let i = 0; i < 3; i++) {
+          const res = yield* mux.converse(hi)
+          assert.deepStrictEqual(res.routing.attempts.map((a) => [a.modelId, a.reason ?? "ok", a.decision ?? "-"]), [["a", "Refused", "failover"], ["b", "ok", "-"]])
+          assert.strictEqual(res.output?.message?.content?.[0]?.text, ANSWER)
+        }
+        assert.deepStrictEqual(texts, [REFUSAL, ANSWER, REFUSAL, ANSWER, REFUSAL, ANSWER])
+        const a = (yield* mux.health).models.find((m) => m.modelId === "a")!
+        // breaker failures: 1, yet three refusals leave it closed
+        assert.deepStrictEqual([a.breaker, a.refusals, a.failures, a.failFast, a.windowFailures], ["closed", 3, 0, 0, 0])
+        const refused = seen.filter((e): e is MuxEvent.Refused => e._tag === "Refused")
+        assert.deepStrictEqual(refused.map((e) => [e.modelId, e.score, e.classifier]), [["a", 0.9, "scripted"], ["a", 0.9, "scripted"], ["a", 0.9, "scripted"]])
+      }))
+  })
+
+  it.effect("the threshold: a score at it is a refusal, one below it is an answer", () =>
+    Effect.gen(function*() {
+      for (const [score, answeredBy] of [[0.7, "b"], [0.69, "a"]] as const) {
+        const { classifier } = scripted({ [REFUSAL]: score })
+        const res = yield* withRefusals({ classifier, threshold: 0.7 }, { models: { a: { answer: REFUSAL }, b: { answer: ANSWER } } }, (mux) => mux.converse(hi))
+        assert.strictEqual(res.routing.modelId, answeredBy, `score ${score}`)
+      }
+    }))
+
+  it.effect("the heuristic: a refusal fails over, an answer that only reads like one is kept", () =>
+    Effect.gen(function*() {
+      const refused = yield* withRefusals({ classifier: Refusal.heuristic }, { models: { a: { answer: REFUSAL }, b: { answer: ANSWER } } }, (mux) => mux.converse(hi))
+      assert.strictEqual(refused.routing.modelId, "b")
+      const idiom = "I can't wait to help you plan the trip! Day 1: Lisbon."
+      const kept = yield* withRefusals({ classifier: Refusal.heuristic }, { models: { a: { answer: idiom }, b: { answer: ANSWER } } }, (mux) => mux.converse(hi))
+      assert.strictEqual(kept.routing.modelId, "a")
+    }))
+
+  it.effect("every model refusing ends the request without an answer (NoModelsAvailable, each attempt Refused)", () => {
+    const { classifier } = scripted({ [REFUSAL]: 1 })
+    return withRefusals({ classifier }, { models: { a: { answer: REFUSAL }, b: { answer: REFUSAL } } }, (mux) =>
+      Effect.gen(function*() {
+        const error = muxError(yield* Effect.exit(mux.converse(hi)))
+        assert.strictEqual(error.reason._tag, "NoModelsAvailable")
+        assert.deepStrictEqual(error.attempts.map((a) => a.reason), ["Refused", "Refused"])
+      }))
+  })
+
+  it.effect("streams with a hold-back: a refusal fails over before anything reaches the caller", () => {
+    const { classifier } = scripted({ [REFUSAL]: 0.9 })
+    return withRefusals({ classifier, holdBack: 200 }, { models: { a: { answer: REFUSAL }, b: { answer: ANSWER } } }, (mux) =>
+      Effect.gen(function*() {
+        const answer = yield* MuxStream.collect(mux.converseStream(hi))
+        assert.strictEqual(answer.text, ANSWER)
+        assert.strictEqual(answer.resets, 0)
+        assert.deepStrictEqual(answer.routing?.attempts.map((a) => [a.modelId, a.reason ?? "ok"]), [["a", "Refused"], ["b", "ok"]])
+      }))
+  })
+
+  it.effect("streams without a hold-back are not checked: the answer streams as it comes", () => {
+    const { classifier, texts } = scripted({ [REFUSAL]: 0.9 })
+    return withRefusals({ classifier }, { models: { a: { answer: REFUSAL }, b: { answer: ANSWER } } }, (mux) =>
+      Effect.gen(function*() {
+        const answer = yield* MuxStream.collect(mux.converseStream(hi))
+        assert.strictEqual(answer.text, REFUSAL)
+        assert.strictEqual(answer.routing?.modelId, "a")
+        assert.deepStrictEqual(texts, [])
+      }))
+  })
 })

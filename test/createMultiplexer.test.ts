@@ -19,6 +19,7 @@ import {
   FailFastError,
   MuxConfig,
   MultiplexerError,
+  type ModelConfiguration,
   type MuxConfigFields,
   Policy,
   TimeoutError
@@ -189,11 +190,21 @@ describe("options", () => {
     expect(byPath["refusalDetection.confidenceThreshold"]).toMatch(/\[0, 1\]/)
   })
 
-  it("the options type spells out every field of the JSON config", () => {
-    type JsonKeys = Exclude<keyof Exclude<MuxConfig.Input, ReadonlyArray<unknown>>, "models">
+  it("the options type spells out every field of the JSON config, and the model type every field of a model entry", () => {
+    type Json = Omit<Exclude<MuxConfig.Input, ReadonlyArray<unknown>>, "models">
+    type JsonKeys = keyof Json
     type FacadeKeys = keyof MuxConfigFields
-    const same: [JsonKeys] extends [FacadeKeys] ? ([FacadeKeys] extends [JsonKeys] ? true : false) : false = true
-    expect(same).toBe(true)
+    const sameKeys: [JsonKeys] extends [FacadeKeys] ? ([FacadeKeys] extends [JsonKeys] ? true : false) : false = true
+    // deeply: every JSON config is a facade options object (nested sections included)
+    const deep: [Json] extends [MuxConfigFields] ? true : false = true
+    type Entry = Exclude<MuxConfig.Input, ReadonlyArray<unknown>>["models"][number]
+    const modelKeys: [keyof Entry] extends [keyof ModelConfiguration] ? ([keyof ModelConfiguration] extends [keyof Entry] ? true : false) : false = true
+    type SameKeys<A, B> = [keyof NonNullable<A>] extends [keyof NonNullable<B>] ? ([keyof NonNullable<B>] extends [keyof NonNullable<A>] ? true : false) : false
+    const breaker: SameKeys<Json["breaker"], MuxConfigFields["breaker"]> = true
+    const cooldowns: SameKeys<Json["cooldowns"], MuxConfigFields["cooldowns"]> = true
+    const stream: SameKeys<Json["stream"], MuxConfigFields["stream"]> = true
+    const sections = [breaker, cooldowns, stream]
+    expect([sameKeys, deep, modelKeys, ...sections].every((b) => b)).toBe(true)
   })
 
   it("defaultTimeoutMs: 120000 is valid: the deadline is derived from the timeout and the attempts", () => {
@@ -223,9 +234,14 @@ describe("options", () => {
       .toEqual([undefined, undefined])
   })
 
-  it("refusalDetection.enabled is refused until the core supports it (never silently ignored)", () => {
-    expect(problemsOf(() => createMultiplexer(models, { refusalDetection: { enabled: true }, bedrockRuntime: sim })).map((p) => p.path))
-      .toEqual(["refusalDetection.enabled"])
+  it("refusalDetection.classifier must be a function or a Refusal.Classifier, and not given with a modelPath", () => {
+    const paths = (refusalDetection: unknown) =>
+      problemsOf(() => createMultiplexer(models, { refusalDetection, bedrockRuntime: sim } as never)).map((p) => [p.path, p.message])
+    expect(paths({ enabled: true, classifier: 0.5 })).toEqual([["refusalDetection.classifier", expect.stringMatching(/a function .* or a Refusal\.Classifier/)]])
+    expect(paths({ enabled: true, classifier: { name: "", score: () => 0 } })).toHaveLength(1)
+    expect(paths({ enabled: true, classifier: () => 0, modelPath: "m.onnx" })).toEqual([["refusalDetection.classifier", "give either classifier or modelPath, not both"]])
+    const fine = createMultiplexer(models, { refusalDetection: { enabled: true, classifier: () => 0 }, bedrockRuntime: sim })
+    closers.push(() => fine.destroy())
   })
 
   it("an unknown per-call option rejects with INVALID_REQUEST before any call", async () => {

@@ -4,7 +4,7 @@
  * the aws-samples multiplexer's own tsconfig (`moduleResolution: "node"`,
  * `module: "commonjs"`), and loaded with `require()`.
  *
- * - The original's examples 01–06, 08 and 09 (test/compat/examples/, changed
+ * - The original's examples 01–09 (test/compat/examples/, changed
  *   only in their import lines and in lines marked "ported:") compile with
  *   no error, then run as CommonJS programs against a loopback FakeBedrock
  *   that the SDK finds through AWS_ENDPOINT_URL_BEDROCK_RUNTIME (set for the
@@ -197,6 +197,23 @@ describe("the original's examples, run against the loopback fake", () => {
     const out = await example("06-timeout-tuning.js")
     expect(out.stdout.match(/Request \d: ✅/g)?.length).toBe(5)
     expect(out.stdout).toMatch(/Recreated multiplexer with timeout: \d+ms/)
+  })
+
+  it("07 event system: the request's events in order, then model-added / model-removed and stats-reset", async () => {
+    const out = await example("07-event-system.js")
+    const lines = out.stdout.split("\n").filter((l) => /^\S+ +\[/.test(l)).map((l) => l.replace(/^\S+ +/, "").replace(/\[[^\]]*\] \d+ms$/, "[id] Nms").replace(/— \d+ms$/, "— Nms"))
+    expect(lines).toEqual([
+      "[request] Request received",
+      `[model-selected] ${NOVA_LITE} (primary, retry #0)`,
+      expect.stringMatching(new RegExp(`^\\[model-invocation-start\\] ${NOVA_LITE.replace(/\./g, "\\.")} \\[[^\\] ]+\\]$`)),
+      `[model-invocation-complete] ${NOVA_LITE} [id] Nms`,
+      "[stats] 1 requests, 1 success",
+      `[success] ${NOVA_LITE} — Nms`,
+      `[model-added] ${TITAN}`,
+      `[model-removed] ${TITAN}`,
+      "[stats-reset] Statistics cleared"
+    ])
+    expect(out.attempts).toEqual([NOVA_LITE])
   })
 
   it("08 statistics: five successes, then zero after resetStats", async () => {

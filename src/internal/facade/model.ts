@@ -150,6 +150,8 @@ export interface ModelConfiguration {
   readonly tpm?: number
   readonly maxTokens?: number
   readonly escalate?: "priority" | "reserved"
+  /** USD per 1,000 tokens (for `selection: "cheapest"`) */
+  readonly price?: { readonly input: number; readonly output: number }
 }
 
 /**
@@ -361,13 +363,17 @@ export interface MuxConfigFields {
   readonly breaker?: {
     readonly failures?: number
     readonly window?: DurationInput
+    readonly probeInterval?: DurationInput
+    readonly probeIntervalMax?: DurationInput
+    /** the older name of `probeInterval` */
     readonly cooldown?: DurationInput
+    /** the older name of `probeIntervalMax` */
     readonly cooldownMax?: DurationInput
     readonly halfOpen?: number
     readonly rampUp?: DurationInput
   }
   readonly routes?: Readonly<Record<string, ReadonlyArray<string>>>
-  readonly selection?: "weighted" | "ordered"
+  readonly selection?: "weighted" | "ordered" | "latency" | "cheapest"
   readonly waitForRecovery?: boolean
   readonly decisions?: Readonly<Partial<Record<string, {
     readonly retrySame?: number
@@ -388,6 +394,7 @@ export interface MuxConfigFields {
     readonly hedge?: { readonly after?: DurationInput | "p95"; readonly budget?: number }
   }
   readonly cooldowns?: {
+    readonly base?: DurationInput
     readonly requests?: DurationInput
     readonly tokens?: DurationInput
     readonly daily?: DurationInput
@@ -451,7 +458,7 @@ export type MultiplexerErrorCode =
   | "STREAM_INTERRUPTED"
   | "DESTROYED"
   | "INTERRUPTED"
-  | "NOT_SUPPORTED"
+  | "CLASSIFIER_UNAVAILABLE"
   | "NOT_READY"
 
 /**

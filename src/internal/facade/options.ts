@@ -132,6 +132,13 @@ const millis = (input: unknown): number | undefined => {
 }
 
 /**
+ * A model entry as the config reads it: `tierEscalation`'s tier when the
+ * entry sets no `escalate` of its own.
+ */
+export const modelInput = <M extends ModelConfiguration>(model: M, escalate: "priority" | "reserved" | undefined): M =>
+  escalate === undefined || typeof model !== "object" || model === null || model.escalate !== undefined ? model : { ...model, escalate }
+
+/**
  * The `MuxConfig` input of `createMultiplexer(models, options)`.
  *
  * - `tierEscalation` sets `escalate` on every model that has none.
@@ -147,9 +154,9 @@ export const toMuxInput = (
   const { clientConfig: _c, tracing, refusalDetection: _r, tierEscalation, bedrockRuntime: _b, models: _m, ...given } = options
   // keys the facade does not know are its problems (with its hints), not the config's a second time
   const rest = Object.fromEntries(Object.entries(given).filter(([k]) => OPTION_KEYS.includes(k)))
-  const tier = tierEscalation as { readonly enabled?: boolean; readonly escalationTier?: string } | undefined
+  const tier = tierEscalation as { readonly enabled?: boolean; readonly escalationTier?: "priority" | "reserved" } | undefined
   const escalate = tier?.enabled === true ? tier.escalationTier : undefined
-  const pool = escalate === undefined ? models : models.map((m) => (m.escalate === undefined ? { ...m, escalate } : m))
+  const pool = models.map((m) => modelInput(m, escalate))
   const t = tracing as { readonly enabled?: boolean; readonly captureBodies?: boolean } | undefined
   const out: Record<string, unknown> = { ...rest, models: pool }
   if (rest["captureBodies"] === undefined && t?.enabled === true && t.captureBodies === true) out["captureBodies"] = true

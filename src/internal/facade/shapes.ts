@@ -20,7 +20,7 @@ import {
 
 /** Counters as of a `resetStats`, by target. */
 export interface Baseline {
-  readonly models: ReadonlyMap<string, { readonly successes: number; readonly throttles: number; readonly failed: number }>
+  readonly models: ReadonlyMap<string, { readonly successes: number; readonly throttles: number; readonly failed: number; readonly refusals: number }>
   /** successful requests at the reset */
   readonly successes: number
 }
@@ -28,14 +28,22 @@ export interface Baseline {
 export const emptyBaseline: Baseline = { models: new Map(), successes: 0 }
 
 export const baselineOf = (s: Stats): Baseline => ({
-  models: new Map(s.models.map((m) => [m.target, { successes: m.successes, throttles: m.throttles, failed: m.failFast + m.failures }])),
+  models: new Map(s.models.map((m) => [m.target, { successes: m.successes, throttles: m.throttles, failed: m.failFast + m.failures, refusals: m.refusals }])),
   successes: s.successes
 })
+
+/** The baseline without a model's counters (a model added again starts from zero). */
+export const withoutModel = (b: Baseline, target: string): Baseline => {
+  if (!b.models.has(target)) return b
+  const models = new Map(b.models)
+  models.delete(target)
+  return { models, successes: b.successes }
+}
 
 export const stateOf = (breaker: ModelHealth["breaker"]): CircuitBreakerState =>
   breaker === "closed" ? CircuitBreakerState.CLOSED : breaker === "open" ? CircuitBreakerState.OPEN : CircuitBreakerState.HALF_OPEN
 
-/** `getStats()`. `refusalCount` stays 0 until the core counts refusals. */
+/** `getStats()`. */
 export const multiplexerStats = (s: Stats, baseline: Baseline): MultiplexerStats => {
   const modelStats: Record<string, ModelStats> = {}
   let successCount = 0
@@ -49,7 +57,7 @@ export const multiplexerStats = (s: Stats, baseline: Baseline): MultiplexerStats
       successCount: m.successes - (b?.successes ?? 0),
       rateLimitCount: m.throttles - (b?.throttles ?? 0),
       failFastCount: m.failFast + m.failures - (b?.failed ?? 0),
-      refusalCount: 0,
+      refusalCount: m.refusals - (b?.refusals ?? 0),
       averageLatency: m.successes - (b?.successes ?? 0) === 0 ? 0 : m.latencyMs.mean,
       isFallback: m.tier > 0
     }
