@@ -4,7 +4,7 @@
  * the aws-samples multiplexer's own tsconfig (`moduleResolution: "node"`,
  * `module: "commonjs"`), and loaded with `require()`.
  *
- * - The original's examples 01–09 (test/compat/examples/, changed
+ * - The original's examples 01–10 (test/compat/examples/, changed
  *   only in their import lines and in lines marked "ported:") compile with
  *   no error, then run as CommonJS programs against a loopback FakeBedrock
  *   that the SDK finds through AWS_ENDPOINT_URL_BEDROCK_RUNTIME (set for the
@@ -21,6 +21,7 @@ import { join, resolve } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { SimulatorScript } from "../../src/index.ts"
 import { FakeBedrock } from "../../src/testing/index.ts"
+import { refusalModel } from "../support/onnx.ts"
 
 const root = resolve(import.meta.dirname, "../..")
 const examples = join(root, "test/compat/examples")
@@ -214,6 +215,23 @@ describe("the original's examples, run against the loopback fake", () => {
       "[stats-reset] Statistics cleared"
     ])
     expect(out.attempts).toEqual([NOVA_LITE])
+  })
+
+  it("10 refusal detection (Part B; Part A drives the original's internal classifier): refusals fail over to the fallback, refusalCount counts them", async () => {
+    // where the example looks for its model: ../../models from its compiled file
+    mkdirSync(join(tmp, "models"), { recursive: true })
+    writeFileSync(join(tmp, "models/refusal_classifier.onnx"), refusalModel({ sorry: 2, cannot: 2, decline: 3 }, 1.5))
+    const water = "Water evaporates, condenses into clouds and falls as rain"
+    const refusal = "I am sorry but I cannot help with that"
+    const out = await example("10-refusal-detection.js", {
+      models: { [NOVA_PRO]: { answer: refusal }, "amazon.nova-lite-v1:0": { answer: refusal }, [TITAN]: { answer: water } }
+    })
+    // both primaries refuse each request; the fallback answers
+    expect(out.stdout.match(new RegExp(`Assistant: ${water}`, "g"))?.length).toBe(2)
+    expect(out.stdout).toContain("  Successes:   2\n  Refusals:    4\n  Rate limits: 0\n  Fail-fast:   0")
+    expect(out.attempts.filter((m) => m === TITAN)).toHaveLength(2)
+    expect(out.attempts).toHaveLength(6)
+    expect(out.stdout).toContain("✨ Multiplexer destroyed (ONNX session released)")
   })
 
   it("08 statistics: five successes, then zero after resetStats", async () => {
