@@ -73,14 +73,48 @@ export * as MuxStore from "./MuxStore.ts"
 /** Routing policies as values. @since 0.1.0 */
 export * as Policy from "./Policy.ts"
 
+/** Scoring answers as refusals: the classifiers and the detection policy value. @since 0.1.0 */
+export * as Refusal from "./Refusal.ts"
+
 /** The Promise facade, drop-in for the aws-samples multiplexer. @since 0.1.0 */
-export { createMultiplexer, MultiplexerError } from "./createMultiplexer.ts"
+export {
+  BedrockMultiplexer,
+  CancelledError,
+  CircuitBreakerState,
+  createMultiplexer,
+  ErrorType,
+  FailFastError,
+  InvocationError,
+  MultiplexerError,
+  OutcomeType,
+  TimeoutError,
+  VERSION
+} from "./createMultiplexer.ts"
 export type {
+  CircuitBreakerStatus,
+  DurationInput,
+  EnhancedErrorResponse,
+  ErrorResponse,
+  InvocationFailure,
+  LatencyMetrics,
   ModelConfiguration,
+  ModelHealthStatus,
+  ModelOutcome,
+  ModelStats,
   Multiplexer,
+  MultiplexerConfig,
+  MultiplexerErrorCode,
+  MultiplexerEvents,
+  MultiplexerInput,
   MultiplexerOptions,
   MultiplexerStats,
-  SystemHealthStatus
+  MuxConfigFields,
+  ProcessRequestOptions,
+  RefusalDetectionConfig,
+  ServiceTierType,
+  SystemHealthStatus,
+  TierEscalationConfig,
+  TracingConfig
 } from "./createMultiplexer.ts"
 
 /** The evaluation gate: score candidates on a golden set, write the next config from the evidence. @since 0.1.0 */

@@ -1,12 +1,30 @@
 /**
- * The Promise facade, through the real SDK over loopback (FakeBedrock) and on
- * the simulator: aws-samples-compatible calls, error contract, health shapes,
- * and where it beats the original (5xx and timeouts fail over, a timeout
- * aborts the HTTP request, validation never opens a breaker).
+ * The Promise facade beyond the original's documented behaviour (that is
+ * test/compat/): where it differs on purpose (5xx and timeouts fail over, a
+ * timeout aborts the HTTP request, validation never opens a breaker), the
+ * error shapes, strict options, the derived deadline, aborts, destroy,
+ * escalation events, tracing. Through the real SDK over loopback
+ * (FakeBedrock) unless the simulator is enough.
  */
-import { ServiceUnavailableException, ValidationException } from "@aws-sdk/client-bedrock-runtime"
+import { ValidationException } from "@aws-sdk/client-bedrock-runtime"
+import { trace } from "@opentelemetry/api"
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
+import { Duration } from "effect"
+import fc from "fast-check"
 import { afterEach, describe, expect, it } from "vitest"
-import { BedrockSimulator, createMultiplexer, MuxConfig, MultiplexerError } from "../src/index.ts"
+import {
+  BedrockSimulator,
+  CancelledError,
+  createMultiplexer,
+  FailFastError,
+  MuxConfig,
+  MultiplexerError,
+  type ModelConfiguration,
+  type MuxConfigFields,
+  Policy,
+  TimeoutError
+} from "../src/index.ts"
+import { toMuxInput } from "../src/internal/facade/options.ts"
 import { FakeBedrock } from "../src/testing/index.ts"
 
 const input = { messages: [{ role: "user" as const, content: [{ text: "Explain quantum computing" }] }] }
@@ -15,6 +33,9 @@ const models = [
   { modelId: "fallback", weight: 30, isFallback: true }
 ]
 const credentials = { accessKeyId: "fake", secretAccessKey: "fake" }
+const error = (name: "ServiceUnavailableException" | "ValidationException" | "ThrottlingException" | "InternalServerException") => ({
+  faults: [{ do: { kind: "error" as const, error: name } }]
+})
 
 const closers: Array<() => Promise<unknown>> = []
 afterEach(async () => {
@@ -26,30 +47,31 @@ const fake = async (script: Parameters<typeof FakeBedrock.start>[0]) => {
   closers.push(() => server.close())
   return server
 }
+const over = (server: { readonly url: string }, options: Parameters<typeof createMultiplexer>[1] = {}, pool: Parameters<typeof createMultiplexer>[0] = models) => {
+  const mux = createMultiplexer(pool, { ...options, clientConfig: { region: "us-east-1", endpoint: server.url, credentials } })
+  closers.push(() => mux.destroy())
+  return mux
+}
+const rejection = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e)
 
-describe("createMultiplexer over the real SDK", () => {
-  it("fails over on a 503 (the original fails the request) and answers from the fallback", async () => {
-    const server = await fake({
-      models: {
-        primary: { faults: [{ do: { kind: "error", error: "ServiceUnavailableException" } }] },
-        fallback: { answer: "from the fallback" }
-      }
-    })
-    const mux = createMultiplexer(models, { clientConfig: { region: "us-east-1", endpoint: server.url, credentials } })
-    closers.push(() => mux.destroy())
+describe("where the facade differs from the original on purpose", () => {
+  it("fails over on a 503 and answers from the fallback; routing is there but not enumerable", async () => {
+    const server = await fake({ models: { primary: error("ServiceUnavailableException"), fallback: { answer: "from the fallback" } } })
+    const mux = over(server)
     const res = await mux.processRequest(input)
     expect(res.output?.message?.content?.[0]?.text).toBe("from the fallback")
     expect(res.routing.modelId).toBe("fallback")
     expect(res.routing.attempts.map((a) => [a.modelId, a.reason ?? "ok"])).toEqual([["primary", "ServiceUnavailable"], ["fallback", "ok"]])
-    // SDK retries are off: one request per attempt
+    // JSON and key listings see the SDK's output only
+    expect(Object.keys(res)).not.toContain("routing")
+    expect(JSON.parse(JSON.stringify(res))).not.toHaveProperty("routing")
     expect(server.attempts().map((a) => a.modelId)).toEqual(["primary", "fallback"])
   })
 
   it("a timeout aborts the HTTP request and fails over", async () => {
     const server = await fake({ models: { primary: { faults: [{ do: { kind: "hang" } }] }, fallback: {} } })
     // the attempt timeout also bounds the fallback's answer: far above a loopback call on a loaded machine
-    const mux = createMultiplexer(models, { defaultTimeoutMs: 1_000, clientConfig: { region: "us-east-1", endpoint: server.url, credentials } })
-    closers.push(() => mux.destroy())
+    const mux = over(server, { defaultTimeoutMs: 1_000 })
     const res = await mux.processRequest(input)
     expect(res.routing.modelId).toBe("fallback")
     expect(res.routing.attempts[0]).toMatchObject({ modelId: "primary", reason: "DeadlineExceeded" })
@@ -57,78 +79,310 @@ describe("createMultiplexer over the real SDK", () => {
     expect(server.attempts().find((a) => a.modelId === "primary")?.outcome).toBe("interrupted")
   })
 
-  it("a fail-fast error is thrown as the SDK's own error and never opens a breaker", async () => {
-    const server = await fake({ models: { primary: { faults: [{ do: { kind: "error", error: "ValidationException" } }] }, fallback: {} } })
-    const mux = createMultiplexer(models, { clientConfig: { region: "us-east-1", endpoint: server.url, credentials } })
-    closers.push(() => mux.destroy())
+  it("a fail-fast error is a FailFastError with the SDK exception as cause, and never opens a breaker", async () => {
+    const server = await fake({ models: { primary: error("ValidationException"), fallback: {} } })
+    const mux = over(server)
     for (let i = 0; i < 8; i++) {
-      const error = await mux.processRequest(input).then(() => undefined, (e: unknown) => e)
-      expect(error).toBeInstanceOf(ValidationException)
+      const e = await rejection(mux.processRequest(input))
+      expect(e).toBeInstanceOf(FailFastError)
+      const f = e as FailFastError
+      expect(f.name).toBe("FailFastError")
+      expect(f.cause).toBeInstanceOf(ValidationException)
+      expect(f.message).toBe((f.cause as Error).message)
+      expect(f.errorResponse).toMatchObject({ code: 400, details: { name: "ValidationException", reason: "Validation" } })
+      expect(f.outcome).toMatchObject({ modelId: "primary", type: 2, error: f.errorResponse })
+      expect(f.outcome.timestamp).toBeInstanceOf(Date)
     }
-    const health = mux.getHealthStatus()
-    expect(health.models["primary"]!.circuitState).toBe("CLOSED")
+    expect(mux.getHealthStatus().models["primary"]!.circuitState).toBe("CLOSED")
+    expect(mux.getCircuitBreakerStatus()["primary"]).toEqual({ state: "CLOSED", failureCount: 0 })
     expect(mux.getStats().failFastCount).toBe(8)
     expect(server.attempts().every((a) => a.modelId === "primary")).toBe(true)
   })
-
-  it("NO_MODELS_AVAILABLE carries the attempts and the last SDK error", async () => {
-    const down = { faults: [{ do: { kind: "error" as const, error: "ServiceUnavailableException" as const } }] }
-    const server = await fake({ models: { primary: down, fallback: down } })
-    const mux = createMultiplexer(models, { clientConfig: { region: "us-east-1", endpoint: server.url, credentials } })
-    closers.push(() => mux.destroy())
-    const error = await mux.processRequest(input).then(() => undefined, (e: unknown) => e)
-    expect(error).toBeInstanceOf(MultiplexerError)
-    const e = error as MultiplexerError
-    expect(e.code).toBe("NO_MODELS_AVAILABLE")
-    expect((e.details["attempts"] as ReadonlyArray<unknown>).length).toBe(2)
-    expect(e.sdkError).toBeInstanceOf(ServiceUnavailableException)
-  })
 })
 
-describe("createMultiplexer shapes and config", () => {
-  it("a bad config throws MuxConfigError from createMultiplexer itself, listing every problem", () => {
-    let thrown: unknown
-    try {
-      createMultiplexer([{ modelId: "a", weight: -1, isFallback: true }, { modelId: "a", weight: 1, isFallback: true }])
-    } catch (e) {
-      thrown = e
-    }
-    expect(thrown).toBeInstanceOf(MuxConfig.MuxConfigError)
-    const paths = (thrown as MuxConfig.MuxConfigError).problems.map((p) => p.path)
-    expect(paths).toEqual(expect.arrayContaining(["models[0].weight", "models[1].modelId", "models"]))
+describe("errors", () => {
+  it("a one-model pool whose attempt times out throws TimeoutError, not NO_MODELS_AVAILABLE", async () => {
+    const server = await fake({ models: { only: { faults: [{ do: { kind: "hang" } }] } } })
+    const mux = over(server, { defaultTimeoutMs: 150 }, [{ modelId: "only", weight: 1, isFallback: false }])
+    const e = await rejection(mux.processRequest(input))
+    expect(e).toBeInstanceOf(TimeoutError)
+    const t = e as TimeoutError
+    expect([t.name, t.message, t.code]).toEqual(["TimeoutError", "Request timed out after 150ms", "TIMEOUT"])
+    expect(t.outcome).toMatchObject({ modelId: "only", type: 2 })
+    expect(t.errorResponse).toMatchObject({ errorType: "TIMEOUT", retryable: true, modelId: "only" })
+    expect(await server.waitForIdle(2_000)).toBe(true)
   })
 
-  it("maxRetries n gives n + 1 attempts, then RETRIES_EXHAUSTED", async () => {
-    const down = { faults: [{ do: { kind: "error" as const, error: "InternalServerException" as const } }] }
+  it("the request deadline throws TimeoutError naming the deadline", async () => {
+    const server = await fake({ models: { primary: { faults: [{ do: { kind: "hang" } }] }, fallback: { faults: [{ do: { kind: "hang" } }] } } })
+    const mux = over(server, { timeout: 150, deadline: 200 })
+    const t = (await rejection(mux.processRequest(input))) as TimeoutError
+    expect([t.name, t.message]).toEqual(["TimeoutError", "Request timed out after 200ms"])
+  })
+
+  it("NO_MODELS_AVAILABLE keeps the original's details keys next to ours, and the last SDK error", async () => {
+    const server = await fake({ models: { primary: error("ServiceUnavailableException"), fallback: error("ServiceUnavailableException") } })
+    const mux = over(server)
+    const e = (await rejection(mux.processRequest(input))) as MultiplexerError
+    expect(e).toBeInstanceOf(MultiplexerError)
+    expect(e.code).toBe("NO_MODELS_AVAILABLE")
+    expect(e.details).toMatchObject({ skippedModels: ["primary", "fallback"], totalSkipped: 2, reason: "NoModelsAvailable" })
+    expect((e.details!["attempts"] as ReadonlyArray<unknown>).length).toBe(2)
+    expect((e.sdkError as Error).name).toBe("ServiceUnavailableException")
+  })
+
+  it("maxRetries n gives n + 1 attempts, then RETRIES_EXHAUSTED with the original's keys", async () => {
+    const down = error("InternalServerException")
     const mux = createMultiplexer(
       [{ modelId: "a", weight: 1, isFallback: false }, { modelId: "b", weight: 1, isFallback: false }, { modelId: "c", weight: 1, isFallback: true }],
       { maxRetries: 2, bedrockRuntime: BedrockSimulator.layer({ models: { a: down, b: down, c: down } }) }
     )
     closers.push(() => mux.destroy())
-    const error = (await mux.processRequest(input).then(() => undefined, (e: unknown) => e)) as MultiplexerError
-    expect(error.code).toBe("RETRIES_EXHAUSTED")
-    expect((error.details["attempts"] as ReadonlyArray<unknown>).length).toBe(3)
+    const e = (await rejection(mux.processRequest(input))) as MultiplexerError
+    expect(e.code).toBe("RETRIES_EXHAUSTED")
+    expect(e.message).toBe("All retry attempts exhausted (2 retries)")
+    expect(e.details).toMatchObject({ maxRetries: 2, actualRetries: 2, totalSkipped: expect.any(Number), lastError: expect.any(String) })
+    expect((e.details!["attempts"] as ReadonlyArray<unknown>).length).toBe(3)
   })
 
-  it("getStats, getHealthStatus and getSimpleHealthCheck have the original's shapes", async () => {
-    const mux = createMultiplexer(models, {
-      bedrockRuntime: BedrockSimulator.layer({ models: { primary: { rpm: 1 }, fallback: {} } })
-    })
+  it("MultiplexerError keeps the original's constructor (message, code, details?)", () => {
+    const e = new MultiplexerError("no capacity", "NO_MODELS_AVAILABLE", { skippedModels: ["a"] })
+    expect([e.name, e.message, e.code, e.details]).toEqual(["MultiplexerError", "no capacity", "NO_MODELS_AVAILABLE", { skippedModels: ["a"] }])
+    expect(e).toBeInstanceOf(Error)
+    expect(new MultiplexerError("x", "Y").details).toBeUndefined()
+  })
+})
+
+describe("options", () => {
+  const problemsOf = (f: () => unknown) => {
+    try {
+      f()
+    } catch (e) {
+      expect(e).toBeInstanceOf(MuxConfig.MuxConfigError)
+      return (e as MuxConfig.MuxConfigError).problems
+    }
+    throw new Error("expected a MuxConfigError")
+  }
+  const sim = BedrockSimulator.layer({ models: { primary: {}, fallback: {} } })
+
+  it("a bad config throws MuxConfigError listing every problem", () => {
+    const paths = problemsOf(() =>
+      createMultiplexer([{ modelId: "a", weight: -1, isFallback: true }, { modelId: "a", weight: 1, isFallback: true }])
+    ).map((p) => p.path)
+    expect(paths).toEqual(expect.arrayContaining(["models[0].weight", "models[1].modelId", "models"]))
+  })
+
+  it("an option we don't support is an error with a suggestion, at every depth of the facade's own options", () => {
+    const problems = problemsOf(() =>
+      createMultiplexer(models, {
+        maxAttempts: 1,
+        defaultTimeoutMS: 5_000,
+        tracing: { enabled: false, captureBody: true },
+        tierEscalation: { enabled: true, escalationTier: "premium" },
+        refusalDetection: { enabled: false, confidenceThreshold: 2 }
+      } as never)
+    )
+    const byPath = Object.fromEntries(problems.map((p) => [p.path, p.message]))
+    expect(byPath["maxAttempts"]).toMatch(/clientConfig\.maxAttempts/)
+    expect(byPath["defaultTimeoutMS"]).toMatch(/did you mean `defaultTimeoutMs`\?/)
+    expect(byPath["tracing.captureBody"]).toMatch(/did you mean `captureBodies`\?/)
+    expect(byPath["tierEscalation.escalationTier"]).toMatch(/"priority" or "reserved"/)
+    expect(byPath["refusalDetection.confidenceThreshold"]).toMatch(/\[0, 1\]/)
+  })
+
+  it("the options type spells out every field of the JSON config, and the model type every field of a model entry", () => {
+    type Json = Omit<Exclude<MuxConfig.Input, ReadonlyArray<unknown>>, "models">
+    type JsonKeys = keyof Json
+    type FacadeKeys = keyof MuxConfigFields
+    const sameKeys: [JsonKeys] extends [FacadeKeys] ? ([FacadeKeys] extends [JsonKeys] ? true : false) : false = true
+    // deeply: every JSON config is a facade options object (nested sections included)
+    const deep: [Json] extends [MuxConfigFields] ? true : false = true
+    type Entry = Exclude<MuxConfig.Input, ReadonlyArray<unknown>>["models"][number]
+    const modelKeys: [keyof Entry] extends [keyof ModelConfiguration] ? ([keyof ModelConfiguration] extends [keyof Entry] ? true : false) : false = true
+    type SameKeys<A, B> = [keyof NonNullable<A>] extends [keyof NonNullable<B>] ? ([keyof NonNullable<B>] extends [keyof NonNullable<A>] ? true : false) : false
+    const breaker: SameKeys<Json["breaker"], MuxConfigFields["breaker"]> = true
+    const cooldowns: SameKeys<Json["cooldowns"], MuxConfigFields["cooldowns"]> = true
+    const stream: SameKeys<Json["stream"], MuxConfigFields["stream"]> = true
+    const sections = [breaker, cooldowns, stream]
+    expect([sameKeys, deep, modelKeys, ...sections].every((b) => b)).toBe(true)
+  })
+
+  it("defaultTimeoutMs: 120000 is valid: the deadline is derived from the timeout and the attempts", () => {
+    const long = createMultiplexer(models, { defaultTimeoutMs: 120_000, bedrockRuntime: sim })
+    closers.push(() => long.destroy())
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 300_000 }), fc.integer({ min: 0, max: 10 }), (timeout, maxRetries) => {
+        const config = MuxConfig.decodeSync(toMuxInput(models, { defaultTimeoutMs: timeout, maxRetries }))
+        return Duration.toMillis(config.deadline) === timeout * (maxRetries + 1) &&
+          Duration.toMillis(config.timeout) === timeout
+      }),
+      { seed: 12 }
+    )
+    // an explicit deadline is kept, and still checked against the timeout
+    expect(Duration.toMillis(MuxConfig.decodeSync(toMuxInput(models, { defaultTimeoutMs: 1_000, deadline: 5_000 })).deadline)).toBe(5_000)
+    expect(problemsOf(() => createMultiplexer(models, { defaultTimeoutMs: 10_000, deadline: 5_000, bedrockRuntime: sim })).map((p) => p.path))
+      .toEqual(["defaultTimeoutMs"])
+  })
+
+  it("tierEscalation sets escalate on every model without its own", () => {
+    const config = MuxConfig.decodeSync(toMuxInput(
+      [...models, { modelId: "third", weight: 1, isFallback: true, escalate: "reserved" }],
+      { tierEscalation: { enabled: true, escalationTier: "priority" } }
+    ))
+    expect(Policy.models(config).map((m) => m.escalate)).toEqual(["priority", "priority", "reserved"])
+    expect(Policy.models(MuxConfig.decodeSync(toMuxInput(models, { tierEscalation: { enabled: false, escalationTier: "priority" } }))).map((m) => m.escalate))
+      .toEqual([undefined, undefined])
+  })
+
+  it("refusalDetection.classifier must be a function or a Refusal.Classifier, and not given with a modelPath", () => {
+    const paths = (refusalDetection: unknown) =>
+      problemsOf(() => createMultiplexer(models, { refusalDetection, bedrockRuntime: sim } as never)).map((p) => [p.path, p.message])
+    expect(paths({ enabled: true, classifier: 0.5 })).toEqual([["refusalDetection.classifier", expect.stringMatching(/a function .* or a Refusal\.Classifier/)]])
+    expect(paths({ enabled: true, classifier: { name: "", score: () => 0 } })).toHaveLength(1)
+    expect(paths({ enabled: true, classifier: () => 0, modelPath: "m.onnx" })).toEqual([["refusalDetection.classifier", "give either classifier or modelPath, not both"]])
+    const fine = createMultiplexer(models, { refusalDetection: { enabled: true, classifier: () => 0 }, bedrockRuntime: sim })
+    closers.push(() => fine.destroy())
+  })
+
+  it("an unknown per-call option rejects with INVALID_REQUEST before any call", async () => {
+    const server = await fake({ models: { primary: {}, fallback: {} } })
+    const mux = over(server)
+    const e = (await rejection(mux.processRequest(input, { abortSignall: new AbortController().signal } as never))) as MultiplexerError
+    expect(e.code).toBe("INVALID_REQUEST")
+    expect(e.message).toMatch(/abortSignall.*did you mean `abortSignal`\?/)
+    expect(server.attempts()).toEqual([])
+  })
+})
+
+describe("abort and destroy", () => {
+  it("an abort closes the upstream request and rejects with CancelledError", async () => {
+    const server = await fake({ models: { primary: { faults: [{ do: { kind: "hang" } }] }, fallback: {} } })
+    const mux = over(server)
+    const controller = new AbortController()
+    const pending = rejection(mux.processRequest(input, { abortSignal: controller.signal }))
+    while (server.inFlight() === 0) await new Promise((r) => setImmediate(r))
+    controller.abort(new Error("user left"))
+    const e = (await pending) as CancelledError
+    expect(e).toBeInstanceOf(CancelledError)
+    expect([e.name, e.message, (e.cause as Error).message, e.errorResponse.errorType]).toEqual(["CancelledError", "Request cancelled", "user left", "CANCELLED"])
+    expect(await server.waitForIdle(2_000)).toBe(true)
+    expect(server.attempts().map((a) => [a.modelId, a.outcome])).toEqual([["primary", "interrupted"]])
+  })
+
+  it("an already aborted signal rejects without calling Bedrock", async () => {
+    const server = await fake({ models: { primary: {}, fallback: {} } })
+    const mux = over(server)
+    expect(await rejection(mux.processRequest(input, { abortSignal: AbortSignal.abort() }))).toBeInstanceOf(CancelledError)
+    expect(server.attempts()).toEqual([])
+  })
+
+  it("destroy rejects a request in flight with DESTROYED and aborts it; later calls throw DESTROYED", async () => {
+    const server = await fake({ models: { primary: { faults: [{ do: { kind: "hang" } }] }, fallback: {} } })
+    const mux = over(server)
+    const pending = rejection(mux.processRequest(input))
+    while (server.inFlight() === 0) await new Promise((r) => setImmediate(r))
+    const destroyed = mux.destroy()
+    expect(mux.destroy()).toBe(destroyed)
+    const e = (await pending) as MultiplexerError
+    expect([e.name, e.code]).toEqual(["MultiplexerError", "DESTROYED"])
+    await destroyed
+    expect(await server.waitForIdle(2_000)).toBe(true)
+    expect(server.attempts()[0]?.outcome).toBe("interrupted")
+    const after = (await rejection(mux.processRequest(input))) as MultiplexerError
+    expect([after.constructor, after.code]).toEqual([MultiplexerError, "DESTROYED"])
+    for (const call of [() => mux.getStats(), () => mux.getHealthStatus(), () => mux.getSimpleHealthCheck(), () => mux.isHealthy(), () => mux.resetStats(), () => mux.getCircuitBreakerStatus(), () => mux.getModelHealthStatus("primary")]) {
+      expect(call).toThrow(expect.objectContaining({ name: "MultiplexerError", code: "DESTROYED" }))
+    }
+  })
+})
+
+describe("events beyond the basics", () => {
+  it("tierEscalation: a throttle retries the same model at the tier, with tier-escalation and tier-escalation-success", async () => {
+    const server = await fake({ models: { primary: { faults: [{ when: { calls: [1] }, do: { kind: "error", error: "ThrottlingException" } }] }, fallback: {} } })
+    const mux = over(server, { tierEscalation: { enabled: true, escalationTier: "priority" } })
+    const seen: Array<unknown> = []
+    mux.on("tier-escalation", (...args) => seen.push(["tier-escalation", ...args]))
+    mux.on("tier-escalation-success", (...args) => seen.push(["tier-escalation-success", ...args]))
+    const res = await mux.processRequest(input)
+    expect(res.routing.attempts.map((a) => [a.modelId, a.decision])).toEqual([["primary", "escalate"], ["primary", undefined]])
+    expect(seen).toEqual([["tier-escalation", "primary", "default", "priority"], ["tier-escalation-success", "primary", "priority"]])
+  })
+
+  it("model-circuit-open-skipped names a model passed over because its breaker is open", async () => {
+    const server = await fake({ models: { primary: error("ServiceUnavailableException"), fallback: {} } })
+    const mux = over(server, { breaker: { failures: 2 } })
+    const skipped: Array<string> = []
+    mux.on("model-circuit-open-skipped", (id) => skipped.push(id))
+    await mux.processRequest(input)
+    await mux.processRequest(input) // the second counted failure opens the primary's breaker
+    expect(skipped).toEqual([])
+    expect(mux.getCircuitBreakerStatus()["primary"]!.state).toBe("OPEN")
+    const res = await mux.processRequest(input)
+    expect(res.routing.attempts.map((a) => a.modelId)).toEqual(["fallback"])
+    expect(skipped).toEqual(["primary"])
+  })
+
+  it("a listener added later is served, and removing the last one stops the bridge without losing the built-in error listener", async () => {
+    const mux = createMultiplexer(models, { bedrockRuntime: BedrockSimulator.layer({ models: { primary: {}, fallback: {} } }) })
+    closers.push(() => mux.destroy())
+    await mux.processRequest(input)
+    const started: Array<string> = []
+    const listener = (modelId: string) => started.push(modelId)
+    mux.on("model-invocation-start", listener)
+    await mux.processRequest(input)
+    mux.off("model-invocation-start", listener)
+    await mux.processRequest(input)
+    mux.removeAllListeners()
+    // a failed attempt emits `error`; with no listener of the user's that must not throw
+    const down = createMultiplexer(models, { bedrockRuntime: BedrockSimulator.layer({ models: { primary: error("ServiceUnavailableException"), fallback: {} } }) })
+    closers.push(() => down.destroy())
+    down.on("model-selected", () => {})
+    down.removeAllListeners("model-selected")
+    down.on("model-selected", () => {})
+    expect((await down.processRequest(input)).routing.modelId).toBe("fallback")
+    expect(started).toEqual(["primary"])
+  })
+
+  it("resetStats starts getStats from zero, emits stats-reset, and leaves health alone", async () => {
+    const mux = createMultiplexer(models, { bedrockRuntime: BedrockSimulator.layer({ models: { primary: {}, fallback: {} } }) })
     closers.push(() => mux.destroy())
     await mux.processRequest(input)
     await mux.processRequest(input)
-    const stats = mux.getStats()
-    expect(stats.successCount).toBe(2)
-    expect(stats.rateLimitCount).toBe(1)
-    expect(stats.modelStats["primary"]).toMatchObject({ modelId: "primary", successCount: 1, rateLimitCount: 1, isFallback: false })
-    expect(stats.modelStats["fallback"]).toMatchObject({ successCount: 1, isFallback: true })
-    expect(Object.keys(stats.latencyMetrics).sort()).toEqual(["average", "max", "min", "p50", "p95", "p99"])
-    // the throttle put the primary in a cooldown: out of rotation, but its breaker stays closed (quota is not health)
-    const health = mux.getHealthStatus()
-    expect(health).toMatchObject({ isHealthy: true, totalModels: 2, healthyModels: 1, unhealthyModels: 1 })
-    expect(health.models["primary"]).toMatchObject({ circuitState: "CLOSED", isHealthy: false })
-    expect(health.models["fallback"]).toMatchObject({ circuitState: "CLOSED", isHealthy: true })
-    expect(health.metrics.totalRequests).toBe(2)
-    expect(mux.getSimpleHealthCheck()).toEqual({ status: "healthy", code: 200 })
+    let resets = 0
+    mux.on("stats-reset", () => resets++)
+    mux.resetStats()
+    expect(resets).toBe(1)
+    expect(mux.getStats()).toMatchObject({ successCount: 0, rateLimitCount: 0, failFastCount: 0, latencyMetrics: { average: 0, max: 0 } })
+    expect(mux.getHealthStatus().metrics.totalRequests).toBe(2)
+    await mux.processRequest(input)
+    expect(mux.getStats().successCount).toBe(1)
+  })
+})
+
+describe("tracing", () => {
+  it("tracing.enabled sends our spans to the global OpenTelemetry provider; captureBodies adds the messages", async () => {
+    const exporter = new InMemorySpanExporter()
+    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
+    trace.setGlobalTracerProvider(provider)
+    closers.push(async () => trace.disable())
+    const server = await fake({ models: { primary: error("ServiceUnavailableException"), fallback: {} } })
+    const plain = over(server, { tracing: { enabled: true, serviceName: "my-service" } })
+    await plain.processRequest(input)
+    const spans = exporter.getFinishedSpans()
+    expect(spans.map((s) => s.name).sort()).toEqual(["chat bedrock-mux", "chat fallback", "chat primary"])
+    const request = spans.find((s) => s.name === "chat bedrock-mux")!
+    expect(request.instrumentationScope.name).toBe("my-service")
+    expect(request.attributes["gen_ai.response.model"]).toBe("fallback")
+    expect(request.attributes["gen_ai.input.messages"]).toBeUndefined()
+    expect(spans.find((s) => s.name === "chat primary")!.parentSpanContext?.spanId).toBe(request.spanContext().spanId)
+    exporter.reset()
+    const bodies = over(server, { tracing: { enabled: true, captureBodies: true } })
+    await bodies.processRequest(input)
+    const withBodies = exporter.getFinishedSpans().find((s) => s.name === "chat bedrock-mux")!
+    expect(JSON.parse(String(withBodies.attributes["gen_ai.input.messages"]))).toEqual(input.messages)
+    exporter.reset()
+    const off = over(server)
+    await off.processRequest(input)
+    expect(exporter.getFinishedSpans()).toEqual([])
   })
 })

@@ -1,0 +1,215 @@
+/**
+ * How the facade reports failures in the original's terms: `ErrorResponse`s
+ * and `ModelOutcome`s for events, and the error `processRequest` throws for
+ * a `MuxError`. Pure functions; the caller passes the time.
+ *
+ * Where both libraries end a request the same way they throw the same thing:
+ * a fail-fast error is a `FailFastError` (the SDK exception as `cause`), a
+ * request that ended on a timeout with no model left is a `TimeoutError`,
+ * and the mux's own failures are `MultiplexerError`s whose `details` keep the
+ * original's keys next to ours.
+ */
+import { Duration } from "effect"
+import type * as BedrockError from "../../BedrockError.ts"
+import type { AttemptRecord, MuxError } from "../../MuxError.ts"
+import {
+  type EnhancedErrorResponse,
+  type ErrorResponse,
+  ErrorType,
+  FailFastError,
+  type ModelOutcome,
+  MultiplexerError,
+  type MultiplexerErrorCode,
+  OutcomeType,
+  TimeoutError
+} from "./model.ts"
+
+/** The HTTP status Bedrock answers each reason with (ours: 500, as the original reports errors without one). */
+const statusOf: Record<string, number> = {
+  Throttled: 429,
+  ServiceUnavailable: 503,
+  InternalServer: 500,
+  ModelNotReady: 429,
+  ModelTimeout: 408,
+  ModelError: 424,
+  ModelStreamError: 424,
+  Validation: 400,
+  AccessDenied: 403,
+  ResourceNotFound: 404,
+  ServiceQuotaExceeded: 400
+}
+
+/** The original's outcome type for an attempt that failed with `reason`. */
+export const outcomeTypeOf = (reason: string | undefined): OutcomeType =>
+  reason === "Throttled" ? OutcomeType.RATE_LIMIT : reason === "Refused" ? OutcomeType.REFUSAL : OutcomeType.FAIL_FAST
+
+/** The original's error category of a reason. */
+export const errorTypeOf = (reason: string | undefined): ErrorType => {
+  switch (reason) {
+    case "Validation":
+      return ErrorType.VALIDATION
+    case "Throttled":
+    case "ServiceQuotaExceeded":
+      return ErrorType.THROTTLING
+    case "AccessDenied":
+      return ErrorType.AUTHENTICATION
+    case "DeadlineExceeded":
+    case "ModelTimeout":
+      return ErrorType.TIMEOUT
+    case "ModelNotReady":
+    case "ServiceUnavailable":
+    case "ResourceNotFound":
+      return ErrorType.MODEL_UNAVAILABLE
+    case "Network":
+      return ErrorType.NETWORK
+    case "InternalServer":
+    case "ModelError":
+    case "ModelStreamError":
+      return ErrorType.INTERNAL
+    default:
+      return ErrorType.UNKNOWN
+  }
+}
+
+interface SdkErrorLike {
+  readonly name?: string
+  readonly message?: string
+  readonly stack?: string
+  readonly $metadata?: { readonly httpStatusCode?: number; readonly requestId?: string }
+  readonly $fault?: string
+  readonly requestId?: string
+  readonly retryAfterSeconds?: number
+}
+
+/**
+ * The `ErrorResponse` of a failed attempt: from its `BedrockError` (and the
+ * SDK error behind it) when there is one, else from the attempt's record.
+ */
+export const errorResponseOf = (record: AttemptRecord | undefined, error?: BedrockError.BedrockError): ErrorResponse => {
+  const reason = error?.reason._tag ?? record?.reason
+  const sdk = (typeof error?.cause === "object" && error.cause !== null ? error.cause : undefined) as SdkErrorLike | undefined
+  const code = sdk?.$metadata?.httpStatusCode ?? error?.httpStatusCode ?? statusOf[reason ?? ""] ?? 500
+  const details: Record<string, unknown> = {
+    ...(sdk?.name !== undefined ? { name: sdk.name } : reason !== undefined ? { name: reason } : {}),
+    ...(sdk?.stack !== undefined ? { stack: sdk.stack } : {}),
+    ...(sdk?.$metadata !== undefined ? { metadata: sdk.$metadata } : {}),
+    ...(sdk?.$fault !== undefined ? { fault: sdk.$fault } : {}),
+    ...((sdk?.requestId ?? error?.requestId) !== undefined ? { requestId: sdk?.requestId ?? error?.requestId } : {}),
+    ...(sdk?.retryAfterSeconds !== undefined ? { retryAfterSeconds: sdk.retryAfterSeconds } : {}),
+    ...(reason !== undefined ? { reason } : {}),
+    ...(record?.decision !== undefined ? { decision: record.decision } : {})
+  }
+  const message = sdk?.message ?? error?.message ?? `${reason ?? "failure"} on ${record?.modelId ?? "the model"}`
+  return { code, message, details }
+}
+
+/** The outcome of an attempt, as the events and thrown errors carry it. */
+export const outcomeOf = (record: AttemptRecord, at: number, error?: ErrorResponse): ModelOutcome => ({
+  modelId: record.modelId,
+  type: record.outcome === "success" ? OutcomeType.SUCCESS : outcomeTypeOf(record.reason),
+  latency: record.durationMs,
+  timestamp: new Date(at),
+  ...(error !== undefined ? { error } : {})
+})
+
+/** What the translation needs beyond the error. */
+export interface Context {
+  /** epoch ms now (the mux's Clock) */
+  readonly now: number
+  /** the configured attempts (`maxRetries` + 1) */
+  readonly attempts: number
+}
+
+const timeoutOf = (e: MuxError): number | undefined => {
+  // the request deadline, or the last attempt's timeout when it expired with no model left
+  if (e.reason._tag === "DeadlineExceeded") return e.reason.afterMs
+  const last = e.last?.reason
+  // an attempt timed out and nothing was left to try: the original's TimeoutError
+  if ((e.reason._tag === "NoModelsAvailable" || e.reason._tag === "AttemptsExhausted") && last?._tag === "DeadlineExceeded") {
+    return Duration.toMillis(last.after)
+  }
+  return undefined
+}
+
+const codeOf = (e: MuxError): MultiplexerErrorCode => {
+  switch (e.reason._tag) {
+    case "NoModelsAvailable":
+      return "NO_MODELS_AVAILABLE"
+    case "InvalidRequest":
+      return "INVALID_REQUEST"
+    case "QuotaExceeded":
+      return "QUOTA_EXCEEDED"
+    case "StoreUnavailable":
+      return "STORE_UNAVAILABLE"
+    case "StreamInterrupted":
+      return "STREAM_INTERRUPTED"
+    default:
+      return "RETRIES_EXHAUSTED"
+  }
+}
+
+/** The error `processRequest` throws for a `MuxError`. */
+export const fromMuxError = (e: MuxError, ctx: Context): Error => {
+  const lastRecord = e.attempts[e.attempts.length - 1]
+  const sdk = e.last?.cause
+  if (e.reason._tag === "Failed") {
+    const errorResponse = errorResponseOf(lastRecord, e.reason.error)
+    const outcome = lastRecord === undefined
+      ? { modelId: e.reason.error.modelId ?? "", type: OutcomeType.FAIL_FAST, latency: 0, timestamp: new Date(ctx.now), error: errorResponse }
+      : outcomeOf(lastRecord, ctx.now, errorResponse)
+    return new FailFastError(errorResponse.message, { outcome, errorResponse }, { cause: sdk ?? e.reason.error })
+  }
+  const timeout = timeoutOf(e)
+  if (timeout !== undefined) {
+    const message = `Request timed out after ${timeout}ms`
+    const modelId = lastRecord?.modelId ?? ""
+    const errorResponse: EnhancedErrorResponse = {
+      code: 500,
+      message,
+      details: { name: "TimeoutError", reason: e.reason._tag, attempts: e.attempts },
+      errorType: ErrorType.TIMEOUT,
+      retryable: true,
+      modelId
+    }
+    const outcome: ModelOutcome = {
+      modelId,
+      type: OutcomeType.FAIL_FAST,
+      latency: lastRecord?.durationMs ?? 0,
+      timestamp: new Date(ctx.now),
+      error: errorResponse
+    }
+    return new TimeoutError(message, { outcome, errorResponse }, { cause: e })
+  }
+  const skippedModels = [...new Set(e.attempts.map((a) => a.modelId))]
+  const ours = { reason: e.reason._tag, attempts: e.attempts }
+  switch (e.reason._tag) {
+    case "NoModelsAvailable":
+      return new MultiplexerError(`No models available to process the request: ${e.message}`, "NO_MODELS_AVAILABLE", {
+        skippedModels,
+        totalSkipped: skippedModels.length,
+        ...ours,
+        models: e.reason.models,
+        ...(e.reason.earliestRecovery !== undefined ? { earliestRecovery: e.reason.earliestRecovery } : {})
+      }, { cause: sdk })
+    case "AttemptsExhausted":
+      return new MultiplexerError(`All retry attempts exhausted (${e.attempts.length - 1} retries)`, "RETRIES_EXHAUSTED", {
+        maxRetries: ctx.attempts - 1,
+        actualRetries: e.attempts.length - 1,
+        skippedModels,
+        totalSkipped: skippedModels.length,
+        ...(e.last !== undefined ? { lastError: e.last.message } : {}),
+        ...ours
+      }, { cause: sdk })
+    case "InvalidRequest":
+      return new MultiplexerError(e.message, codeOf(e), { ...ours, problems: e.reason.problems })
+    case "QuotaExceeded":
+      return new MultiplexerError(e.message, codeOf(e), {
+        ...ours,
+        tenant: e.reason.tenant,
+        kind: e.reason.kind,
+        retryAfterMs: e.reason.retryAfterMs
+      })
+    default:
+      return new MultiplexerError(e.message, codeOf(e), ours, { cause: sdk })
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * The event bridge: `mux.events` (what the mux did) in the original's
+ * events, argument lists and order. One source of truth: nothing here counts
+ * or decides; it translates, keeping only what translation needs (an
+ * escalation in progress, a classification waiting for its attempt's end).
+ *
+ * | MuxEvent | original event(s) |
+ * |---|---|
+ * | `ModelSkipped` (why `breaker`) | `model-circuit-open-skipped` |
+ * | `AttemptStarted` | `model-selected`, `model-invocation-start` |
+ * | `AttemptEnded` | `model-invocation-complete`; the attempt's refusal classification (`refusal-classification`, and `refusal-detected` for a refusal); a failure also `error(errorResponse, outcome)` (`error(null, outcome)` for a refusal, as the original) and `stats`; the attempt after an escalation `tier-escalation-success` / `-failure` |
+ * | `Escalated` | `tier-escalation` |
+ * | `ModelAdded` / `ModelRemoved` | `model-added` / `model-removed` |
+ * | `RequestEnded` | with a success: `stats` (the success is counted by then) |
+ *
+ * `request`, `success(response, outcome)` and the request's final
+ * `error(error, null)` are emitted by the facade around the call itself.
+ * Classifications come from the facade's own classifier wrapper
+ * (`classified`), since events never carry answers.
+ */
+import type * as Model from "../../Model.ts"
+import type { MuxEvent } from "../../MuxEvent.ts"
+import { errorResponseOf, outcomeOf } from "./errors.ts"
+import type { MultiplexerEvents, ServiceTierType } from "./model.ts"
+
+/** One event to emit: its name and arguments (`stats` without its argument: the facade reads the stats when it emits). */
+export type Emission =
+  | { [K in Exclude<keyof MultiplexerEvents, "stats">]: readonly [K, ...Parameters<MultiplexerEvents[K]>] }[Exclude<keyof MultiplexerEvents, "stats">]
+  | readonly ["stats"]
+
+/** The events derived from `mux.events`. */
+export const BRIDGED: ReadonlyArray<keyof MultiplexerEvents> = [
+  "model-selected",
+  "model-invocation-start",
+  "model-invocation-complete",
+  "model-circuit-open-skipped",
+  "model-added",
+  "model-removed",
+  "error",
+  "stats",
+  "refusal-detected",
+  "refusal-classification",
+  "tier-escalation",
+  "tier-escalation-success",
+  "tier-escalation-failure"
+]
+
+/** How one answer was classified (never part of `mux.events`: it holds the answer's text). */
+export interface Classification {
+  readonly refused: boolean
+  readonly score: number
+  readonly durationMs: number
+  readonly text: string
+}
+
+const key = (requestId: string, target: string) => `${requestId}\u0000${target}`
+
+/**
+ * A translator over the pool `models` (as the bridge starts; it follows
+ * `ModelAdded` / `ModelRemoved`), and where the facade's classifier leaves
+ * what it found.
+ */
+export const makeTranslator = (models: ReadonlyArray<Model.Model>) => {
+  /** each model's configured tier: `isFallback` is the model's, as in the original, whatever route it is on */
+  const tiers = new Map(models.map((m) => [m.target, m.tier]))
+  /** escalations in progress, by request and target */
+  const escalations = new Map<string, ServiceTierType>()
+  /** classifications waiting for their attempt's end, by request and target */
+  const classifications = new Map<string, Classification>()
+  /** the requests that have an entry in either map, with their keys */
+  const open = new Map<string, Array<string>>()
+  const remember = (requestId: string, k: string) => {
+    const keys = open.get(requestId)
+    if (keys === undefined) open.set(requestId, [k])
+    else keys.push(k)
+  }
+
+  const translate = (e: MuxEvent, wantStats: boolean): ReadonlyArray<Emission> => {
+    switch (e._tag) {
+      case "ModelSkipped":
+        return e.why === "breaker" ? [["model-circuit-open-skipped", e.modelId]] : []
+      case "AttemptStarted":
+        return [["model-selected", e.modelId, (tiers.get(e.target) ?? e.tier) > 0, e.attempt - 1], ["model-invocation-start", e.modelId, e.requestId]]
+      case "AttemptEnded": {
+        const r = e.record
+        const out: Array<Emission> = [["model-invocation-complete", r.modelId, e.requestId, r.durationMs]]
+        const k = key(e.requestId, r.target)
+        const c = classifications.get(k)
+        if (c !== undefined) {
+          classifications.delete(k)
+          out.push(["refusal-classification", r.modelId, c.refused, c.score, c.durationMs])
+          if (c.refused) out.push(["refusal-detected", r.modelId, c.score, c.text])
+        }
+        const tier = r.serviceTier !== undefined ? escalations.get(k) : undefined
+        if (tier !== undefined) {
+          escalations.delete(k)
+          if (r.outcome === "success") out.push(["tier-escalation-success", r.modelId, tier])
+          else if (r.outcome === "failure") out.push(["tier-escalation-failure", r.modelId, tier, r.message ?? r.reason ?? "failure"])
+        }
+        if (r.outcome === "failure") {
+          const refused = r.reason === "Refused"
+          const error = refused ? undefined : errorResponseOf(r)
+          out.push(["error", error ?? null, outcomeOf(r, e.at, error)])
+          if (wantStats) out.push(["stats"])
+        }
+        // a success is counted after its AttemptEnded: its stats go out with the RequestEnded
+        return out
+      }
+      case "Escalated": {
+        const k = key(e.requestId, e.target)
+        escalations.set(k, e.serviceTier)
+        remember(e.requestId, k)
+        return [["tier-escalation", e.modelId, "default", e.serviceTier]]
+      }
+      case "ModelAdded":
+        tiers.set(e.target, e.tier)
+        return [["model-added", e.modelId]]
+      case "ModelRemoved":
+        tiers.delete(e.target)
+        return [["model-removed", e.modelId]]
+      case "RequestEnded": {
+        const keys = open.get(e.requestId)
+        if (keys !== undefined) {
+          open.delete(e.requestId)
+          for (const k of keys) {
+            escalations.delete(k)
+            classifications.delete(k)
+          }
+        }
+        return wantStats && e.outcome === "success" ? [["stats"]] : []
+      }
+      default:
+        return []
+    }
+  }
+
+  /** An answer of `target` in request `requestId` was classified: it goes out with the attempt's end. */
+  const classified = (requestId: string, target: string, c: Classification): void => {
+    const k = key(requestId, target)
+    classifications.set(k, c)
+    remember(requestId, k)
+  }
+
+  return { translate, classified }
+}
