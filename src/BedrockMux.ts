@@ -523,7 +523,7 @@ const makeService = (
   const checkRefusal = (target: Target, request: Guard.RequestInfo) => (out: ConverseCommandOutput) => {
     if (refusal === undefined) return Effect.succeed(out)
     const text = (out.output?.message?.content ?? []).map((b) => b.text ?? "").join("")
-    return Effect.flatMap(refusal.classifier.score(text), (score) =>
+    return Effect.flatMap(refusal.classifier.score(text, { requestId: request.id, modelId: target.model.modelId, target: target.model.target }), (score) =>
       score < refusal.threshold
         ? Effect.succeed(out)
         : Effect.flatMap(Clock.currentTimeMillis, (at) =>

@@ -226,7 +226,18 @@ export interface Refusal {
  */
 export interface RefusalClassifier {
   readonly name: string
-  readonly score: (text: string) => Effect.Effect<number>
+  /** `attempt`: the request and model the answer comes from (the mux always passes it; for classifiers that report per model) */
+  readonly score: (text: string, attempt?: RefusalAttempt) => Effect.Effect<number>
+}
+
+/**
+ * The attempt whose answer a classifier scores.
+ * @since 0.1.0
+ */
+export interface RefusalAttempt {
+  readonly requestId: string
+  readonly modelId: string
+  readonly target: string
 }
 
 /**

@@ -242,7 +242,7 @@ const open = (
       }
       if (holdBack > 0) {
         const refusal = settings.refusal!
-        const score = yield* refusal.classifier.score(text)
+        const score = yield* refusal.classifier.score(text, { requestId: ctx.request.id, modelId, target: target.model.target })
         if (score >= refusal.threshold) {
           const at = yield* Clock.currentTimeMillis
           yield* settings.emit({ _tag: "Refused", at, requestId: ctx.request.id, modelId, target: target.model.target, score, classifier: refusal.classifier.name })

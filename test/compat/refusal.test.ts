@@ -102,4 +102,32 @@ describe("refusalDetection", () => {
     expect(e).toMatchObject({ name: "MultiplexerError", code: "CLASSIFIER_UNAVAILABLE", details: { modelPath: join(dir, "missing.onnx") } })
     expect(broken.server.attempts()).toEqual([])
   })
+
+  it("refusal-classification for every classified answer, refusal-detected with the text, in the original's order", async () => {
+    const server = await FakeBedrock.start({ models: { a: { answer: REFUSAL }, b: { answer: "Here is the answer." } } })
+    closers.push(() => server.close())
+    const mux = createMultiplexer([{ modelId: "a", weight: 1, isFallback: false }, { modelId: "b", weight: 1, isFallback: true }], {
+      refusalDetection: { enabled: true },
+      clientConfig: { region: "us-east-1", endpoint: server.url, credentials }
+    })
+    closers.push(() => mux.destroy())
+    const log: Array<unknown> = []
+    mux.on("model-invocation-complete", (id) => log.push(["complete", id]))
+    mux.on("refusal-classification", (id, isRefusal, confidence, latencyMs) => log.push(["classification", id, isRefusal, confidence > 0.5, typeof latencyMs]))
+    mux.on("refusal-detected", (id, confidence, text) => log.push(["detected", id, confidence > 0.5, text]))
+    mux.on("error", (e, outcome) => outcome !== null && log.push(["error", e, outcome.type]))
+    const res = await mux.processRequest(input)
+    expect(res.routing.modelId).toBe("b")
+    expect(log).toEqual([
+      ["complete", "a"],
+      ["classification", "a", true, true, "number"],
+      ["detected", "a", true, REFUSAL],
+      ["error", null, 3],
+      ["complete", "b"],
+      ["classification", "b", false, false, "number"]
+    ])
+    // no listener: nothing is measured or kept (a second request with the listeners gone)
+    mux.removeAllListeners()
+    expect((await mux.processRequest(input)).routing.modelId).toBe("b")
+  })
 })
