@@ -270,7 +270,8 @@ export const fromCircuitBreaker = (
         Effect.forEach(targets, (t) =>
           breaker.state(keyOf(t)).pipe(
             Effect.map((s): View =>
-              s._tag === "Closed" || (s._tag === "HalfOpen" && !s.probing)
+              // an Open circuit whose open period is over turns half-open on its next call: that call is the probe
+              s._tag === "Closed" || (s._tag === "HalfOpen" && !s.probing) || (s._tag === "Open" && Duration.toMillis(s.retryAfter) <= 0)
                 ? open
                 : { admits: false, weight: 0, why: "breaker", recoversAt: s._tag === "Open" ? now + Duration.toMillis(s.retryAfter) : now }
             ),

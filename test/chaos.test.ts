@@ -42,6 +42,7 @@ import type * as MuxEvent from "../src/MuxEvent.ts"
 import * as MuxStream from "../src/MuxStream.ts"
 import type * as SimulatorScript from "../src/SimulatorScript.ts"
 import { FakeBedrock } from "../src/testing/index.ts"
+import { prng } from "./support/prng.ts"
 
 const SEED = process.env["CHAOS_SEED"] ?? "chaos-1"
 /** Requests per pass; the suite runs the same plans three times. */
@@ -57,19 +58,6 @@ const CONCURRENCY = 32
 const HEAP_GROWTH_LIMIT = REQUESTS * 16 * 1024
 
 // --- the seeded plan --------------------------------------------------------------------------
-
-/** mulberry32 over an FNV-1a hash of the seed: the whole plan from one string. */
-const prng = (seed: string): () => number => {
-  let h = 0x811c9dc5
-  for (let i = 0; i < seed.length; i++) h = Math.imul(h ^ seed.charCodeAt(i), 0x01000193)
-  let a = h >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 type Fault = SimulatorScript.ScriptInput["models"][string]["faults"]
 type Action = NonNullable<Fault>[number]["do"]

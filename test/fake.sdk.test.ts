@@ -3,6 +3,7 @@
 import {
   AccessDeniedException,
   BedrockRuntimeClient,
+  InvokeModelCommand,
   type ConverseStreamOutput,
   InternalServerException,
   ModelErrorException,
@@ -612,6 +613,39 @@ describe("FakeBedrock server", () => {
       )
     }).pipe(Effect.provide(FakeBedrock.layerRuntime({
       models: { "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-7-sonnet-20250219-v1:0": {} }
+    }))))
+
+  it.live("InvokeModel: a Titan-shaped embedding, the same for the same text; faults and quotas as for Converse", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeService
+      const client = yield* Effect.acquireRelease(
+        Effect.sync(() => new BedrockRuntimeClient({ region: "us-east-1", endpoint: fake.url, credentials: { accessKeyId: "fake", secretAccessKey: "fake" }, maxAttempts: 1 })),
+        (c) => Effect.sync(() => c.destroy())
+      )
+      const invoke = (modelId: string, body: string) =>
+        Effect.tryPromise({ try: () => client.send(new InvokeModelCommand({ modelId, contentType: "application/json", body })), catch: (e) => e as Error }).pipe(
+          Effect.map((out) => JSON.parse(new TextDecoder().decode(out.body)) as { readonly embedding: ReadonlyArray<number>; readonly inputTextTokenCount: number })
+        )
+      const a = yield* invoke("embed", JSON.stringify({ inputText: "hello world" }))
+      assert.strictEqual(a.embedding.length, 8)
+      for (const x of a.embedding) assert.isTrue(x >= -1 && x <= 1)
+      assert.deepStrictEqual(yield* invoke("embed", JSON.stringify({ inputText: "hello world" })), a)
+      assert.notDeepEqual((yield* invoke("embed", JSON.stringify({ inputText: "another text" }))).embedding, a.embedding)
+      // the script's faults, and its rpm (3): the fourth call in the minute is throttled
+      assert.instanceOf(yield* Effect.flip(invoke("embed", JSON.stringify({ inputText: "x" }))), ThrottlingException)
+      assert.instanceOf(yield* Effect.flip(invoke("down", JSON.stringify({ inputText: "x" }))), ServiceUnavailableException)
+      // a body without inputText is malformed input
+      assert.instanceOf(yield* Effect.flip(invoke("down", JSON.stringify({ prompt: "x" }))), ValidationException)
+      assert.deepStrictEqual(fake.attempts().map((a) => [a.operation, a.modelId, a.outcome, a.outputTokens]), [
+        ["invokeModel", "embed", "success", 0],
+        ["invokeModel", "embed", "success", 0],
+        ["invokeModel", "embed", "success", 0],
+        ["invokeModel", "embed", "ThrottlingException", 0],
+        ["invokeModel", "down", "ServiceUnavailableException", 0]
+      ])
+      assert.strictEqual(fake.attempts()[0]!.inputTokens, a.inputTextTokenCount)
+    }).pipe(Effect.scoped, Effect.provide(FakeBedrock.layer({
+      models: { embed: { rpm: 3 }, down: { faults: [{ do: { kind: "error", error: "ServiceUnavailableException" } }] } }
     }))))
 
   it.live("a seed reproduces probabilistic faults; reset restarts counts and the PRNG", () =>

@@ -344,7 +344,8 @@ export type Outcome =
 export interface Attempt {
   readonly id: number
   readonly modelId: string
-  readonly operation: "converse" | "converseStream"
+  /** `invokeModel`: the loopback fake's InvokeModel (an embedding), planned like Converse */
+  readonly operation: "converse" | "converseStream" | "invokeModel"
   readonly start: number
   end: number | undefined
   outcome: Outcome

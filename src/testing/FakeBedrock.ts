@@ -11,6 +11,12 @@
  *   `POST /model/{modelId}/converse-stream` (`application/vnd.amazon.eventstream`
  *   frames). The model id is percent-decoded from the path, the way the SDK
  *   encodes it (`amazon.nova-lite-v1%3A0`).
+ * - Also `POST /model/{modelId}/invoke` (InvokeModel) for embeddings: a body
+ *   `{ "inputText": "..." }` (the Titan Text Embeddings shape) is answered
+ *   with `{ "embedding": [8 numbers], "inputTextTokenCount" }`, the same
+ *   text and model giving the same vector. It is planned and faulted like a
+ *   Converse call (latency, errors, hang, quotas, `cut`); its attempts read
+ *   `operation: "invokeModel"`. The in-memory simulator has no InvokeModel.
  * - Each call is decided by the same pure planner as the in-memory
  *   `BedrockSimulator` (per-model call counts, faults, RPM/TPM over a sliding
  *   minute, a PRNG seeded from `script.seed`), then executed with real timers.
@@ -324,7 +330,7 @@ const exceptionFrame = (exceptionType: string, payload: unknown): Uint8Array =>
   })
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-const ROUTE = /^\/model\/(.+)\/(converse|converse-stream)$/
+const ROUTE = /^\/model\/(.+)\/(converse|converse-stream|invoke)$/
 
 /** The subset of `ServerResponse` / `Http2ServerResponse` the fake uses. */
 interface Response {
@@ -474,10 +480,12 @@ class Server {
       }
       let modelId: string
       let body: Pick<ConverseCommandInput, "messages" | "system" | "inferenceConfig" | "serviceTier">
+      const invoke = route[2] === "invoke"
       try {
         modelId = decodeURIComponent(route[1]!)
         body = JSON.parse(Buffer.concat(chunks).toString("utf8"))
         if (typeof body !== "object" || body === null) throw new Error("body is not an object")
+        if (invoke) body = invokeBody(body)
       } catch {
         this.sendError(res, 400, "ValidationException", "Malformed input request.")
         return this.finish(ex)
@@ -492,7 +500,7 @@ class Server {
       const attempt: Attempt = {
         id: ++gen.nextId,
         modelId,
-        operation: stream ? "converseStream" : "converse",
+        operation: stream ? "converseStream" : invoke ? "invokeModel" : "converse",
         start,
         end: undefined,
         outcome: "pending",
@@ -518,6 +526,7 @@ class Server {
       }
       const run = new Run(ex, res, cut, attempt, end, () => this.now(gen) - start)
       if (stream) run.stream(p)
+      else if (invoke) run.converse(p, (answer) => embeddingBody(modelId, body, answer.inputTokens))
       else run.converse(p)
     })
   }
@@ -564,6 +573,21 @@ class Server {
       for (const socket of this.sockets) socket.destroy()
     })
   }
+}
+
+/** An InvokeModel body (`{ inputText }`) as the planner's request: one user message of that text. */
+const invokeBody = (raw: object): Pick<ConverseCommandInput, "messages"> => {
+  const text = (raw as { readonly inputText?: unknown }).inputText
+  if (typeof text !== "string") throw new Error("no inputText")
+  return { messages: [{ role: "user", content: [{ text }] }] }
+}
+
+/** A Titan-shaped embedding: 8 numbers from the model and the text (the same pair, the same vector). */
+const embeddingBody = (modelId: string, body: Pick<ConverseCommandInput, "messages">, inputTokens: number): string => {
+  const text = body.messages?.[0]?.content?.[0]?.text ?? ""
+  const next = prng(`${modelId}\u0000${text}`)
+  const embedding = Array.from({ length: 8 }, () => Math.round((next() * 2 - 1) * 1e6) / 1e6)
+  return JSON.stringify({ embedding, inputTextTokenCount: inputTokens })
 }
 
 const errorHeaders = (name: string, body: string): http.OutgoingHttpHeaders => ({
@@ -653,7 +677,8 @@ class Run {
     this.end(name, used)
   }
 
-  converse(p: Plan): void {
+  /** A Converse answer, or with `answer` another body for the same plan (InvokeModel's embedding). */
+  converse(p: Plan, answer?: (plan: Extract<Plan, { _tag: "Answer" }>) => string): void {
     switch (p._tag) {
       case "Reject":
         return this.reject(p)
@@ -669,13 +694,13 @@ class Run {
       return
     }
     this.after(p.delayMs, () => {
-      // the model generated the whole answer, whatever the wire then did to it
-      const outputTokens = p.tokens.length
+      // the model generated the whole answer, whatever the wire then did to it (an embedding has no output tokens)
+      const outputTokens = answer !== undefined ? 0 : p.tokens.length
       const used = p.inputTokens + outputTokens
       if (typeof fault === "object") {
         return this.sendError(fault.error, fault.message, fault.originalStatusCode, undefined, used)
       }
-      const body = fault === "emptyOutput" ? "{}" : JSON.stringify({
+      const body = fault === "emptyOutput" ? "{}" : answer !== undefined ? answer(p) : JSON.stringify({
         output: { message: { role: "assistant", content: [{ text: p.tokens.join("") }] } },
         stopReason: p.stopReason,
         usage: { inputTokens: p.inputTokens, outputTokens, totalTokens: p.inputTokens + outputTokens },

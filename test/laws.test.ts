@@ -1,0 +1,428 @@
+/**
+ * The routing laws of issue 11, as property tests over the public pieces
+ * only (`Route`, `Selector`, `Guard`, `Policy`, `BedrockMux.layer`), so a
+ * selector or guard a user writes gets the same guarantees as the built-ins.
+ *
+ * Each run draws a scenario from one fast-check seed: a route of up to three
+ * tiers (composed with `Route.orElse`), a simulated Bedrock script per model
+ * (latencies, errors with and without retry-after, hangs, cuts, stalls,
+ * in-stream exceptions, malformed frames, missing metadata, quotas), a
+ * policy (attempts, timeout, deadline, a classification table by reason,
+ * same-model retry schedule, backoff, waiting for recovery, streaming limits
+ * and hedging), a selector (a built-in, or one of the user's: a random pick,
+ * the last candidate, with or without its synchronous form), the guards in a
+ * random order (the built-in breaker, cooldown and quota with random
+ * settings, and the user's: a maintenance window per model, a guard that
+ * rejects at random at admission, one that keeps random targets out in its
+ * view, and a counting guard whose permits are never "free"), and a few
+ * Converse and ConverseStream requests at random times (per-call deadlines,
+ * hedging, restarts, readers that stop early). It runs on the simulator under
+ * TestClock, seeded.
+ *
+ * Every guard is wrapped in a recorder (a guard itself, through the public
+ * `Guard.Live` protocol) that logs each view, each admission and each
+ * release, in one sequence with what the caller reads; `mux.events` gives the
+ * attempts. The laws are checked against that log:
+ * - an excluded or ineligible model is never called: every attempt's target
+ *   was admitted by every guard's view of the selection that chose it and by
+ *   every guard's admission, has a weight above 0, and was not left by its
+ *   request after a failover (without a backoff, which retries the last
+ *   model on purpose);
+ * - a later tier (the next route of an `orElse`) is never selected while an
+ *   earlier one has an eligible model (per the same views; a same-model
+ *   retry or a backoff retry is not a selection);
+ * - a request makes at most `attempts` attempts;
+ * - the deadline bounds every attempt and every wait: nothing of a request
+ *   (its attempts, its events, its RequestEnded, the caller's exit) ends
+ *   after its start + deadline (+ 1 ms: the deadline heap's timer sleeps in
+ *   whole milliseconds), and no attempt starts at or after it;
+ * - after an error the classification does not fail over on, no attempt
+ *   starts on another model (until a retry of the same model fails with an
+ *   error that may fail over);
+ * - every request ends in exactly one outcome: one RequestEnded, agreeing
+ *   with the caller's one exit (a value, or a typed MuxError; never a defect);
+ * - every permit a guard grants is released exactly once (a "free" permit at
+ *   most once), and a stream's answering permits only after its last content
+ *   event;
+ * - fallback composition is associative: the same scenario through
+ *   `orElse(orElse(a, b), c)` and `orElse(a, orElse(b, c))` gives the same
+ *   log, event for event.
+ *
+ * A failing run prints the fast-check seed and the shrunk scenario: replay
+ * it with `LAWS_SEED=<seed>`, or that one scenario with
+ * `LAWS_SCENARIO='<its JSON>'`; `LAWS_RUNS` sets the runs per law,
+ * `LAWS_NO_SHRINK=1` reports the first failure as it is, `LAWS_TRACE=1`
+ * prints the failing run's log request by request.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, pipe } from "effect"
+import { TestClock } from "effect/testing"
+import * as fc from "fast-check"
+import { BedrockMux, BedrockSimulator, Guard, MuxError as MuxErrors, MuxStream, Policy, Route, type SimulatorScript } from "../src/index.ts"
+import {
+  attemptsOf,
+  busiestInstant,
+  deliveredBefore,
+  type ReleaseEntry,
+  recordsBefore,
+  requestsOf,
+  run,
+  type Run,
+  type Scenario,
+  scenarioArb,
+  story,
+  tierOf,
+  viewOf,
+  viewsBefore,
+  modelOf,
+  where
+} from "./support/laws.ts"
+
+const SEED = Number(process.env["LAWS_SEED"] ?? 20_251_111)
+const RUNS = Number(process.env["LAWS_RUNS"] ?? 60)
+/**
+ * How late a deadline may fire: the mux's deadline heap sleeps in whole milliseconds (a fractional sleep could
+ * wake a hair early and spin), so with fractional times (jittered retries) an expiry lands up to 1 ms after
+ * its deadline.
+ */
+const EPSILON_MS = 1
+/** Views one guard may give one request at one virtual instant (a selection, a forced retry, zero-latency failures). */
+const SPIN_LIMIT = 100
+
+/** `LAWS_SCENARIO`: one scenario (the JSON a failure prints) instead of the generated ones. */
+const scenarios: fc.Arbitrary<Scenario> = process.env["LAWS_SCENARIO"] !== undefined
+  ? fc.constant(JSON.parse(process.env["LAWS_SCENARIO"]) as Scenario)
+  : scenarioArb
+
+const property = (law: (r: Run) => void, assoc?: true) =>
+  fc.assert(
+    fc.asyncProperty(scenarios, async (s) => {
+      const r = await run(s)
+      // a request that waits without the clock moving spins: its runs are neither bounded nor reproducible
+      const busiest = busiestInstant(r)
+      try {
+        assert.isAtMost(busiest.count, SPIN_LIMIT, `${where(r)}: ${busiest.key}: ${busiest.count} views at one instant (a wait that does not advance the clock)`)
+        law(r)
+      } catch (e) {
+        if (process.env["LAWS_TRACE"] !== undefined) console.log(story(r))
+        throw e
+      }
+      if (assoc === true) {
+        const right = await run(s, "right")
+        assert.deepStrictEqual(summary(right), summary(r), `${where(r)}: orElse(orElse(a, b), c) and orElse(a, orElse(b, c)) differ`)
+      }
+    }),
+    { seed: SEED, numRuns: RUNS, endOnFailure: process.env["LAWS_NO_SHRINK"] !== undefined }
+  )
+
+/** Everything observable of a run, as data. */
+const summary = (r: Run) => ({
+  route: r.route.tiers.map((t) => t.map((m) => m.target)),
+  events: r.events,
+  views: r.trace.views,
+  admits: r.trace.admits,
+  releases: r.trace.releases,
+  calls: r.calls.map((c) => ({ ...c, exit: Exit.isSuccess(c.exit) ? "success" : Cause.pretty(c.exit.cause) }))
+})
+
+// --- the laws -----------------------------------------------------------------------------------
+
+describe(`routing laws (fast-check seed ${SEED}, ${RUNS} scenarios per law)`, () => {
+  it("an excluded or ineligible model is never called", { timeout: 300_000 }, () =>
+    property((r) => {
+      for (const q of requestsOf(r)) {
+        for (const { start, round, views, before } of attemptsOf(r, q)) {
+          const at = `${where(r)}: ${q.id} attempt ${start.attempt} on ${start.target} at ${start.at}`
+          assert.isAbove(modelOf(r, start.target).weight, 0, `${at}: a model of weight 0`)
+          r.policy.guards.forEach((g, i) => {
+            const v = viewOf(views[i], start.target)
+            assert.isDefined(v, `${at}: guard ${g.name} was not asked for its view`)
+            assert.isTrue(v!.admits, `${at}: guard ${g.name}'s view kept it out (${v!.why})`)
+            assert.isTrue(round.admits[i]!.result.ok, `${at}: guard ${g.name} did not admit it`)
+          })
+          if (r.policy.backoff === undefined) {
+            // a throttle keeps the model in the request (its cooldown keeps it out), unless it came after content (a restart)
+            const left = before.find((rec) =>
+              rec.target === start.target && rec.decision === "failover" &&
+              (rec.reason !== "Throttled" || deliveredBefore(q, rec.target, round.firstSeq))
+            )
+            assert.isUndefined(left, `${at}: the request failed over from it before (${JSON.stringify(left)})`)
+          }
+        }
+      }
+    }))
+
+  it("a later tier is never selected while an earlier one has an eligible model", { timeout: 300_000 }, () =>
+    property((r) => {
+      const routeTargets = Route.models(r.route).map((m) => m.target)
+      for (const q of requestsOf(r)) {
+        const attempts = attemptsOf(r, q)
+        attempts.forEach(({ start, round, before }, k) => {
+          assert.strictEqual(start.tier, tierOf(r, start.target), `${where(r)}: ${q.id}: AttemptStarted.tier`)
+          const previous = before.at(-1)
+          // a same-model retry (or a backoff's retry of the last model) is not a selection
+          const forced = previous !== undefined && previous.target === start.target &&
+            (previous.decision === "retry-same" || previous.decision === "escalate" || (r.policy.backoff !== undefined && previous.decision === "failover"))
+          if (forced || start.tier === 0) return
+          const views = viewsBefore(r, q, round.firstSeq, (ts) => ts.length === routeTargets.length)
+          const at = `${where(r)}: ${q.id} attempt ${start.attempt} on ${start.target} (tier ${start.tier}) at ${start.at}`
+          const since = k === 0 ? 0 : attempts[k - 1]!.round.firstSeq
+          for (const u of routeTargets.filter((t) => tierOf(r, t) < start.tier)) {
+            const model = modelOf(r, u)
+            const seen = views.map((v) => viewOf(v, u))
+            if (seen.some((v) => v === undefined)) assert.fail(`${at}: no view of ${u} before the selection`)
+            const out = model.weight <= 0 ||
+              seen.some((v) => !v!.admits) ||
+              seen.reduce((w, v) => w * v!.weight, model.weight) <= 0 ||
+              // the request left it (or keeps it out: a forced retry its guards refused), or it is the hedge's primary
+              before.some((rec) =>
+                rec.target === u && rec.outcome !== "success" && rec.decision !== "hedge-lost" &&
+                !(rec.reason === "Throttled" && rec.decision === "failover" && !deliveredBefore(q, u, round.firstSeq))
+              ) ||
+              (start.hedge && attempts[k - 1]?.start.target === u) ||
+              // rejected at admission in this selection, or out of quota room until the rejection's retry-after
+              q.partial.some((p) =>
+                p.rejected && p.admits[0]!.target === u && p.admits[0]!.seq < round.firstSeq &&
+                ((p.admits[0]!.seq > since && p.admits[0]!.now === round.now) ||
+                  p.admits.some((a) => !a.result.ok && a.result.why === "quota" && a.now + (a.result.retryAfterMs ?? Infinity) > round.now))
+              )
+            assert.isTrue(out, `${at}: ${u} (tier ${tierOf(r, u)}) was eligible: views ${JSON.stringify(seen)}`)
+          }
+        })
+      }
+    }))
+
+  it("attempts never exceed the budget", { timeout: 300_000 }, () =>
+    property((r) => {
+      for (const q of requestsOf(r)) {
+        assert.isAtMost(q.started.length, r.policy.attempts, `${where(r)}: ${q.id}: ${q.started.length} attempts`)
+        const records = q.call.attempts ?? []
+        assert.isAtMost(records.length, r.policy.attempts, `${where(r)}: ${q.id}: ${records.length} attempt records`)
+        assert.isAtMost(q.ended[0]?.attempts ?? 0, r.policy.attempts)
+      }
+    }))
+
+  it("the deadline bounds every attempt and every wait", { timeout: 300_000 }, () =>
+    property((r) => {
+      for (const q of requestsOf(r)) {
+        const { startAt, deadlineMs } = q.call
+        const deadlineAt = startAt + deadlineMs
+        const at = `${where(r)}: ${q.id} (started ${startAt}, deadline ${deadlineMs} ms)`
+        assert.isAtMost(q.call.endAt, deadlineAt + EPSILON_MS, `${at}: the caller's exit`)
+        for (const e of q.ended) {
+          assert.isAtMost(e.at, deadlineAt + EPSILON_MS, `${at}: RequestEnded`)
+          assert.isAtMost(e.durationMs, deadlineMs + EPSILON_MS, `${at}: RequestEnded.durationMs`)
+        }
+        for (const s of q.started) {
+          assert.isAtLeast(s.at, startAt, `${at}: an attempt before the request`)
+          assert.isBelow(s.at, deadlineAt, `${at}: an attempt started at or after the deadline`)
+        }
+        for (const e of q.records) {
+          assert.isAtMost(e.at, deadlineAt + EPSILON_MS, `${at}: attempt ${JSON.stringify(e.record)} ended after the deadline`)
+          assert.isAtMost(e.record.durationMs, deadlineMs + EPSILON_MS, `${at}: attempt ${JSON.stringify(e.record)}`)
+        }
+        for (const read of q.call.reads) assert.isAtMost(read.at, deadlineAt + EPSILON_MS, `${at}: a stream event after the deadline (${read.kind})`)
+      }
+    }))
+
+  it("a fail-fast error never fails over", { timeout: 300_000 }, () =>
+    property((r) => {
+      for (const q of requestsOf(r)) {
+        q.records.forEach(({ record }, i) => {
+          if (record.reason === undefined || record.outcome === "success" || r.scenario.table[record.reason].failover) return
+          for (const s of q.started) {
+            const before = recordsBefore(q, s)
+            if (before.length <= i || s.target === record.target) continue
+            // another model, after this error: only once a later attempt of the same model failed with an error that may fail over
+            const released = before.slice(i + 1).some((rec) => rec.target === record.target && rec.reason !== undefined && r.scenario.table[rec.reason].failover)
+            assert.isTrue(released, `${where(r)}: ${q.id}: attempt ${s.attempt} on ${s.target} after ${JSON.stringify(record)} (no failover for ${record.reason})`)
+          }
+        })
+        const lastRecord = q.records.at(-1)?.record
+        if (q.call.kind === "converse" && lastRecord?.decision === "fail-fast") {
+          const error = Exit.isFailure(q.call.exit) ? Cause.findErrorOption(q.call.exit.cause) : undefined
+          assert.isTrue(error?._tag === "Some" && error.value.reason._tag === "Failed", `${where(r)}: ${q.id}: fail-fast did not fail the request with Failed`)
+        }
+      }
+    }))
+
+  it("every request ends in exactly one outcome", { timeout: 300_000 }, () =>
+    property((r) => {
+      const requests = requestsOf(r)
+      const ended = r.events.filter((e) => e._tag === "RequestEnded")
+      assert.strictEqual(ended.length, r.calls.length, `${where(r)}: ${ended.length} RequestEnded for ${r.calls.length} requests`)
+      for (const q of requests) {
+        assert.strictEqual(q.ended.length, 1, `${where(r)}: ${q.id}: ${q.ended.length} RequestEnded`)
+        const e = q.call.exit
+        const outcome = q.ended[0]!.outcome
+        if (Exit.isSuccess(e)) {
+          const got = q.call.kind === "stream" && !q.call.reads.some((x) => x.kind === "routing") ? "interrupted" : "success"
+          assert.strictEqual(outcome, got, `${where(r)}: ${q.id}`)
+          if (got === "interrupted") assert.isDefined(q.call.take, `${where(r)}: ${q.id}: a stream ended without its routing event`)
+        } else {
+          assert.strictEqual(e.cause.reasons.length, 1, `${where(r)}: ${q.id}: ${Cause.pretty(e.cause)}`)
+          const reason = e.cause.reasons[0]!
+          assert.strictEqual(reason._tag, "Fail", `${where(r)}: ${q.id}: not a typed failure: ${Cause.pretty(e.cause)}`)
+          assert.instanceOf((reason as { readonly error: unknown }).error, MuxErrors.MuxError)
+          assert.strictEqual(outcome, "failure", `${where(r)}: ${q.id}`)
+        }
+      }
+    }))
+
+  it("every permit a guard grants is released exactly once, streams and hedges included", { timeout: 300_000 }, () =>
+    property((r) => {
+      const releases = new Map<number, Array<ReleaseEntry>>()
+      for (const x of r.trace.releases) releases.set(x.permit, [...(releases.get(x.permit) ?? []), x])
+      for (const a of r.trace.admits) {
+        if (!a.result.ok) continue
+        const n = releases.get(a.result.permit)?.length ?? 0
+        const at = `${where(r)}: ${a.requestId}: guard ${a.guard}'s permit for ${a.target} at ${a.now}`
+        if (a.result.free) assert.isAtMost(n, 1, `${at}: released ${n} times`)
+        else assert.strictEqual(n, 1, `${at}: released ${n} times`)
+      }
+      for (const q of requestsOf(r)) {
+        // a permit taken before a later guard rejected the target goes back unused
+        for (const p of q.partial.filter((p) => p.rejected)) {
+          for (const a of p.admits) {
+            if (a.result.ok && !a.result.free) assert.deepStrictEqual(releases.get(a.result.permit)?.map((x) => x.outcome), ["NotSent"], `${where(r)}: ${q.id}`)
+          }
+        }
+        // a stream's answering permits are released when the stream ends, after its last content event
+        const routing = q.call.reads.find((x) => x.kind === "routing")
+        if (q.call.kind !== "stream" || routing === undefined) continue
+        const attempts = attemptsOf(r, q)
+        const answering = attempts.findLast((a) => q.records.some((e) => e.record.outcome === "success" && e.record.target === a.start.target))!
+        const lastContent = q.call.reads.findLast((x) => x.kind === "content")
+        for (const a of answering.round.admits) {
+          if (!a.result.ok || a.result.free) continue
+          const rel = releases.get(a.result.permit)![0]!
+          assert.strictEqual(rel.outcome, "Success", `${where(r)}: ${q.id}`)
+          if (lastContent !== undefined) assert.isAbove(rel.seq, lastContent.seq, `${where(r)}: ${q.id}: released before the last content event`)
+        }
+      }
+    }))
+
+  it("fallback composition is associative: orElse(orElse(a, b), c) and orElse(a, orElse(b, c)) route alike", { timeout: 300_000 }, () =>
+    property(() => {}, true))
+})
+
+// --- minimal cases ------------------------------------------------------------------------------
+
+/** One converse (or stream) on a mux over `script`, on virtual time; what a logging guard saw. */
+const once = (
+  policy: Policy.Policy,
+  script: SimulatorScript.ScriptInput,
+  request: (mux: BedrockMux["Service"]) => Effect.Effect<unknown, MuxErrors.MuxError> = (mux) => mux.converse({ messages: [{ role: "user", content: [{ text: "hi" }] }] }),
+  advance: Duration.Input = "1 minute"
+) =>
+  Effect.gen(function*() {
+    const mux = yield* BedrockMux
+    const fiber = yield* Effect.forkChild(Effect.exit(request(mux)))
+    yield* TestClock.adjust(advance)
+    const exit = yield* Fiber.join(fiber)
+    return { exit, calls: (yield* BedrockSimulator.attempts).map((a) => `${a.modelId} ${a.outcome}`), at: yield* Clock.currentTimeMillis }
+  }).pipe(Effect.provide(BedrockMux.layer(policy).pipe(Layer.provideMerge(BedrockSimulator.layer(script)))), Effect.scoped)
+
+/** A guard whose permits are never free, and the releases the mux made of each. */
+const permitLog = (sync: boolean) => {
+  const released = new Map<number, Array<string>>()
+  let n = 0
+  const permit = (): Guard.Permit => {
+    const id = ++n
+    released.set(id, [])
+    return { release: (o) => Effect.sync(() => void released.get(id)!.push(o._tag)) }
+  }
+  const guard = Guard.make({
+    name: "counting",
+    view: (ts) => Effect.succeed(ts.map(() => Guard.open)),
+    admit: () => Effect.sync(permit),
+    ...(sync ? { viewUnsafe: (ts: ReadonlyArray<unknown>) => ts.map(() => Guard.open), admitUnsafe: permit } : {})
+  })
+  return { guard, released }
+}
+
+const keepOut = (modelId: string, from: number, to: number) =>
+  Guard.make({
+    name: "window",
+    view: (ts, _r, now) =>
+      Effect.succeed(ts.map((t) => (t.model.modelId === modelId && now >= from && now < to ? { admits: false, weight: 0, why: "window", recoversAt: to } : Guard.open))),
+    admit: () => Effect.succeed(Guard.noPermit)
+  })
+
+describe("routing laws: minimal cases", () => {
+  it.effect("a permit taken before a later guard rejects the target is released once, with NotSent", () =>
+    Effect.gen(function*() {
+      const { guard, released } = permitLog(false)
+      const never = Guard.make({ name: "never", view: (ts) => Effect.succeed(ts.map(() => Guard.open)), admit: () => Effect.fail(new Guard.Rejected({ guard: "never", why: "never" })) })
+      yield* once(Policy.make([{ modelId: "a" }], { guards: [guard, never] }), { models: { a: {} } })
+      assert.deepStrictEqual([...released.values()], [["NotSent"]])
+    }))
+
+  it.effect("a permit from a guard's synchronous admitUnsafe is released when a later guard needs its store (the general path)", () =>
+    Effect.gen(function*() {
+      const { guard, released } = permitLog(true)
+      // the quota guard has no synchronous permit for a model with an rpm: the request leaves the fast path
+      const { exit } = yield* once(Policy.make([{ modelId: "a", rpm: 5 }], { guards: [guard, Guard.quota()] }), { models: { a: {} } })
+      assert.isTrue(Exit.isSuccess(exit))
+      for (const [id, outcomes] of released) assert.strictEqual(outcomes.length, 1, `permit ${id}: ${JSON.stringify(outcomes)}`)
+    }))
+
+  it.effect("an error the policy does not fail over on never leads to another model, even when its same-model retry is refused", () =>
+    Effect.gen(function*() {
+      const policy = Policy.make(Route.orElse(Route.tier([{ modelId: "a" }]), Route.tier([{ modelId: "b" }])), {
+        // ServiceUnavailable: retry the same model once, never fail over
+        classification: Policy.override("ServiceUnavailable", { retrySame: 1, failover: false })(Policy.defaultClassification),
+        // a is in maintenance from 1 ms on: its retry (100 ms later) is refused
+        guards: [keepOut("a", 1, 60_000)]
+      })
+      const { calls } = yield* once(policy, { models: { a: { faults: [{ do: { kind: "error", error: "ServiceUnavailableException" } }] }, b: {} } })
+      assert.deepStrictEqual(calls, ["a ServiceUnavailableException"])
+    }))
+
+  it.effect("an error the policy does not fail over on never leads to another model, even with a hedge in flight", () =>
+    Effect.gen(function*() {
+      const policy = pipe(
+        Policy.make(pipe(Route.tier([{ modelId: "a" }]), Route.orElse(Route.tier([{ modelId: "b" }])), Route.orElse(Route.tier([{ modelId: "c" }])))),
+        Policy.mapClassification(Policy.override("ServiceUnavailable", { retrySame: 1, failover: false })),
+        Policy.withHedge(Policy.hedge({ after: "50 millis", budget: 1 }))
+      )
+      const { calls } = yield* once(policy, {
+        models: {
+          a: { faults: [{ do: { kind: "error", error: "ServiceUnavailableException", after: "100 millis" } }] },
+          b: { faults: [{ do: { kind: "error", error: "InternalServerException", after: "150 millis" } }] },
+          c: {}
+        }
+      }, (mux) => MuxStream.collect(mux.converseStream({ messages: [{ role: "user", content: [{ text: "hi" }] }] })))
+      assert.notInclude(calls.join(","), "c ", `${calls}`)
+    }))
+
+  it.effect("a backoff does not stop a request from waiting out a throttle cooldown", () =>
+    Effect.gen(function*() {
+      const script = { models: { a: { faults: [{ when: { calls: 1 }, do: { kind: "error" as const, error: "ThrottlingException" as const } }] } } }
+      const plain = yield* once(Policy.make([{ modelId: "a" }]), script)
+      assert.isTrue(Exit.isSuccess(plain.exit), "without a backoff the request waits for the cooldown and answers")
+      const backoff = yield* once(Policy.make([{ modelId: "a" }], { backoff: Policy.exponentialBackoff({ base: "100 millis", max: "1 second", times: 3 }) }), script)
+      assert.isTrue(Exit.isSuccess(backoff.exit), `with a backoff: ${Exit.isFailure(backoff.exit) ? Cause.pretty(backoff.exit.cause) : ""}`)
+    }))
+
+  it.effect("a wait for a recovery a float's width away advances the clock (no spin under TestClock)", () =>
+    Effect.gen(function*() {
+      let views = 0
+      const window = Guard.make({
+        name: "window",
+        view: (ts, _r, now) =>
+          Effect.sync(() => {
+            views++
+            return ts.map(() => (now < 13_597 ? { admits: false, weight: 0, why: "window", recoversAt: 13_597 } : Guard.open))
+          }),
+        admit: () => Effect.succeed(Guard.noPermit)
+      })
+      // a time one ulp below the recovery (sums of jittered delays produce such times)
+      yield* TestClock.setTime(13_596.999999999998)
+      const { exit, at } = yield* once(Policy.make([{ modelId: "a" }], { guards: [window], waitForRecovery: true }), { models: { a: {} } }, undefined, "1 second")
+      assert.isTrue(Exit.isSuccess(exit))
+      assert.isAtMost(views, 10, `the request looked ${views} times at one instant`)
+      assert.isAtLeast(at, 13_597)
+    }).pipe(Effect.provide(TestClock.layer({ warningDelay: "100 millis" }))))
+
+})
