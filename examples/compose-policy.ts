@@ -208,7 +208,9 @@ const runAll = (layer: Layer.Layer<BedrockMux, MuxConfig.MuxConfigError, Bedrock
     }
   }).pipe(
     Effect.provide(layer.pipe(Layer.provideMerge(BedrockSimulator.layer(script)))),
-    Random.withSeed("routing"),
+    // a seed under which the weighted picks tell the whole story (the first pick of "converse 2" is Nova Lite, the
+    // stream's hedge finds Haiku's breaker open); the behaviour itself holds under any seed
+    Random.withSeed("routing-3"),
     Effect.provide(TestClock.layer())
   )
 

@@ -17,6 +17,8 @@ import { settingsOf } from "../src/internal/cooldownGuard.ts"
 // - a later throttle never shortens a cooldown in force (it still raises the level);
 // - after a cooldown ends ONE request goes (the trial); the others wait for its outcome; a trial
 //   holds its slot at most TRIAL_LEASE_MS;
+// - a throttle of a request admitted before the last throttle does not raise the level (a burst is one
+//   throttle): it cools the model for its level's length from now (or its retry-after), if that is longer;
 // - a success clears the cooldown, unless its request was admitted before the last throttle;
 //   an outcome that is neither (an error, an interruption) only gives the trial slot back;
 // - a cooldown over for as long again as it lasted (from the last throttle to its end), with no
@@ -97,6 +99,15 @@ class Model {
     this.tick(now)
     switch (outcome._tag) {
       case "Throttled": {
+        if (this.cooling && admittedAt < this.lastThrottle && !this.isTrial(permit, admittedAt)) {
+          // sent before the last throttle came back: the level stays; it cools for the level's length from now
+          const end = now + this.duration(outcome.kind, this.level, outcome.retryAfterMs)
+          if (this.until >= end) return undefined
+          this.until = end
+          this.kind = outcome.kind
+          this.trial = undefined
+          return end
+        }
         const level = this.cooling && now - this.lastThrottle < Cooldown.LEVEL_MEMORY_MS ? this.level + 1 : 1
         const end = now + this.duration(outcome.kind, level, outcome.retryAfterMs)
         this.level = level
@@ -394,6 +405,29 @@ describe("cooldown (examples, default settings)", () => {
       }
       assert.deepStrictEqual(durations, [500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000].map((d) => Math.min(d, cap)), kind)
     }
+  })
+
+  it("a burst: throttles of requests sent before the first one came back do not raise the level", () => {
+    // five requests admitted together at 0, their throttles back at 200, 201, 202, 203, 204 ms
+    let [state, started] = Cooldown.record(s, undefined, 200, throttled(), "free", 0)
+    assert.strictEqual(started, 700)
+    for (let t = 201; t <= 204; t++) {
+      const [next, again] = Cooldown.record(s, state, t, throttled(), "free", 0)
+      // each is the bucket still empty: 500 ms from its own time, at level 1 (not 1, 2, 4, 8 s)
+      assert.strictEqual(again, t + 500)
+      state = next
+    }
+    assert.deepStrictEqual(state, { until: 704, level: 1, kind: "requests", since: 200 })
+    // one of them carried a retry-after beyond the cooldown: Bedrock's word extends it, the level stays
+    const [extended, until] = Cooldown.record(s, state, 205, throttled("tokens", 2_000), "free", 0)
+    assert.strictEqual(until, 2_205)
+    assert.deepStrictEqual(extended, { until: 2_205, level: 1, kind: "tokens", since: 200 })
+    // a shorter one changes nothing
+    assert.deepStrictEqual(Cooldown.record(s, extended, 206, throttled(), "free", 0), [extended, undefined])
+    // a request sent after the throttle was known (the trial) raises the level as before
+    const [permit, taken] = Cooldown.acquire(extended, 2_205)
+    assert.strictEqual(permit, "trial")
+    assert.strictEqual(Cooldown.record(s, taken, 2_300, throttled(), permit, 2_205)[1], 2_300 + 1_000)
   })
 
   it("a daily throttle cools for its cap at once", () => {

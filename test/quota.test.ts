@@ -397,11 +397,18 @@ describe("throttle cooldowns", () => {
       assert.deepStrictEqual(yield* cooldownAfterTwo, { until: 31_000, kind: "requests" })
     }).pipe(Effect.provide(muxOn(learnPool(), twoThrottles({ retryAfter: "30 seconds" }, {})))))
 
-  it.effect("a later throttle that ends later extends the cooldown, with its kind, and doubles it (a throttle in a row)", () =>
+  it.effect("two requests in flight together are one empty bucket: the second's throttle does not double the cooldown", () =>
     Effect.gen(function*() {
-      // 1 s: 500 ms (until 1.5 s); 2 s: the second throttle in a row, 1 s (until 3 s), kind tokens
-      assert.deepStrictEqual(yield* cooldownAfterTwo, { until: 3_000, kind: "tokens" })
+      // 1 s: 500 ms (until 1.5 s); 2 s: a throttle of a request sent before the first came back stays at level 1:
+      // 500 ms from 2 s, with its kind (counted as a throttle in a row it would be 1 s, until 3 s)
+      assert.deepStrictEqual(yield* cooldownAfterTwo, { until: 2_500, kind: "tokens" })
     }).pipe(Effect.provide(muxOn(learnPool(), twoThrottles({}, { message: "Too many tokens, please wait before trying again." })))))
+
+  it.effect("a longer retry-after on such a throttle still extends the cooldown, with its kind", () =>
+    Effect.gen(function*() {
+      // 1 s: 500 ms; 2 s: Bedrock says 5 s more: until 7 s, kind tokens
+      assert.deepStrictEqual(yield* cooldownAfterTwo, { until: 7_000, kind: "tokens" })
+    }).pipe(Effect.provide(muxOn(learnPool(), twoThrottles({}, { message: "Too many tokens, please wait before trying again.", retryAfter: "5 seconds" })))))
 
   /** The gaps between the calls a model that throttles everything gets, under a request every 100 ms for `seconds`. */
   const gapsUnderLoad = (seconds: number) =>

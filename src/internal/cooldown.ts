@@ -19,7 +19,11 @@
  * needs no trial: the bucket has had time to refill, and the next burst goes
  * through at once (its level is still remembered, until a success).
  *
- * A later throttle extends a cooldown, never shortens it.
+ * A later throttle extends a cooldown, never shortens it. A throttle of a
+ * request sent before the last throttle came back is the same empty bucket:
+ * it does not raise the level (it cools the model for the level's length
+ * from now, or its `retry-after`), so a burst of requests in flight together
+ * cools the model at the first level, not at the fifth.
  */
 import { Schema } from "effect"
 import type * as BedrockError from "../BedrockError.ts"
@@ -123,6 +127,13 @@ export const record = (
   const trial = permit === "trial" && s?.trialAt === admittedAt
   switch (outcome._tag) {
     case "Throttled": {
+      if (s !== undefined && admittedAt < s.since && !trial) {
+        // sent before the last throttle came back: the same empty bucket, already counted (a burst of throttles
+        // from requests in flight together is one throttle, not a run of them). The level stays; the bucket is
+        // still empty now, so the model cools for that level's length from now (or the retry-after), if longer.
+        const until = now + durationOf(settings, outcome.kind, s.level, outcome.retryAfterMs)
+        return s.until >= until ? [s, undefined] : [{ until, level: s.level, kind: outcome.kind, since: s.since }, until]
+      }
       const level = (s !== undefined && now - s.since < LEVEL_MEMORY_MS ? s.level : 0) + 1
       const until = now + durationOf(settings, outcome.kind, level, outcome.retryAfterMs)
       if (s !== undefined && s.until >= until) {

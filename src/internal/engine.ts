@@ -216,6 +216,11 @@ interface Exclusion {
 interface Next {
   readonly target: Target
   readonly serviceTier: "priority" | "reserved" | undefined
+  /**
+   * When a guard refuses it: fail over excluding it, fail over keeping it in the request (a throttled model
+   * stays: its cooldown ends), or fail fast (a same-model retry of an error the policy does not fail over on).
+   */
+  readonly refused: "exclude" | "keep" | "fail"
 }
 
 /** Everything a request knows while it is routed: the stages read and write this. */
@@ -306,7 +311,8 @@ export const decide = (
   const failover = decision.failover &&
     (!decision.largerContextOnly || state.tiers.some((tier) => tier.some((t) => (t.model.contextWindow ?? 0) > larger)))
   const tries = state.sameTries?.get(target) ?? 0
-  if (!failover && !escalate && tries >= decision.retrySame) return { _tag: "FailFast" }
+  // a hedge in flight is another model: an error that does not fail over must not be answered by it either
+  if (!failover && !escalate && (tries >= decision.retrySame || hedgeInFlight)) return { _tag: "FailFast" }
   if (!hedgeInFlight) {
     if (escalate) return { _tag: "Escalate", serviceTier: target.model.escalate! }
     if (tries < decision.retrySame) return { _tag: "RetrySame" }
@@ -638,10 +644,10 @@ export const make = (options: {
           Effect.flatMap((p) => {
             permits.push(p)
             return step(g + 1)
-          }),
-          Effect.tapError(() => releaseAll(permits, { _tag: "NotSent", at: now }))
+          })
         )
-    return step(0)
+    // once, around every guard: a rejection gives back what the guards before it gave
+    return step(0).pipe(Effect.tapError(() => releaseAll(permits, { _tag: "NotSent", at: now })))
   }
 
   const releaseAll = (permits: ReadonlyArray<Guard.Permit>, outcome: Guard.Outcome): Effect.Effect<void> =>
@@ -671,7 +677,12 @@ export const make = (options: {
     state: RequestState,
     now: number,
     busy?: Target
-  ): Effect.Effect<Admitted | { readonly _tag: "None"; readonly views: ReadonlyArray<ReadonlyArray<Guard.View>>; readonly targets: ReadonlyArray<Target> }, StoreError> =>
+  ): Effect.Effect<
+    | Admitted
+    | { readonly _tag: "None"; readonly views: ReadonlyArray<ReadonlyArray<Guard.View>>; readonly targets: ReadonlyArray<Target> }
+    | { readonly _tag: "FailFast" },
+    StoreError
+  > =>
     Effect.gen(function*() {
       const forced = state.next
       state.next = undefined
@@ -682,9 +693,13 @@ export const make = (options: {
           const admitted = yield* tryAdmit(state, forced.target, tierOf(state, forced.target), info, views, 0, now)
           if (admitted !== undefined) return admitted
         }
-        // its breaker opened since (this very failure may have tripped it), or a guard says no: fail over instead
-        state.excluded ??= new Map()
-        state.excluded.set(forced.target, { why: "tried" })
+        // its breaker opened since (this very failure may have tripped it), or a guard says no: fail over
+        // instead, or fail fast when the error that asked for it does not fail over
+        if (forced.refused === "fail") return { _tag: "FailFast" as const }
+        if (forced.refused === "exclude") {
+          state.excluded ??= new Map()
+          state.excluded.set(forced.target, { why: "tried" })
+        }
       }
       const targets = flatTargets(state.tiers)
       const views = yield* viewsOf(targets, state.info, now)
@@ -1212,6 +1227,10 @@ export const make = (options: {
           : "taken" in fast
           ? yield* Effect.andThen(releaseAll(fast.taken, { _tag: "NotSent", at: now }), select(state, now))
           : fast
+        if ("_tag" in chosen && chosen._tag === "FailFast") {
+          // a same-model retry a guard refused, of an error that must not fail over
+          return yield* fail(state, new Failed({ error: state.last! }), state.last!.message, state.last)
+        }
         if ("_tag" in chosen) {
           const wait = yield* nothingEligible(state, chosen.views, chosen.targets, now, remaining)
           if (wait === "again") continue
@@ -1274,7 +1293,7 @@ export const make = (options: {
         case "Escalate":
           state.escalated ??= new Set()
           state.escalated.add(t)
-          state.next = { target: t, serviceTier: action.serviceTier }
+          state.next = { target: t, serviceTier: action.serviceTier, refused: "exclude" }
           yield* emit({ _tag: "Escalated", at: now, requestId: state.info.id, modelId: t.model.modelId, target: t.model.target, serviceTier: action.serviceTier })
           return undefined
         case "RetrySame": {
@@ -1290,10 +1309,12 @@ export const make = (options: {
             state.sameTries ??= new Map()
             state.sameTries.set(t, (state.sameTries?.get(t) ?? 0) + 1)
             if (delay > 0) yield* Effect.sleep(delay)
-            state.next = { target: t, serviceTier: a.serviceTier }
+            state.next = { target: t, serviceTier: a.serviceTier, refused: policy.classification(error).failover ? "exclude" : "fail" }
             return undefined
           }
-          // the schedule is done, or its delay would pass the deadline: another model may still answer in time
+          // the schedule is done, or its delay would pass the deadline: another model may still answer in time,
+          // unless the error is one the policy does not fail over on
+          if (!policy.classification(error).failover) return fail(state, new Failed({ error }), error.message, error)
           return yield* Effect.as(failOver(state, t, error, { _tag: "Failover", exclude: true, minContext: undefined }, now), undefined)
         }
         case "Failover": {
@@ -1310,7 +1331,7 @@ export const make = (options: {
           if (now + delay >= state.deadlineAt) return deadlineExceeded(state, error)
           yield* Effect.sleep(delay)
           state.excluded?.delete(t)
-          state.next = { target: t, serviceTier: undefined }
+          state.next = { target: t, serviceTier: undefined, refused: action.exclude ? "exclude" : "keep" }
           return undefined
         }
       }
@@ -1352,7 +1373,9 @@ export const make = (options: {
       if (earliest !== undefined && earliest - now < remaining) {
         // earliest === now: a probe or trial in flight frees its slot when it ends, at a time nobody knows;
         // look again shortly instead of spinning
-        yield* Effect.sleep(Math.min(remaining, Math.max(earliest - now, earliest <= now ? POLL_MS : 0)))
+        // whole milliseconds, at least one: a wait below a nanosecond (floating-point times) would not suspend
+        // under TestClock, and the request would spin
+        yield* Effect.sleep(Math.max(1, Math.ceil(Math.min(remaining, Math.max(earliest - now, earliest <= now ? POLL_MS : 0)))))
         return "again" as const
       }
       const last = state.last
