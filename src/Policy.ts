@@ -536,6 +536,17 @@ export const withTokenEstimator = (estimateInputTokens: TokenEstimator) => (self
   ...self,
   estimateInputTokens
 })
+/**
+ * The score at or above which an answer is a refusal, when `withRefusal` is given no `threshold`.
+ * @example
+ * ```ts
+ * import { Policy } from "effect-bedrock-mux"
+ * Policy.defaultRefusalThreshold // 0.5
+ * ```
+ * @since 0.1.0
+ */
+export const defaultRefusalThreshold = 0.5
+
 /** Turns refusal detection on (or off with undefined). @since 0.1.0 */
 export const withRefusal = (refusal: {
   readonly classifier: RefusalClassifier
@@ -546,7 +557,7 @@ export const withRefusal = (refusal: {
   ...self,
   refusal: refusal === undefined
     ? undefined
-    : { classifier: refusal.classifier, threshold: refusal.threshold ?? 0.5, holdBack: refusal.holdBack ?? 0 }
+    : { classifier: refusal.classifier, threshold: refusal.threshold ?? defaultRefusalThreshold, holdBack: refusal.holdBack ?? 0 }
 })
 
 /**

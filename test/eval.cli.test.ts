@@ -138,6 +138,19 @@ describe("bedrock-mux eval on the simulator", () => {
       ])
     }))
 
+  it.effect("refusals are counted with the heuristic classifier: a model that refuses the geography cases", () =>
+    Effect.gen(function*() {
+      const refusing = file("sim-refusing.json", {
+        models: {
+          good: script.models.good,
+          weak: { latency: 5, firstToken: 5, answers: cases.map((c) => ({ prompt: c.prompt, answer: c.id.startsWith("geo") ? "I'm sorry, but I can't help with that." : answer(c) })) }
+        }
+      })
+      yield* run("eval", golden, "--models", "good,weak", "--simulator", refusing, "--json", "--no-cache").pipe(Effect.ignore)
+      const report = JSON.parse(yield* stdout)
+      assert.deepStrictEqual(report.models.map((m: { modelId: string; summary: { refusals: number } }) => [m.modelId, m.summary.refusals]), [["good", 0], ["weak", 6]])
+    }))
+
   it.effect("the cache: a rerun calls nothing (estimate 0 calls, every answer cached)", () =>
     Effect.gen(function*() {
       const cache = at("rerun/cache.jsonl")

@@ -25,6 +25,8 @@ import { BedrockRuntime } from "../BedrockRuntime.ts"
 import { BedrockSimulator } from "../BedrockSimulator.ts"
 import * as Eval from "../Eval.ts"
 import type * as MuxConfig from "../MuxConfig.ts"
+import * as Policy from "../Policy.ts"
+import * as Refusal from "../Refusal.ts"
 import * as SimulatorScript from "../SimulatorScript.ts"
 import type { ProgressReporter, Table } from "./scenarioKit.ts"
 import { virtual } from "./scenarioKit.ts"
@@ -221,6 +223,8 @@ export const runEval = (args: EvalArgs, deps: EvalDeps) =>
       resamples: args.resamples,
       minTagCases: args.minTagCases,
       inferenceConfig: { maxTokens: args.maxTokens },
+      // refusals counted with the library's default classifier (the heuristic), at the mux's default threshold
+      refusal: (text) => Effect.map(Refusal.heuristic.score(text), (score) => score >= Policy.defaultRefusalThreshold),
       ...(current === undefined ? {} : { current: current as MuxConfig.Input }),
       ...(prices === undefined ? {} : { prices: prices as Eval.Prices }),
       ...(Option.isSome(args.judge) ? { judge: args.judge.value } : {}),

@@ -424,7 +424,8 @@ export const make = (options: {
       Effect.gen(function*() {
         // the metadata event usually follows at once, but never wait past the grace period counted from
         // messageStop, whatever else the upstream sends
-        const left = stopAt + settings.metadataGraceMs - now
+        // (and never past the request's deadline: the answer is complete, only its usage is then estimated)
+        const left = Math.min(stopAt + settings.metadataGraceMs, deadlineAt) - now
         if (usage !== undefined) return [yield* Effect.andThen(drain(o, left), finish)]
         const rest = left <= 0 ? Option.none() : yield* o.upstream.pull.pipe(
           Effect.timeoutOption(Duration.millis(left)),
