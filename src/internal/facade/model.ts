@@ -523,6 +523,20 @@ export class InvocationError<R extends ErrorResponse = ErrorResponse> extends Er
 }
 
 /**
+ * `cause` spelled out, so that `error.cause` type-checks in projects whose
+ * `lib` predates ES2022's `Error.cause` (the original's tsconfig has ES2020).
+ * @example
+ * ```ts
+ * import { FailFastError } from "effect-bedrock-mux"
+ * const sdkError = (e: FailFastError) => e.cause // with lib ES2020 too
+ * ```
+ * @since 0.1.0
+ */
+export interface InvocationError<R extends ErrorResponse = ErrorResponse> {
+  cause?: unknown
+}
+
+/**
  * The request failed fast because of the request itself (validation, access
  * denied, a 4xx model error): the original's `FailFastError`, with the SDK's
  * message, `.outcome`, `.errorResponse`, and the SDK exception as `cause`
