@@ -15,9 +15,9 @@
  * range: a duplicate model (same `modelId` and `client`), no primary (no
  * tier-0 model with weight > 0), `isFallback: true` with `tier: 0`, an
  * attempt timeout (global or per model) that is 0 or longer than the
- * deadline, a deadline, breaker `window`/`cooldown`, backoff `base`, stream
- * `firstTokenTimeout`/`stallTimeout`/`hedge.after` that is 0, `cooldownMax`
- * shorter than `cooldown`, backoff `max` shorter than `base`, a route naming
+ * deadline, a deadline, breaker `window`/`probeInterval`, backoff `base`, stream
+ * `firstTokenTimeout`/`stallTimeout`/`hedge.after` that is 0, `probeIntervalMax`
+ * shorter than `probeInterval`, backoff `max` shorter than `base`, a route naming
  * an unknown model. An unknown `client` key is reported when the layer is
  * built (the clients are not part of the JSON). A field that does not decode
  * does not hide the range problems of its neighbours: one error lists them all.
@@ -35,7 +35,7 @@
  *     { modelId: "amazon.nova-pro-v1:0", weight: 30, isFallback: true }
  *   ],
  *   deadline: "20 seconds",
- *   breaker: { failures: 3, cooldown: "10 seconds" }
+ *   breaker: { failures: 3, probeInterval: "10 seconds" }
  * })
  * ```
  * @since 0.1.0

@@ -5,7 +5,7 @@ import * as Breaker from "../src/internal/breaker.ts"
 
 // ---------------------------------------------------------------------------------------------
 // A reference model written from the documented behaviour only (src/internal/breaker.ts, Guard's
-// module doc and docs/CORE.md), deliberately in a different shape from the implementation:
+// module doc and docs/concepts.md), deliberately in a different shape from the implementation:
 // explicit mode, numbered half-open periods instead of timestamps, failures kept unpruned and
 // counted by filtering, the probe interval as a plain variable.
 //

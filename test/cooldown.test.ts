@@ -8,7 +8,7 @@ import { settingsOf } from "../src/internal/cooldownGuard.ts"
 
 // ---------------------------------------------------------------------------------------------
 // A reference model of throttle cooldowns, written from src/internal/cooldown.ts's module doc
-// and docs/CORE.md, in its own shape (a class with named fields, the trial as an object):
+// and docs/concepts.md, in its own shape (a class with named fields, the trial as an object):
 //
 // - a throttle with `retry-after` cools the model for exactly that long;
 // - otherwise for base x 2^(level - 1), capped at the kind's maximum, where level counts the

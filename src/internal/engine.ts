@@ -1661,12 +1661,21 @@ const flatTargets = (tiers: ReadonlyArray<ReadonlyArray<Target>>): ReadonlyArray
 
 const routeOf = (tiers: ReadonlyArray<ReadonlyArray<Target>>): Route.Route => ({ tiers: tiers.map((tier) => tier.map((t) => t.model)) })
 
-/** A model into a route at the tier its `tier` says (a new last tier when the route has fewer). */
-const insertAt = (route: Route.Route, model: Model.Model): Route.Route => {
-  const tiers = route.tiers.map((t) => t.filter((m) => m.target !== model.target))
-  if (model.tier < tiers.length) tiers[model.tier] = [...tiers[model.tier]!, model]
-  else tiers.push([model])
-  return { tiers: tiers.filter((t) => t.length > 0) }
+/**
+ * A model into a route at the tier its `tier` says: beside the members of that `tier`, else a tier of its own
+ * before the first tier of a higher `tier` (or last). By the members' `tier`, not by position: a tier that
+ * emptied (its models removed) is gone from the route, and a re-added primary must not join the fallbacks.
+ */
+export const insertAt = (route: Route.Route, model: Model.Model): Route.Route => {
+  const tiers = route.tiers.map((t) => t.filter((m) => m.target !== model.target)).filter((t) => t.length > 0)
+  const same = tiers.findIndex((t) => t[0]!.tier === model.tier)
+  if (same >= 0) tiers[same] = [...tiers[same]!, model]
+  else {
+    const later = tiers.findIndex((t) => t[0]!.tier > model.tier)
+    if (later < 0) tiers.push([model])
+    else tiers.splice(later, 0, [model])
+  }
+  return { tiers }
 }
 
 const succeedExit = <A>(exit: Exit.Exit<A, BedrockError.BedrockError>) => Effect.succeed(exit)

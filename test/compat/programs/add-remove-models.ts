@@ -10,7 +10,7 @@
  *    one goes to the fallback, and the primary's health is now null.
  * 3. Adding a model already in the pool, or a bad entry, throws
  *    MuxConfigError; removing an id that is not in the pool does nothing.
- * 4. The primary added back is in the pool again, its counters from zero.
+ * 4. The primary added back is in the pool again, its counters from zero, and a primary again: it answers.
  */
 import { createMultiplexer } from "effect-bedrock-mux"
 
@@ -71,6 +71,10 @@ async function main(): Promise<void> {
   same("the pool's changes", changes, [`added ${SECOND}`, `removed ${FIRST}`, `added ${FIRST}`])
   same("the model added back starts its counters afresh", multiplexer.getStats().modelStats[FIRST]?.successCount, 0)
   same("with a closed breaker", multiplexer.getCircuitBreakerStatus()[FIRST], { state: "CLOSED", failureCount: 0 })
+  // a primary again, not a fallback: every request goes to it while it answers
+  const after: Array<string | undefined> = []
+  for (let i = 0; i < 10; i++) after.push((await multiplexer.processRequest(question)).routing.modelId)
+  same("the primary added back answers every request", after, Array.from({ length: 10 }, () => FIRST))
   for (const change of changes) console.log(`  ${change}`)
   await multiplexer.destroy()
 }
