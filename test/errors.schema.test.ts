@@ -204,7 +204,7 @@ const survivesJson = <T extends { readonly reason?: { readonly _tag: string }; r
 /** A reason as it is, with its own keys listed (an absent key that appeared would show). */
 const reasonView = (r: object) => ({ keys: Object.keys(r).sort(), r })
 const reasonClass = (r: object) => [r.constructor]
-const errorClasses = (e: { readonly reason: object; readonly last?: object }) => [e.constructor, e.reason.constructor, e.last?.constructor]
+const errorClasses = (e: { readonly reason: object; readonly last?: object | undefined }) => [e.constructor, e.reason.constructor, e.last?.constructor]
 
 // --- BedrockError --------------------------------------------------------------------------------
 
@@ -229,6 +229,16 @@ describe("BedrockError reasons as Schema classes", () => {
       { _tag: "DeadlineExceeded", scope: "stall", after: 750 }
     )
     assert.deepStrictEqual(Object.keys(new BedrockError.Unknown()), ["_tag"])
+  })
+
+  it("an option given as undefined is taken, as a Data class took it (callers without exactOptionalPropertyTypes), and left out of the JSON", () => {
+    const r = new BedrockError.Throttled({ kind: "requests", retryAfter: undefined })
+    assert.isUndefined(r.retryAfter)
+    const e = new BedrockError.BedrockError({ reason: r, message: "m", modelId: undefined, cause: undefined })
+    const { text, decoded } = throughJson(BedrockError.BedrockError, e)
+    assert.strictEqual(text, `{"_tag":"BedrockError","reason":{"_tag":"Throttled","kind":"requests"},"message":"m"}`)
+    assert.isFalse("retryAfter" in decoded.reason)
+    assert.isFalse("modelId" in decoded)
   })
 
   it("decoding an unknown reason tag, or a known one with a bad field, fails with a typed SchemaError", () =>
