@@ -101,6 +101,16 @@ export interface Service {
   readonly release: (key: string, id: string) => Effect.Effect<void, StoreError>
   /** Requests and tokens used in a quota's window now. */
   readonly usage: (key: string, now: number) => Effect.Effect<{ readonly requests: number; readonly tokens: number }, StoreError>
+  /**
+   * The quota operations without an Effect, where the windows are at hand
+   * (the in-memory store): the mux's fast path admits a model with `rpm` /
+   * `tpm` in plain code through them.
+   */
+  readonly quotaUnsafe?: {
+    readonly reserve: (key: string, now: number, limits: Quota.Limits, id: string, tokens: number) => Quota.Reservation
+    readonly settle: (key: string, id: string, tokens: number) => void
+    readonly release: (key: string, id: string) => void
+  } | undefined
 }
 
 /**
@@ -182,7 +192,12 @@ export const makeMemory = (): Service => {
     reserve: (key, now, limits, id, tokens) => Effect.sync(() => windowOf(key).reserve(now, limits, id, tokens)),
     settle: (key, id, tokens) => Effect.sync(() => windowOf(key).settle(id, tokens)),
     release: (key, id) => Effect.sync(() => windowOf(key).release(id)),
-    usage: (key, now) => Effect.sync(() => windowOf(key).usage(now))
+    usage: (key, now) => Effect.sync(() => windowOf(key).usage(now)),
+    quotaUnsafe: {
+      reserve: (key, now, limits, id, tokens) => windowOf(key).reserve(now, limits, id, tokens),
+      settle: (key, id, tokens) => windowOf(key).settle(id, tokens),
+      release: (key, id) => windowOf(key).release(id)
+    }
   }
 }
 

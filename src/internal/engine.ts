@@ -1558,7 +1558,8 @@ export const make = (options: {
     }
     const a = chosen
     const { target, serviceTier } = a
-    const free = a.permits.every(isFree)
+    // every permit is free or can be released in plain code (a memory store's quota reservation)
+    const plain = a.permits.every((p) => isFree(p) || p.releaseUnsafe !== undefined)
     const { modelId } = target.model
     const { limit, context: context1, onTimeout } = planOf(state, a, undefined)
     if (options.observer.listening()) emitUnsafe(attemptStarted(state, a, false), context)
@@ -1566,8 +1567,10 @@ export const make = (options: {
     /** How the attempt ended: a success recorded here, in plain code; anything else is the general loop's. */
     const ended = (exit: Exit.Exit<A, BedrockError.BedrockError>): Effect.Effect<B, MuxError> => {
       const t1 = clock.currentTimeMillisUnsafe()
-      if (Exit.isSuccess(exit) && free) {
+      if (Exit.isSuccess(exit) && plain) {
         const used = usage?.(exit.value)
+        for (const p of a.permits) if (!isFree(p)) p.releaseUnsafe!({ _tag: "Success", at: t1, durationMs: t1 - now, usage: used })
+        a.released = true
         target.stats.succeeded(t1, t1 - now, used?.outputTokens)
         const record: AttemptRecord = { modelId, target: target.model.target, outcome: "success", ...(serviceTier !== undefined ? { serviceTier } : {}), durationMs: t1 - now }
         state.attempts.push(record)

@@ -113,6 +113,8 @@ export interface Permit {
   readonly serviceTier?: "priority" | "reserved" | undefined
   /** releasing it after a `Success` does nothing: the mux may skip that call */
   readonly free?: boolean | undefined
+  /** Optional: `release` without an Effect (the mux's fast path calls it instead, exactly once). */
+  readonly releaseUnsafe?: ((outcome: Outcome) => void) | undefined
 }
 
 /**

@@ -38,23 +38,52 @@ export const make = (env: Guard.Env) =>
     const storeFailed = <A>(fallback: A) => (e: StoreError): Effect.Effect<A, StoreError> =>
       failOpen ? Effect.succeed(fallback) : Effect.fail(e)
 
+    /** What an attempt's end does to its reservation: settle it to what was used, give it back, or keep it. */
+    const endOf = (outcome: Guard.Outcome): "settle" | "release" | "keep" => {
+      switch (outcome._tag) {
+        case "Success":
+          return outcome.usage === undefined ? "keep" : "settle"
+        case "Failure":
+          // only what Bedrock did not count goes back: an error response before any work. A timeout, a cut or an
+          // in-stream failure may have been counted, so its reservation stays (as the estimate) until the minute passes.
+          return countedByBedrock(outcome.error) ? "keep" : "release"
+        case "NotSent":
+          return "release"
+        case "Interrupted":
+          // the model worked on it: it counts
+          return "keep"
+      }
+    }
+    const sync = env.store.quotaUnsafe
     const permitOf = (target: Target, id: string): Guard.Permit => ({
       release: (outcome) => {
         const key = keyOf(target)
-        switch (outcome._tag) {
-          case "Success":
-            return outcome.usage === undefined ? Effect.void : Effect.ignore(env.store.settle(key, id, outcome.usage.quota))
-          case "Failure":
-            // only what Bedrock did not count goes back: an error response before any work. A timeout, a cut or an
-            // in-stream failure may have been counted, so its reservation stays (as the estimate) until the minute passes.
-            return countedByBedrock(outcome.error) ? Effect.void : Effect.ignore(env.store.release(key, id))
-          case "NotSent":
+        switch (endOf(outcome)) {
+          case "settle":
+            return Effect.ignore(env.store.settle(key, id, (outcome as Extract<Guard.Outcome, { _tag: "Success" }>).usage!.quota))
+          case "release":
             return Effect.ignore(env.store.release(key, id))
-          case "Interrupted":
-            // the model worked on it: it counts
+          case "keep":
             return Effect.void
         }
-      }
+      },
+      ...(sync === undefined ? {} : {
+        releaseUnsafe: (outcome: Guard.Outcome) => {
+          const key = keyOf(target)
+          switch (endOf(outcome)) {
+            case "settle":
+              return sync.settle(key, id, (outcome as Extract<Guard.Outcome, { _tag: "Success" }>).usage!.quota)
+            case "release":
+              return sync.release(key, id)
+            case "keep":
+              return
+          }
+        }
+      })
+    })
+    const reservationOf = (target: Target, request: Guard.RequestInfo) => ({
+      id: `${instance}:${++reservations}`,
+      tokens: request.inputTokens() + (request.maxTokens ?? target.model.maxTokens)
     })
 
     const live: Guard.Live = {
@@ -62,8 +91,7 @@ export const make = (env: Guard.Env) =>
       view: (targets) => Effect.succeed(Guard.openViews(targets.length)),
       admit: (target, request, _view, now) => {
         if (!limited(target)) return Effect.succeed(Guard.noPermit)
-        const id = `${instance}:${++reservations}`
-        const tokens = request.inputTokens() + (request.maxTokens ?? target.model.maxTokens)
+        const { id, tokens } = reservationOf(target, request)
         return env.store.reserve(keyOf(target), now, { rpm: target.model.rpm, tpm: target.model.tpm }, id, tokens).pipe(
           Effect.flatMap((r) =>
             r.ok
@@ -77,7 +105,14 @@ export const make = (env: Guard.Env) =>
         )
       },
       viewUnsafe: (targets) => Guard.openViews(targets.length),
-      admitUnsafe: (target) => (limited(target) ? undefined : Guard.noPermit),
+      // a memory store reserves in plain code; a refusal (its event, the retry-after) is the general path's
+      admitUnsafe: (target, request, _view, now) => {
+        if (!limited(target)) return Guard.noPermit
+        if (sync === undefined) return undefined
+        const { id, tokens } = reservationOf(target, request)
+        const r = sync.reserve(keyOf(target), now, { rpm: target.model.rpm, tpm: target.model.tpm }, id, tokens)
+        return r.ok ? permitOf(target, id) : undefined
+      },
       // for health: a model whose window is full has no room now
       health: (targets, now) =>
         Effect.forEach(targets, (t) => {
