@@ -414,7 +414,9 @@ const settingsOrFail = <R>(options: Options<R>) =>
 
 /**
  * The upper-bound cost estimate of a run: what the calls that are not in
- * the `AnswerCache` can cost at most (see docs/evaluation.md for the bound).
+ * the `AnswerCache` can cost at most, under the assumptions docs/evaluation.md
+ * states (the judge's input tokens for an answer not cached yet are assumed
+ * at 2 per candidate token: an assumption, not a bound).
  *
  * @example
  * ```ts

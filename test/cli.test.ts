@@ -8,7 +8,7 @@ import { TestConsole } from "effect/testing"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { cli, CliExit, usageErrorExit } from "../src/cli/command.ts"
+import { cli, CliExit, progressDue, progressLine, usageErrorExit } from "../src/cli/command.ts"
 
 // as src/cli/main.ts runs it
 const run = (...args: Array<string>) =>
@@ -268,6 +268,38 @@ describe("bedrock-mux demo", () => {
       assert.match(out, /model\s+answered\s+calls seen by Bedrock\s+throttled/)
       assert.include(out, "requests=10  successes=10  throttledCallsSent=0")
     }))
+
+  it.effect("the eval scenario: the gate's table, then the report's model and tag tables, the worst cases, the next config", () =>
+    Effect.gen(function*() {
+      yield* run("demo", "eval")
+      const out = (yield* TestConsole.logLines).join("\n")
+      assert.match(out, /^PASS {2}\(eval\) the gate/)
+      assert.include(out, "gate=PASS  promoted=2  leftOut=us.meta.llama3-2-3b-instruct-v1:0  configValid=true")
+      assert.match(out, /\| `us\.meta\.llama3-2-3b-instruct-v1:0` \| ❌ left out \| 0\.91 \|/)
+      assert.include(out, "  ### By tag")
+      assert.match(out, /\| math \| 6 \| 1\.00 \[1\.00, 1\.00\] ✅ \| .* \| 0\.67 \[0\.33, 1\.00\] ❌ \|/)
+      assert.include(out, "  - `us.meta.llama3-2-3b-instruct-v1:0` math-1 (line 7): score 0.00; number ✗ got 401, expected 391 ± 0")
+      assert.include(out, "    prompt: What is 17 * 23? Answer with the number.")
+      assert.include(out, "    + model us.anthropic.claude-sonnet-4-5-20250929-v1:0: tier 0, weight 13")
+      // the next config pretty-printed, as --out writes it
+      const config = out.slice(out.indexOf("writes):\n") + "writes):\n".length).split("\n").map((l) => l.slice(2)).join("\n")
+      const next = JSON.parse(config)
+      assert.deepStrictEqual(next.models.map((m: { modelId: string; weight: number }) => [m.modelId, m.weight]), [
+        ["us.amazon.nova-2-lite-v1:0", 100],
+        ["us.anthropic.claude-sonnet-4-5-20250929-v1:0", 13]
+      ])
+      assert.include(out, '  {\n    "models": [\n      {\n        "modelId": "us.amazon.nova-2-lite-v1:0",')
+      assert.isBelow(out.split("\n").length, 90, "readable: not hundreds of lines")
+    }))
+
+  it("the progress line: name, done/total, redrawn over itself; redrawn at most every 50 ms but for the first and last count", () => {
+    assert.strictEqual(progressLine("eval", 3, 24), "\r\x1b[Keval                 3/24 requests")
+    assert.strictEqual(progressLine("a-very-long-scenario-name", 0, 1), "\r\x1b[Ka-very-long-scenario-name 0/1 requests")
+    assert.deepStrictEqual(
+      [progressDue(0, 24, 0), progressDue(24, 24, 1), progressDue(5, 24, 10), progressDue(5, 24, 50), progressDue(5, 24, 120, 100)],
+      [true, true, false, true, true]
+    )
+  })
 
   it.effect("an unknown scenario: exit 2, the known ones listed", () =>
     Effect.gen(function*() {

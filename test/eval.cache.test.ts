@@ -64,6 +64,18 @@ describe("AnswerCache on disk", () => {
       assert.deepStrictEqual(read, ["new", undefined, undefined])
     }))
 
+  it.effect("a file that ends in a line cut short: the next answer starts a line of its own, and is read back", () =>
+    Effect.gen(function*() {
+      const file = path.join(dir, "tail.jsonl")
+      fs.writeFileSync(file, JSON.stringify({ key: "k", ...answer("kept") }) + "\n{\"key\":\"cut\",\"mo")
+      yield* Effect.flatMap(Eval.AnswerCache, (cache) => Effect.andThen(cache.put("n1", answer("one")), cache.put("n2", answer("two"))))
+        .pipe(Effect.provide(withCache(file)))
+      const read = yield* Effect.flatMap(Eval.AnswerCache, (cache) => Effect.all(["k", "n1", "n2"].map((k) => cache.get(k))))
+        .pipe(Effect.provide(withCache(file)))
+      assert.deepStrictEqual(read.map((a) => a?.text), ["kept", "one", "two"])
+      assert.strictEqual(lines(file).length, 4)
+    }))
+
   it.effect("an unreadable cache path fails the layer with AnswerCacheError", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(Effect.provide(Effect.void, withCache(dir)))

@@ -163,6 +163,53 @@ describe("bedrock-mux eval on the simulator", () => {
       assert.include(yield* stderr, "for 0 call(s) not in the cache")
     }))
 
+  it.effect("a damaged cache with --json: stdout is the JSON report alone, the warning is on stderr, once", () =>
+    Effect.gen(function*() {
+      const cache = at("damaged/cache.jsonl")
+      yield* run(...evalArgs("--cache", cache, "--json"))
+      fs.appendFileSync(cache, "{\"key\":\"cut\",\"mo")
+      const [outBefore, errBefore] = [(yield* TestConsole.logLines).length, (yield* TestConsole.errorLines).length]
+      yield* run(...evalArgs("--cache", cache, "--json"))
+      const out = (yield* TestConsole.logLines).slice(outBefore)
+      assert.strictEqual(out.length, 1, "one entry on stdout: the report")
+      const report = JSON.parse(String(out[0]))
+      assert.deepStrictEqual([report.cost.calls, report.cost.cachedCalls], [0, 24])
+      const warnings = (yield* TestConsole.errorLines).slice(errBefore).map(String).filter((l) => l.includes("skipped 1 line(s)"))
+      assert.strictEqual(warnings.length, 1, "the cache is read once, for the estimate and the run")
+      assert.include(warnings[0], `answer cache ${cache}: skipped 1 line(s) that do not decode`)
+    }))
+
+  it.effect("admission: an incumbent's rpm comes from --config (over --rpm), a new candidate's from --rpm / --tpm", () =>
+    Effect.gen(function*() {
+      // Bedrock (the simulator) allows good 2 requests a minute: sent faster, cases are throttled until they fail
+      const limited = file("sim-limited.json", {
+        models: { good: { ...script.models.good, rpm: 2 }, fresh: script.models.good }
+      })
+      const current = file("current-limited.json", { models: [{ modelId: "good", rpm: 2 }] })
+      yield* run("eval", golden, "--models", "good,fresh", "--simulator", limited, "--config", current, "--rpm", "60", "--tpm", "90000", "--json", "--no-cache")
+      const report = JSON.parse(yield* stdout)
+      assert.deepStrictEqual(report.models.map((m: { modelId: string; summary: { errors: number } }) => [m.modelId, m.summary.errors]), [["good", 0], ["fresh", 0]])
+      assert.deepStrictEqual(report.next.input.models, [
+        { modelId: "good", rpm: 2, weight: 100 },
+        { modelId: "fresh", weight: 100, rpm: 60, tpm: 90000 }
+      ])
+      // the control: good admitted at --rpm's 60 a minute is throttled into errors
+      const unlimited = file("current-unlimited.json", { models: [{ modelId: "good" }] })
+      const before = (yield* TestConsole.logLines).length
+      yield* run("eval", golden, "--models", "good", "--simulator", limited, "--config", unlimited, "--rpm", "60", "--json", "--no-cache").pipe(Effect.ignore)
+      assert.isAbove(JSON.parse(String((yield* TestConsole.logLines)[before])).models[0].summary.errors, 0)
+    }))
+
+  it.effect("--routes: a gated tag that no promoted model passes fails the gate (exit 1), with the reason", () =>
+    Effect.gen(function*() {
+      // weak alone: right on geography, wrong on every sum; it passes overall at a low bar, and nothing passes math
+      const error = yield* run("eval", golden, "--models", "weak", "--simulator", simulator, "--routes", "--bar", "0.1", "--no-cache").pipe(Effect.flip)
+      assert.strictEqual(exitCode(error), 1)
+      const text = yield* stdout
+      assert.match(text, /weak\s+promoted/)
+      assert.include(text, "gate fails:\n  - tag \"math\": no promoted model passes it, no route written")
+    }))
+
   it.effect("bad input: exit 2 with every problem (golden set, config, prices, script, files, --models)", () =>
     Effect.gen(function*() {
       const badGolden = file("bad.jsonl", [
@@ -245,6 +292,18 @@ describe("bedrock-mux eval as a process", () => {
     const r = spawnSync(node, ["src/cli/main.ts", "eval", at("nope.jsonl"), "--models", "m"], { encoding: "utf8", timeout: 20_000 })
     assert.strictEqual(r.status, 2, r.stderr)
     assert.include(r.stderr, "cannot read golden set")
+  })
+
+  it("stdout is for results: with a damaged cache, --json stdout parses and the warning is on stderr, once", () => {
+    const node = process.execPath
+    const cache = at("process/cache.jsonl")
+    const args = ["src/cli/main.ts", ...evalArgs("--cache", cache, "--json")]
+    assert.strictEqual(spawnSync(node, args, { encoding: "utf8", timeout: 20_000 }).status, 0)
+    fs.appendFileSync(cache, "{\"key\":\"cut\",\"mo")
+    const r = spawnSync(node, args, { encoding: "utf8", timeout: 20_000 })
+    assert.strictEqual(r.status, 0, r.stderr)
+    assert.deepStrictEqual(JSON.parse(r.stdout).gate.promoted, ["good"])
+    assert.strictEqual(r.stderr.split("\n").filter((l) => l.includes(`answer cache ${cache}: skipped 1 line(s)`)).length, 1, r.stderr)
   })
 
   it("a command line the parser rejects exits 2; --help exits 0", () => {

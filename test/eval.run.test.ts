@@ -7,6 +7,8 @@ import { type Duration, Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import { BedrockSimulator } from "../src/BedrockSimulator.ts"
 import * as Eval from "../src/Eval.ts"
+import { JUDGE_SYSTEM, judgePrompt } from "../src/internal/eval/judge.ts"
+import { inputTokenBound, JUDGE_TOKENS_PER_ANSWER_TOKEN } from "../src/internal/eval/prices.ts"
 import { THROTTLED_SENDS } from "../src/internal/eval/runner.ts"
 import * as MuxConfig from "../src/MuxConfig.ts"
 import * as Policy from "../src/Policy.ts"
@@ -314,6 +316,41 @@ describe("Eval.run on the simulator", () => {
       assert.strictEqual(unpriced._tag, "EvalInputError")
       assert.match(unpriced.message, /no price for other: the cost cannot be bounded/)
     }).pipe(Effect.provide(BedrockSimulator.layer({ models: { good: { answers: right } } }))))
+
+  it.effect("the judge's share of the estimate: the question's bytes, the answer as 2 × maxTokens until it is cached, then its bytes", () =>
+    Effect.gen(function*() {
+      const cases = [
+        { id: "warm", prompt: "Greet Ada.", expect: { judge: "a warm greeting" } },
+        { id: "plain", system: "Be brief.", prompt: "Greet Bob.", expect: { contains: "Bob" } }
+      ]
+      const golden = yield* Eval.decodeGolden(jsonl(...cases))
+      // the candidate is free: everything the estimate charges is the judge's
+      const prices = { m: { input: 0, output: 0 }, j: { input: 1, output: 3 } }
+      const options = { golden, candidates: ["m"], judge: "j", bar: 0, prices, inferenceConfig: { maxTokens: 40 }, judgeMaxTokens: 50 }
+      const judgeUsd = (answer: string | undefined) => {
+        const question = judgePrompt({ rubric: "a warm greeting", prompt: "Greet Ada.", system: undefined, answer: answer ?? "" })
+        const input = inputTokenBound(JUDGE_SYSTEM, [question]) + (answer === undefined ? JUDGE_TOKENS_PER_ANSWER_TOKEN * 40 : 0)
+        return (input * 1 + 50 * 3) / 1000
+      }
+      const before = yield* Eval.estimate(options)
+      assert.strictEqual(before.calls, 3, "two cases, one judged")
+      assert.closeTo(before.usd!, judgeUsd(undefined), 1e-12)
+      // a run caches the answers: a new judge is asked about known answers, bounded by their bytes
+      const report = yield* onTestClock(Eval.run(options))
+      assert.isAtMost(report.cost.billedUsd, before.usd!)
+      const rejudged = yield* Eval.estimate({ ...options, judge: "j2", prices: { ...prices, j2: prices.j } })
+      assert.strictEqual(rejudged.calls, 1)
+      assert.closeTo(rejudged.usd!, judgeUsd("Hello Ada, lovely to see you!"), 1e-12)
+      assert.deepStrictEqual((yield* Eval.estimate(options)).calls, 0, "every answer and judgement cached")
+    }).pipe(
+      Effect.provide(Eval.AnswerCache.layerMemory()),
+      Effect.provide(BedrockSimulator.layer({
+        models: {
+          m: { answers: [{ includes: "Ada", answer: "Hello Ada, lovely to see you!" }, { includes: "Bob", answer: "Bob." }] },
+          j: { answer: "Warm.\nSCORE: 9" }
+        }
+      }))
+    ))
 
   it.effect("bad options fail before any call, with every problem", () =>
     Effect.gen(function*() {

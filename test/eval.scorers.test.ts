@@ -98,6 +98,33 @@ describe("golden set", () => {
       assert.isAtLeast(problems.length, 19)
     }))
 
+  it.effect("contains in object form: one clear problem on its line (an empty list, neither or both of all and any)", () =>
+    Effect.gen(function*() {
+      const ok = line({ id: "ok", prompt: "hi", expect: { contains: { any: ["x"] } } })
+      const bad = (id: string, contains: unknown) => line({ id, prompt: "hi", expect: { contains } })
+      assert.deepStrictEqual(
+        yield* problemsOf(golden(
+          ok,
+          bad("a", { any: [] }),
+          bad("b", { all: [], ignoreCase: true }),
+          bad("c", {}),
+          bad("d", { all: ["x"], any: ["y"] }),
+          bad("e", { anny: ["x"] }),
+          bad("f", { any: ["x"], ignoreCase: "yes" }),
+          bad("g", [])
+        )),
+        [
+          "2 expect.contains.any: must be non-empty: give at least one string",
+          "3 expect.contains.all: must be non-empty: give at least one string",
+          "4 expect.contains: Expected `all` or `any`: the strings the answer must all, or any one of, contain",
+          "5 expect.contains: Expected one of `all` and `any`, not both",
+          "6 expect.contains.anny: unknown key; did you mean `any`?",
+          "7 expect.contains.ignoreCase: Expected boolean",
+          "8 expect.contains: must be non-empty: give at least one string"
+        ]
+      )
+    }))
+
   it.effect("an empty set is a problem; blank lines are not", () =>
     Effect.gen(function*() {
       assert.deepStrictEqual(yield* problemsOf("\n\n  \n"), ["0 (file): no cases: the golden set is empty"])

@@ -77,7 +77,9 @@ describe("statistics", () => {
   // The percentile bootstrap of a mean of n = 60 Bernoulli(0.7) scores: over
   // 400 synthetic golden sets (each drawn and resampled under its own seed),
   // the 95 % interval holds the true mean about 95 % of the time (the
-  // percentile method runs a little under nominal at small n).
+  // percentile method runs a little under nominal at small n). At these seeds:
+  // 384 of 400 (96.0 %) here, 287 of 300 (95.7 %) for the weighted scores
+  // below, the figures docs/evaluation.md states.
   it("coverage on synthetic data: Bernoulli scores", () => {
     const p = 0.7
     let covered = 0

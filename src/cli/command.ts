@@ -7,12 +7,15 @@
  * - `bedrock-mux validate-config <file | ENV_VAR> [--json]`
  * - `bedrock-mux eval <golden.jsonl> --models a,b,c [...]` (see `eval.ts`)
  *
- * Every output goes through `Console` (the TTY progress line excepted). A
- * failing run fails with `CliExit`, which carries the exit code and is not
- * logged again by the runtime (what had to be said was already printed). A
- * command line the parser rejects exits 2 (`usageErrorExit`).
+ * Every output goes through `Console` (the TTY progress line excepted):
+ * results on stdout, everything else (errors, the estimate, progress, and
+ * every log and warning: the tree runs with `Logger.LogToStderr`) on stderr,
+ * so the `--json` output of any command always parses. A failing run fails
+ * with `CliExit`, which carries the exit code and is not logged again by the
+ * runtime (what had to be said was already printed). A command line the
+ * parser rejects exits 2 (`usageErrorExit`).
  */
-import { Config, Console, Data, Duration, Effect, FileSystem, Layer, Option, Result, Runtime } from "effect"
+import { Cause, Config, Console, Data, Duration, Effect, FileSystem, Layer, Logger, Option, Result, Runtime } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import { BedrockRuntime } from "../BedrockRuntime.ts"
 import type * as Guard from "../Guard.ts"
@@ -46,6 +49,25 @@ export const usageErrorExit = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Ef
 
 const isUsageError = (e: unknown): boolean => CliError.isCliError(e) && e._tag === "ShowHelp" && e.errors.length > 0
 
+/**
+ * Logs to stderr, and reports a failure nobody reported (a defect) there
+ * too: what the runtime's own report would print on stdout. Run the program
+ * with `NodeRuntime.runMain({ disableErrorReporting: true })`.
+ *
+ * @example
+ * ```ts
+ * Command.run(cli, { version }).pipe(usageErrorExit, reportOnStderr, Effect.provide(NodeServices.layer),
+ *   NodeRuntime.runMain({ disableErrorReporting: true }))
+ * ```
+ */
+export const reportOnStderr = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  self.pipe(
+    Effect.tapCause((cause) =>
+      Cause.hasInterruptsOnly(cause) || !Runtime.getErrorReported(Cause.squash(cause)) ? Effect.void : Effect.logError(cause)
+    ),
+    Effect.provideService(Logger.LogToStderr, true)
+  )
+
 /** A readable one-liner for any error. */
 export const describeError = (e: unknown): string => {
   if (e instanceof Error) {
@@ -66,13 +88,14 @@ const grid = (columns: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<
   return [line(cells[0]!), "  " + widths.map((w) => "-".repeat(w)).join("  "), ...cells.slice(1).map(line)]
 }
 
-/** A scenario's table as text: PASS/FAIL and title, expectation, columns, rows, summary. */
+/** A scenario's table as text: PASS/FAIL and title, expectation, columns, rows, summary, then its details. */
 export const renderTable = (t: Table): string =>
   [
     `${t.ok ? "PASS" : "FAIL"}  ${t.title}`,
     `      expected: ${t.expectation}`,
     ...grid(t.columns, t.rows),
     "  " + Object.entries(t.summary).map(([k, v]) => `${k}=${v}`).join("  "),
+    ...(t.details === undefined ? [] : ["", ...t.details.map((l) => (l === "" ? "" : `  ${l}`))]),
     ""
   ].join("\n")
 
@@ -81,16 +104,24 @@ export const renderTable = (t: Table): string =>
 
 type ProgressMode = "tty" | "lines" | "none"
 
-/** Draws `name  done/total requests` on one stderr line (a TTY), at most every 50 ms. */
+/** What the progress line shows: `name  done/total requests`, redrawn over itself (`\r`, clear to the end of the line). */
+export const progressLine = (name: string, done: number, total: number): string =>
+  `\r\x1b[K${name.padEnd(20)} ${done}/${total} requests`
+
+/** Whether to redraw: the first and the last count always, the others at most every `interval` ms. */
+export const progressDue = (done: number, total: number, sinceLastMs: number, interval = 50): boolean =>
+  done === 0 || done === total || sinceLastMs >= interval
+
+/** Draws the progress line on stderr (a TTY), at most every 50 ms. */
 const ttyReporter = (name: string): ProgressReporter => {
-  let last = 0
+  let last = Number.NEGATIVE_INFINITY
   return {
     report: (done, total) =>
       Effect.sync(() => {
         const now = performance.now()
-        if (done !== total && done !== 0 && now - last < 50) return
+        if (!progressDue(done, total, now - last)) return
         last = now
-        process.stderr.write(`\r\x1b[K${name.padEnd(20)} ${done}/${total} requests`)
+        process.stderr.write(progressLine(name, done, total))
       })
   }
 }
@@ -430,5 +461,7 @@ export const evaluate = Command.make(
 
 export const cli = Command.make("bedrock-mux").pipe(
   Command.withDescription("Resilience layer for Amazon Bedrock Converse: demo scenarios, config validation, the evaluation gate"),
-  Command.withSubcommands([demo, validateConfig, evaluate])
+  Command.withSubcommands([demo, validateConfig, evaluate]),
+  // stdout is for results: every command's logs and warnings (a damaged answer cache, a daily quota) go to stderr
+  Command.provideSync(Logger.LogToStderr, true)
 )

@@ -15,9 +15,15 @@
  * (`--out`) only when the gate passes.
  *
  * Exit codes: 0 the gate passes (and `--out` was written), 1 a model of the
- * current config now fails the bar, fewer than `--min-models` pass, or the
- * next config does not validate; 2 bad input (files, flags, golden set,
- * config, prices, script) or an estimate above `--max-cost`.
+ * current config now fails the bar, fewer than `--min-models` pass, with
+ * `--routes` a gated tag that no promoted model passes (`tag "math": no
+ * promoted model passes it, no route written`), or the next config does not
+ * validate; 2 bad input (files, flags, golden set, config, prices, script)
+ * or an estimate above `--max-cost`.
+ *
+ * Output: results on stdout (the table and diff, or the JSON report with
+ * `--json`); the estimate, errors, warnings and logs on stderr (`command.ts`
+ * routes the logger there), so `--json` stdout always parses.
  */
 import { Console, Effect, FileSystem, Layer, Option, Path, Result } from "effect"
 import { Argument, Flag } from "effect/cli"
@@ -190,7 +196,7 @@ const candidatesOf = (args: EvalArgs, current: unknown): Array<Eval.Candidate> =
  * was printed).
  */
 export const runEval = (args: EvalArgs, deps: EvalDeps) =>
-  Effect.gen(function*() {
+  Effect.scoped(Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const paths = yield* Path.Path
     const inputs = yield* Effect.result(Effect.all({
@@ -242,11 +248,12 @@ export const runEval = (args: EvalArgs, deps: EvalDeps) =>
         ...(Option.isSome(args.endpoint) ? { endpoint: args.endpoint.value } : {})
       })
 
-    const estimate = yield* Effect.result(Eval.estimate(options).pipe(Effect.provide(cacheLayer)))
-    if (Result.isFailure(estimate)) {
-      const e = estimate.failure
-      return yield* badInput([`error: ${e._tag === "EvalInputError" ? e.message : `answer cache: ${e.message}`}`])
-    }
+    // built once, for the estimate and the run: the file is read (and a damaged line warned about) once;
+    // on the simulator its answers are appended when runEval's scope closes, outside the virtual clock
+    const cache = yield* Effect.result(Layer.build(cacheLayer))
+    if (Result.isFailure(cache)) return yield* badInput([`error: answer cache: ${cache.failure.message}`])
+    const estimate = yield* Effect.result(Eval.estimate(options).pipe(Effect.provide(cache.success)))
+    if (Result.isFailure(estimate)) return yield* badInput([`error: ${estimate.failure.message}`])
     const est = estimate.success
     const bound = est.usd === undefined
       ? `unknown for ${est.calls} call(s) not in the cache (no price for ${est.unpriced.join(", ")} in --prices or the --config models[].price${
@@ -260,7 +267,7 @@ export const runEval = (args: EvalArgs, deps: EvalDeps) =>
     const running = (onVirtualTime ? virtual(evaluation, "3650 days") : evaluation).pipe(
       Effect.ensuring(deps.progress === undefined || args.json ? Effect.void : Effect.sync(() => process.stderr.write("\r\x1b[K")))
     )
-    const outcome = yield* Effect.result(running.pipe(Effect.provide(cacheLayer)))
+    const outcome = yield* Effect.result(running.pipe(Effect.provide(cache.success)))
     if (Result.isFailure(outcome)) return yield* badInput([`error: ${deps.describeError(outcome.failure)}`])
     const report = outcome.success
 
@@ -304,4 +311,4 @@ export const runEval = (args: EvalArgs, deps: EvalDeps) =>
     }
     if (failedWrite) return 2
     return report.gate.passed ? 0 : 1
-  })
+  }))

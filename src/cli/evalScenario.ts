@@ -9,10 +9,13 @@
  *   answer for it, which is recorded, not a crash).
  * The scenario passes when the gate passes, Llama is left out, the other
  * two are promoted with cost weights, and the config it would write
- * validates.
+ * validates. Under its table it prints the report's model and tag tables
+ * (the Markdown of `Eval.toMarkdown`), the worst cases, the diff and the
+ * next config as `--out` would write it.
  */
 import { Effect } from "effect"
 import * as Eval from "../Eval.ts"
+import { modelsSection, tagsSection, whyOf, worstOf } from "../internal/eval/report.ts"
 import * as MuxConfig from "../MuxConfig.ts"
 import type { ScriptInput } from "../SimulatorScript.ts"
 import { progress, type Scenario, sim, type Table, virtual } from "./scenarioKit.ts"
@@ -123,6 +126,30 @@ export const current: MuxConfig.Input = {
 
 const f2 = (x: number | undefined) => (x === undefined ? "-" : x.toFixed(2))
 
+/** What the demo prints under its table: the report's tables, the worst cases, the diff and the next config. */
+const detailsOf = (report: Eval.Report): Array<string> => {
+  const worst = report.models.flatMap((m) => worstOf(m.results, 2).map((r) => [m.modelId, r] as const))
+  return [
+    "From the report (`Eval.toMarkdown`; `bedrock-mux eval --report report.md` writes it whole, with the chart):",
+    "",
+    ...modelsSection(report),
+    ...tagsSection(report),
+    "### Worst cases",
+    "",
+    ...(worst.length === 0 ? ["none: every case passed"] : worst.flatMap(([modelId, r]) => [
+      `- \`${modelId}\` ${r.caseId} (line ${r.line}): score ${f2(r.score)}; ${whyOf(r)}`,
+      `  prompt: ${r.prompt}`,
+      `  answer: ${r.answer ?? "(none)"}`
+    ])),
+    "",
+    "The diff against the current config:",
+    ...(report.next.diff.length === 0 ? ["  (no change)"] : report.next.diff.map((d) => `  ${d.op} ${d.text}`)),
+    "",
+    "The next config (what `bedrock-mux eval --out next.json` writes):",
+    ...JSON.stringify(report.next.input, null, 2).split("\n")
+  ]
+}
+
 /** The scenario. */
 export const evalScenario: Scenario = virtual(
   Effect.gen(function*() {
@@ -169,10 +196,9 @@ export const evalScenario: Scenario = virtual(
         gate: report.gate.passed ? "PASS" : "FAIL",
         promoted: report.gate.promoted.length,
         leftOut: report.gate.leftOut.join(",") || "none",
-        configValid: valid._tag === "Success",
-        diff: report.next.diff.map((d) => `${d.op} ${d.text}`).join(" | "),
-        nextConfig: JSON.stringify(report.next.input)
+        configValid: valid._tag === "Success"
       },
+      details: detailsOf(report),
       ok: report.gate.passed &&
         valid._tag === "Success" &&
         report.gate.leftOut.length === 1 && report.gate.leftOut[0] === LLAMA &&

@@ -11,7 +11,7 @@
 import { Effect } from "effect"
 import { Command } from "effect/cli"
 import { readFileSync } from "node:fs"
-import { cli, usageErrorExit } from "./command.ts"
+import { cli, reportOnStderr, usageErrorExit } from "./command.ts"
 
 const platform = await import("@effect/platform-node").catch(() => undefined)
 if (platform === undefined) {
@@ -25,5 +25,11 @@ const { version } = JSON.parse(readFileSync(new URL("../../package.json", import
   readonly version: string
 }
 
-// a command line the parser rejects exits 2 (effect/cli says 1, the gate's "failed"); --help exits 0
-Command.run(cli, { version }).pipe(usageErrorExit, Effect.provide(NodeServices.layer), NodeRuntime.runMain)
+// a command line the parser rejects exits 2 (effect/cli says 1, the gate's "failed"); --help exits 0;
+// stdout is for results: logs, warnings and an unexpected failure's report go to stderr
+Command.run(cli, { version }).pipe(
+  usageErrorExit,
+  reportOnStderr,
+  Effect.provide(NodeServices.layer),
+  NodeRuntime.runMain({ disableErrorReporting: true })
+)

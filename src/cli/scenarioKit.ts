@@ -18,6 +18,8 @@ export interface Table {
   readonly summary: Record<string, string | number | boolean>
   /** did the scenario meet its expectation */
   readonly ok: boolean
+  /** lines printed under the table (a report, a config) */
+  readonly details?: ReadonlyArray<string>
 }
 
 /** A scenario: an effect producing its table. */

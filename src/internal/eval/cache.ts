@@ -11,7 +11,8 @@
  * `FileSystem` (read when the layer is built; each new answer appended at
  * once, or all of them when the layer closes). A later line for the same key
  * wins; a line that does not decode (a write cut short) is skipped with a
- * warning that names the file and the count, never the content.
+ * warning that names the file and the count, never the content, and the
+ * next append starts on a new line.
  */
 import { Context, Effect, FileSystem, Layer, Path, Schema, Semaphore } from "effect"
 import { createHash } from "node:crypto"
@@ -94,8 +95,11 @@ const fileSystem = (path: string, write: "through" | "on-close") =>
     const paths = yield* Path.Path
     const fail = (e: { readonly message: string }) => new AnswerCacheError({ path, message: e.message })
     const map = new Map<string, CachedAnswer>()
+    // a write cut short leaves no newline at the end: the next append starts on a line of its own
+    let cut = false
     if (yield* fs.exists(path).pipe(Effect.mapError(fail))) {
       const text = yield* fs.readFileString(path).pipe(Effect.mapError(fail))
+      cut = text !== "" && !text.endsWith("\n")
       let skipped = 0
       for (const line of text.split("\n")) {
         if (line.trim() === "") continue
@@ -113,7 +117,8 @@ const fileSystem = (path: string, write: "through" | "on-close") =>
     const pending: Array<string> = []
     const flush = Semaphore.withPermits(lock, 1)(Effect.suspend(() => {
       if (pending.length === 0) return Effect.void
-      const lines = pending.splice(0).join("")
+      const lines = (cut ? "\n" : "") + pending.splice(0).join("")
+      cut = false
       return fs.makeDirectory(paths.dirname(path), { recursive: true }).pipe(
         Effect.andThen(fs.writeFileString(path, lines, { flag: "a" })),
         // a cache that cannot be written costs a rerun, not this run

@@ -8,12 +8,18 @@
  *
  * The estimate bounds each call that is not cached:
  * - input: the UTF-8 byte count of the system prompt and messages (a token
- *   of a byte-level tokenizer covers at least one byte), plus 16 tokens per
- *   message and for the system prompt (the chat template);
+ *   covers at least one byte), plus 16 tokens per message and for the system
+ *   prompt (an allowance for the chat template);
  * - output: the call's `maxTokens`, which Bedrock never exceeds;
  * - a judged case adds one judge call: its question (rubric, prompt, the
- *   judge's instructions) bounded the same way, the answer counted as the
- *   candidate's `maxTokens` tokens, and the judge's own `maxTokens` out.
+ *   judge's instructions) bounded the same way, and the judge's own
+ *   `maxTokens` out. When the candidate's answer is cached, the question is
+ *   known whole and bounded by its bytes. When it is not, the answer is at
+ *   most the candidate's `maxTokens` tokens of the CANDIDATE's tokenizer,
+ *   and nothing bounds how many tokens of the judge's tokenizer that text
+ *   is; the estimate assumes at most `JUDGE_TOKENS_PER_ANSWER_TOKEN` (2) per
+ *   token. That part is an assumption, not a guarantee: a rerun with the
+ *   answers cached bounds it by bytes.
  * Calls that fail are not charged by Bedrock, so the bound counts one call
  * per (model, case); an attempt aborted after the model started generating
  * (a timeout, a cut stream) can bill and is not in the bound.
@@ -51,3 +57,13 @@ export const inputTokenBound = (system: string | undefined, texts: ReadonlyArray
   for (const t of texts) bytes += encoder.encode(t).length + TEMPLATE_TOKENS
   return bytes
 }
+
+/**
+ * The judge tokens assumed per token of a candidate's answer, when the
+ * answer is not known yet: the margin between two models' tokenizers on the
+ * same text (an assumption, see above).
+ */
+export const JUDGE_TOKENS_PER_ANSWER_TOKEN = 2
+
+/** The judge input tokens assumed for an answer not known yet, of at most `maxTokens` candidate tokens. */
+export const answerTokenBound = (maxTokens: number): number => JUDGE_TOKENS_PER_ANSWER_TOKEN * maxTokens

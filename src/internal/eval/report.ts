@@ -1,7 +1,8 @@
 /**
  * The report as Markdown (for a PR comment) and as JSON (for machines).
- * Prompts and answers appear here, in the worst cases, and nowhere else:
- * the evaluation logs none of them. Pure.
+ * Prompts and answers appear here, in the worst cases; of what the
+ * evaluation writes, answers are also in the answer cache (`cache.ts`), and
+ * prompts nowhere else. The evaluation logs none of them. Pure.
  */
 import type { CaseResult, ModelReport, Report, Summary } from "./types.ts"
 
@@ -53,12 +54,58 @@ export const worstOf = (results: ReadonlyArray<CaseResult>, n: number): Readonly
     .sort((a, b) => (a.score ?? 2) - (b.score ?? 2) || a.line - b.line)
     .slice(0, n)
 
-const whyOf = (r: CaseResult): string => {
+/** Why a case did not pass: the failed call, or each check's verdict. */
+export const whyOf = (r: CaseResult): string => {
   if (r.error !== undefined) return `call failed: ${r.error}`
   const notes = r.checks.map((k) =>
     k.status === "failed" ? `${k.scorer}: scorer failed (${k.failure})` : `${k.scorer} ${k.pass ? "✓" : "✗"}${k.detail === undefined ? "" : ` ${k.detail}`}`
   )
   return [...notes, ...(r.refusal === true ? ["refusal"] : [])].join("; ")
+}
+
+/** The models table, then why each model left out (or kept out of a route) fails; Markdown lines. */
+export const modelsSection = (report: Report): Array<string> => {
+  const out = [
+    ...table(
+      ["model", "status", "mean", "95 % CI", "pass rate", "TTFT p50 / p95", "latency p50 / p95", "per 1k cases", "errors", "refusals", "judge failures"],
+      "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+      report.models.map((m) => [`${code(m.modelId)}${m.incumbent ? " (incumbent)" : ""}`, status(m), ...summaryCells(m.summary)])
+    ),
+    ""
+  ]
+  const left = report.models.filter((m) => !m.promoted || m.failedTags.length > 0)
+  for (const m of left) out.push(`- ${code(m.modelId)}: ${m.reasons.length > 0 ? m.reasons.join("; ") : `fails ${m.failedTags.join(", ")} (kept out of those routes)`}`)
+  if (left.length > 0) out.push("")
+  return out
+}
+
+/** The "By tag" section (none without tags); Markdown lines. */
+export const tagsSection = (report: Report): Array<string> => {
+  if (report.tags.length === 0) return []
+  return [
+    "### By tag",
+    "",
+    `Cells: mean [95 % CI]; ✅ / ❌ against the bar on tags with at least ${report.minTagCases} cases (· not gated).`,
+    "",
+    ...table(
+      ["tag", "cases", ...report.models.map((m) => code(m.modelId))],
+      `|---|---:|${report.models.map(() => "---|").join("")}`,
+      report.tags.map((t) => {
+        const gated = report.gatedTags.includes(t)
+        const n = report.models[0]?.tags[t]?.cases ?? 0
+        return [
+          t,
+          String(n),
+          ...report.models.map((m) => {
+            const s = m.tags[t]
+            if (s === undefined) return "–"
+            return `${f2(s.mean)} ${ci(s.ci)} ${gated ? (s.passesBar ? "✅" : "❌") : "·"}`
+          })
+        ]
+      })
+    ),
+    ""
+  ]
 }
 
 /** The report as Markdown; `chart` is the SVG's path relative to the Markdown, when there is one. */
@@ -80,40 +127,8 @@ export const markdownOf = (report: Report, options: { readonly worst?: number; r
     ].join(" · "),
     ""
   )
-  out.push(
-    ...table(
-      ["model", "status", "mean", "95 % CI", "pass rate", "TTFT p50 / p95", "latency p50 / p95", "per 1k cases", "errors", "refusals", "judge failures"],
-      "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
-      report.models.map((m) => [`${code(m.modelId)}${m.incumbent ? " (incumbent)" : ""}`, status(m), ...summaryCells(m.summary)])
-    ),
-    ""
-  )
-  const left = report.models.filter((m) => !m.promoted || m.failedTags.length > 0)
-  for (const m of left) out.push(`- ${code(m.modelId)}: ${m.reasons.length > 0 ? m.reasons.join("; ") : `fails ${m.failedTags.join(", ")} (kept out of those routes)`}`)
-  if (left.length > 0) out.push("")
-  if (report.tags.length > 0) {
-    out.push("### By tag", "", `Cells: mean [95 % CI]; ✅ / ❌ against the bar on tags with at least ${report.minTagCases} cases (· not gated).`, "")
-    out.push(
-      ...table(
-        ["tag", "cases", ...report.models.map((m) => code(m.modelId))],
-        `|---|---:|${report.models.map(() => "---|").join("")}`,
-        report.tags.map((t) => {
-          const gated = report.gatedTags.includes(t)
-          const n = report.models[0]?.tags[t]?.cases ?? 0
-          return [
-            t,
-            String(n),
-            ...report.models.map((m) => {
-              const s = m.tags[t]
-              if (s === undefined) return "–"
-              return `${f2(s.mean)} ${ci(s.ci)} ${gated ? (s.passesBar ? "✅" : "❌") : "·"}`
-            })
-          ]
-        })
-      ),
-      ""
-    )
-  }
+  out.push(...modelsSection(report))
+  out.push(...tagsSection(report))
   if (report.comparisons.length > 0) {
     out.push("### Against the incumbent", "", "Paired bootstrap on the cases both models scored: better or worse only when the interval excludes 0.", "")
     out.push(

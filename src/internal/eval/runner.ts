@@ -30,7 +30,7 @@ import * as MuxStream from "../../MuxStream.ts"
 import * as Policy from "../../Policy.ts"
 import { AnswerCache, type CachedAnswer, keyOf } from "./cache.ts"
 import { JUDGE_SYSTEM, judgePrompt } from "./judge.ts"
-import { costOf, inputTokenBound, type Prices } from "./prices.ts"
+import { answerTokenBound, costOf, inputTokenBound, type Prices } from "./prices.ts"
 import {
   type Case,
   type CaseResult,
@@ -352,8 +352,9 @@ export const estimate = <R>(settings: Settings<R>) =>
             if ((yield* cache.get(judgeRequestOf(judge.modelId, question, settings.judgeMaxTokens).key)) !== undefined) continue
             bill(judge.modelId, inputTokenBound(JUDGE_SYSTEM, [question.prompt]), settings.judgeMaxTokens)
           } else {
+            // the answer is not known yet: its maxTokens candidate tokens, as judge tokens with the stated margin
             const question = judgePrompt({ rubric, prompt: c.prompt, system: c.system, answer: "" })
-            bill(judge.modelId, inputTokenBound(JUDGE_SYSTEM, [question]) + inferenceConfig.maxTokens, settings.judgeMaxTokens)
+            bill(judge.modelId, inputTokenBound(JUDGE_SYSTEM, [question]) + answerTokenBound(inferenceConfig.maxTokens), settings.judgeMaxTokens)
           }
         }
       }

@@ -25,7 +25,7 @@ import { JUDGE_SYSTEM, judgePrompt, parseJudgeScore } from "./judge.ts"
 import { type Score, ScoreFailure, type Scorer } from "./types.ts"
 
 const NonEmpty = Schema.String.check(Schema.isMinLength(1))
-const Needles = Schema.Array(NonEmpty).check(Schema.isMinLength(1))
+const Needles = Schema.Array(NonEmpty).check(Schema.isMinLength(1, { message: "must be non-empty: give at least one string" }))
 const Unit = Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 1 }))
 const NonNegative = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
 
@@ -45,32 +45,44 @@ export const exact: Scorer<string | { readonly value: string; readonly ignoreCas
   }
 }
 
-type ContainsArg =
-  | string
-  | ReadonlyArray<string>
-  | { readonly all: ReadonlyArray<string>; readonly ignoreCase?: boolean }
-  | { readonly any: ReadonlyArray<string>; readonly ignoreCase?: boolean }
+/** The object form: exactly one of `all` and `any`. */
+type ContainsObject = { readonly all?: ReadonlyArray<string>; readonly any?: ReadonlyArray<string>; readonly ignoreCase?: boolean }
+
+type ContainsArg = string | ReadonlyArray<string> | ContainsObject
+
+// one struct with both keys optional, not a union of an `all` struct and an `any` one: a union reports a bad
+// `{ "any": [] }` against both members (`any: unknown key`, `all: Missing key`); this reports the one problem
+const ContainsObject = Schema.Struct({
+  all: Schema.optionalKey(Needles),
+  any: Schema.optionalKey(Needles),
+  ignoreCase: Schema.optionalKey(Schema.Boolean)
+}).check(Schema.makeFilter((a: ContainsObject) =>
+  a.all === undefined && a.any === undefined
+    ? "Expected `all` or `any`: the strings the answer must all, or any one of, contain"
+    : a.all !== undefined && a.any !== undefined
+    ? "Expected one of `all` and `any`, not both"
+    : undefined
+))
 
 /** `contains`: the answer contains every string (`all`, the default) or one of them (`any`). */
 export const contains: Scorer<ContainsArg> = {
   name: "contains",
   description: "the answer contains the strings: a string or list (all), { all: [...] } or { any: [...] }; ignoreCase optional",
-  expectation: Schema.Union([
-    NonEmpty,
-    Needles,
-    Schema.Struct({ all: Needles, ignoreCase: Schema.optionalKey(Schema.Boolean) }),
-    Schema.Struct({ any: Needles, ignoreCase: Schema.optionalKey(Schema.Boolean) })
-  ]),
+  expectation: Schema.Union([NonEmpty, Needles, ContainsObject]),
   score: (expected, { answer }) => {
-    const arg = typeof expected === "string" ? { all: [expected] } : Array.isArray(expected) ? { all: expected } : expected
-    const ignoreCase = "ignoreCase" in arg ? arg.ignoreCase : undefined
+    const arg: ContainsObject = typeof expected === "string"
+      ? { all: [expected] }
+      : Array.isArray(expected)
+      ? { all: expected as ReadonlyArray<string> }
+      : expected as ContainsObject
+    const ignoreCase = arg.ignoreCase
     const hay = lower(answer, ignoreCase)
     const found = (needle: string) => hay.includes(lower(needle, ignoreCase))
-    if ("any" in arg) {
+    if (arg.any !== undefined) {
       const pass = arg.any.some(found)
       return Effect.succeed(binary(pass, pass ? undefined : `none of ${arg.any.map(quote).join(", ")}`))
     }
-    const list = (arg as { readonly all: ReadonlyArray<string> }).all
+    const list = arg.all ?? []
     const missing = list.filter((n) => !found(n))
     return Effect.succeed({
       score: (list.length - missing.length) / list.length,
