@@ -38,7 +38,7 @@ import type {
   ConverseCommandOutput,
   ConverseStreamCommandInput
 } from "@aws-sdk/client-bedrock-runtime"
-import { Channel, Clock, type Config, Context, Duration, Effect, Layer, Random, Stream } from "effect"
+import { Clock, type Config, Context, Duration, Effect, Layer, Random, Stream } from "effect"
 import * as BedrockError from "./BedrockError.ts"
 import { BedrockRuntime, type Service as RuntimeService } from "./BedrockRuntime.ts"
 import * as Deadlines from "./internal/deadlines.ts"
@@ -615,12 +615,13 @@ const makeService = (
         const send = target.runtime.sendConverseStream
         return send === undefined ? undefined : (signal) => send(forTarget(request, target, ctx.serviceTier), signal)
       },
-      routing: routingOf
+      routing: routingOf,
+      traced: (plain) => traced(plain)
     })
     // the answer's text, for the request span, only when bodies are captured; one per run of the stream
-    const traced = () => {
+    const traced = (plain: Stream.Stream<MuxStream.Event, MuxError>) => {
       let text = ""
-      return stream.pipe(
+      return plain.pipe(
         Stream.tap((ev) => {
           if (MuxStream.isRouting(ev)) {
             return annotateSuccess(ev.routing, ev.routing.usage, policy.captureBodies ? [{ role: "assistant", content: [{ text }] }] : undefined)
@@ -635,11 +636,7 @@ const makeService = (
         Stream.withSpan("chat bedrock-mux", { kind: "client", captureStackTrace: false, attributes: spanAttributes("converse_stream", request, options) })
       )
     }
-    // the request's span only where a tracer is installed, decided when the stream runs (a channel of its own:
-    // no Stream.unwrap step for the untraced stream)
-    return Stream.fromChannel(Channel.fromTransform((upstream, scope) =>
-      Effect.withFiber((fiber) => Channel.toTransform(Stream.toChannel(Telemetry.tracing(fiber) ? traced() : stream))(upstream, scope))
-    ))
+    return stream
   }
 
   const modelsHealth = Effect.gen(function*() {

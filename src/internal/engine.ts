@@ -1055,6 +1055,18 @@ export const make = (options: {
 
   /** Records a success; an open one (a commit point) is settled later. */
   const succeeded = <A>(state: RequestState, a: Admitted, value: A, now: number, open: boolean, usage: ((a: A) => Guard.Usage | undefined) | undefined): Effect.Effect<Routed<A>> => {
+    const r = routedOf(state, a, value, now)
+    return open ? Effect.succeed(r.routed) : Effect.as(r.settleNow({ _tag: "Success", usage: usage?.(value) }, now), r.routed)
+  }
+
+  /**
+   * A success's record and routing, in plain code; `settleNow` settles it at once (a one-shot call), else
+   * `routed.settle` does when the answer ends (an open stream).
+   */
+  const routedOf = <A>(state: RequestState, a: Admitted, value: A, now: number): {
+    readonly routed: Routed<A>
+    readonly settleNow: (end: AttemptEnd, now1: number) => Effect.Effect<{ readonly restart: boolean }>
+  } => {
     const t = a.target
     const at = state.attempts.length
     const record: AttemptRecord = {
@@ -1135,8 +1147,7 @@ export const make = (options: {
       }
     }
     const routed: Routed<A> = { value, requestId: state.info.id, target: t, tier: a.tier, attempts: state.attempts, settle }
-    if (open) return Effect.succeed(routed)
-    return Effect.as(settleAt({ _tag: "Success", usage: usage?.(value) }, now).pipe(Effect.tap(() => Effect.sync(() => (settled = true)))), routed)
+    return { routed, settleNow: (end, now1) => settleAt(end, now1).pipe(Effect.tap(() => Effect.sync(() => (settled = true)))) }
   }
 
   /**
@@ -1162,7 +1173,10 @@ export const make = (options: {
       const a = chosen
       state.hedgeable = false
       const ended = (exit: Exit.Exit<A, BedrockError.BedrockError>): Effect.Effect<Routed<A>, MuxError> =>
-        afterAttempt(state, a, exit, clock.currentTimeMillisUnsafe(), routeOptions.open === true, routeOptions.usage).pipe(
+        // an open success (a stream at its commit point) in plain code: nothing to settle until the answer ends
+        Exit.isSuccess(exit) && routeOptions.open === true
+          ? Effect.succeed(routedOf(state, a, exit.value, clock.currentTimeMillisUnsafe()).routed)
+          : afterAttempt(state, a, exit, clock.currentTimeMillisUnsafe(), routeOptions.open === true, routeOptions.usage).pipe(
           Effect.flatMap((done) => done ?? routeLoop(state, run, routeOptions)),
           onStoreError
         )

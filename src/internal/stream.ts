@@ -38,6 +38,7 @@ import type * as Policy from "../Policy.ts"
 import type { Routing } from "../Routing.ts"
 import type * as Deadlines from "./deadlines.ts"
 import type * as Engine from "./engine.ts"
+import * as Telemetry from "./telemetry.ts"
 import { estimateOutputTokens } from "./tokens.ts"
 import { fromSdk } from "./usage.ts"
 
@@ -279,10 +280,12 @@ export const make = (options: {
   /** the request as the SDK's own call, where the target's runtime offers one */
   readonly raw?: ((target: Engine.Target, ctx: Engine.AttemptContext) => RawStream | undefined) | undefined
   readonly routing: (routed: Engine.Routed<unknown>) => Routing
-}): Stream.Stream<MuxStream.Event, MuxError> =>
+  /** the stream with the request's span around it, run instead where a tracer is installed */
+  readonly traced?: ((plain: Stream.Stream<MuxStream.Event, MuxError>) => Stream.Stream<MuxStream.Event, MuxError>) | undefined
+}): Stream.Stream<MuxStream.Event, MuxError> => {
   // a channel of its own rather than Stream.unwrap: its setup is one step, and its finalizer goes straight
   // into the channel's scope
-  Stream.fromChannel(Channel.fromTransform((_, channelScope) =>
+  const body = (channelScope: Scope.Scope) =>
     Effect.flatMap(options.engine.start(options.start), (request) =>
       Effect.withFiber((fiber) => {
     const { engine, settings } = options
@@ -462,4 +465,14 @@ export const make = (options: {
     const pull = next as Pull.Pull<readonly [MuxStream.Event, ...Array<MuxStream.Event>], MuxError>
     return Effect.as(Scope.addFinalizer(channelScope, finalizer), pull)
       }))
+  const plain = Stream.fromChannel(Channel.fromTransform((_, scope) => body(scope)))
+  const traced = options.traced
+  if (traced === undefined) return plain
+  // the span only where a tracer is installed, decided when the stream runs: the untraced stream is one
+  // channel (measured: time to first token, bench/results/README.md)
+  return Stream.fromChannel(Channel.fromTransform((upstream, scope) =>
+    Effect.withFiber((fiber) =>
+      Telemetry.tracing(fiber) ? Channel.toTransform(Stream.toChannel(traced(plain)))(upstream, scope) : body(scope)
+    )
   ))
+}
