@@ -41,6 +41,8 @@ import type {
 import { Clock, type Config, Context, Duration, Effect, Layer, Random, Stream } from "effect"
 import * as BedrockError from "./BedrockError.ts"
 import { BedrockRuntime, type Service as RuntimeService } from "./BedrockRuntime.ts"
+import * as BreakerGuard from "./internal/breakerGuard.ts"
+import * as CooldownGuard from "./internal/cooldownGuard.ts"
 import * as Deadlines from "./internal/deadlines.ts"
 import * as Engine from "./internal/engine.ts"
 import type * as Guard from "./internal/guard.ts"
@@ -176,6 +178,12 @@ export interface ModelHealth {
   readonly errorRate: number
   /** breaker-counted failures within the last minute */
   readonly windowFailures: number
+  /**
+   * the failures the breaker counts now, from its own state: within its
+   * `window` while closed; its `failures` threshold while open or half-open
+   * (it opened on that many). Unlike `windowFailures`, `resetStats` leaves it.
+   */
+  readonly breakerFailures: number
   /** attempts per minute, averaged over the breaker window */
   readonly attemptsPerMinute: number
   readonly latencyMs: { readonly p50: number; readonly p95: number; readonly p99: number; readonly mean: number }
@@ -199,7 +207,7 @@ export interface ModelHealth {
  * @since 0.1.0
  */
 export interface Health {
-  /** healthy: every model available; degraded: some; unhealthy: none */
+  /** healthy: every model available; degraded: some; unhealthy: none (an empty pool too) */
   readonly status: "healthy" | "degraded" | "unhealthy"
   readonly models: ReadonlyArray<ModelHealth>
 }
@@ -231,7 +239,8 @@ export interface Stats {
 }
 
 /**
- * For load-balancer probes: 503 only when no model can take traffic.
+ * For load-balancer probes: 503 only when no model can take traffic (an
+ * empty pool included).
  * @since 0.1.0
  */
 export interface SimpleHealth {
@@ -304,6 +313,14 @@ export interface Service {
   /**
    * Takes a model (by target or modelId) out of the pool while requests run;
    * attempts already on it finish. False when there is no such model.
+   *
+   * With the mux's own in-memory store (no `MuxStore` provided), the model's
+   * breaker and throttle cooldowns are forgotten: added again, it starts
+   * closed and not cooling (its quota windows stay: they count what was
+   * sent). A provided store (shared through `MuxStore.layerMemory` or Redis)
+   * keeps them: other muxes or processes may still route to the model, and
+   * its state is the truth about it there. An attempt still in flight on it
+   * reports to its state when it ends.
    */
   readonly removeModel: (target: string) => Effect.Effect<boolean>
   /** zeroes the request and model statistics of `stats` and `health` (breakers, cooldowns and quotas stay as they are) */
@@ -430,7 +447,8 @@ export const make = Effect.fnUntraced(function*(
       : []
   )
   if (checked.length + unknown.length > 0) return yield* new MuxConfig.MuxConfigError({ problems: [...checked, ...unknown] })
-  const store = (yield* MuxStore.MuxStore) ?? MuxStore.makeMemory()
+  const provided = yield* MuxStore.MuxStore
+  const store = provided ?? MuxStore.makeMemory()
   const instance = ((yield* Random.nextInt) >>> 0).toString(36)
   const observer = yield* Telemetry.makeObserver(policy.name)
   const env: Guard.Env = { name: policy.name, store, emit: observer.emit, onStoreError: policy.onStoreError }
@@ -447,15 +465,23 @@ export const make = Effect.fnUntraced(function*(
     selector: policy.selector,
     runtimes: (m) => (m.client === undefined ? defaultRuntime : clients.get(m.client)!)
   })
-  return BedrockMux.of(makeService(engine, policy, observer, clients))
+  // a removed model's breaker and cooldowns are forgotten only in a store of this mux's own: a store provided to it
+  // (shared with other muxes or processes) keeps them, for those that still route to the model
+  const forget: Forget | undefined = provided !== undefined ? undefined : (target) =>
+    Effect.ignore(Effect.andThen(BreakerGuard.forget(store, policy.name, target), CooldownGuard.forget(store, policy.name, target)))
+  return BedrockMux.of(makeService(engine, policy, observer, clients, forget))
 })
+
+/** Forgets a removed model's guard states (breaker, cooldowns), by target. */
+type Forget = (target: string) => Effect.Effect<void>
 
 
 const makeService = (
   engine: Engine.Engine,
   policy: Policy.Policy,
   observer: Telemetry.Observer,
-  clients: ReadonlyMap<string, RuntimeService>
+  clients: ReadonlyMap<string, RuntimeService>,
+  forget: Forget | undefined
 ): Service => {
   /** The request span's attributes (GenAI conventions); bodies only when the policy opts in. */
   const spanAttributes = (operation: MuxEvent.Operation, request: MuxRequest, options: ConverseOptions) => ({
@@ -678,6 +704,7 @@ const makeService = (
         refusals: t.stats.refusals,
         errorRate: ok + failed === 0 ? 0 : failed / (ok + failed),
         windowFailures: failed,
+        breakerFailures: b?.failures ?? 0,
         attemptsPerMinute: ((ok + failed) * 60) / t.stats.window.windowSeconds,
         latencyMs: {
           p50: t.stats.latency.quantile(0.5),
@@ -702,7 +729,8 @@ const makeService = (
 
   const health = Effect.map(modelsHealth, (models): Health => {
     const up = models.filter((m) => m.available).length
-    return { status: up === models.length ? "healthy" : up === 0 ? "unhealthy" : "degraded", models }
+    // an empty pool (every model removed) cannot serve: unhealthy, as a request fails with NoModelsAvailable
+    return { status: up === 0 ? "unhealthy" : up === models.length ? "healthy" : "degraded", models }
   })
 
   const stats = Effect.map(modelsHealth, (models): Stats => {
@@ -750,6 +778,7 @@ const makeService = (
     Effect.gen(function*() {
       const removed = yield* engine.removeModel(target)
       if (removed === undefined) return false
+      if (forget !== undefined) yield* forget(removed.model.target)
       const at = yield* Clock.currentTimeMillis
       yield* observer.emit({ _tag: "ModelRemoved", at, modelId: removed.model.modelId, target: removed.model.target })
       return true

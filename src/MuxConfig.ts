@@ -24,7 +24,10 @@
  *
  * Durations are milliseconds (a number) or Effect duration strings
  * ("30 seconds", "500 millis"; units nanos to weeks). Without a `timeout`, the
- * attempt timeout is the default 30 s cut to the deadline.
+ * attempt timeout is the default 30 s cut to the deadline. Without a
+ * `deadline`, it is 60 s, or the longest timeout × the attempts when that is
+ * longer (`defaultTimeoutMs: 120000` with `maxRetries: 3`: 480 s); a given
+ * `deadline` shorter than a timeout is a problem.
  *
  * @example
  * ```ts
@@ -212,12 +215,31 @@ type DeepPartial<T> = T extends Duration.Duration ? T
 /** What the cross-field checks read: decoded fields, or what could be salvaged of a config that failed to decode. */
 type Checked = DeepPartial<Omit<Fields, "models">> & { readonly models: ReadonlyArray<Partial<typeof ModelEntry.Type>> }
 
+/**
+ * The request deadline of a config: its `deadline` when it gives one. Without
+ * one, the default (60 s), or longer when a timeout is set (`timeout`,
+ * `defaultTimeoutMs`, a model's): the longest timeout × the attempts, the
+ * longest the aws-samples multiplexer (which has no request deadline) could
+ * take. So `defaultTimeoutMs: 120000` decodes as it did there, and a config
+ * with a short timeout keeps the default deadline. Pure.
+ */
+const deadlineOf = (f: Checked): Duration.Duration => {
+  if (f.deadline !== undefined) return f.deadline
+  let longest = 0
+  for (const d of [f.timeout, f.defaultTimeoutMs, ...f.models.map((m) => m.timeout)]) {
+    if (d !== undefined && Duration.isFinite(d) && ms(d) > longest) longest = ms(d)
+  }
+  const attempts = f.attempts ?? (f.maxRetries !== undefined ? f.maxRetries + 1 : Policy.defaults.attempts)
+  const derived = longest * attempts
+  return Number.isFinite(derived) && derived > ms(Policy.defaults.deadline) ? Duration.millis(derived) : Policy.defaults.deadline
+}
+
 /** Cross-field checks on decoded fields; every problem, in order. Pure. */
 const check = (f: Checked): Array<Problem> => {
   const problems: Array<Problem> = []
   const seen = new Map<string, number>()
   let primary = false
-  const deadline = f.deadline ?? Policy.defaults.deadline
+  const deadline = deadlineOf(f)
   /** a duration that must be above 0 (its documented range excludes 0) */
   const positive = (path: string, d: Duration.Duration | undefined, allowed: string, what = path.slice(path.lastIndexOf(".") + 1)) => {
     if (d !== undefined && ms(d) <= 0) problems.push({ path, message: `${what} must be positive; allowed: ${allowed}` })
@@ -329,7 +351,7 @@ const toConfig = (f: Fields): MuxConfig => {
   }
   const b = f.breaker ?? {}
   const c = f.cooldowns ?? {}
-  const deadline = f.deadline ?? Policy.defaults.deadline
+  const deadline = deadlineOf(f)
   const st = f.stream ?? {}
   const policy = Policy.make(Route.fromModels(models), {
     name: f.name ?? "default",

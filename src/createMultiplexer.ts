@@ -10,8 +10,8 @@
  *   original's order, before `processRequest` settles: `request`, then per
  *   attempt `model-selected`, `model-invocation-start`,
  *   `model-invocation-complete` (and `error(errorResponse, outcome)` when it
- *   failed, then `stats`), then `success(response, outcome)` or the final
- *   `error(error, null)`. With no listener for a derived event, nothing
+ *   failed or timed out, then `stats`), then `success(response, outcome)` and
+ *   `stats`, or the final `error(error, null)`. With no listener for a derived event, nothing
  *   subscribes to `mux.events`.
  * - Errors: fail-fast → `FailFastError` (`.outcome`, `.errorResponse`, the
  *   SDK exception as `cause`); a timeout with no model left → `TimeoutError`
@@ -387,6 +387,8 @@ export class BedrockMultiplexer extends EventEmitter {
       const attempts = res.routing.attempts
       this.emit("success", res, outcomeOf(attempts[attempts.length - 1]!, this.#now()))
     }
+    // then the stats, the success counted, as the original: `success`, then `stats`
+    if (this.listenerCount("stats") > 0) this.emit("stats", this.getStats())
     return res
   }
 

@@ -29,6 +29,66 @@ const tiersOf = (r: Route.Route | undefined) => r?.tiers.map((t) => t.map((m) =>
 
 const sim = BedrockSimulator.BedrockSimulator.layer({ models: { "*": {} }, unknownModels: "default" })
 
+describe("MuxConfig: the deadline when only a timeout is given", () => {
+  it.effect("the aws-samples JSON with defaultTimeoutMs: 120000 decodes: the deadline is the timeout × the attempts", () =>
+    Effect.gen(function*() {
+      const models = [{ modelId: "a", weight: 100, isFallback: false }]
+      const config = yield* MuxConfig.decode({ models, defaultTimeoutMs: 120_000, maxRetries: 3 })
+      assert.deepStrictEqual([ms(config.timeout), ms(config.deadline)], [120_000, 480_000])
+      // MuxConfig.decodeSync too (it threw "longer than the deadline 60000 ms")
+      assert.strictEqual(ms(MuxConfig.decodeSync({ models, defaultTimeoutMs: 120_000 }).deadline), 480_000)
+      // the same through BedrockMux.layerConfig reading MODEL_CONFIG
+      const policy = yield* Effect.map(Effect.service(BedrockMux), (m) => m.policy).pipe(
+        Effect.provide(BedrockMux.layerConfig().pipe(Layer.provide(sim))),
+        Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env: { MODEL_CONFIG: JSON.stringify({ models, defaultTimeoutMs: 120_000 }) } })))
+      )
+      assert.strictEqual(ms(policy.deadline), 480_000)
+    }))
+
+  it.effect("a short timeout keeps the default 60 s; a per-model or `timeout` key counts; attempts or maxRetries set the factor", () =>
+    Effect.gen(function*() {
+      const deadline = (input: MuxConfig.Input) => Effect.map(MuxConfig.decode(input), (c) => ms(c.deadline))
+      assert.strictEqual(yield* deadline({ models: [{ modelId: "a" }], timeout: 5_000 }), 60_000)
+      assert.strictEqual(yield* deadline({ models: [{ modelId: "a" }] }), 60_000)
+      assert.strictEqual(yield* deadline({ models: [{ modelId: "a", timeout: "40 seconds" }], attempts: 2 }), 80_000)
+      assert.strictEqual(yield* deadline({ models: [{ modelId: "a" }], timeout: "1 minute" }), 240_000)
+      assert.strictEqual(yield* deadline({ models: [{ modelId: "a" }], timeout: 30_000, maxRetries: 1 }), 60_000)
+    }))
+
+  it.effect("an explicit deadline is kept, and one shorter than a timeout is still a problem", () =>
+    Effect.gen(function*() {
+      assert.strictEqual(ms((yield* MuxConfig.decode({ models: [{ modelId: "a" }], timeout: 1_000, deadline: 5_000 })).deadline), 5_000)
+      const error = yield* problemsOf({ models: [{ modelId: "a", timeout: 20_000 }], defaultTimeoutMs: 120_000, deadline: 90_000 })
+      assert.deepStrictEqual(error.problems.map((p) => p.path), ["defaultTimeoutMs"])
+      assert.match(error.problems[0]!.message, /120000 ms is longer than the deadline 90000 ms/)
+    }))
+
+  it("property: without a deadline, it is max(60 s, the longest timeout × the attempts), and every timeout fits in it", () => {
+    fc.assert(
+      fc.property(
+        fc.option(fc.integer({ min: 1, max: 600_000 }), { nil: undefined }),
+        fc.option(fc.integer({ min: 1, max: 600_000 }), { nil: undefined }),
+        fc.array(fc.option(fc.integer({ min: 1, max: 600_000 }), { nil: undefined }), { minLength: 1, maxLength: 3 }),
+        fc.option(fc.integer({ min: 1, max: 8 }), { nil: undefined }),
+        (timeout, defaultTimeoutMs, modelTimeouts, attempts) => {
+          const config = MuxConfig.decodeSync({
+            models: modelTimeouts.map((t, i) => ({ modelId: `m${i}`, ...(t !== undefined ? { timeout: t } : {}) })),
+            ...(timeout !== undefined ? { timeout } : {}),
+            ...(defaultTimeoutMs !== undefined ? { defaultTimeoutMs } : {}),
+            ...(attempts !== undefined ? { attempts } : {})
+          })
+          const longest = Math.max(0, ...[timeout, defaultTimeoutMs, ...modelTimeouts].filter((t): t is number => t !== undefined))
+          const expected = Math.max(60_000, longest * (attempts ?? 4))
+          assert.strictEqual(ms(config.deadline), expected)
+          assert.isAtMost(ms(config.timeout), expected)
+          for (const m of Policy.models(config)) if (m.timeout !== undefined) assert.isAtMost(ms(m.timeout), expected)
+        }
+      ),
+      { seed: 7, numRuns: 200 }
+    )
+  })
+})
+
 describe("MuxConfig: the aws-samples shape decodes unchanged", () => {
   it.effect("a bare array of { modelId, weight, isFallback }", () =>
     Effect.gen(function*() {

@@ -207,15 +207,26 @@ describe("options", () => {
     expect([sameKeys, deep, modelKeys, ...sections].every((b) => b)).toBe(true)
   })
 
-  it("defaultTimeoutMs: 120000 is valid: the deadline is derived from the timeout and the attempts", () => {
+  it("defaultTimeoutMs: 120000 is valid: the deadline is derived from the timeout and the attempts, by MuxConfig's rule", () => {
     const long = createMultiplexer(models, { defaultTimeoutMs: 120_000, bedrockRuntime: sim })
     closers.push(() => long.destroy())
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 300_000 }), fc.integer({ min: 0, max: 10 }), (timeout, maxRetries) => {
-        const config = MuxConfig.decodeSync(toMuxInput(models, { defaultTimeoutMs: timeout, maxRetries }))
-        return Duration.toMillis(config.deadline) === timeout * (maxRetries + 1) &&
-          Duration.toMillis(config.timeout) === timeout
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 300_000 }),
+        fc.integer({ min: 0, max: 10 }),
+        fc.option(fc.integer({ min: 1, max: 300_000 }), { nil: undefined }),
+        (timeout, maxRetries, modelTimeout) => {
+          const pool = modelTimeout === undefined ? models : [{ ...models[0]!, timeout: modelTimeout }, models[1]!]
+          const options = { defaultTimeoutMs: timeout, maxRetries }
+          const config = MuxConfig.decodeSync(toMuxInput(pool, options))
+          // the same JSON through MuxConfig alone (BedrockMux.layerConfig's path) decodes to the same deadline
+          const json = MuxConfig.decodeSync({ models: pool, ...options })
+          const longest = Math.max(timeout, modelTimeout ?? 0) * (maxRetries + 1)
+          return Duration.toMillis(config.deadline) === Math.max(60_000, longest) &&
+            Duration.toMillis(json.deadline) === Duration.toMillis(config.deadline) &&
+            Duration.toMillis(config.timeout) === timeout
+        }
+      ),
       { seed: 12 }
     )
     // an explicit deadline is kept, and still checked against the timeout

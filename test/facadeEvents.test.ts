@@ -9,7 +9,7 @@ import { Effect } from "effect"
 import { TestClock } from "effect/testing"
 import { makeTranslator } from "../src/internal/facade/events.ts"
 import * as FacadeRefusal from "../src/internal/facade/refusal.ts"
-import { Model, type MuxEvent, OutcomeType, Refusal } from "../src/index.ts"
+import { ErrorType, Model, type MuxEvent, OutcomeType, Refusal } from "../src/index.ts"
 
 const models = [Model.make({ modelId: "a" }), Model.make({ modelId: "b", isFallback: true })]
 const started = (requestId: string, modelId: string, attempt: number, tier = 0): MuxEvent.MuxEvent => ({
@@ -37,7 +37,8 @@ describe("the event translation", () => {
     push({ _tag: "RequestEnded", at: 9, requestId: "r1", operation: "converse", outcome: "success", modelId: "b", error: undefined, durationMs: 9, attempts: 2, usage: undefined, timeToFirstTokenMs: undefined })
     assert.deepStrictEqual(names(out), [
       "model-selected", "model-invocation-start", "model-invocation-complete", "refusal-classification", "refusal-detected", "error", "stats",
-      "model-selected", "model-invocation-start", "model-invocation-complete", "refusal-classification", "stats"
+      // the success's `stats` is the facade's, after its `success`: RequestEnded adds nothing
+      "model-selected", "model-invocation-start", "model-invocation-complete", "refusal-classification"
     ])
     assert.deepStrictEqual(out[0], ["model-selected", "a", false, 0])
     assert.deepStrictEqual(out[3], ["refusal-classification", "a", true, 0.9, 2])
@@ -63,6 +64,33 @@ describe("the event translation", () => {
     assert.deepStrictEqual(t.translate(ended("r1", "a", "success", undefined, "priority"), false)[1], ["tier-escalation-success", "a", "priority"])
     t.translate({ _tag: "Escalated", at: 1, requestId: "r2", modelId: "a", target: "a", serviceTier: "priority" }, false)
     assert.deepStrictEqual(t.translate(ended("r2", "a", "failure", "Throttled", "priority"), false)[1], ["tier-escalation-failure", "a", "priority", "Throttled"])
+  })
+
+  it("an attempt cut off at its timeout is an error(timeout response, FAIL_FAST) then stats; a hedge's loser or the caller's interrupt is not", () => {
+    const t = makeTranslator(models)
+    const interrupted = (requestId: string, extra: Record<string, unknown>): MuxEvent.MuxEvent => ({
+      _tag: "AttemptEnded",
+      at: 7,
+      requestId,
+      record: { modelId: "a", target: "a", outcome: "interrupted", durationMs: 301, ...extra }
+    })
+    const timedOut = t.translate(interrupted("r1", { reason: "DeadlineExceeded", decision: "failover", message: "attempt timeout of 300 ms expired; the request was aborted" }), true)
+    assert.deepStrictEqual(names(timedOut), ["model-invocation-complete", "error", "stats"])
+    const [, error, outcome] = timedOut[1] as unknown as readonly [string, Record<string, unknown>, Record<string, unknown>]
+    assert.deepInclude(error, { code: 500, message: "Request timed out after 300ms", errorType: ErrorType.TIMEOUT, retryable: true, modelId: "a" })
+    assert.deepStrictEqual(error["details"], { name: "TimeoutError", reason: "DeadlineExceeded", decision: "failover" })
+    assert.deepStrictEqual(outcome, { modelId: "a", type: OutcomeType.FAIL_FAST, latency: 301, timestamp: new Date(7), error })
+    // the request deadline cut it off: the limit named is the deadline's
+    const deadline = t.translate(interrupted("r2", { reason: "DeadlineExceeded", message: "request deadline of 5000 ms expired; the request was aborted" }), false)
+    assert.strictEqual((deadline[1]![1] as { readonly message: string }).message, "Request timed out after 5000ms")
+    // no reason: a hedge that lost, or the caller gave up
+    assert.deepStrictEqual(names(t.translate(interrupted("r3", { decision: "hedge-lost" }), true)), ["model-invocation-complete"])
+    assert.deepStrictEqual(names(t.translate(interrupted("r4", {}), true)), ["model-invocation-complete"])
+    // an escalated attempt that timed out is the escalation's failure, with the timeout's message
+    t.translate({ _tag: "Escalated", at: 1, requestId: "r5", modelId: "a", target: "a", serviceTier: "priority" }, false)
+    const escalated = t.translate(interrupted("r5", { reason: "DeadlineExceeded", serviceTier: "priority", message: "attempt timeout of 300 ms expired; the request was aborted" }), false)
+    assert.deepStrictEqual(escalated[1], ["tier-escalation-failure", "a", "priority", "Request timed out after 300ms"])
+    assert.deepStrictEqual(names(escalated), ["model-invocation-complete", "tier-escalation-failure", "error"])
   })
 
   it("a skipped model is model-circuit-open-skipped only when its breaker kept it out; pool changes follow the model's own tier", () => {

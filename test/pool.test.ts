@@ -3,8 +3,9 @@
  * `mux.removeModel` on the simulator. Where a model joins the route (by its
  * tier, beside the models of that tier, also after a tier emptied), the
  * routes of its labels, what a request already routing keeps, the events,
- * and bad entries. The pure placement (`insertAt`) is checked on random
- * routes.
+ * and bad entries; an emptied pool's health; a removed model's breaker and
+ * cooldown forgotten (kept in a provided store). The pure placement
+ * (`insertAt`) is checked on random routes.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Stream } from "effect"
@@ -14,6 +15,7 @@ import { BedrockMux, type MuxRequest } from "../src/BedrockMux.ts"
 import { BedrockSimulator } from "../src/BedrockSimulator.ts"
 import { insertAt } from "../src/internal/engine.ts"
 import * as Model from "../src/Model.ts"
+import * as MuxStore from "../src/MuxStore.ts"
 import * as Route from "../src/Route.ts"
 import type * as MuxConfig from "../src/MuxConfig.ts"
 import type * as SimulatorScript from "../src/SimulatorScript.ts"
@@ -112,6 +114,71 @@ describe("mux.addModel / mux.removeModel", () => {
       assert.deepStrictEqual(yield* problems({ modelId: "x", isFallbak: true } as Model.Input), ["isFallbak"])
       assert.deepStrictEqual(yield* mux.models, before)
     }).pipe(Effect.provide(muxOn({ models: [{ modelId: "a" }] }, ["a", "x"]))))
+})
+
+describe("mux.removeModel: health and guard state", () => {
+  it.effect("an empty pool is unhealthy: health, simpleHealth 503, and a request fails with NoModelsAvailable", () =>
+    Effect.gen(function*() {
+      const mux = yield* BedrockMux
+      assert.strictEqual((yield* mux.health).status, "healthy")
+      assert.isTrue(yield* mux.removeModel("a"))
+      assert.strictEqual((yield* mux.health).status, "healthy")
+      assert.isTrue(yield* mux.removeModel("b"))
+      const health = yield* mux.health
+      assert.deepStrictEqual([health.status, health.models.length], ["unhealthy", 0])
+      assert.deepStrictEqual(yield* mux.simpleHealth, { status: "unhealthy", code: 503 })
+      const error = yield* Effect.flip(mux.converse(hello))
+      assert.strictEqual(error.reason._tag, "NoModelsAvailable")
+      // a model added back serves, and health says so
+      yield* mux.addModel({ modelId: "a" })
+      assert.deepStrictEqual(yield* mux.simpleHealth, { status: "healthy", code: 200 })
+    }).pipe(Effect.provide(muxOn({ models: [{ modelId: "a" }, { modelId: "b", isFallback: true }] }, ["a", "b"]))))
+
+  const failingTwice = { a: { faults: [{ when: { calls: [1, 2] }, do: { kind: "error" as const, error: "ServiceUnavailableException" as const } }] } }
+  const twoFailures = { models: [{ modelId: "a" }, { modelId: "b", isFallback: true }], breaker: { failures: 2 } }
+  const healthOf = (mux: BedrockMux["Service"], id: string) => Effect.map(mux.health, (h) => h.models.find((m) => m.modelId === id)!)
+
+  it.effect("a removed model's breaker is forgotten: added again it is closed, counts no failures and takes the next request", () =>
+    Effect.gen(function*() {
+      const mux = yield* BedrockMux
+      assert.deepStrictEqual(yield* answeredBy(2), ["b", "b"])
+      const open = yield* healthOf(mux, "a")
+      // the breaker's own count: open on 2 failures reads 2, after a resetStats too
+      assert.deepStrictEqual([open.breaker, open.breakerFailures, open.available], ["open", 2, false])
+      yield* mux.resetStats
+      assert.deepStrictEqual([(yield* healthOf(mux, "a")).breaker, (yield* healthOf(mux, "a")).breakerFailures], ["open", 2])
+      yield* mux.removeModel("a")
+      yield* mux.addModel({ modelId: "a" })
+      const fresh = yield* healthOf(mux, "a")
+      assert.deepStrictEqual([fresh.breaker, fresh.breakerFailures, fresh.available], ["closed", 0, true])
+      assert.deepStrictEqual(yield* answeredBy(1), ["a"])
+    }).pipe(Effect.provide(muxOn(twoFailures, ["a", "b"], failingTwice))))
+
+  it.effect("a removed model's throttle cooldown is forgotten: added again it is not cooling", () =>
+    Effect.gen(function*() {
+      const mux = yield* BedrockMux
+      assert.deepStrictEqual(yield* answeredBy(1), ["b"])
+      assert.strictEqual((yield* healthOf(mux, "a")).unavailable, "cooldown")
+      yield* mux.removeModel("a")
+      yield* mux.addModel({ modelId: "a" })
+      const fresh = yield* healthOf(mux, "a")
+      assert.deepStrictEqual([fresh.available, fresh.cooldown], [true, undefined])
+      assert.deepStrictEqual(yield* answeredBy(1), ["a"])
+    }).pipe(Effect.provide(muxOn(
+      { models: [{ modelId: "a" }, { modelId: "b", isFallback: true }] },
+      ["a", "b"],
+      { a: { faults: [{ when: { calls: [1] }, do: { kind: "error", error: "ThrottlingException" } }] } }
+    ))))
+
+  it.effect("with a store provided to the mux (shared), removal keeps the model's breaker: added again it is still open", () =>
+    Effect.gen(function*() {
+      const mux = yield* BedrockMux
+      assert.deepStrictEqual(yield* answeredBy(2), ["b", "b"])
+      yield* mux.removeModel("a")
+      yield* mux.addModel({ modelId: "a" })
+      assert.strictEqual((yield* healthOf(mux, "a")).breaker, "open")
+      assert.deepStrictEqual(yield* answeredBy(1), ["b"])
+    }).pipe(Effect.provide(muxOn(twoFailures, ["a", "b"], failingTwice).pipe(Layer.provide(MuxStore.layerMemory)))))
 })
 
 describe("insertAt (where an added model goes)", () => {

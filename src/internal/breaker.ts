@@ -204,6 +204,16 @@ export const recoversAt = (settings: BreakerSettings, state: BreakerState, now: 
   return s._tag === "Open" ? s.until : now
 }
 
+/**
+ * The failures a breaker counts now, for health: while closed, its counted
+ * failures within the window; while open or half-open, `failures` (it opened
+ * on that many; the open state keeps no list of them).
+ */
+export const failureCount = (settings: BreakerSettings, state: BreakerState, now: number): number => {
+  const s = current(state, now)
+  return s._tag === "Closed" ? prune(s.failures, now, settings.windowMs).length : settings.failures
+}
+
 /** The public name of a state. */
 export const stateName = (state: BreakerState, now: number): "closed" | "open" | "half-open" => {
   const s = current(state, now)

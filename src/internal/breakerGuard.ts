@@ -7,11 +7,11 @@
  * transitions touch the store.
  */
 import { Duration, Effect } from "effect"
-import type { StoreError } from "../MuxStore.ts"
+import type { Service as Store, StoreError } from "../MuxStore.ts"
 import type { Target } from "../Target.ts"
 import * as Breaker from "./breaker.ts"
 import * as Guard from "./guard.ts"
-import { keyCache } from "./keys.ts"
+import { keyCache, keyOf as storeKey } from "./keys.ts"
 
 export const settingsOf = (s: Guard.BreakerSettings): Breaker.BreakerSettings => ({
   failures: s.failures,
@@ -45,6 +45,13 @@ export const make = (settings: Guard.BreakerSettings, env: Guard.Env) =>
       if (c._tag === "Closed" && weight === 1) return CLOSED
       const recoversAt = Breaker.recoversAt(s, c, now)
       return { admits, weight, why: "breaker", free: c._tag === "Closed", ...(recoversAt !== undefined ? { recoversAt } : {}) }
+    }
+
+    /** `viewOf`, with the failures the breaker counts (for health) */
+    const healthOf = (state: Breaker.BreakerState | undefined, now: number): Guard.View => {
+      const view = viewOf(state, now)
+      const failures = state === undefined ? 0 : Breaker.failureCount(s, state, now)
+      return failures === 0 ? view : { ...view, failures }
     }
 
     /** Announces a change of the public state name (an Open past its interval was open until this change). */
@@ -126,7 +133,7 @@ export const make = (settings: Guard.BreakerSettings, env: Guard.Env) =>
       admitUnsafe: (target, _request, view, now) => (view.free === true ? freePermit(target, now) : undefined),
       health: (targets, now) =>
         states.getMany(targets.map(keyOf)).pipe(
-          Effect.map((all) => all.map((st) => viewOf(st, now))),
+          Effect.map((all) => all.map((st) => healthOf(st, now))),
           Effect.orElseSucceed(() => targets.map(() => CLOSED))
         )
     }
@@ -134,3 +141,10 @@ export const make = (settings: Guard.BreakerSettings, env: Guard.Env) =>
   })
 
 const CLOSED: Guard.View = { admits: true, weight: 1, free: true }
+
+/**
+ * Forgets the breaker state of `target` (a pool key) in `store`, under the
+ * mux's `namespace`: the model starts closed, with no failures counted.
+ */
+export const forget = (store: Store, namespace: string, target: string): Effect.Effect<void, StoreError> =>
+  store.states("breaker", Breaker.BreakerState).modify(storeKey(namespace, target), () => [undefined, undefined] as const)

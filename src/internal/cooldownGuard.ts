@@ -12,11 +12,11 @@
  */
 import { Clock, Duration, Effect } from "effect"
 import type * as BedrockError from "../BedrockError.ts"
-import type { StoreError } from "../MuxStore.ts"
+import type { Service as Store, StoreError } from "../MuxStore.ts"
 import type { Target } from "../Target.ts"
 import * as Cooldown from "./cooldown.ts"
 import * as Guard from "./guard.ts"
-import { keyCache } from "./keys.ts"
+import { keyCache, keyOf } from "./keys.ts"
 
 export const settingsOf = (s: Guard.CooldownSettings): Cooldown.CooldownSettings => ({
   baseMs: Duration.toMillis(s.base),
@@ -30,14 +30,17 @@ export const settingsOf = (s: Guard.CooldownSettings): Cooldown.CooldownSettings
 
 type Tier = "default" | "priority" | "reserved"
 
+/** Each tier's key suffix. */
+const SUFFIX: Record<Tier, string> = { default: "", priority: "#priority", reserved: "#reserved" }
+
 export const make = (settings: Guard.CooldownSettings, env: Guard.Env) =>
   Effect.map(Effect.scope, (scope) => {
     const s = settingsOf(settings)
     const states = env.store.states("cooldown", Cooldown.CooldownState)
     const keys: Record<Tier, (t: Target) => string> = {
-      default: keyCache(env.name),
-      priority: keyCache(env.name, "#priority"),
-      reserved: keyCache(env.name, "#reserved")
+      default: keyCache(env.name, SUFFIX.default),
+      priority: keyCache(env.name, SUFFIX.priority),
+      reserved: keyCache(env.name, SUFFIX.reserved)
     }
     const failOpen = env.onStoreError === "allow"
     const storeFailed = <A>(fallback: A) => (e: StoreError): Effect.Effect<A, StoreError> =>
@@ -176,3 +179,11 @@ export const make = (settings: Guard.CooldownSettings, env: Guard.Env) =>
 /** A cooldown just ended: the next request is its trial (a store round trip takes the slot). */
 const TRIAL: Guard.View = { admits: true, weight: 1 }
 
+/**
+ * Forgets the cooldowns of `target` (a pool key) in `store`, under the mux's
+ * `namespace`, at every service tier: the model is not cooling.
+ */
+export const forget = (store: Store, namespace: string, target: string): Effect.Effect<void, StoreError> => {
+  const states = store.states("cooldown", Cooldown.CooldownState)
+  return Effect.forEach(Object.values(SUFFIX), (suffix) => states.modify(keyOf(namespace, target, suffix), () => [undefined, undefined] as const), { discard: true })
+}

@@ -47,6 +47,8 @@ export interface View {
   readonly kind?: string | undefined
   /** it admits only at this service tier (its default tier is held: a throttle's cooldown) */
   readonly serviceTier?: "priority" | "reserved" | undefined
+  /** for health: the failures the guard counts toward keeping the target out (the breaker's), if any */
+  readonly failures?: number | undefined
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   CircuitBreakerState,
   createMultiplexer,
   ErrorType,
+  type ErrorResponse,
   type ModelConfiguration,
   type ModelOutcome,
   MultiplexerError,
@@ -77,7 +78,7 @@ describe("processRequest", () => {
     expect(res.usage?.outputTokens).toBeGreaterThan(0)
   })
 
-  it("emits request, model-selected, model-invocation-start/-complete, stats and success, in order, before it resolves", async () => {
+  it("emits request, model-selected, model-invocation-start/-complete, success then stats, in order, before it resolves", async () => {
     const { mux } = await setup()
     const log: Array<string> = []
     let requestArg: unknown
@@ -92,7 +93,58 @@ describe("processRequest", () => {
     mux.on("success", (response, outcome: ModelOutcome) => log.push(`success ${outcome.type} ${response.stopReason}`))
     await mux.processRequest(input)
     expect(requestArg).toBe(input)
-    expect(log).toEqual(["request", "model-selected false 0", "start string", "complete number", "stats 1", `success ${OutcomeType.SUCCESS} end_turn`])
+    // the original's order: its reportOutcome emits `success`, then `stats` (the success counted)
+    expect(log).toEqual(["request", "model-selected false 0", "start string", "complete number", `success ${OutcomeType.SUCCESS} end_turn`, "stats 1"])
+  })
+
+  it("a failed attempt emits error then stats; the answer after it success then stats", async () => {
+    const unavailableFirst = { faults: [{ when: { calls: [1] }, do: { kind: "error" as const, error: "ServiceUnavailableException" as const } }], answer: "Hello!" }
+    const { mux } = await setup({ models: { "model-primary-1": unavailableFirst, "model-primary-2": unavailableFirst, "model-fallback-1": { answer: "Hello!" } } })
+    const log: Array<string> = []
+    mux.on("model-invocation-complete", () => log.push("complete"))
+    mux.on("error", (e, outcome) => log.push(`error ${e?.code} ${outcome?.type}`))
+    mux.on("stats", (s) => log.push(`stats ${s.failFastCount}/${s.successCount}`))
+    mux.on("success", () => log.push("success"))
+    await mux.processRequest(input)
+    expect(log).toEqual(["complete", `error 503 ${OutcomeType.FAIL_FAST}`, "stats 1/0", "complete", `error 503 ${OutcomeType.FAIL_FAST}`, "stats 2/0", "complete", "success", "stats 2/1"])
+  })
+
+  it("an attempt cut off at its timeout emits error(timeout response, FAIL_FAST) then stats, as the original; the fallback answers", async () => {
+    const models: Array<ModelConfiguration> = [{ modelId: "hangs", weight: 1, isFallback: false }, { modelId: "answers", weight: 1, isFallback: true }]
+    const { mux } = await setup({ models: { hangs: { faults: [{ do: { kind: "hang" } }] }, answers: { answer: "Hello!" } } }, { defaultTimeoutMs: 300 }, models)
+    const log: Array<string> = []
+    const errors: Array<[ErrorResponse | null, ModelOutcome | null]> = []
+    mux.on("model-invocation-complete", (id) => log.push(`complete ${id}`))
+    mux.on("error", (e, outcome) => {
+      errors.push([e, outcome])
+      log.push("error")
+    })
+    mux.on("stats", (s) => log.push(`stats ${s.failFastCount}`))
+    mux.on("success", () => log.push("success"))
+    const res = await mux.processRequest(input)
+    expect(res.routing.modelId).toBe("answers")
+    expect(log).toEqual(["complete hangs", "error", "stats 1", "complete answers", "success", "stats 1"])
+    expect(errors).toHaveLength(1)
+    const [error, outcome] = errors[0]!
+    expect(error).toMatchObject({ code: 500, message: "Request timed out after 300ms", details: { name: "TimeoutError" }, errorType: ErrorType.TIMEOUT, retryable: true, modelId: "hangs" })
+    expect(outcome).toMatchObject({ modelId: "hangs", type: OutcomeType.FAIL_FAST, error })
+    expect(outcome!.latency).toBeGreaterThanOrEqual(290)
+    expect(mux.getStats().failFastCount).toBe(1)
+    expect(mux.getCircuitBreakerStatus()["hangs"]).toEqual({ state: CircuitBreakerState.CLOSED, failureCount: 1 })
+  })
+
+  it("an attempt the caller gives up on did not fail: no error event with an outcome, only the request's final error(error, null)", async () => {
+    const models: Array<ModelConfiguration> = [{ modelId: "hangs", weight: 1, isFallback: false }]
+    const { server, mux } = await setup({ models: { hangs: { faults: [{ do: { kind: "hang" } }] } } }, {}, models)
+    const outcomes: Array<ModelOutcome | null> = []
+    mux.on("error", (_e, outcome) => outcomes.push(outcome))
+    const controller = new AbortController()
+    const pending = mux.processRequest(input, { abortSignal: controller.signal }).then(() => undefined, (e: unknown) => e)
+    while (server.inFlight() === 0) await new Promise((r) => setImmediate(r))
+    controller.abort()
+    expect((await pending as Error).name).toBe("CancelledError")
+    expect(outcomes).toEqual([null])
+    expect(mux.getStats().failFastCount).toBe(0)
   })
 
   it("fails over on a throttle: the next model answers, retryCount counts the attempts before", async () => {

@@ -1,11 +1,12 @@
 /**
  * The original's `addModel` / `removeModel` at run time, over the core's
  * `mux.addModel` / `mux.removeModel`: the pool, stats, health and events
- * follow; a request in flight on a removed model finishes; a bad entry is a
- * `MuxConfigError` (the original accepts anything).
+ * follow; a request in flight on a removed model finishes; an emptied pool
+ * is unhealthy; a re-added model starts with a fresh breaker; a bad entry is
+ * a `MuxConfigError` (the original accepts anything).
  */
 import { afterEach, describe, expect, it } from "vitest"
-import { BedrockSimulator, createMultiplexer, MuxConfig } from "../../src/index.ts"
+import { BedrockSimulator, CircuitBreakerState, createMultiplexer, MultiplexerError, MuxConfig } from "../../src/index.ts"
 import { FakeBedrock } from "../../src/testing/index.ts"
 
 const closers: Array<() => Promise<unknown>> = []
@@ -53,6 +54,50 @@ describe("addModel / removeModel", () => {
     expect((await pending).routing.modelId).toBe("slow")
     expect((await mux.processRequest(input)).routing.modelId).toBe("other")
     expect(server.attempts().map((a) => a.modelId)).toEqual(["slow", "other"])
+  })
+
+  it("a pool emptied by removeModel is unhealthy (503), as processRequest rejects with NO_MODELS_AVAILABLE", async () => {
+    const mux = createMultiplexer([{ modelId: "model-1", weight: 1, isFallback: false }, { modelId: "model-2", weight: 1, isFallback: true }], {
+      bedrockRuntime: BedrockSimulator.layer({ models: { "model-1": {}, "model-2": {} } })
+    })
+    closers.push(() => mux.destroy())
+    mux.removeModel("model-1")
+    expect(mux.isHealthy()).toBe(true)
+    mux.removeModel("model-2")
+    expect(mux.isHealthy()).toBe(false)
+    expect(mux.getSimpleHealthCheck()).toEqual({ status: "unhealthy", code: 503 })
+    expect(mux.getHealthStatus()).toMatchObject({ isHealthy: false, totalModels: 0, healthyModels: 0 })
+    const e = await mux.processRequest(input).then(() => undefined, (x: unknown) => x)
+    expect(e).toBeInstanceOf(MultiplexerError)
+    expect((e as MultiplexerError).code).toBe("NO_MODELS_AVAILABLE")
+    mux.addModel({ modelId: "model-1", weight: 1, isFallback: false })
+    expect(mux.getSimpleHealthCheck()).toEqual({ status: "healthy", code: 200 })
+  })
+
+  it("a removed and re-added model gets a fresh breaker, as the original: CLOSED with no failures, and it takes the next request", async () => {
+    const server = await FakeBedrock.start({
+      models: { a: { faults: [{ when: { calls: [1, 2] }, do: { kind: "error", error: "ServiceUnavailableException" } }], answer: "from a" }, b: { answer: "from b" } }
+    })
+    closers.push(() => server.close())
+    const mux = createMultiplexer([{ modelId: "a", weight: 1, isFallback: false }, { modelId: "b", weight: 1, isFallback: true }], {
+      breaker: { failures: 2 },
+      clientConfig: { region: "us-east-1", endpoint: server.url, credentials }
+    })
+    closers.push(() => mux.destroy())
+    expect((await mux.processRequest(input)).routing.modelId).toBe("b")
+    expect((await mux.processRequest(input)).routing.modelId).toBe("b")
+    // the pair from the breaker's own state: OPEN on 2 failures reads 2, after resetStats too
+    expect(mux.getCircuitBreakerStatus()["a"]).toEqual({ state: CircuitBreakerState.OPEN, failureCount: 2 })
+    mux.resetStats()
+    expect(mux.getCircuitBreakerStatus()["a"]).toEqual({ state: CircuitBreakerState.OPEN, failureCount: 2 })
+    const skipped: Array<string> = []
+    mux.on("model-circuit-open-skipped", (id) => skipped.push(id))
+    mux.removeModel("a")
+    mux.addModel({ modelId: "a", weight: 1, isFallback: false })
+    expect(mux.getCircuitBreakerStatus()["a"]).toEqual({ state: CircuitBreakerState.CLOSED, failureCount: 0 })
+    expect(mux.getModelHealthStatus("a")).toMatchObject({ isHealthy: true, circuitState: CircuitBreakerState.CLOSED })
+    expect((await mux.processRequest(input)).routing.modelId).toBe("a")
+    expect(skipped).toEqual([])
   })
 
   it("an entry is checked like a config entry: a bad one, or one already in the pool, throws MuxConfigError", async () => {

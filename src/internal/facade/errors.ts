@@ -103,6 +103,41 @@ export const errorResponseOf = (record: AttemptRecord | undefined, error?: Bedro
   return { code, message, details }
 }
 
+/**
+ * An attempt the mux cut off at its timeout (or at the request deadline):
+ * recorded `interrupted` with reason `DeadlineExceeded`. A hedge's loser and
+ * an attempt the caller gave up on are `interrupted` with no reason: they
+ * did not time out.
+ */
+export const timedOut = (record: AttemptRecord): boolean => record.outcome === "interrupted" && record.reason === "DeadlineExceeded"
+
+/** The original's `ErrorResponse` for a timeout: "Request timed out after Nms", TIMEOUT, retryable. */
+const timeoutResponse = (ms: number, modelId: string, details: Record<string, unknown>): EnhancedErrorResponse => ({
+  code: 500,
+  message: `Request timed out after ${ms}ms`,
+  details: { name: "TimeoutError", ...details },
+  errorType: ErrorType.TIMEOUT,
+  retryable: true,
+  modelId
+})
+
+/**
+ * The limit that expired on a timed-out attempt, as its record's message
+ * (`BedrockError.deadline`'s: "attempt timeout of N ms expired; ...") gives
+ * it; the attempt's duration when the message does not say.
+ */
+const expiredMs = (record: AttemptRecord): number => {
+  const m = record.message === undefined ? null : / of (\d+(?:\.\d+)?) ms\b/.exec(record.message)
+  return m === null ? record.durationMs : Number(m[1])
+}
+
+/** The `ErrorResponse` of an attempt that timed out (`timedOut`), as the original reports one. */
+export const timeoutResponseOf = (record: AttemptRecord): EnhancedErrorResponse =>
+  timeoutResponse(expiredMs(record), record.modelId, {
+    reason: "DeadlineExceeded",
+    ...(record.decision !== undefined ? { decision: record.decision } : {})
+  })
+
 /** The outcome of an attempt, as the events and thrown errors carry it. */
 export const outcomeOf = (record: AttemptRecord, at: number, error?: ErrorResponse): ModelOutcome => ({
   modelId: record.modelId,
@@ -161,16 +196,9 @@ export const fromMuxError = (e: MuxError, ctx: Context): Error => {
   }
   const timeout = timeoutOf(e)
   if (timeout !== undefined) {
-    const message = `Request timed out after ${timeout}ms`
     const modelId = lastRecord?.modelId ?? ""
-    const errorResponse: EnhancedErrorResponse = {
-      code: 500,
-      message,
-      details: { name: "TimeoutError", reason: e.reason._tag, attempts: e.attempts },
-      errorType: ErrorType.TIMEOUT,
-      retryable: true,
-      modelId
-    }
+    const errorResponse = timeoutResponse(timeout, modelId, { reason: e.reason._tag, attempts: e.attempts })
+    const message = errorResponse.message
     const outcome: ModelOutcome = {
       modelId,
       type: OutcomeType.FAIL_FAST,

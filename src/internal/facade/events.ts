@@ -8,19 +8,22 @@
  * |---|---|
  * | `ModelSkipped` (why `breaker`) | `model-circuit-open-skipped` |
  * | `AttemptStarted` | `model-selected`, `model-invocation-start` |
- * | `AttemptEnded` | `model-invocation-complete`; the attempt's refusal classification (`refusal-classification`, and `refusal-detected` for a refusal); a failure also `error(errorResponse, outcome)` (`error(null, outcome)` for a refusal, as the original) and `stats`; the attempt after an escalation `tier-escalation-success` / `-failure` |
+ * | `AttemptEnded` | `model-invocation-complete`; the attempt's refusal classification (`refusal-classification`, and `refusal-detected` for a refusal); a failure also `error(errorResponse, outcome)` (`error(null, outcome)` for a refusal, as the original) and `stats`; an attempt cut off at its timeout the same, with the original's timeout response ("Request timed out after Nms", FAIL_FAST); the attempt after an escalation `tier-escalation-success` / `-failure` |
  * | `Escalated` | `tier-escalation` |
  * | `ModelAdded` / `ModelRemoved` | `model-added` / `model-removed` |
- * | `RequestEnded` | with a success: `stats` (the success is counted by then) |
  *
- * `request`, `success(response, outcome)` and the request's final
+ * An attempt interrupted for any other reason (a hedge's loser, the caller
+ * giving up) did not fail: only `model-invocation-complete`.
+ *
+ * `request`, `success(response, outcome)` then its `stats` (as the
+ * original: `success`, then `stats`), and the request's final
  * `error(error, null)` are emitted by the facade around the call itself.
  * Classifications come from the facade's own classifier wrapper
  * (`classified`), since events never carry answers.
  */
 import type * as Model from "../../Model.ts"
 import type { MuxEvent } from "../../MuxEvent.ts"
-import { errorResponseOf, outcomeOf } from "./errors.ts"
+import { errorResponseOf, outcomeOf, timedOut, timeoutResponseOf } from "./errors.ts"
 import type { MultiplexerEvents, ServiceTierType } from "./model.ts"
 
 /** One event to emit: its name and arguments (`stats` without its argument: the facade reads the stats when it emits). */
@@ -91,19 +94,20 @@ export const makeTranslator = (models: ReadonlyArray<Model.Model>) => {
           out.push(["refusal-classification", r.modelId, c.refused, c.score, c.durationMs])
           if (c.refused) out.push(["refusal-detected", r.modelId, c.score, c.text])
         }
+        // a timed-out attempt failed, as the original reports it; a hedge's loser or the caller's interrupt did not
+        const timeout = timedOut(r)
+        const error = r.outcome === "failure" ? (r.reason === "Refused" ? undefined : errorResponseOf(r)) : timeout ? timeoutResponseOf(r) : undefined
         const tier = r.serviceTier !== undefined ? escalations.get(k) : undefined
         if (tier !== undefined) {
           escalations.delete(k)
           if (r.outcome === "success") out.push(["tier-escalation-success", r.modelId, tier])
-          else if (r.outcome === "failure") out.push(["tier-escalation-failure", r.modelId, tier, r.message ?? r.reason ?? "failure"])
+          else if (r.outcome === "failure" || timeout) out.push(["tier-escalation-failure", r.modelId, tier, timeout ? error!.message : r.message ?? r.reason ?? "failure"])
         }
-        if (r.outcome === "failure") {
-          const refused = r.reason === "Refused"
-          const error = refused ? undefined : errorResponseOf(r)
+        if (r.outcome === "failure" || timeout) {
           out.push(["error", error ?? null, outcomeOf(r, e.at, error)])
           if (wantStats) out.push(["stats"])
         }
-        // a success is counted after its AttemptEnded: its stats go out with the RequestEnded
+        // a success's stats go out after its `success`, which the facade emits
         return out
       }
       case "Escalated": {
@@ -127,7 +131,7 @@ export const makeTranslator = (models: ReadonlyArray<Model.Model>) => {
             classifications.delete(k)
           }
         }
-        return wantStats && e.outcome === "success" ? [["stats"]] : []
+        return []
       }
       default:
         return []

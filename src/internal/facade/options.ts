@@ -7,7 +7,6 @@
  * top-level `maxAttempts` would otherwise change routing without a word.
  * Unknown keys are found by the library-wide `unknownKeyProblems`.
  */
-import { Duration } from "effect"
 import { type Problem, unknownKeyProblems } from "../schema.ts"
 import * as MuxConfig from "../../MuxConfig.ts"
 import type { ModelConfiguration } from "./model.ts"
@@ -125,12 +124,6 @@ export const callOptionProblems = (options: unknown): Array<string> => {
   return problems
 }
 
-const millis = (input: unknown): number | undefined => {
-  if (typeof input !== "number" && typeof input !== "string") return undefined
-  const d = Duration.fromInput(input as Duration.Input)
-  return d._tag === "Some" ? Duration.toMillis(d.value) : undefined
-}
-
 /**
  * A model entry as the config reads it: `tierEscalation`'s tier when the
  * entry sets no `escalate` of its own.
@@ -143,9 +136,9 @@ export const modelInput = <M extends ModelConfiguration>(model: M, escalate: "pr
  *
  * - `tierEscalation` sets `escalate` on every model that has none.
  * - `tracing.captureBodies` (with tracing on) sets `captureBodies`.
- * - With a timeout set (`defaultTimeoutMs`, `timeout`, or a model's) and no
- *   `deadline`, the deadline is the longest timeout × the attempts: the
- *   longest the original could take, so `defaultTimeoutMs: 120000` is valid.
+ *
+ * The deadline is the config's own rule (`MuxConfig`): without a `deadline`,
+ * 60 s or the longest timeout × the attempts, whichever is longer.
  */
 export const toMuxInput = (
   models: ReadonlyArray<ModelConfiguration>,
@@ -160,19 +153,5 @@ export const toMuxInput = (
   const t = tracing as { readonly enabled?: boolean; readonly captureBodies?: boolean } | undefined
   const out: Record<string, unknown> = { ...rest, models: pool }
   if (rest["captureBodies"] === undefined && t?.enabled === true && t.captureBodies === true) out["captureBodies"] = true
-  if (rest["deadline"] === undefined) {
-    const timeouts = [rest["timeout"], rest["defaultTimeoutMs"], ...models.map((m) => (typeof m === "object" && m !== null ? m.timeout : undefined))]
-      .map(millis)
-      .filter((ms): ms is number => ms !== undefined && Number.isFinite(ms))
-    if (timeouts.length > 0) {
-      const attempts = typeof rest["attempts"] === "number"
-        ? rest["attempts"]
-        : typeof rest["maxRetries"] === "number"
-        ? rest["maxRetries"] + 1
-        : 4
-      const derived = Math.max(...timeouts) * Math.max(1, attempts)
-      if (Number.isFinite(derived) && derived > 0) out["deadline"] = derived
-    }
-  }
   return out
 }

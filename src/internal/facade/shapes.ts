@@ -118,6 +118,10 @@ export const systemHealth = (h: Health, s: Stats, now: number): SystemHealthStat
   }
 }
 
-/** `getCircuitBreakerStatus()`: each model's breaker state and the breaker-counted failures of its last minute. */
+/**
+ * `getCircuitBreakerStatus()`: each model's breaker state and the failures
+ * its breaker counts, both from the breaker's own state (so an OPEN breaker
+ * never reads 0 failures, after `resetStats` either).
+ */
 export const breakerStatus = (h: Health): Record<string, CircuitBreakerStatus> =>
-  Object.fromEntries(h.models.map((m) => [m.target, { state: stateOf(m.breaker), failureCount: m.windowFailures }]))
+  Object.fromEntries(h.models.map((m) => [m.target, { state: stateOf(m.breaker), failureCount: m.breakerFailures }]))

@@ -9,7 +9,7 @@
  *   request → model-selected → model-invocation-start →
  *   model-invocation-complete → error (the 429) → stats →
  *   model-selected (the fallback) → model-invocation-start →
- *   model-invocation-complete → stats → success
+ *   model-invocation-complete → success → stats
  *
  * Then: a `once` listener is not called again, an `off` listener no more;
  * `addModel`, `removeModel` and `resetStats` emit `model-added`,
@@ -72,8 +72,8 @@ async function main(): Promise<void> {
     `model-selected ${FALLBACK} true 1`,
     `model-invocation-start ${FALLBACK}`,
     `model-invocation-complete ${FALLBACK} number`,
-    "stats 1 1",
-    `success ${FALLBACK} ${OutcomeType.SUCCESS} answered by ${FALLBACK}`
+    `success ${FALLBACK} ${OutcomeType.SUCCESS} answered by ${FALLBACK}`,
+    "stats 1 1"
   ])
   check("request's argument is the input", received === question)
   same("one request id for both attempts, the response's", [...requestIds], [response.routing.requestId])

@@ -6,15 +6,17 @@
  * 2. measure: five requests, then a timeout derived from
  *    `getStats().latencyMetrics` (whose figures are ordered), and a new
  *    multiplexer with it that answers;
- * 3. a model that never answers is given up on after its timeout and the
- *    request fails over; the fallback answers;
+ * 3. a model that never answers is given up on after its timeout (an
+ *    `error` event with the timeout's response and a FAIL_FAST outcome) and
+ *    the request fails over; the fallback answers;
  * 4. a pool where no model answers rejects with `TimeoutError`
- *    ("Request timed out after 200ms").
+ *    ("Request timed out after 200ms"), after an `error` event per
+ *    timed-out attempt.
  *
  * The fake Bedrock hangs on the two "stuck" models and answers the others
  * with "answered by <modelId>".
  */
-import { createMultiplexer, type ModelConfiguration, TimeoutError } from "effect-bedrock-mux"
+import { createMultiplexer, type ErrorResponse, type ModelConfiguration, type ModelOutcome, OutcomeType, TimeoutError } from "effect-bedrock-mux"
 
 const check = (what: string, ok: boolean) => { if (!ok) throw new Error(`check failed: ${what}`) }
 const same = (what: string, got: unknown, want: unknown) => check(`${what}: got ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`, JSON.stringify(got) === JSON.stringify(want))
@@ -25,6 +27,9 @@ const ALSO_STUCK = "amazon.titan-text-lite-v1"
 const clientConfig = { region: "us-east-1" }
 const question = { messages: [{ role: "user" as const, content: [{ text: "How long is a piece of string?" }] }] }
 const quick: ModelConfiguration[] = [{ modelId: QUICK, weight: 100, isFallback: false }]
+/** An `error` event as a line: the attempt's message, model and outcome type, or the request's final `null` outcome. */
+const errorLine = (error: ErrorResponse | null, outcome: ModelOutcome | null) =>
+  outcome === null ? "request failed" : `${error?.message} ${outcome.modelId} ${outcome.type}`
 
 async function range(): Promise<void> {
   const long = createMultiplexer(quick, { defaultTimeoutMs: 120_000, maxRetries: 3, clientConfig })
@@ -67,10 +72,13 @@ async function stuckModelFailsOver(): Promise<void> {
     { maxRetries: 3, clientConfig }
   )
   const completed: Array<string> = []
+  const errors: Array<string> = []
   multiplexer.on("model-invocation-complete", (modelId) => completed.push(modelId))
+  multiplexer.on("error", (error, outcome) => errors.push(errorLine(error, outcome)))
   const response = await multiplexer.processRequest(question)
   same("the answer", response.output?.message?.content?.[0]?.text, `answered by ${QUICK}`)
   same("both invocations completed, the stuck one first", completed, [STUCK, QUICK])
+  same("the timed-out attempt's error event", errors, [`Request timed out after 250ms ${STUCK} ${OutcomeType.FAIL_FAST}`])
   same("the stuck attempt's reason", response.routing.attempts[0]?.reason, "DeadlineExceeded")
   same("counted as a failure of the stuck model", multiplexer.getStats().modelStats[STUCK]?.failFastCount, 1)
   console.log(`${STUCK} timed out after 250ms; ${QUICK} answered`)
@@ -83,10 +91,16 @@ async function nothingAnswers(): Promise<void> {
       { modelId: STUCK, weight: 100, isFallback: false },
       { modelId: ALSO_STUCK, weight: 100, isFallback: true }
     ],
-    // ours: a request deadline well past the two attempts, so each gets its whole 200 ms on any machine
-    { defaultTimeoutMs: 200, maxRetries: 1, deadline: "1 minute", clientConfig }
+    { defaultTimeoutMs: 200, maxRetries: 1, clientConfig }
   )
+  const errors: Array<string> = []
+  multiplexer.on("error", (error, outcome) => errors.push(errorLine(error, outcome)))
   const error = await multiplexer.processRequest(question).then(() => undefined, (e: unknown) => e)
+  same("an error event per timed-out attempt, then the request's", errors, [
+    `Request timed out after 200ms ${STUCK} ${OutcomeType.FAIL_FAST}`,
+    `Request timed out after 200ms ${ALSO_STUCK} ${OutcomeType.FAIL_FAST}`,
+    "request failed"
+  ])
   check("the request rejects with TimeoutError", error instanceof TimeoutError)
   const timeout = error as TimeoutError
   same("name, message and code", [timeout.name, timeout.message, timeout.code], ["TimeoutError", "Request timed out after 200ms", "TIMEOUT"])
