@@ -128,6 +128,30 @@ const SDK_HISTORY: ReadonlyArray<{ readonly change: string; readonly mux: string
     cpu: "+76.5 µs",
     ttft: "+183.2 µs",
     inflight: "18.5 vs 13.8 KB (1.34×)"
+  },
+  {
+    change: "quota admission in plain code on the fast path (71e30bb): in-memory rpm/tpm admission 50 → 8.7 µs per call (`npm run bench -- admission`); no change for a pool without quotas",
+    mux: "—",
+    facade: "—",
+    cpu: "—",
+    ttft: "—",
+    inflight: "—"
+  },
+  {
+    change: "a raw attempt's deadline, handlers and cancel in one object; Converse's usage and result built once (1c041f2; heap snapshot 4711 → 4424 B per request held, scratch/inflight 1.30 → 1.28×)",
+    mux: "—",
+    facade: "—",
+    cpu: "—",
+    ttft: "—",
+    inflight: "1.30 → 1.28×"
+  },
+  {
+    change: "stream: an open success routed in plain code, the untraced stream one channel (df56232; instrumented loopback run: commit point → routed 45 → 19 µs); then a full run (8c4f5fe; 1500 rounds, idle machine)",
+    mux: "+81.5 µs",
+    facade: "+89.1 µs",
+    cpu: "+76.0 µs",
+    ttft: "+188.2 µs (within the run-to-run spread)",
+    inflight: "18.1 vs 14.1 KB (1.29×)"
   }
 ]
 
