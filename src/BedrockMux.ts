@@ -52,7 +52,7 @@ import * as Telemetry from "./internal/telemetry.ts"
 import { fromSdk } from "./internal/usage.ts"
 import * as Model from "./Model.ts"
 import * as MuxConfig from "./MuxConfig.ts"
-import { InvalidRequest, MuxError } from "./MuxError.ts"
+import { MuxError } from "./MuxError.ts"
 import type * as MuxEvent from "./MuxEvent.ts"
 import * as MuxStore from "./MuxStore.ts"
 import * as MuxStream from "./MuxStream.ts"
@@ -508,9 +508,6 @@ const makeService = (
   const annotateFailure = (e: MuxError) =>
     Effect.annotateCurrentSpan({ "error.type": e.reason._tag, "bedrock_mux.attempts": e.attempts.length })
 
-  const invalid = (problems: ReadonlyArray<string>) =>
-    new MuxError({ reason: new InvalidRequest({ problems }), message: `invalid request: ${problems.join("; ")}`, attempts: [] })
-
   const routingOf = (routed: Engine.Routed<unknown>): Routing => ({
     requestId: routed.requestId,
     modelId: routed.target.model.modelId,
@@ -569,7 +566,7 @@ const makeService = (
 
   const converse = (request: MuxRequest, options: ConverseOptions = {}): Effect.Effect<MuxResponse, MuxError> => {
     const problems = converseProblems(request, options)
-    if (problems.length > 0) return Effect.fail(invalid(problems))
+    if (problems.length > 0) return Effect.fail(Engine.invalidRequest(problems))
     return engine.run(
       startOptions("converse", request, options),
       (target, ctx) => {
@@ -593,7 +590,7 @@ const makeService = (
 
   const route: Service["route"] = (attempt, options = {}) => {
     const problems = converseProblems({ messages: [{}] }, routeOptionsOnly(options))
-    if (problems.length > 0) return Effect.fail(invalid(problems))
+    if (problems.length > 0) return Effect.fail(Engine.invalidRequest(problems))
     return engine.run(
       {
         operation: options.operation ?? "route",
@@ -612,7 +609,7 @@ const makeService = (
 
   const converseStream = (request: MuxStreamRequest, options: StreamOptions = {}): Stream.Stream<MuxStream.Event, MuxError> => {
     const problems = streamProblems(request, options)
-    if (problems.length > 0) return Stream.fail(invalid(problems))
+    if (problems.length > 0) return Stream.fail(Engine.invalidRequest(problems))
     const p = policy.stream
     const ms = (d: Duration.Input | undefined, fallback: Duration.Duration) =>
       Duration.toMillis(d === undefined ? fallback : Duration.fromInputUnsafe(d))

@@ -43,6 +43,7 @@ import { Context, Effect, Layer, Stream } from "effect"
 import * as http from "node:http"
 import * as https from "node:https"
 import * as BedrockError from "./BedrockError.ts"
+import * as Incomplete from "./internal/incomplete.ts"
 
 /**
  * The shape of the `BedrockRuntime` service.
@@ -192,7 +193,7 @@ export const make = (client: BedrockRuntimeClient): Service => ({
   sendConverseStream: (input, signal) =>
     client.send(new ConverseStreamCommand(input), { abortSignal: signal }).then(
       (response) => {
-        if (response.stream === undefined) throw incomplete(input.modelId, "no-message-stop", "ConverseStream response has no stream")
+        if (response.stream === undefined) throw Incomplete.noStream(input.modelId)
         return response.stream
       },
       (e) => {
@@ -219,7 +220,7 @@ export const make = (client: BedrockRuntimeClient): Service => ({
         catch: (e) => BedrockError.fromSdkError(e, input.modelId)
       })
       if (response.stream === undefined) {
-        return Stream.fail(incomplete(input.modelId, "no-message-stop", "ConverseStream response has no stream"))
+        return Stream.fail(Incomplete.noStream(input.modelId))
       }
       return requireMessageStop(
         Stream.fromAsyncIterable(response.stream, (e) => BedrockError.fromSdkError(e, input.modelId, "after-response")).pipe(
@@ -236,19 +237,7 @@ export const make = (client: BedrockRuntimeClient): Service => ({
 const missingOutput = (input: ConverseCommandInput, out: ConverseCommandOutput): BedrockError.BedrockError | undefined =>
   out.output?.message !== undefined
     ? undefined
-    : new BedrockError.BedrockError({
-      reason: new BedrockError.Incomplete({ detail: "missing-output" }),
-      message: "Converse response has no output.message",
-      ...(input.modelId !== undefined ? { modelId: input.modelId } : {}),
-      ...(out.$metadata?.requestId !== undefined ? { requestId: out.$metadata.requestId } : {}),
-      ...(out.$metadata?.httpStatusCode !== undefined ? { httpStatusCode: out.$metadata.httpStatusCode } : {})
-    })
-
-const incomplete = (
-  modelId: string | undefined,
-  detail: BedrockError.Incomplete["detail"],
-  message: string
-): BedrockError.BedrockError => BedrockError.make(new BedrockError.Incomplete({ detail }), message, modelId)
+    : Incomplete.missingOutput(input.modelId, { requestId: out.$metadata?.requestId, httpStatusCode: out.$metadata?.httpStatusCode })
 
 /**
  * Fails a stream of ConverseStream events that ends before `messageStop`
@@ -270,7 +259,7 @@ export const requireMessageStop = <E>(
       Stream.concat(Stream.suspend(() =>
         stopped
           ? Stream.empty
-          : Stream.fail(incomplete(modelId, "no-message-stop", "ConverseStream ended before messageStop"))
+          : Stream.fail(Incomplete.endedEarly(modelId))
       ))
     )
   })

@@ -60,6 +60,7 @@ import {
   settle
 } from "./internal/simulation.ts"
 import { shapeNameOf } from "./internal/exceptionName.ts"
+import * as Incomplete from "./internal/incomplete.ts"
 
 export type { Attempt, Outcome } from "./internal/simulation.ts"
 
@@ -237,15 +238,7 @@ export const make = Effect.fnUntraced(function*(script: SimulatorScript.Script, 
               Effect.andThen(
                 error !== undefined
                   ? Effect.fail(BedrockError.fromSdkError(error, modelId))
-                  : Effect.fail(
-                    new BedrockError.BedrockError({
-                      reason: new BedrockError.Incomplete({ detail: "missing-output" }),
-                      message: "Converse response has no output.message",
-                      modelId,
-                      requestId: `sim-${attempt.id}`,
-                      httpStatusCode: 200
-                    })
-                  )
+                  : Effect.fail(Incomplete.missingOutput(modelId, { requestId: `sim-${attempt.id}`, httpStatusCode: 200 }))
               )
             )
           }

@@ -30,7 +30,7 @@
 import type { ConverseStreamOutput } from "@aws-sdk/client-bedrock-runtime"
 import { Effect, Stream } from "effect"
 import type * as BedrockError from "./BedrockError.ts"
-import type { Routing } from "./BedrockMux.ts"
+import type { Routing } from "./Routing.ts"
 import type { Usage } from "./MuxError.ts"
 
 /** The SDK event keys, absent from the mux's own events. */

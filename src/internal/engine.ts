@@ -482,11 +482,10 @@ export const make = (options: {
     const current = pool
     const tiers = opts.label === undefined ? current.route : current.routes.get(opts.label)
     if (tiers === undefined) {
-      return new MuxError({
-        reason: new InvalidRequest({ problems: [`label: unknown route label "${opts.label}"; allowed: ${[...current.routes.keys()].map((l) => `"${l}"`).join(", ") || "none (no routes configured)"}`] }),
-        message: `unknown route label "${opts.label}"`,
-        attempts: []
-      })
+      return invalidRequest(
+        [`label: unknown route label "${opts.label}"; allowed: ${[...current.routes.keys()].map((l) => `"${l}"`).join(", ") || "none (no routes configured)"}`],
+        `unknown route label "${opts.label}"`
+      )
     }
     const state: RequestState = {
       info,
@@ -1002,36 +1001,54 @@ export const make = (options: {
 
   /** Records a failed attempt and decides (the decide stage) what comes next. */
   const failed = (state: RequestState, a: Admitted, error: BedrockError.BedrockError, now: number, hedgeInFlight: boolean) =>
+    Effect.suspend(() => {
+      const decision = policy.classification(error)
+      const action = decide(state, a.target, error, decision, a.serviceTier, hedgeInFlight)
+      return Effect.as(recordFailure(state, a, error, decision, action._tag === "FailFast", recordDecision(action), now), action)
+    })
+
+  /**
+   * The record stage of a failed attempt, before its answer's commit point or after it (a stream cut): the
+   * request's last failure, the permits back, the target's stats, the attempt's record (replacing the one at
+   * `at`, when the attempt was recorded as a success at its commit point).
+   */
+  const recordFailure = (
+    state: RequestState,
+    a: Admitted,
+    error: BedrockError.BedrockError,
+    decision: BedrockError.Decision,
+    failsFast: boolean,
+    recorded: RecordDecision,
+    now: number,
+    at?: number
+  ) =>
     Effect.gen(function*() {
       const t = a.target
       state.last = error
       state.lastFailure ??= new Map()
       state.lastFailure.set(t, error)
-      const decision = policy.classification(error)
-      const action = decide(state, t, error, decision, a.serviceTier, hedgeInFlight)
       yield* release(a, { _tag: "Failure", at: now, durationMs: now - a.t0, error, decision, slow: isSlow(error) })
       const kind = error.reason._tag === "Throttled"
         ? "throttle"
         : error.reason._tag === "Refused"
         ? "refusal"
-        : action._tag === "FailFast" || !decision.failover
+        : failsFast || !decision.failover
         ? "fail-fast"
         : "failure"
       t.stats.failed(now, kind, decision.breaker, { reason: error.reason._tag, message: error.message, at: now })
-      // an attempt the mux aborted (its timeout, the deadline) is interrupted; the reason says why
+      // an attempt the mux aborted (its timeout, the deadline, a stall) is interrupted; the reason says why
       const aborted = error.reason._tag === "DeadlineExceeded"
       yield* recordAttempt(state, {
         modelId: t.model.modelId,
         target: t.model.target,
         outcome: aborted ? "interrupted" : "failure",
         reason: error.reason._tag,
-        decision: recordDecision(action),
+        decision: recorded,
         ...(a.serviceTier !== undefined ? { serviceTier: a.serviceTier } : {}),
         ...(error.httpStatusCode !== undefined ? { httpStatusCode: error.httpStatusCode } : {}),
         message: error.message,
         durationMs: now - a.t0
-      }, now)
-      return action
+      }, now, at)
     })
 
   /** The request leaves `target` (for good, or until its cooldown ends): counted and announced. */
@@ -1113,28 +1130,10 @@ export const make = (options: {
           // on (the request is at fault) would fail the same way on any model: neither restarts
           const restart = end.restart && decision.failover &&
             !(error.reason._tag === "DeadlineExceeded" && error.reason.scope === "request")
-          state.last = error
-          state.lastFailure ??= new Map()
-          state.lastFailure.set(t, error)
-          t.stats.failed(now1, error.reason._tag === "Throttled" ? "throttle" : "failure", decision.breaker, {
-            reason: error.reason._tag,
-            message: error.message,
-            at: now1
-          })
           t.stats.interrupted += 1
           muxStats.interrupted += 1
           return Effect.gen(function*() {
-            yield* recordAttempt(state, {
-              ...record,
-              // a stall or the deadline: the mux aborted it
-              outcome: error.reason._tag === "DeadlineExceeded" ? "interrupted" : "failure",
-              reason: error.reason._tag,
-              ...(error.httpStatusCode !== undefined ? { httpStatusCode: error.httpStatusCode } : {}),
-              message: error.message,
-              decision: restart ? "failover" : "stop",
-              durationMs: now1 - a.t0
-            }, now1, at)
-            yield* release(a, { _tag: "Failure", at: now1, durationMs: now1 - a.t0, error, decision, slow: isSlow(error) })
+            yield* recordFailure(state, a, error, decision, !decision.failover, restart ? "failover" : "stop", now1, at)
             if (restart) {
               muxStats.restarts += 1
               state.excluded ??= new Map()
@@ -1734,6 +1733,10 @@ class RawCall<A, B, E> implements Deadlines.Entry {
     })
   }
 }
+
+/** A request the mux refuses before any attempt: every problem, and a message (by default, all of them). */
+export const invalidRequest = (problems: ReadonlyArray<string>, message = `invalid request: ${problems.join("; ")}`): MuxError =>
+  new MuxError({ reason: new InvalidRequest({ problems: [...problems] }), message, attempts: [] })
 
 const SETTLED = (): Effect.Effect<{ readonly restart: boolean }> => Effect.succeed(NO_RESTART)
 const RESTART = { restart: true } as const

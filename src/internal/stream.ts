@@ -38,6 +38,7 @@ import type * as Policy from "../Policy.ts"
 import type { Routing } from "../Routing.ts"
 import type * as Deadlines from "./deadlines.ts"
 import type * as Engine from "./engine.ts"
+import { endedEarly } from "./incomplete.ts"
 import * as Telemetry from "./telemetry.ts"
 import { estimateOutputTokens } from "./tokens.ts"
 import { fromSdk } from "./usage.ts"
@@ -267,8 +268,6 @@ const open = (
 const drain = (o: Opened, ms: number) =>
   ms <= 0 ? Effect.void : o.upstream.pull.pipe(Effect.forever, Effect.timeoutOption(Duration.millis(ms)), Effect.catchCause(() => Effect.void))
 
-const endedEarly = (modelId: string) =>
-  BedrockError.make(new BedrockError.Incomplete({ detail: "no-message-stop" }), "ConverseStream ended before messageStop", modelId)
 
 /** The caller's stream. */
 export const make = (options: {
