@@ -317,6 +317,28 @@ describe("error policy", () => {
       assert.strictEqual(success(exit).routing.modelId, "fallback")
       assert.strictEqual(at, 250)
     }).pipe(Effect.provide(muxOn(primaryFallback(), failing("ServiceUnavailableException"), Policy.withBackoff(Schedule.spaced("1 second"))))))
+
+  it.effect("a backoff whose delay would pass the request deadline ends at once as DeadlineExceeded (request), not NoModelsAvailable", () =>
+    Effect.gen(function*() {
+      // the only model fails at 100 ms; the backoff's 1 s would end at 1100 ms, past the 1 s deadline
+      const { exit, at } = yield* runFor(timed(converse({ deadline: "1 second" })))
+      const error = muxError(exit)
+      assert.strictEqual(error.reason._tag, "DeadlineExceeded")
+      if (error.reason._tag !== "DeadlineExceeded") return
+      assert.strictEqual(error.reason.scope, "request")
+      assert.strictEqual(error.reason.deadlineMs, 1_000)
+      assert.strictEqual(error.last?.reason._tag, "ServiceUnavailable")
+      // it ends when the failure is known, without sleeping towards the deadline, and makes no further call
+      assert.strictEqual(at, 100)
+      assert.deepStrictEqual(error.attempts.map(brief), ["only failure ServiceUnavailable failover"])
+      assert.deepStrictEqual((yield* simAttempts).map((a) => a.start), [0])
+    }).pipe(
+      Effect.provide(muxOn(
+        { models: [{ modelId: "only" }] },
+        { models: { only: { faults: [{ when: { calls: 1 }, do: { kind: "error", error: "ServiceUnavailableException", after: 100 } }] } } },
+        Policy.withBackoff(Schedule.spaced("1 second"))
+      ))
+    ))
 })
 
 // --- 3. deadlines -------------------------------------------------------------------------------

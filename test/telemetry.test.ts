@@ -656,4 +656,63 @@ describe("privacy", () => {
           }
         }
       })))
+
+  // a answers run 1 and fails on call 2 (run 2 fails over to b): the two runs answer different texts
+  const twoAnswers: SimulatorScript.ScriptInput = {
+    models: { a: { faults: [fault("ServiceUnavailableException", [2])], answer: `A says ${ANSWER}.` }, b: { answer: `B replies ${ANSWER} too.` } }
+  }
+  /** The text of the request span's `gen_ai.output.messages` (one assistant message, one text block). */
+  const capturedText = (span: ReadableSpan): string => {
+    const output = span.attributes["gen_ai.output.messages"]
+    assert.isString(output)
+    const messages = JSON.parse(output as string) as ReadonlyArray<{ role: string; content: ReadonlyArray<{ text: string }> }>
+    assert.strictEqual(messages.length, 1)
+    assert.strictEqual(messages[0]!.role, "assistant")
+    return messages[0]!.content.map((c) => c.text).join("")
+  }
+
+  it.live("with captureBodies: true, two runs of one converseStream value each capture exactly their own answer", () =>
+    withOtel(ab({ captureBodies: true }), twoAnswers, (o) =>
+      Effect.gen(function*() {
+        const stream = (yield* BedrockMux).converseStream(marked) // one Stream value, run twice
+        const first = yield* MuxStream.collect(stream)
+        const second = yield* MuxStream.collect(stream)
+        assert.deepStrictEqual([first.routing?.modelId, second.routing?.modelId], ["a", "b"])
+        assert.strictEqual(first.text, `A says ${ANSWER}.`)
+        assert.strictEqual(second.text, `B replies ${ANSWER} too.`)
+        const requests = named(o.spans(), "chat bedrock-mux")
+        assert.strictEqual(requests.length, 2)
+        // spans end in order: run 1's first; each holds its own run's text, not the two concatenated
+        assert.deepStrictEqual(requests.map(capturedText), [first.text, second.text])
+        assert.deepStrictEqual(requests.map((s) => s.attributes["gen_ai.response.model"]), ["a", "b"])
+      })))
+
+  it.live("with captureBodies: true, two concurrent runs of one converseStream value each capture exactly their own answer", () =>
+    withOtel(ab({ captureBodies: true }), twoAnswers, (o) =>
+      Effect.gen(function*() {
+        const stream = (yield* BedrockMux).converseStream(marked)
+        const answers = yield* Effect.all([MuxStream.collect(stream), MuxStream.collect(stream)], { concurrency: "unbounded" })
+        // which run took a's first call is not fixed; one ran on a, the other on b
+        assert.sameMembers(answers.map((a) => a.text), [`A says ${ANSWER}.`, `B replies ${ANSWER} too.`])
+        const requests = named(o.spans(), "chat bedrock-mux")
+        assert.strictEqual(requests.length, 2)
+        const byModel = new Map(requests.map((s) => [s.attributes["gen_ai.response.model"], capturedText(s)]))
+        assert.deepStrictEqual(Object.fromEntries(byModel), { a: `A says ${ANSWER}.`, b: `B replies ${ANSWER} too.` })
+      })))
+
+  it.live("without captureBodies a stream's request span records no body attribute", () =>
+    withOtel(ab(), twoAnswers, (o) =>
+      Effect.gen(function*() {
+        const streamed = yield* MuxStream.collect((yield* BedrockMux).converseStream(marked))
+        assert.strictEqual(streamed.text, `A says ${ANSWER}.`)
+        const [request] = named(o.spans(), "chat bedrock-mux")
+        assert.isDefined(request)
+        assert.strictEqual(request!.attributes["bedrock_mux.operation"], "converse_stream")
+        assert.strictEqual(request!.attributes["gen_ai.response.model"], "a") // annotated on success, without the body
+        for (const s of o.spans()) {
+          assert.notProperty(s.attributes, "gen_ai.input.messages")
+          assert.notProperty(s.attributes, "gen_ai.output.messages")
+          for (const t of spanText(s)) assert.notInclude(t, ANSWER)
+        }
+      })))
 })
