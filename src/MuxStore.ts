@@ -140,6 +140,9 @@ export const MuxStore = Context.Reference<Service | undefined>("effect-bedrock-m
  */
 export const makeMemory = (): Service => {
   const kinds = new Map<string, States<any>>()
+  // quota windows are hand-mutated, not in a Ref: the mux's fast path reserves and settles them in plain code
+  // (`quotaUnsafe`). Measured (`npm run bench -- admission`, 200 in flight): in-memory rpm/tpm admission adds
+  // 8.7 µs per call this way, about 50 µs as an Effect per step. One fiber runs at a time, so no update interleaves.
   const windows = new Map<string, Quota.QuotaWindow>()
   const windowOf = (key: string): Quota.QuotaWindow => {
     let w = windows.get(key)
