@@ -607,6 +607,17 @@ const makeService = (
     )
   }
 
+  /** The stream settings of a call that sets none of its own: built once. */
+  const defaultStreamSettings: MuxStreamEngine.Settings = {
+    firstTokenMs: Duration.toMillis(policy.stream.firstToken),
+    stallMs: Duration.toMillis(policy.stream.stall),
+    metadataGraceMs: Duration.toMillis(policy.stream.metadataGrace),
+    onInterrupt: policy.stream.onInterrupt,
+    hedge: policy.stream.hedge,
+    refusal: refusal !== undefined && refusal.holdBack > 0 ? refusal : undefined,
+    emit: observer.emit
+  }
+
   const converseStream = (request: MuxStreamRequest, options: StreamOptions = {}): Stream.Stream<MuxStream.Event, MuxError> => {
     const problems = streamProblems(request, options)
     if (problems.length > 0) return Stream.fail(Engine.invalidRequest(problems))
@@ -623,15 +634,16 @@ const makeService = (
     const stream = MuxStreamEngine.make({
       engine,
       start: startOptions("converse_stream", request, options),
-      settings: {
-        firstTokenMs: ms(options.firstTokenTimeout, p.firstToken),
-        stallMs: ms(options.stallTimeout, p.stall),
-        metadataGraceMs: Duration.toMillis(p.metadataGrace),
-        onInterrupt: options.onInterrupt ?? p.onInterrupt,
-        hedge,
-        refusal: refusal !== undefined && refusal.holdBack > 0 ? refusal : undefined,
-        emit: observer.emit
-      },
+      settings: options.firstTokenTimeout === undefined && options.stallTimeout === undefined &&
+          options.onInterrupt === undefined && options.hedge === undefined
+        ? defaultStreamSettings
+        : {
+          ...defaultStreamSettings,
+          firstTokenMs: ms(options.firstTokenTimeout, p.firstToken),
+          stallMs: ms(options.stallTimeout, p.stall),
+          onInterrupt: options.onInterrupt ?? p.onInterrupt,
+          hedge
+        },
       inputTokens: () => policy.estimateInputTokens(request),
       request: (target, ctx) => target.runtime.converseStream(forTarget(request, target, ctx.serviceTier)),
       raw: (target, ctx) => {
