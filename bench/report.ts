@@ -152,6 +152,14 @@ const SDK_HISTORY: ReadonlyArray<{ readonly change: string; readonly mux: string
     cpu: "+76.0 µs",
     ttft: "+188.2 µs (within the run-to-run spread)",
     inflight: "18.1 vs 14.1 KB (1.29×)"
+  },
+  {
+    change: "default stream settings built once, one builder per error, the failure record shared (0877cc0; full run, 1500 rounds, load 0.8–1.4): c64 0.96×, c256 0.94×, transport 0.62×",
+    mux: "+80.1 µs",
+    facade: "+83.6 µs",
+    cpu: "+74.8 µs",
+    ttft: "+148.2 µs",
+    inflight: "18.0 vs 14.1 KB (1.28×)"
   }
 ]
 
