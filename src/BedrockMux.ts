@@ -631,7 +631,25 @@ const makeService = (
       : options.hedge === true
       ? p.hedge ?? Policy.hedge()
       : Policy.hedge({ ...(p.hedge !== undefined ? { after: p.hedge.after === "p95" ? "p95" : p.hedge.after, budget: p.hedge.budget } : {}), ...options.hedge })
-    const stream = MuxStreamEngine.make({
+    // the answer's text, for the request span, only when bodies are captured; one per run of the stream
+    const traced = (plain: Stream.Stream<MuxStream.Event, MuxError>) => {
+      let text = ""
+      return plain.pipe(
+        Stream.tap((ev) => {
+          if (MuxStream.isRouting(ev)) {
+            return annotateSuccess(ev.routing, ev.routing.usage, policy.captureBodies ? [{ role: "assistant", content: [{ text }] }] : undefined)
+          }
+          if (policy.captureBodies) {
+            if (MuxStream.isReset(ev)) text = ""
+            else text += ev.contentBlockDelta?.delta?.text ?? ""
+          }
+          return Effect.void
+        }),
+        Stream.tapError(annotateFailure),
+        Stream.withSpan("chat bedrock-mux", { kind: "client", captureStackTrace: false, attributes: spanAttributes("converse_stream", request, options) })
+      )
+    }
+    return MuxStreamEngine.make({
       engine,
       start: startOptions("converse_stream", request, options),
       settings: options.firstTokenTimeout === undefined && options.stallTimeout === undefined &&
@@ -651,27 +669,8 @@ const makeService = (
         return send === undefined ? undefined : (signal) => send(forTarget(request, target, ctx.serviceTier), signal)
       },
       routing: routingOf,
-      traced: (plain) => traced(plain)
+      traced
     })
-    // the answer's text, for the request span, only when bodies are captured; one per run of the stream
-    const traced = (plain: Stream.Stream<MuxStream.Event, MuxError>) => {
-      let text = ""
-      return plain.pipe(
-        Stream.tap((ev) => {
-          if (MuxStream.isRouting(ev)) {
-            return annotateSuccess(ev.routing, ev.routing.usage, policy.captureBodies ? [{ role: "assistant", content: [{ text }] }] : undefined)
-          }
-          if (policy.captureBodies) {
-            if (MuxStream.isReset(ev)) text = ""
-            else text += ev.contentBlockDelta?.delta?.text ?? ""
-          }
-          return Effect.void
-        }),
-        Stream.tapError(annotateFailure),
-        Stream.withSpan("chat bedrock-mux", { kind: "client", captureStackTrace: false, attributes: spanAttributes("converse_stream", request, options) })
-      )
-    }
-    return stream
   }
 
   const modelsHealth = Effect.gen(function*() {

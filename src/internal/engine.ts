@@ -99,9 +99,10 @@ export interface Routed<A> {
   /**
    * An open attempt's end: releases its permits and records it. A failure
    * says whether the request may be routed again (the policy fails over on
-   * it, it was not the request deadline, and `restart` was asked).
+   * it, it was not the request deadline, and `restart` was asked). `at`: when it ended (default: the
+   * Clock's now).
    */
-  readonly settle: (end: AttemptEnd) => Effect.Effect<{ readonly restart: boolean }>
+  readonly settle: (end: AttemptEnd, at?: number) => Effect.Effect<{ readonly restart: boolean }>
 }
 
 /** How a request ended (its one `RequestEnded`). */
@@ -1072,18 +1073,15 @@ export const make = (options: {
 
   /** Records a success; an open one (a commit point) is settled later. */
   const succeeded = <A>(state: RequestState, a: Admitted, value: A, now: number, open: boolean, usage: ((a: A) => Guard.Usage | undefined) | undefined): Effect.Effect<Routed<A>> => {
-    const r = routedOf(state, a, value, now)
-    return open ? Effect.succeed(r.routed) : Effect.as(r.settleNow({ _tag: "Success", usage: usage?.(value) }, now), r.routed)
+    const routed = routedOf(state, a, value, now)
+    return open ? Effect.succeed(routed) : Effect.as(routed.settle({ _tag: "Success", usage: usage?.(value) }, now), routed)
   }
 
   /**
-   * A success's record and routing, in plain code; `settleNow` settles it at once (a one-shot call), else
-   * `routed.settle` does when the answer ends (an open stream).
+   * A success's record and routing, in plain code; a one-shot call settles it at once, an open stream
+   * when its answer ends.
    */
-  const routedOf = <A>(state: RequestState, a: Admitted, value: A, now: number): {
-    readonly routed: Routed<A>
-    readonly settleNow: (end: AttemptEnd, now1: number) => Effect.Effect<{ readonly restart: boolean }>
-  } => {
+  const routedOf = <A>(state: RequestState, a: Admitted, value: A, now: number): Routed<A> => {
     const t = a.target
     const at = state.attempts.length
     const record: AttemptRecord = {
@@ -1096,11 +1094,11 @@ export const make = (options: {
     // an open success is announced when it is settled, with its final record
     state.attempts.push(record)
     let settled = false
-    const settle = (end: AttemptEnd): Effect.Effect<{ readonly restart: boolean }> =>
+    const settle = (end: AttemptEnd, ended?: number): Effect.Effect<{ readonly restart: boolean }> =>
       Effect.suspend(() => {
         if (settled) return Effect.succeed(NO_RESTART)
         settled = true
-        return Effect.flatMap(Clock.currentTimeMillis, (at1) => settleAt(end, at1))
+        return ended === undefined ? Effect.flatMap(Clock.currentTimeMillis, (at1) => settleAt(end, at1)) : settleAt(end, ended)
       })
     const settleAt = (end: AttemptEnd, now1: number): Effect.Effect<{ readonly restart: boolean }> => {
       switch (end._tag) {
@@ -1145,8 +1143,7 @@ export const make = (options: {
         }
       }
     }
-    const routed: Routed<A> = { value, requestId: state.info.id, target: t, tier: a.tier, attempts: state.attempts, settle }
-    return { routed, settleNow: (end, now1) => settleAt(end, now1).pipe(Effect.tap(() => Effect.sync(() => (settled = true)))) }
+    return { value, requestId: state.info.id, target: t, tier: a.tier, attempts: state.attempts, settle }
   }
 
   /**
@@ -1174,7 +1171,7 @@ export const make = (options: {
       const ended = (exit: Exit.Exit<A, BedrockError.BedrockError>): Effect.Effect<Routed<A>, MuxError> =>
         // an open success (a stream at its commit point) in plain code: nothing to settle until the answer ends
         Exit.isSuccess(exit) && routeOptions.open === true
-          ? Effect.succeed(routedOf(state, a, exit.value, clock.currentTimeMillisUnsafe()).routed)
+          ? Effect.succeed(routedOf(state, a, exit.value, clock.currentTimeMillisUnsafe()))
           : afterAttempt(state, a, exit, clock.currentTimeMillisUnsafe(), routeOptions.open === true, routeOptions.usage).pipe(
           Effect.flatMap((done) => done ?? routeLoop(state, run, routeOptions)),
           onStoreError
@@ -1736,7 +1733,7 @@ class RawCall<A, B, E> implements Deadlines.Entry {
 
 /** A request the mux refuses before any attempt: every problem, and a message (by default, all of them). */
 export const invalidRequest = (problems: ReadonlyArray<string>, message = `invalid request: ${problems.join("; ")}`): MuxError =>
-  new MuxError({ reason: new InvalidRequest({ problems: [...problems] }), message, attempts: [] })
+  new MuxError({ reason: new InvalidRequest({ problems }), message, attempts: [] })
 
 const SETTLED = (): Effect.Effect<{ readonly restart: boolean }> => Effect.succeed(NO_RESTART)
 const RESTART = { restart: true } as const

@@ -112,6 +112,17 @@ const lookup3 = <A>(outer: Map<string, Map<string, Map<string, A>>>, a: string, 
   return m
 }
 
+/** A request's metrics: its count, tokens and time to first token, by operation, outcome, error and model. */
+type RequestMetrics = (
+  operation: string,
+  outcome: string,
+  error: string | undefined,
+  modelId: string | undefined,
+  usage: { readonly inputTokens: number; readonly outputTokens: number } | undefined,
+  timeToFirstTokenMs: number | undefined,
+  context: Context.Context<never>
+) => void
+
 /**
  * The metric updates each event implies, done at once (one Effect step per
  * event, not one per metric). The series of one mux (its name in every
@@ -138,16 +149,7 @@ export const makeRecorder = (mux: string) => {
     m.duration.updateUnsafe(durationMs / 1000, context)
     m.count.updateUnsafe(1, context)
   }
-  /** A request's metrics: its count, tokens and time to first token, by operation, outcome, error and model. */
-  const request = (
-    operation: string,
-    outcome: string,
-    error: string | undefined,
-    modelId: string | undefined,
-    usage: { readonly inputTokens: number; readonly outputTokens: number } | undefined,
-    timeToFirstTokenMs: number | undefined,
-    context: Context.Context<never>
-  ) => {
+  const request: RequestMetrics = (operation, outcome, error, modelId, usage, timeToFirstTokenMs, context) => {
     let byOperation = requests.get(operation)
     if (byOperation === undefined) {
       byOperation = new Map()
@@ -218,15 +220,7 @@ export interface Observer {
   /** an AttemptEnded's metrics, without the event */
   readonly attemptMetrics: (modelId: string, outcome: string, reason: string, durationMs: number, context: Context.Context<never>) => void
   /** a RequestEnded's metrics, without the event */
-  readonly requestMetrics: (
-    operation: string,
-    outcome: string,
-    error: string | undefined,
-    modelId: string | undefined,
-    usage: { readonly inputTokens: number; readonly outputTokens: number } | undefined,
-    timeToFirstTokenMs: number | undefined,
-    context: Context.Context<never>
-  ) => void
+  readonly requestMetrics: RequestMetrics
 }
 
 /** Each subscriber's buffer: a reader that falls further behind loses the oldest events. */
