@@ -4,7 +4,14 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Stream } from "effect"
 import * as fc from "fast-check"
 import { BedrockMux, type ConverseOptions, type StreamOptions } from "../src/BedrockMux.ts"
-import { converseOptionKeys, converseProblems, streamOptionKeys, streamProblems } from "../src/internal/requestCheck.ts"
+import {
+  converseOptionKeys,
+  converseProblems,
+  fullConverseProblems,
+  fullStreamProblems,
+  streamOptionKeys,
+  streamProblems
+} from "../src/internal/requestCheck.ts"
 import { editDistance } from "../src/internal/schema.ts"
 import type { MuxError } from "../src/MuxError.ts"
 import { FakeBedrock } from "../src/testing/index.ts"
@@ -55,12 +62,12 @@ describe("converseProblems / streamProblems (pure)", () => {
     assert.deepStrictEqual(converseProblems(hello, { deadline: 0 }), ["deadline: expected a positive duration, got 0"])
     assert.deepStrictEqual(converseProblems(hello, { deadline: Number.NaN }).length, 1)
     assert.deepStrictEqual(streamProblems(hello, { hedge: "fast", onInterrupt: "retry" }), [
-      "onInterrupt: expected \"fail\" or \"restart\", got retry",
+      "onInterrupt: expected \"fail\" or \"restart\", got \"retry\"",
       "hedge: expected true, false or { after, budget }, got \"fast\""
     ])
     assert.deepStrictEqual(streamProblems(hello, { hedge: { after: "later", budget: "half" } }), [
       "hedge.after: expected a positive duration or \"p95\" (milliseconds as a number, a Duration, or a string like \"30 seconds\" or \"500 millis\"), got \"later\"",
-      "hedge.budget: expected a share in [0, 1], got half"
+      "hedge.budget: expected a share in [0, 1], got \"half\""
     ])
   })
 
@@ -89,6 +96,33 @@ describe("converseProblems / streamProblems (pure)", () => {
         assert.isAtMost(editDistance(typo, m![2]!), editDistance(typo, key))
       }),
       { seed: 42, numRuns: 300 }
+    )
+  })
+
+  it("property: the shortcut for the common call agrees with the full check", () => {
+    // options built from the known keys (and some unknown ones) with values of every kind, right and wrong
+    const value = fc.oneof(
+      fc.constant(undefined),
+      fc.string(),
+      fc.boolean(),
+      fc.integer({ min: -5, max: 5 }),
+      fc.constantFrom("5 seconds", "nope", "fail", "restart", "p95"),
+      fc.record({ after: fc.constantFrom(1, 0, "p95", "x"), budget: fc.constantFrom(0, 0.5, 2) }, { requiredKeys: [] }),
+      fc.anything()
+    )
+    const key = fc.constantFrom(...streamOptionKeys, "labl", "modelId", "toString", "hedge ")
+    const options = fc.oneof(fc.constant(undefined), fc.dictionary(key, value, { maxKeys: 4 }), fc.anything())
+    const request = fc.oneof(
+      fc.constant(hello),
+      fc.record({ messages: fc.oneof(fc.constant([]), fc.constant(hello.messages), fc.anything()), modelId: fc.constantFrom(undefined, "m") }, { requiredKeys: [] }),
+      fc.anything()
+    )
+    fc.assert(
+      fc.property(request, options, (r, o) => {
+        assert.deepStrictEqual(converseProblems(r, o), fullConverseProblems(r, o))
+        assert.deepStrictEqual(streamProblems(r, o), fullStreamProblems(r, o))
+      }),
+      { seed: 11, numRuns: 3000 }
     )
   })
 

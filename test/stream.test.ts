@@ -1093,8 +1093,8 @@ describe("options and config", () => {
       if (error.reason._tag !== "InvalidRequest") assert.fail(error.reason._tag)
       assert.deepStrictEqual(error.reason.problems, [
         "firstTokenTimeout: expected a positive duration, got 0",
-        "stallTimeout: expected a positive duration, got -1 seconds",
-        "onInterrupt: expected \"fail\" or \"restart\", got retry",
+        "stallTimeout: expected a positive duration, got \"-1 seconds\"",
+        "onInterrupt: expected \"fail\" or \"restart\", got \"retry\"",
         "hedge.after: expected a positive duration or \"p95\", got 0",
         "hedge.budget: expected a share in [0, 1], got 2"
       ])

@@ -81,15 +81,39 @@ const attributed = <M extends Metric.Metric<any, any>>(metric: M, attributes: Re
   return m
 }
 
+/**
+ * One series and its update function, resolved once per context. Effect's `updateUnsafe` looks the
+ * context's metric attributes and registry up on every update, five times a call here (measured with the
+ * full request check: together a quarter of the mux's own CPU per call, scratch/mab.ts). `hook` is the
+ * metric's own lookup (effect 4.1, pinned): a context with another registry or other metric attributes
+ * resolves again. Gotcha: a series deleted from a registry that stays in use (the registry `Map` mutated by
+ * hand) is not re-created for that context.
+ */
+class Series {
+  readonly metric: Metric.Metric<number, any>
+  private context: Context.Context<never> | undefined = undefined
+  private hooks: { readonly update: (n: number, context: Context.Context<never>) => void } | undefined = undefined
+  constructor(metric: Metric.Metric<number, any>) {
+    this.metric = metric
+  }
+  update(n: number, context: Context.Context<never>): void {
+    if (this.context !== context) {
+      this.hooks = (this.metric as unknown as { hook: (c: Context.Context<never>) => NonNullable<Series["hooks"]> }).hook(context)
+      this.context = context
+    }
+    this.hooks!.update(n, context)
+  }
+}
+
 interface AttemptSeries {
-  readonly duration: Metric.Metric<number, any>
-  readonly count: Metric.Metric<number, any>
+  readonly duration: Series
+  readonly count: Series
 }
 interface RequestSeries {
-  readonly count: Metric.Metric<number, any>
-  readonly input: Metric.Metric<number, any>
-  readonly output: Metric.Metric<number, any>
-  readonly ttft: Metric.Metric<number, any>
+  readonly count: Series
+  readonly input: Series
+  readonly output: Series
+  readonly ttft: Series
 }
 
 /** A three-level cache: the hot path looks series up by strings it already holds (no key string built per event). */
@@ -136,18 +160,18 @@ export const makeRecorder = (mux: string) => {
     const m = lookup3(attempts, modelId, outcome, reason, () => {
       const error = reason === "" ? {} : { "error.type": reason }
       return {
-        duration: attributed(metrics.operationDuration, {
+        duration: new Series(attributed(metrics.operationDuration, {
           ...base,
           "gen_ai.operation.name": "chat",
           "gen_ai.request.model": modelId,
           ...(outcome === "success" ? { "gen_ai.response.model": modelId } : {}),
           ...error
-        }),
-        count: attributed(metrics.attempts, { "bedrock_mux.name": mux, "gen_ai.request.model": modelId, outcome, ...error })
+        })),
+        count: new Series(attributed(metrics.attempts, { "bedrock_mux.name": mux, "gen_ai.request.model": modelId, outcome, ...error }))
       }
     })
-    m.duration.updateUnsafe(durationMs / 1000, context)
-    m.count.updateUnsafe(1, context)
+    m.duration.update(durationMs / 1000, context)
+    m.count.update(1, context)
   }
   const request: RequestMetrics = (operation, outcome, error, modelId, usage, timeToFirstTokenMs, context) => {
     let byOperation = requests.get(operation)
@@ -159,23 +183,23 @@ export const makeRecorder = (mux: string) => {
       const model = modelId !== undefined ? { "gen_ai.response.model": modelId, "gen_ai.request.model": modelId } : {}
       const chat = { ...base, "gen_ai.operation.name": "chat", ...model }
       return {
-        count: attributed(metrics.requests, {
+        count: new Series(attributed(metrics.requests, {
           "bedrock_mux.name": mux,
           operation,
           outcome,
           ...(error !== undefined ? { "error.type": error } : {})
-        }),
-        input: attributed(metrics.tokenUsage, { ...chat, "gen_ai.token.type": "input" }),
-        output: attributed(metrics.tokenUsage, { ...chat, "gen_ai.token.type": "output" }),
-        ttft: attributed(metrics.timeToFirstChunk, chat)
+        })),
+        input: new Series(attributed(metrics.tokenUsage, { ...chat, "gen_ai.token.type": "input" })),
+        output: new Series(attributed(metrics.tokenUsage, { ...chat, "gen_ai.token.type": "output" })),
+        ttft: new Series(attributed(metrics.timeToFirstChunk, chat))
       }
     })
-    m.count.updateUnsafe(1, context)
+    m.count.update(1, context)
     if (usage !== undefined) {
-      m.input.updateUnsafe(usage.inputTokens, context)
-      m.output.updateUnsafe(usage.outputTokens, context)
+      m.input.update(usage.inputTokens, context)
+      m.output.update(usage.outputTokens, context)
     }
-    if (timeToFirstTokenMs !== undefined) m.ttft.updateUnsafe(timeToFirstTokenMs / 1000, context)
+    if (timeToFirstTokenMs !== undefined) m.ttft.update(timeToFirstTokenMs / 1000, context)
   }
   const record = (e: MuxEvent, context: Context.Context<never>): void => {
     switch (e._tag) {
