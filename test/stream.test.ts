@@ -641,6 +641,72 @@ describe("completion", () => {
     }).pipe(Effect.provide(muxOnStream({ models: [{ modelId: "m" }] }, () =>
       Stream.fromIterable(answered).pipe(Stream.concat(Stream.fromEffect(Effect.as(Effect.sleep(100), metadata))))))))
 
+  // the same over the SDK's own event iterator (`sendConverseStream`): the grace and the drain wait in the
+  // mux's deadline heap there, on the Clock
+  const overIterator = (events: ReadonlyArray<ConverseStreamOutput>, then: "end" | "hang") => {
+    const log = { aborted: 0 }
+    const sendConverseStream = (_input: unknown, signal: AbortSignal) =>
+      Promise.resolve({
+        [Symbol.asyncIterator]: () => {
+          let i = 0
+          return {
+            next: (): Promise<IteratorResult<ConverseStreamOutput>> =>
+              i < events.length
+                ? Promise.resolve({ value: events[i++]!, done: false })
+                : then === "end"
+                ? Promise.resolve({ value: undefined, done: true })
+                : new Promise((_, reject) =>
+                  signal.addEventListener("abort", () => {
+                    log.aborted += 1
+                    reject(Object.assign(new Error("aborted"), { name: "AbortError" }))
+                  })
+                )
+          }
+        }
+      })
+    const layer = BedrockMux.layer({ models: [{ modelId: "m" }] }).pipe(
+      Layer.provide(Layer.succeed(BedrockRuntime, BedrockRuntime.of({ converse: () => Effect.die("not used"), converseStream: () => Stream.die("not used"), sendConverseStream })))
+    )
+    return { log, layer }
+  }
+  /** Lets the iterator's promises settle (they are not on the Clock). */
+  const settle = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+  const atGrace = (events: ReadonlyArray<ConverseStreamOutput>, then: "end" | "hang", check: (r: Recorded, aborted: number) => void) => {
+    const { layer, log } = overIterator(events, then)
+    return Effect.gen(function*() {
+      const fiber = yield* Effect.forkChild(record())
+      for (let i = 0; i < 5; i++) yield* settle
+      if (then === "hang") {
+        // nothing ends before the grace
+        yield* TestClock.adjust(249)
+        for (let i = 0; i < 5; i++) yield* settle
+        assert.isUndefined(fiber.pollUnsafe(), "the stream ended before the grace")
+        yield* TestClock.adjust(1)
+      }
+      check(yield* Fiber.join(fiber), log.aborted)
+    }).pipe(Effect.provide(layer))
+  }
+  it.effect("over the SDK's iterator: metadata that never comes: complete at the grace, the upstream aborted", () =>
+    atGrace(answered, "hang", (r, aborted) => {
+      assert.strictEqual(r.at, 250)
+      assert.strictEqual(textOf(r.events), "one two")
+      assert.isTrue(routingOf(r).usage.estimated)
+      assert.strictEqual(aborted, 1)
+    }))
+  it.effect("over the SDK's iterator: an upstream that does not end after its metadata: complete at the grace, the reported usage", () =>
+    atGrace([...answered, metadata], "hang", (r, aborted) => {
+      assert.strictEqual(r.at, 250)
+      assert.deepStrictEqual(routingOf(r).usage, { inputTokens: 11, outputTokens: 2, totalTokens: 13, estimated: false })
+      assert.strictEqual(aborted, 1)
+    }))
+  it.effect("over the SDK's iterator: metadata, then the end: complete at once, nothing aborted", () =>
+    atGrace([...answered, metadata], "end", (r, aborted) => {
+      assert.strictEqual(r.at, 0)
+      assert.deepStrictEqual(kinds(r.events).slice(-2), ["metadata", "routing"])
+      assert.strictEqual(routingOf(r).usage.estimated, false)
+      assert.strictEqual(aborted, 0)
+    }))
+
   let closedAfterMetadata = 0
   it.effect("an upstream that does not end after its metadata: complete a grace after messageStop, with the reported usage", () =>
     Effect.gen(function*() {

@@ -262,12 +262,19 @@ const open = (
 
 /**
  * Reads a complete answer's upstream to its end (it ends right after the
- * metadata event) for at most `ms`: closing it earlier aborts a finished
+ * metadata event) until `at` at most: closing it earlier aborts a finished
  * response, which the provider logs as cut and which costs the connection.
  */
-const drain = (o: Opened, ms: number) =>
-  ms <= 0 ? Effect.void : o.upstream.pull.pipe(Effect.forever, Effect.timeoutOption(Duration.millis(ms)), Effect.catchCause(() => Effect.void))
+const drain = (o: Opened, at: number): Effect.Effect<void> =>
+  o.upstream.pullBefore(at, graceOver, () => drain(o, at), () => Effect.void)
 
+/**
+ * The grace period's end, as the pull it ends sees it: nothing is reported (the answer is complete). The grace
+ * and the drain wait in the deadline heap, not in a race of two fibers with a timer each (measured: 21 µs of
+ * CPU per stream, a fifth of the mux's, scratch/smab.ts).
+ */
+const GRACE_OVER = BedrockError.deadline("stall", Duration.zero)
+const graceOver = () => GRACE_OVER
 
 /** The caller's stream. */
 export const make = (options: {
@@ -427,12 +434,10 @@ export const make = (options: {
         // the metadata event usually follows at once, but never wait past the grace period counted from
         // messageStop, whatever else the upstream sends
         // (and never past the request's deadline: the answer is complete, only its usage is then estimated)
-        const left = Math.min(stopAt + settings.metadataGraceMs, deadlineAt) - now
-        if (usage !== undefined) return [yield* Effect.andThen(drain(o, left), finish)]
-        const rest = left <= 0 ? Option.none() : yield* o.upstream.pull.pipe(
-          Effect.timeoutOption(Duration.millis(left)),
-          Effect.catchCause(() => Effect.succeedNone)
-        )
+        const until = Math.min(stopAt + settings.metadataGraceMs, deadlineAt)
+        const left = until - now
+        if (usage !== undefined) return [yield* Effect.andThen(left <= 0 ? Effect.void : drain(o, until), finish)]
+        const rest = left <= 0 ? Option.none() : yield* o.upstream.pullBefore(until, graceOver, (evs) => Effect.succeed(Option.some(evs)), () => Effect.succeedNone)
         if (Option.isSome(rest) && rest.value.length > 0) {
           // the metadata goes out at once; the next pull reads the upstream to its end and finishes
           note(rest.value)
