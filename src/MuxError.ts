@@ -117,6 +117,7 @@ const AttemptRecordSchema = Schema.Struct({
   serviceTier: Schema.optionalKey(Schema.Literals(["priority", "reserved"])),
   httpStatusCode: Schema.optionalKey(Schema.Number),
   message: Schema.optionalKey(Schema.String),
+  limitMs: Schema.optionalKey(Schema.Number),
   durationMs: Schema.Number
 })
 

@@ -46,6 +46,11 @@ export interface AttemptRecord {
   readonly httpStatusCode?: number
   /** a failure's message (Bedrock's or the SDK's; never the prompt or the answer) */
   readonly message?: string
+  /**
+   * on an attempt the mux cut off (reason `DeadlineExceeded`): the limit that expired, in ms (its timeout,
+   * what was left of the request deadline, or a stream's first-token or stall limit)
+   */
+  readonly limitMs?: number
   readonly durationMs: number
 }
 

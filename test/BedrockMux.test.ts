@@ -357,6 +357,9 @@ describe("deadlines", () => {
       assert.strictEqual(res.routing.modelId, "fallback")
       assert.deepStrictEqual(res.routing.attempts.map(brief), ["primary interrupted DeadlineExceeded failover", "fallback success"])
       assert.strictEqual(res.routing.attempts[0]!.durationMs, 2_000)
+      // the limit that expired: the model's own timeout
+      assert.strictEqual(res.routing.attempts[0]!.limitMs, 2_000)
+      assert.isUndefined(res.routing.attempts[1]!.limitMs)
       const log = yield* simAttempts
       const primary = log.find((a) => a.modelId === "primary")!
       assert.strictEqual(primary.outcome, "interrupted")
@@ -384,6 +387,8 @@ describe("deadlines", () => {
         "c interrupted DeadlineExceeded stop"
       ])
       assert.deepStrictEqual(error.attempts.map((a) => a.durationMs), [1_200, 1_200, 600])
+      // the last attempt's limit is what was left of the deadline
+      assert.deepStrictEqual(error.attempts.map((a) => a.limitMs), [1_200, 1_200, 600])
       const log = yield* simAttempts
       assert.deepStrictEqual(log.map((a) => [a.modelId, a.outcome, a.start, a.end]), [
         ["a", "interrupted", 0, 1_200],

@@ -74,21 +74,24 @@ describe("the event translation", () => {
       requestId,
       record: { modelId: "a", target: "a", outcome: "interrupted", durationMs: 301, ...extra }
     })
-    const timedOut = t.translate(interrupted("r1", { reason: "DeadlineExceeded", decision: "failover", message: "attempt timeout of 300 ms expired; the request was aborted" }), true)
+    const timedOut = t.translate(interrupted("r1", { reason: "DeadlineExceeded", decision: "failover", limitMs: 300, message: "attempt timeout of 300 ms expired; the request was aborted" }), true)
     assert.deepStrictEqual(names(timedOut), ["model-invocation-complete", "error", "stats"])
     const [, error, outcome] = timedOut[1] as unknown as readonly [string, Record<string, unknown>, Record<string, unknown>]
     assert.deepInclude(error, { code: 500, message: "Request timed out after 300ms", errorType: ErrorType.TIMEOUT, retryable: true, modelId: "a" })
     assert.deepStrictEqual(error["details"], { name: "TimeoutError", reason: "DeadlineExceeded", decision: "failover" })
     assert.deepStrictEqual(outcome, { modelId: "a", type: OutcomeType.FAIL_FAST, latency: 301, timestamp: new Date(7), error })
     // the request deadline cut it off: the limit named is the deadline's
-    const deadline = t.translate(interrupted("r2", { reason: "DeadlineExceeded", message: "request deadline of 5000 ms expired; the request was aborted" }), false)
+    const deadline = t.translate(interrupted("r2", { reason: "DeadlineExceeded", limitMs: 5000, message: "request deadline of 5000 ms expired; the request was aborted" }), false)
     assert.strictEqual((deadline[1]![1] as { readonly message: string }).message, "Request timed out after 5000ms")
+    // the limit is the record's, not its message's: a record without one reports its duration
+    const bare = t.translate(interrupted("r6", { reason: "DeadlineExceeded", message: "attempt timeout of 300 ms expired" }), false)
+    assert.strictEqual((bare[1]![1] as { readonly message: string }).message, "Request timed out after 301ms")
     // no reason: a hedge that lost, or the caller gave up
     assert.deepStrictEqual(names(t.translate(interrupted("r3", { decision: "hedge-lost" }), true)), ["model-invocation-complete"])
     assert.deepStrictEqual(names(t.translate(interrupted("r4", {}), true)), ["model-invocation-complete"])
     // an escalated attempt that timed out is the escalation's failure, with the timeout's message
     t.translate({ _tag: "Escalated", at: 1, requestId: "r5", modelId: "a", target: "a", serviceTier: "priority" }, false)
-    const escalated = t.translate(interrupted("r5", { reason: "DeadlineExceeded", serviceTier: "priority", message: "attempt timeout of 300 ms expired; the request was aborted" }), false)
+    const escalated = t.translate(interrupted("r5", { reason: "DeadlineExceeded", serviceTier: "priority", limitMs: 300, message: "attempt timeout of 300 ms expired; the request was aborted" }), false)
     assert.deepStrictEqual(escalated[1], ["tier-escalation-failure", "a", "priority", "Request timed out after 300ms"])
     assert.deepStrictEqual(names(escalated), ["model-invocation-complete", "tier-escalation-failure", "error"])
   })

@@ -188,6 +188,11 @@ export interface Engine {
   readonly stats: MuxStats
   readonly pool: () => Pool
   readonly start: (options: StartOptions) => Effect.Effect<Request, MuxError>
+  /**
+   * `start` in plain code, for a caller already inside a step of its own: the request, its InvalidRequest
+   * (announced), or undefined when the tenant's quota must be admitted first (then `start` is the way).
+   */
+  readonly startUnsafe: (options: StartOptions, fiber: Fiber.Fiber<unknown, unknown>) => Request | MuxError | undefined
   /** start, route once, end: a one-shot call */
   readonly run: <A, B>(
     options: StartOptions,
@@ -579,23 +584,37 @@ export const make = (options: {
     return result._tag === "Success" ? hold.settle(usage?.quota) : result._tag === "Interrupted" ? Effect.void : hold.release
   }
 
+  /** Does the tenant have a quota to admit (an Effect, a store round trip)? */
+  const hasTenantQuota = (tenant: string | undefined): boolean => {
+    const limits = tenantLimits(tenant)
+    return limits !== undefined && (limits.rpm !== undefined || limits.tpm !== undefined)
+  }
+
+  /** `begin` at `now`, announcing a request that ends before it begins. */
+  const begun = (opts: StartOptions, now: number, context: Context.Context<never>) => {
+    const b = begin(opts, now)
+    if (b instanceof MuxError) emitUnsafe(failedEarly(opts, b, now), context)
+    return b
+  }
+
+  const startUnsafe: Engine["startUnsafe"] = (opts, fiber) => {
+    if (hasTenantQuota(opts.tenant)) return undefined
+    const b = begun(opts, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), fiber.context)
+    return b instanceof MuxError ? b : b.request
+  }
+
   const start: Engine["start"] = (opts) =>
     Effect.withFiber((fiber) => {
-      const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-      const begun = begin(opts, now)
-      if (begun instanceof MuxError) {
-        emitUnsafe(failedEarly(opts, begun, now), fiber.context)
-        return Effect.fail(begun)
-      }
-      const limits = tenantLimits(opts.tenant)
+      const b = begun(opts, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), fiber.context)
+      if (b instanceof MuxError) return Effect.fail(b)
       // no tenant quota: nothing to admit, no Effect to run
-      if (limits === undefined || (limits.rpm === undefined && limits.tpm === undefined)) return Effect.succeed(begun.request)
-      return admitTenant(begun.state.info, begun.state.deadlineAt, opts.waitForQuota === true).pipe(
+      if (!hasTenantQuota(opts.tenant)) return Effect.succeed(b.request)
+      return admitTenant(b.state.info, b.state.deadlineAt, opts.waitForQuota === true).pipe(
         Effect.catchTag("StoreError", (e) => Effect.fail(storeError(e, []))),
-        Effect.tapError((error) => begun.request.end({ _tag: "Failure", error })),
+        Effect.tapError((error) => b.request.end({ _tag: "Failure", error })),
         Effect.map((hold) => {
-          begun.state.tenantHold = hold
-          return begun.request
+          b.state.tenantHold = hold
+          return b.request
         })
       )
     })
@@ -1048,6 +1067,7 @@ export const make = (options: {
         ...(a.serviceTier !== undefined ? { serviceTier: a.serviceTier } : {}),
         ...(error.httpStatusCode !== undefined ? { httpStatusCode: error.httpStatusCode } : {}),
         message: error.message,
+        ...(error.reason._tag === "DeadlineExceeded" ? { limitMs: Duration.toMillis(error.reason.after) } : {}),
         durationMs: now - a.t0
       }, now, at)
     })
@@ -1492,8 +1512,7 @@ export const make = (options: {
   const fastCapable = selector.pickUnsafe !== undefined && guards.every((g) => g.viewUnsafe !== undefined && g.admitUnsafe !== undefined)
 
   const run: Engine["run"] = (opts, attemptFn, call) => {
-    const limits = tenantLimits(opts.tenant)
-    const fast = fastCapable && (limits === undefined || (limits.rpm === undefined && limits.tpm === undefined))
+    const fast = fastCapable && !hasTenantQuota(opts.tenant)
     return Effect.withFiber((fiber) => {
       if (Telemetry.tracing(fiber)) {
         const general = generalRun(opts, attemptFn, call)
@@ -1525,12 +1544,9 @@ export const make = (options: {
     const context = fiber.context
     const clock = fiber.getRef(Clock.Clock)
     const now = clock.currentTimeMillisUnsafe()
-    const begun = begin(opts, now)
-    if (begun instanceof MuxError) {
-      emitUnsafe(failedEarly(opts, begun, now), context)
-      return Effect.fail(begun)
-    }
-    const { state, request } = begun
+    const b = begun(opts, now, context)
+    if (b instanceof MuxError) return Effect.fail(b)
+    const { state, request } = b
     const chosen = selectUnsafe(state, now, fiber)
     if (chosen === undefined) return runRest(state, request, call, routeLoop(state, attemptFn, { usage, raw: call.raw }))
     if ("taken" in chosen) {
@@ -1642,7 +1658,7 @@ export const make = (options: {
     for (const t of pool.targets) t.stats.reset()
   })
 
-  return { policy, stats: muxStats, pool: () => pool, start, run, health, addModel, removeModel, resetStats, deadlines }
+  return { policy, stats: muxStats, pool: () => pool, start, startUnsafe, run, health, addModel, removeModel, resetStats, deadlines }
 }
 
 const flatTargets = (tiers: ReadonlyArray<ReadonlyArray<Target>>): ReadonlyArray<Target> => (tiers.length === 1 ? tiers[0]! : tiers.flat())

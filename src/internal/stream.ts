@@ -29,7 +29,7 @@
  * token).
  */
 import type { ConverseStreamOutput } from "@aws-sdk/client-bedrock-runtime"
-import { Cause, Channel, Clock, Duration, Effect, Exit, Option, Pull, Scope, Stream } from "effect"
+import { Cause, Channel, Clock, Duration, Effect, Exit, type Fiber, Option, Pull, Scope, Stream } from "effect"
 import * as BedrockError from "../BedrockError.ts"
 import { MuxError, StreamInterrupted, type Usage } from "../MuxError.ts"
 import type * as MuxEvent from "../MuxEvent.ts"
@@ -291,9 +291,14 @@ export const make = (options: {
 }): Stream.Stream<MuxStream.Event, MuxError> => {
   // a channel of its own rather than Stream.unwrap: its setup is one step, and its finalizer goes straight
   // into the channel's scope
+  // the request starts in the channel's first step (a tenant's quota, an Effect of its own, aside)
   const body = (channelScope: Scope.Scope) =>
-    Effect.flatMap(options.engine.start(options.start), (request) =>
-      Effect.withFiber((fiber) => {
+    Effect.withFiber((fiber) => {
+      const started = options.engine.startUnsafe(options.start, fiber)
+      if (started === undefined) return Effect.flatMap(options.engine.start(options.start), (request) => setup(channelScope, request, fiber))
+      return started instanceof MuxError ? Effect.fail(started) : setup(channelScope, started, fiber)
+    })
+  const setup = (channelScope: Scope.Scope, request: Engine.Request, fiber: Fiber.Fiber<unknown, unknown>) => {
     const { engine, settings } = options
     const deadlineAt = request.deadlineAt
     const clock = fiber.getRef(Clock.Clock)
@@ -468,7 +473,7 @@ export const make = (options: {
     // a pull emits non-empty chunks: every branch of `next` returns at least one event
     const pull = next as Pull.Pull<readonly [MuxStream.Event, ...Array<MuxStream.Event>], MuxError>
     return Effect.as(Scope.addFinalizer(channelScope, finalizer), pull)
-      }))
+  }
   const plain = Stream.fromChannel(Channel.fromTransform((_, scope) => body(scope)))
   const traced = options.traced
   if (traced === undefined) return plain

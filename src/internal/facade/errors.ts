@@ -121,15 +121,8 @@ const timeoutResponse = (ms: number, modelId: string, details: Record<string, un
   modelId
 })
 
-/**
- * The limit that expired on a timed-out attempt, as its record's message
- * (`BedrockError.deadline`'s: "attempt timeout of N ms expired; ...") gives
- * it; the attempt's duration when the message does not say.
- */
-const expiredMs = (record: AttemptRecord): number => {
-  const m = record.message === undefined ? null : / of (\d+(?:\.\d+)?) ms\b/.exec(record.message)
-  return m === null ? record.durationMs : Number(m[1])
-}
+/** The limit that expired on a timed-out attempt (its record's `limitMs`); else the attempt's duration. */
+const expiredMs = (record: AttemptRecord): number => record.limitMs ?? record.durationMs
 
 /** The `ErrorResponse` of an attempt that timed out (`timedOut`), as the original reports one. */
 export const timeoutResponseOf = (record: AttemptRecord): EnhancedErrorResponse =>
