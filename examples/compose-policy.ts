@@ -9,7 +9,7 @@
  * - the per-attempt timeout and the request deadline (`withTimeout`,
  *   `withDeadline`);
  * - same-model retries as an Effect `Schedule` that honours `retry-after`
- *   (`Policy.withRetry(Policy.honourRetryAfter(...))`);
+ *   (`Policy.withRetry(Policy.exponentialRetry(...))`);
  * - the last-model backoff `Schedule` (`Policy.exponentialBackoff`);
  * - hedged first tokens (`Policy.hedge`);
  * - the guards, asked in order for every attempt: the breaker
@@ -20,9 +20,9 @@
  * returns a `Policy`), so the program compares the two field by field
  * (schedules by the delays they give under one seed) and then runs both
  * through `BedrockMux.layer`, which takes either, on the same simulated
- * Bedrock: they route every request alike. The same-model retry schedule has
- * no JSON key (JSON gets `Policy.defaultRetry`), so the JSON mux adds it with
- * the layer's `policy` option.
+ * Bedrock: they route every request alike. The same-model retry schedule is
+ * JSON's `retry` (`{ base, max? }`, which decodes to `Policy.exponentialRetry`;
+ * without it, `Policy.defaultRetry`).
  *
  * What the requests show (on the simulator, virtual time, 5 s apart):
  * - "long" (a label whose route is the fallback model alone): two 503s, each
@@ -69,7 +69,7 @@ const primary = Route.tier([{ modelId: LITE, weight: 100, rpm: 5 }, { modelId: H
 const fallback = Route.tier([{ modelId: PRO, tier: 1, timeout: "20 seconds" }])
 
 /** Same-model retries: 200 ms doubling, jittered, never sooner than a throttle's retry-after. */
-export const retry = Policy.honourRetryAfter(Schedule.exponential("200 millis").pipe(Schedule.jittered))
+export const retry = Policy.exponentialRetry({ base: "200 millis" })
 
 export const composed: Policy.Policy = pipe(
   Policy.make(Route.orElse(primary, fallback)),
@@ -101,14 +101,12 @@ export const json: MuxConfig.Input = {
   timeout: "10 seconds",
   deadline: "30 seconds",
   attempts: 5,
+  retry: { base: "200 millis" },
   backoff: { base: "250 millis", max: "2 seconds", times: 2 },
   stream: { hedge: { after: "1500 millis", budget: 0.5 } },
   breaker: { failures: 3, window: "30 seconds", probeInterval: "1 minute", probeIntervalMax: "5 minutes" },
   cooldowns: { base: "250 millis", requests: "5 seconds" }
 }
-
-/** What the JSON lacks: the retry schedule (a decoded config has `Policy.defaultRetry`). */
-const withRetry = Policy.withRetry(retry)
 
 // --- comparing two policies ---------------------------------------------------------------------
 
@@ -217,15 +215,15 @@ const runAll = (layer: Layer.Layer<BedrockMux, MuxConfig.MuxConfigError, Bedrock
 export const program = Effect.gen(function*() {
   const decoded = yield* MuxConfig.decode(json)
   const code = yield* shapeOf(composed)
-  const fromJson = yield* shapeOf(withRetry(decoded))
+  const fromJson = yield* shapeOf(decoded)
   yield* Console.log("code and JSON agree:", JSON.stringify(code) === JSON.stringify(fromJson))
   yield* Console.log("retry delays (after a 500, a 500, a throttle with retry-after 1 s):", code.retry)
   yield* Console.log("backoff delays:", code.backoff)
 
   const byCode = yield* runAll(BedrockMux.layer(composed))
-  // the layer takes the JSON (transformed by `policy`), or the decoded value, which is a Policy
-  const byJson = yield* runAll(BedrockMux.layer(json, { policy: withRetry }))
-  const byDecoded = yield* runAll(BedrockMux.layer(withRetry(decoded)))
+  // the layer takes the JSON, or the decoded value, which is a Policy
+  const byJson = yield* runAll(BedrockMux.layer(json))
+  const byDecoded = yield* runAll(BedrockMux.layer(decoded))
   for (const r of byCode.requests) yield* Console.log(`${r.label.padEnd(10)} ${r.answeredBy ?? "failed"}: ${r.attempts.join(", ")}`)
   yield* Console.log("breakers:", byCode.breakers, "hedges:", byCode.stats.hedges)
   return { code, fromJson, byCode, byJson, byDecoded }

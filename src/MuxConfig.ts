@@ -15,12 +15,17 @@
  * range: a duplicate model (same `modelId` and `client`), no primary (no
  * tier-0 model with weight > 0), `isFallback: true` with `tier: 0`, an
  * attempt timeout (global or per model) that is 0 or longer than the
- * deadline, a deadline, breaker `window`/`probeInterval`, backoff `base`, stream
- * `firstTokenTimeout`/`stallTimeout`/`hedge.after` that is 0, `probeIntervalMax`
- * shorter than `probeInterval`, backoff `max` shorter than `base`, a route naming
- * an unknown model. An unknown `client` key is reported when the layer is
- * built (the clients are not part of the JSON). A field that does not decode
- * does not hide the range problems of its neighbours: one error lists them all.
+ * deadline, a deadline, breaker `window`/`probeInterval`, retry or backoff
+ * `base`, stream `firstTokenTimeout`/`stallTimeout`/`hedge.after` that is 0,
+ * `probeIntervalMax` shorter than `probeInterval`, retry or backoff `max`
+ * shorter than `base`, a route naming an unknown model. An unknown `client`
+ * key is reported when the layer is built (the clients are not part of the
+ * JSON). A field that does not decode does not hide the range problems of its
+ * neighbours: one error lists them all.
+ *
+ * Without `retry`, same-model retries use `Policy.defaultRetry` (100 ms
+ * doubling, jittered, at least the retry-after); `retry: { base, max? }`
+ * decodes to `Policy.exponentialRetry`.
  *
  * Durations are milliseconds (a number) or Effect duration strings
  * ("30 seconds", "500 millis"; units nanos to weeks). Without a `timeout`, the
@@ -116,6 +121,10 @@ const Fields = Schema.Struct({
   waitForRecovery: Schema.optionalKey(Schema.Boolean),
   // optionalKey: a finite-literal-key record otherwise requires every reason tag
   decisions: Schema.optionalKey(Schema.Record(Schema.Literals(BedrockError.reasonTags), Schema.optionalKey(Decision))),
+  retry: Schema.optionalKey(Schema.Struct({
+    base: DurationInput,
+    max: Schema.optionalKey(DurationInput)
+  })),
   backoff: Schema.optionalKey(Schema.Struct({
     base: DurationInput,
     max: DurationInput,
@@ -167,6 +176,16 @@ export type TenantLimits = Policy.Limits
 export const DEFAULT_MAX_TOKENS = ModelModule.DEFAULT_MAX_TOKENS
 
 /**
+ * Same-model retry settings as decoded (the policy holds them as a
+ * `Schedule`, `Policy.exponentialRetry`).
+ * @since 0.1.0
+ */
+export interface RetrySettings {
+  readonly base: Duration.Duration
+  readonly max?: Duration.Duration | undefined
+}
+
+/**
  * Backoff settings as decoded (the policy holds them as a `Schedule`).
  * @since 0.1.0
  */
@@ -185,6 +204,8 @@ export interface BackoffSettings {
 export interface MuxConfig extends Policy.Policy {
   /** the `decisions` overrides as written (folded into `classification`) */
   readonly decisions: Readonly<Partial<Record<BedrockError.ReasonTag, Partial<BedrockError.Decision>>>>
+  /** the `retry` section as written (`retry` is its `Schedule`); undefined: `Policy.defaultRetry` */
+  readonly retrySettings: RetrySettings | undefined
   /** the `backoff` section as written (`backoff` is its `Schedule`) */
   readonly backoffSettings: BackoffSettings | undefined
 }
@@ -304,11 +325,12 @@ const check = (f: Checked): Array<Problem> => {
       })
     }
   }
-  const bo = f.backoff
-  if (bo !== undefined) {
-    positive("backoff.base", bo.base, "0 < base <= max")
-    if (bo.base !== undefined && bo.max !== undefined && ms(bo.max) < ms(bo.base)) {
-      problems.push({ path: "backoff.max", message: `max ${ms(bo.max)} ms is shorter than base ${ms(bo.base)} ms; allowed: max >= base` })
+  for (const section of ["retry", "backoff"] as const) {
+    const s = f[section]
+    if (s === undefined) continue
+    positive(`${section}.base`, s.base, "0 < base <= max")
+    if (s.base !== undefined && s.max !== undefined && ms(s.max) < ms(s.base)) {
+      problems.push({ path: `${section}.max`, message: `max ${ms(s.max)} ms is shorter than base ${ms(s.base)} ms; allowed: max >= base` })
     }
   }
   positive("stream.firstTokenTimeout", f.stream?.firstTokenTimeout, "0 < firstTokenTimeout")
@@ -375,6 +397,7 @@ const toConfig = (f: Fields): MuxConfig => {
     timeout: f.timeout ?? f.defaultTimeoutMs ?? Duration.min(Policy.defaults.timeout, deadline),
     deadline,
     classification,
+    retry: f.retry === undefined ? Policy.defaultRetry : Policy.exponentialRetry(f.retry),
     backoff: f.backoff === undefined ? undefined : Policy.exponentialBackoff(f.backoff),
     waitForRecovery: f.waitForRecovery ?? false,
     onStoreError: f.onStoreError ?? "allow",
@@ -387,7 +410,7 @@ const toConfig = (f: Fields): MuxConfig => {
     ...(st.onInterrupt !== undefined ? { onInterrupt: st.onInterrupt } : {}),
     ...(st.hedge !== undefined ? { hedge: Policy.hedge(st.hedge) } : {})
   })(policy)
-  return { ...streamed, decisions, backoffSettings: f.backoff }
+  return { ...streamed, decisions, retrySettings: f.retry, backoffSettings: f.backoff }
 }
 
 const selectors: Record<NonNullable<Fields["selection"]>, () => Selector.Selector> = {

@@ -283,9 +283,35 @@ export interface Policy {
 }
 
 /**
+ * Same-model retry delays, what the config's `retry` section builds:
+ * exponential from `base` (doubling), capped at `max` when given, ±20 %
+ * jitter, and every delay at least the error's `retry-after`
+ * (`honourRetryAfter`; a retry-after longer than `max` still wins). It never
+ * stops by itself: how many same-model retries an error gets is its
+ * decision's `retrySame`, not the schedule.
+ * @example
+ * ```ts
+ * import { Policy } from "effect-bedrock-mux"
+ * const s = Policy.exponentialRetry({ base: "200 millis", max: "2 seconds" })
+ * ```
+ * @since 0.1.0
+ */
+export const exponentialRetry = (options: {
+  readonly base: Duration.Input
+  readonly max?: Duration.Input | undefined
+}): Schedule.Schedule<unknown, BedrockError.BedrockError> =>
+  honourRetryAfter(
+    (options.max === undefined
+      ? Schedule.exponential(options.base)
+      : Schedule.min([Schedule.exponential(options.base), Schedule.spaced(options.max)])).pipe(Schedule.jittered)
+  )
+
+/**
  * The default same-model retry delays: 100 ms, doubling, ±20 % jitter, and
- * at least the error's `retry-after`. The AWS SDK's standard retry mode uses
- * the same 100 ms base for non-throttling errors.
+ * at least the error's `retry-after`, i.e.
+ * `exponentialRetry({ base: "100 millis" })`. The AWS SDK's standard retry
+ * mode uses the same 100 ms base for non-throttling errors. A JSON config
+ * without `retry` gets it.
  * @example
  * ```ts
  * import { Policy } from "effect-bedrock-mux"
@@ -293,9 +319,7 @@ export interface Policy {
  * ```
  * @since 0.1.0
  */
-export const defaultRetry: Schedule.Schedule<unknown, BedrockError.BedrockError> = honourRetryAfter(
-  Schedule.exponential("100 millis").pipe(Schedule.jittered)
-)
+export const defaultRetry: Schedule.Schedule<unknown, BedrockError.BedrockError> = exponentialRetry({ base: "100 millis" })
 
 /**
  * A retry schedule whose every delay is at least the error's `retry-after`

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Layer } from "effect"
+import { ConfigProvider, Duration, Effect, Layer, Random } from "effect"
 import * as fc from "fast-check"
 import * as BedrockError from "../src/BedrockError.ts"
 import { BedrockMux, BedrockRuntimes } from "../src/BedrockMux.ts"
@@ -11,6 +11,8 @@ import * as MuxConfig from "../src/MuxConfig.ts"
 import * as Policy from "../src/Policy.ts"
 import * as Route from "../src/Route.ts"
 import * as Selector from "../src/Selector.ts"
+import { runFor, success } from "./support/mux.ts"
+import { delaysOf, throttled, unavailable } from "./support/schedule.ts"
 
 const ms = Duration.toMillis
 
@@ -632,6 +634,7 @@ describe("MuxConfig: unknown keys are problems, at every depth, with a suggestio
     ["breaker", ["failures", "window", "probeInterval", "probeIntervalMax", "cooldown", "cooldownMax", "halfOpen", "rampUp"], (k) => ({ models: [{ modelId: "a" }], breaker: { [k]: 1 } })],
     ["stream", ["firstTokenTimeout", "stallTimeout", "metadataGrace", "onInterrupt", "hedge"], (k) => ({ models: [{ modelId: "a" }], stream: { [k]: 1 } })],
     ["cooldowns", ["base", "requests", "tokens", "daily", "unknown"], (k) => ({ models: [{ modelId: "a" }], cooldowns: { [k]: 1 } })],
+    ["retry", ["base", "max"], (k) => ({ models: [{ modelId: "a" }], retry: { base: 100, [k]: 1 } })],
     ["decisions", [...BedrockError.reasonTags], (k) => ({ models: [{ modelId: "a" }], decisions: { [k]: {} } })],
     ["decisions.Network", ["retrySame", "failover", "breaker", "largerContextOnly"], (k) => ({ models: [{ modelId: "a" }], decisions: { Network: { [k]: 1 } } })]
   ]
@@ -813,5 +816,84 @@ describe("MuxConfig: ranges that exclude 0, and how durations may be written", (
       assert.deepStrictEqual(plain.decisions, {})
       assert.isUndefined(plain.backoffSettings)
       assert.isUndefined(plain.backoff)
+    }))
+})
+
+describe("MuxConfig: retry, the same-model retry schedule", () => {
+  const inputs = [unavailable, unavailable, throttled(1_000), unavailable, unavailable, throttled(5_000), unavailable]
+
+  it.effect("without retry: Policy.defaultRetry, and no settings kept", () =>
+    Effect.gen(function*() {
+      const config = yield* MuxConfig.decode({ models: [{ modelId: "a" }] })
+      assert.strictEqual(config.retry, Policy.defaultRetry)
+      assert.isUndefined(config.retrySettings)
+      assert.strictEqual(MuxConfig.decodeSync([{ modelId: "a" }]).retry, Policy.defaultRetry)
+    }))
+
+  it.effect("retry: { base, max? } decodes to Policy.exponentialRetry with the same options: the same delays under one seed", () =>
+    Effect.gen(function*() {
+      for (const [retry, options] of [
+        [{ base: "200 millis" }, { base: "200 millis" }],
+        [{ base: 250, max: "1 second" }, { base: 250, max: "1 second" }],
+        [{ base: "100 millis", max: 100 }, { base: "100 millis", max: 100 }]
+      ] as const) {
+        const config = yield* MuxConfig.decode({ models: [{ modelId: "a" }], retry })
+        assert.notStrictEqual(config.retry, Policy.defaultRetry)
+        const decoded = yield* delaysOf(config.retry, inputs, "retry-json")
+        assert.deepStrictEqual(decoded, yield* delaysOf(Policy.exponentialRetry(options), inputs, "retry-json"), JSON.stringify(retry))
+        assert.strictEqual(decoded.length, inputs.length)
+        // a throttle's retry-after is honoured
+        assert.isAtLeast(decoded[2] as number, 1_000)
+        assert.isAtLeast(decoded[5] as number, 5_000)
+      }
+      // the section as written, durations decoded
+      const capped = yield* MuxConfig.decode({ models: [{ modelId: "a" }], retry: { base: "250 millis", max: 4000 } })
+      assert.deepStrictEqual([ms(capped.retrySettings!.base), ms(capped.retrySettings!.max!)], [250, 4000])
+      const uncapped = yield* MuxConfig.decode({ models: [{ modelId: "a" }], retry: { base: 300 } })
+      assert.strictEqual(ms(uncapped.retrySettings!.base), 300)
+      assert.isUndefined(uncapped.retrySettings!.max)
+    }))
+
+  it.effect("the decoded schedule is the one the mux runs: a 500 is retried on the same model after the retry's delay", () =>
+    Effect.gen(function*() {
+      const script = {
+        models: { a: { faults: [{ when: { calls: [1] }, do: { kind: "error", error: "InternalServerException" } }] } }
+      } as const
+      /** the wait between the failed first attempt's end and the retry's start */
+      const waitOf = (config: MuxConfig.Input) =>
+        Effect.gen(function*() {
+          const mux = yield* BedrockMux
+          success(yield* runFor(Effect.exit(mux.converse({ messages: [{ role: "user", content: [{ text: "hi" }] }] }))))
+          const [first, retry] = yield* BedrockSimulator.BedrockSimulator.attempts
+          assert.deepStrictEqual([first?.modelId, retry?.modelId], ["a", "a"])
+          return retry!.start - first!.end!
+        }).pipe(
+          Effect.provide(BedrockMux.layer(config).pipe(Layer.provideMerge(BedrockSimulator.BedrockSimulator.layer(script)))),
+          Random.withSeed("retry-run")
+        )
+      const slow = yield* waitOf({ models: [{ modelId: "a" }], retry: { base: "2 seconds" } })
+      assert.isAtLeast(slow, 1_600 - 1)
+      assert.isAtMost(slow, 2_400 + 1)
+      const byDefault = yield* waitOf({ models: [{ modelId: "a" }] })
+      assert.isAtLeast(byDefault, 80 - 1)
+      assert.isAtMost(byDefault, 120 + 1)
+    }))
+
+  it.effect("base 0, max shorter than base and a misspelt key are problems with their paths and the allowed range", () =>
+    Effect.gen(function*() {
+      const zero = yield* problemsOf({ models: [{ modelId: "a" }], retry: { base: 0 } })
+      assert.deepStrictEqual(zero.problems, [{ path: "retry.base", message: "base must be positive; allowed: 0 < base <= max" }])
+      const below = yield* problemsOf({ models: [{ modelId: "a" }], retry: { base: 500, max: "100 millis" } })
+      assert.deepStrictEqual(below.problems, [{ path: "retry.max", message: "max 100 ms is shorter than base 500 ms; allowed: max >= base" }])
+      const typo = yield* problemsOf({ models: [{ modelId: "a" }], retry: { bse: "200 millis" } })
+      const byPath = Object.fromEntries(typo.problems.map((p) => [p.path, p.message]))
+      assert.strictEqual(byPath["retry.bse"], "unknown key; did you mean `base`?")
+      // base is required: the misspelt key does not count as it
+      assert.include(Object.keys(byPath), "retry.base")
+      const far = yield* problemsOf({ models: [{ modelId: "a" }], retry: { base: 100, jitter: true } })
+      assert.deepStrictEqual(far.problems, [{ path: "retry.jitter", message: "unknown key; allowed: `base`, `max`" }])
+      // a field that does not decode does not hide its neighbour's range problem
+      const both = yield* problemsOf({ models: [{ modelId: "a" }], retry: { base: 0, max: "soon" } })
+      assert.deepStrictEqual(both.problems.map((p) => p.path), ["retry.max", "retry.base"])
     }))
 })

@@ -7,6 +7,7 @@ import * as Model from "../src/Model.ts"
 import * as Policy from "../src/Policy.ts"
 import * as Route from "../src/Route.ts"
 import * as Selector from "../src/Selector.ts"
+import { delaysOf, throttled, unavailable } from "./support/schedule.ts"
 
 // --- arbitraries --------------------------------------------------------------------------------
 
@@ -557,6 +558,42 @@ describe("Policy.make and with*", () => {
         assert.isAtLeast(d, nominal[i]! * 0.8 - 1e-9)
         assert.isAtMost(d, nominal[i]! * 1.2 + 1e-9)
       })
+    }))
+
+  it.effect("defaultRetry is exponentialRetry({ base: 100 ms }): the same delays as its definition before, under every seed", () =>
+    Effect.gen(function*() {
+      // what defaultRetry was defined as before exponentialRetry (and what examples/compose-policy.ts wrote with 200 ms)
+      const before = (base: Duration.Input) => Policy.honourRetryAfter(Schedule.exponential(base).pipe(Schedule.jittered))
+      const inputs = [unavailable, unavailable, throttled(1_000), unavailable, throttled(5_000), unavailable, unavailable, unavailable]
+      for (const seed of ["retry", "a", "b", "c"]) {
+        const old = yield* delaysOf(before("100 millis"), inputs, seed)
+        assert.strictEqual(old.length, inputs.length)
+        assert.deepStrictEqual(yield* delaysOf(Policy.defaultRetry, inputs, seed), old, seed)
+        assert.deepStrictEqual(yield* delaysOf(Policy.exponentialRetry({ base: "100 millis" }), inputs, seed), old, seed)
+        assert.deepStrictEqual(
+          yield* delaysOf(Policy.exponentialRetry({ base: "200 millis" }), inputs, seed),
+          yield* delaysOf(before("200 millis"), inputs, seed),
+          seed
+        )
+      }
+    }))
+
+  it.effect("exponentialRetry: never stops by itself; each delay within [0.8, 1.2] x min(base x 2^n, max), and at least a throttle's retry-after", () =>
+    Effect.gen(function*() {
+      const schedule = Policy.exponentialRetry({ base: "100 millis", max: "300 millis" })
+      const plain = yield* delaysOf(schedule, Array.from({ length: 10 }, () => unavailable))
+      assert.strictEqual(plain.length, 10)
+      plain.forEach((d, i) => {
+        const nominal = Math.min(100 * 2 ** i, 300)
+        assert.isAtLeast(d as number, nominal * 0.8 - 1e-9)
+        assert.isAtMost(d as number, nominal * 1.2 + 1e-9)
+      })
+      // a retry-after longer than max still wins
+      const waited = yield* delaysOf(schedule, Array.from({ length: 5 }, () => throttled(1_000)))
+      assert.deepStrictEqual(waited, [1_000, 1_000, 1_000, 1_000, 1_000])
+      // without max: uncapped
+      const uncapped = yield* delaysOf(Policy.exponentialRetry({ base: 100 }), Array.from({ length: 8 }, () => unavailable))
+      assert.isAtLeast(uncapped[7] as number, 12_800 * 0.8 - 1e-9)
     }))
 })
 

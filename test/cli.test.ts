@@ -8,7 +8,9 @@ import { TestConsole } from "effect/testing"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { cli, CliExit, progressDue, progressLine, usageErrorExit } from "../src/cli/command.ts"
+import { cli, CliExit, configToJson, progressDue, progressLine, renderConfig, usageErrorExit } from "../src/cli/command.ts"
+import * as MuxConfig from "../src/MuxConfig.ts"
+import * as Policy from "../src/Policy.ts"
 
 // as src/cli/main.ts runs it
 const run = (...args: Array<string>) =>
@@ -78,7 +80,7 @@ describe("bedrock-mux validate-config", () => {
     }))
 
   /** the head of every section validate-config prints, in order */
-  const sections = ["name: ", "models (", "policy: ", "guards: ", "breaker: ", "decisions", "stream: ", "routes", "tenants", "throttle cooldowns: ", "capture bodies: "]
+  const sections = ["name: ", "models (", "policy: ", "retry: ", "guards: ", "breaker: ", "decisions", "stream: ", "routes", "tenants", "throttle cooldowns: ", "capture bodies: "]
   const assertEverySection = (out: string) => {
     const lines = out.split("\n")
     let at = -1
@@ -89,7 +91,7 @@ describe("bedrock-mux validate-config", () => {
     }
   }
 
-  it.effect("every section is printed: policy, guards, breaker, stream, decisions, backoff, routes, tenants, cooldowns, capture bodies", () =>
+  it.effect("every section is printed: policy, retry, guards, breaker, stream, decisions, backoff, routes, tenants, cooldowns, capture bodies", () =>
     Effect.gen(function*() {
       const full = {
         ...good,
@@ -97,6 +99,7 @@ describe("bedrock-mux validate-config", () => {
         selection: "latency",
         breaker: { failures: 3, window: "30 seconds", probeInterval: "2 seconds", probeIntervalMax: "1 minute", halfOpen: 2, rampUp: "10 seconds" },
         decisions: { AccessDenied: { failover: true } },
+        retry: { base: "200 millis", max: "2 seconds" },
         backoff: { base: "250 millis", max: "4 seconds", times: 3 },
         cooldowns: { base: "250 millis", requests: "5 seconds" },
         defaultTenant: { tpm: 1000 },
@@ -110,6 +113,7 @@ describe("bedrock-mux validate-config", () => {
         out,
         "policy: attempts 4, attempt timeout 8s, deadline 20s, selection latency, backoff exponential from 250ms up to 4s, 3 time(s), waitForRecovery false"
       )
+      assert.include(out, "\nretry: 200ms doubling up to 2s, jittered, at least the retry-after\n")
       assert.include(out, "guards: breaker, cooldown, quota")
       assert.include(
         out,
@@ -133,6 +137,7 @@ describe("bedrock-mux validate-config", () => {
       assert.include(plain, "plain.json")
       assertEverySection(plain)
       assert.include(plain, "policy: attempts 4, attempt timeout 30s, deadline 1m, selection weighted, backoff none, waitForRecovery false")
+      assert.include(plain, "\nretry: default (100ms doubling, jittered, at least the retry-after)\n")
       assert.include(
         plain,
         "breaker: opens after 5 failures in 1m, a probe every 5s while open (a slow failure doubles it, up to 5m), 1 half-open probe(s), ramp-up 30s"
@@ -181,6 +186,7 @@ describe("bedrock-mux validate-config", () => {
       assert.deepStrictEqual(json.config.stream, { firstTokenTimeoutMs: 3000, stallTimeoutMs: 4000, metadataGraceMs: 100, onInterrupt: "restart", hedge: { after: 1000, budget: 0.2 } })
       assert.deepStrictEqual(json.config.policy.decisions, { AccessDenied: { failover: true } })
       assert.deepStrictEqual(json.config.policy.backoff, { baseMs: 250, maxMs: 4000, times: 3 })
+      assert.deepStrictEqual(json.config.policy.retry, { baseMs: 200, maxMs: 2000 })
       assert.deepStrictEqual(json.config.routes, { fast: ["amazon.nova-lite-v1:0"] })
       assert.deepStrictEqual(json.config.tenants, { A: { rpm: 3 } })
       assert.deepStrictEqual(json.config.defaultTenant, { tpm: 1000 })
@@ -198,7 +204,20 @@ describe("bedrock-mux validate-config", () => {
         [["amazon.nova-lite-v1:0", 0, 8_000], ["amazon.nova-pro-v1:0", 1, 5_000]]
       )
       assert.strictEqual(out.config.policy.deadlineMs, 20_000)
+      // no retry section: the default, said as such
+      assert.strictEqual(out.config.policy.retry, "default (100ms doubling, jittered, at least the retry-after)")
     }))
+
+  it("the retry schedule of a policy composed in code: the default as such, any other as custom; a section without max prints none", () => {
+    const models = [{ modelId: "a" }]
+    assert.strictEqual(configToJson(Policy.make(models)).policy.retry, "default (100ms doubling, jittered, at least the retry-after)")
+    const custom = Policy.make(models, { retry: Policy.exponentialRetry({ base: "200 millis" }) })
+    assert.strictEqual(configToJson(custom).policy.retry, "custom")
+    assert.include(renderConfig(custom), "\nretry: custom\n")
+    const decoded = MuxConfig.decodeSync({ models, retry: { base: 300 } })
+    assert.deepStrictEqual(configToJson(decoded).policy.retry, { baseMs: 300, maxMs: null })
+    assert.include(renderConfig(decoded), "\nretry: 300ms doubling, jittered, at least the retry-after\n")
+  })
 
   it.effect("a bad file: every problem with its path, exit 1", () =>
     Effect.gen(function*() {

@@ -203,7 +203,8 @@ describe("options", () => {
     const breaker: SameKeys<Json["breaker"], MuxConfigFields["breaker"]> = true
     const cooldowns: SameKeys<Json["cooldowns"], MuxConfigFields["cooldowns"]> = true
     const stream: SameKeys<Json["stream"], MuxConfigFields["stream"]> = true
-    const sections = [breaker, cooldowns, stream]
+    const retry: SameKeys<Json["retry"], MuxConfigFields["retry"]> = true
+    const sections = [breaker, cooldowns, stream, retry]
     expect([sameKeys, deep, modelKeys, ...sections].every((b) => b)).toBe(true)
   })
 

@@ -268,7 +268,14 @@ const streamToJson = (s: Policy.Streaming) => ({
 })
 
 /** A config as decoded, or a policy composed in code (without the sections kept as written). */
-type Printable = Policy.Policy & Partial<Pick<MuxConfig.MuxConfig, "decisions" | "backoffSettings">>
+type Printable = Policy.Policy & Partial<Pick<MuxConfig.MuxConfig, "decisions" | "retrySettings" | "backoffSettings">>
+
+/** What `Policy.defaultRetry` is (`Policy.exponentialRetry({ base: "100 millis" })`), for a config without `retry`. */
+const DEFAULT_RETRY = "default (100ms doubling, jittered, at least the retry-after)"
+
+/** The same-model retry schedule: its settings as written, the default, or one composed in code. */
+const retryOf = <A>(c: Printable, settings: (s: MuxConfig.RetrySettings) => A): A | string =>
+  c.retrySettings !== undefined ? settings(c.retrySettings) : c.retry === Policy.defaultRetry ? DEFAULT_RETRY : "custom"
 
 /** A guard's settings as plain JSON (durations in ms); undefined for a guard without settings of its own. */
 const settingsToJson = (settings: unknown): unknown => {
@@ -308,6 +315,7 @@ export const configToJson = (c: Printable) => {
       timeoutMs: Duration.toMillis(c.timeout),
       deadlineMs: Duration.toMillis(c.deadline),
       selection: c.selector.name,
+      retry: retryOf(c, (r) => ({ baseMs: Duration.toMillis(r.base), maxMs: r.max === undefined ? null : Duration.toMillis(r.max) })),
       backoff: c.backoffSettings !== undefined
         ? { baseMs: Duration.toMillis(c.backoffSettings.base), maxMs: Duration.toMillis(c.backoffSettings.max), times: c.backoffSettings.times }
         : c.backoff !== undefined
@@ -367,6 +375,9 @@ export const renderConfig = (c: Printable): string => {
       ])
     ),
     `policy: attempts ${c.attempts}, attempt timeout ${fmt(c.timeout)}, deadline ${fmt(c.deadline)}, selection ${c.selector.name}, backoff ${backoff}, waitForRecovery ${c.waitForRecovery}`,
+    `retry: ${
+      retryOf(c, (r) => `${fmt(r.base)} doubling${r.max === undefined ? "" : ` up to ${fmt(r.max)}`}, jittered, at least the retry-after`)
+    }`,
     `guards: ${c.guards.map((g) => g.name).join(", ") || "none"}`,
     b === undefined
       ? "breaker: none"

@@ -381,6 +381,7 @@ export interface MuxConfigFields {
     readonly breaker?: boolean
     readonly largerContextOnly?: boolean
   }>>>
+  readonly retry?: { readonly base: DurationInput; readonly max?: DurationInput }
   readonly backoff?: { readonly base: DurationInput; readonly max: DurationInput; readonly times: number }
   readonly onStoreError?: "allow" | "fail"
   readonly captureBodies?: boolean
