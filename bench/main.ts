@@ -4,7 +4,9 @@
  * Suites: mux (overhead, throughput, heap), stream (added time to first
  * token), admission (quota store), transport (SDK over loopback,
  * HTTP/1.1 keep-alive vs the SDK's default HTTP/2), sdk (the mux's own cost on
- * the real SDK path against issue 11's goals; bench/sdk.ts).
+ * the real SDK path against issue 11's goals; bench/sdk.ts), cold (the mux's
+ * CPU per call back to back and after the loop sat idle, as on real I/O;
+ * bench/cold.ts).
  */
 import { Effect } from "effect"
 import * as fs from "node:fs"
@@ -38,6 +40,12 @@ try {
   suites["sdk"] = () => sdk.run({ quick })
 } catch (e) {
   console.error("sdk suite unavailable:", e)
+}
+try {
+  const cold = await import("./cold.ts")
+  suites["cold"] = () => cold.run({ quick })
+} catch (e) {
+  console.error("cold suite unavailable:", e)
 }
 try {
   const transport = await import("./transport.ts")

@@ -79,6 +79,30 @@ export const renderMarkdown = (dir: string): string => {
   }
   const sdk = read(dir, "sdk")
   if (sdk !== undefined) out.push(...renderSdk(sdk))
+  const cold = read(dir, "cold")
+  if (cold !== undefined) {
+    out.push(
+      "",
+      `## The same work, back to back and after idle time (cold suite; ${cold.node}, ${cold.cpus} CPUs, ${cold.date}${cold.quick ? ", --quick" : ""})`,
+      "",
+      "CPU per call (`process.cpuUsage`) of `mux.converse` and of the floor of any Effect wrapper that can abort",
+      "(`Effect.runPromiseWith` of an `Effect.callback` around the send), on a Bedrock runtime that answers at once: on the",
+      "next `setImmediate` (hot), or after a 1 ms timer, so that the event loop sleeps between the mux's work before the",
+      `send and after the answer, as it does on real I/O (idle). Interleaved, ${cold.setup.rounds} rounds of ${cold.setup.callsPerBlock} calls per row.`,
+      "",
+      "| mode | callback floor | mux.converse | added by the mux |",
+      "|---|---|---|---|",
+      `| hot | ${f(cold.hot.callbackCpuUs)} µs | ${f(cold.hot.muxCpuUs)} µs | **${f(cold.hot.muxAddedCpuUs)} µs** |`,
+      `| idle (1 ms between send and answer) | ${f(cold.idle.callbackCpuUs)} µs | ${f(cold.idle.muxCpuUs)} µs | **${f(cold.idle.muxAddedCpuUs)} µs** |`,
+      "",
+      `The mux's own work costs ${f(cold.idleOverHot)}× as much CPU after idle time as back to back; a fixed piece of plain`,
+      `JavaScript (200 small objects) takes ${f(cold.plainWork.hotUs, 2)} µs hot and ${f(cold.plainWork.idleUs, 2)} µs after a 1 ms timer (${f(cold.plainWork.idleOverHot)}×) on`,
+      "the same machine. This is why the simulator suites (no idle time) show a few µs and the sdk suite (the SDK's own",
+      "work and a network wait between the mux's two halves) several times more: the mux's cost on a real call is set by",
+      "how much code and memory each request touches, not by its hot-loop speed.",
+      ""
+    )
+  }
   return out.join("\n")
 }
 
@@ -205,7 +229,10 @@ const renderSdk = (s: Record<string, any>): Array<string> => {
       ).join("; ")
     }.`,
     `- Streams (ConverseStream, 5 deltas, ${st.rounds} rounds): time to first token p50 ${f(st.directTtftP50us, 0)} µs direct, ${f(st.muxTtftP50us, 0)} µs through \`mux.converseStream\`` +
-      ` (added ${us(st.addedTtftUs)}, halves ${f(st.addedTtftUsHalves[0])} / ${f(st.addedTtftUsHalves[1])}); whole stream p50 ${f(st.directWholeStreamP50us, 0)} vs ${f(st.muxWholeStreamP50us, 0)} µs; added CPU per stream ${us(st.addedCpuPerStreamUs)}.`,
+      ` (added ${us(st.addedTtftUs)}, halves ${f(st.addedTtftUsHalves[0])} / ${f(st.addedTtftUsHalves[1])}); whole stream p50 ${f(st.directWholeStreamP50us, 0)} vs ${f(st.muxWholeStreamP50us, 0)} µs; added CPU per stream ${us(st.addedCpuPerStreamUs)}.` +
+      (st.runtimeAddedTtftUs === undefined
+        ? ""
+        : ` Of the added time to first token, an Effect stream over the SDK's iterator without routing (\`BedrockRuntime.converseStream\`) adds ${us(st.runtimeAddedTtftUs)} by itself; the mux adds ${us(st.muxOverRuntimeTtftUs)} over that.`),
     `- In flight: ${inf.requests} requests held open by the fake (one socket each, opened beforehand), heap delta / N, median of ${inf.rounds} alternating rounds:` +
       ` ${f(inf.muxBytesPerRequest / 1024)} KB per mux request, ${f(inf.sdkBytesPerRequest / 1024)} KB per SDK request.`,
     `- Heap (${h.path}): ${f(h.after10kMB)} MB after 10k, ${f(h.afterMB)} MB after ${h.requests} requests. The 1M-request figure on the simulator is the mux suite's, above.`,

@@ -207,6 +207,17 @@ export const run = async (options: Options): Promise<object> => {
         directEnd.push((performance.now() - t0) * 1000)
         return (first - t0) * 1000
       },
+      // the Effect-stream floor: the library's BedrockRuntime.converseStream (the SDK's iterator as an Effect
+      // stream, no routing), read the same way; what any Effect stream API adds over the SDK's own iterator
+      runtime: async () => {
+        const t0 = performance.now()
+        let first = -1
+        await runMux(Stream.runForEach(bedrock.converseStream(input), (ev) => {
+          if (first < 0 && ev.contentBlockDelta !== undefined) first = performance.now()
+          return Effect.void
+        }))
+        return (first - t0) * 1000
+      },
       mux: async () => {
         const t0 = performance.now()
         let first = -1
@@ -219,6 +230,8 @@ export const run = async (options: Options): Promise<object> => {
       }
     }, streamOptions)
     const ttft = compare(st["mux"]!, st["direct"]!)
+    const runtimeTtft = compare(st["runtime"]!, st["direct"]!)
+    const overRuntime = compare(st["mux"]!, st["runtime"]!)
     const stream = {
       directTtftP50us: median(st["direct"]!.latency),
       muxTtftP50us: ttft.p50us,
@@ -226,6 +239,10 @@ export const run = async (options: Options): Promise<object> => {
       addedTtftUs: ttft.addedUs,
       addedTtftUsHalves: ttft.addedUsHalves,
       addedCpuPerStreamUs: ttft.addedCpuUs,
+      /** BedrockRuntime.converseStream (an Effect stream over the SDK's iterator) over the SDK's own iterator */
+      runtimeAddedTtftUs: runtimeTtft.addedUs,
+      /** the mux over BedrockRuntime.converseStream: its routing, deadlines and bookkeeping alone */
+      muxOverRuntimeTtftUs: overRuntime.addedUs,
       directWholeStreamP50us: medianOf(directEnd),
       muxWholeStreamP50us: medianOf(muxEnd),
       ...streamOptions
