@@ -72,6 +72,11 @@ export interface States<S> {
   readonly getManyUnsafe?: ((keys: ReadonlyArray<string>) => ReadonlyArray<S | undefined>) | undefined
   /** where the states are at hand: no key holds a state (every read would be `undefined`) */
   readonly emptyUnsafe?: (() => boolean) | undefined
+  /**
+   * where the states are at hand: a number that changes whenever a state may have (every `modify` moves it), so
+   * a reader can keep what it derived from the states until it moves
+   */
+  readonly versionUnsafe?: (() => number) | undefined
 }
 
 /**
@@ -156,6 +161,7 @@ export const makeMemory = (): Service => {
     const refs = new Map<string, Ref.Ref<S | undefined>>()
     // how many keys hold a state: the common case (nothing held anywhere) is answered without a read per key
     let held = 0
+    let version = 0
     const refOf = (key: string): Ref.Ref<S | undefined> => {
       let ref = refs.get(key)
       if (ref === undefined) {
@@ -167,6 +173,7 @@ export const makeMemory = (): Service => {
     const modify = <A>(key: string, f: (state: S | undefined) => readonly [A, S | undefined]): Effect.Effect<A> =>
       Ref.modify(refOf(key), (current) => {
         const [a, next] = f(current)
+        version += 1
         held += (next === undefined ? 0 : 1) - (current === undefined ? 0 : 1)
         return [a, next]
       })
@@ -180,6 +187,7 @@ export const makeMemory = (): Service => {
       getMany: (keys) => Effect.sync(() => getManyUnsafe(keys)),
       getManyUnsafe,
       emptyUnsafe: () => held === 0,
+      versionUnsafe: () => version,
       modify
     }
   }

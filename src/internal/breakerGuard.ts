@@ -103,6 +103,33 @@ export const make = (settings: Guard.BreakerSettings, env: Guard.Env) =>
       return p
     }
 
+    /**
+     * Quiet: every breaker of the targets closed and past its ramp-up (its failures, if any, change no view). Read
+     * from the states once per store version and targets, then by the clock alone: from when the last ramp-up
+     * ends (never, while one is open or half-open).
+     */
+    let quietVersion = -1
+    let quietTargets: ReadonlyArray<Target> | undefined
+    let quietFrom = Infinity
+    const quiet = (targets: ReadonlyArray<Target>, now: number): boolean => {
+      if (states.emptyUnsafe?.() === true) return true
+      const version = states.versionUnsafe!()
+      if (version !== quietVersion || targets !== quietTargets) {
+        quietVersion = version
+        quietTargets = targets
+        quietFrom = -Infinity
+        for (const st of states.getManyUnsafe!(targets.map(keyOf))) {
+          if (st === undefined) continue
+          if (st._tag !== "Closed") {
+            quietFrom = Infinity
+            break
+          }
+          if (st.closedAt !== undefined && s.rampUpMs > 0) quietFrom = Math.max(quietFrom, st.closedAt + s.rampUpMs)
+        }
+      }
+      return now >= quietFrom
+    }
+
     const live: Guard.Live = {
       view: (targets, _request, now) =>
         states.getMany(targets.map(keyOf)).pipe(
@@ -129,6 +156,7 @@ export const make = (settings: Guard.BreakerSettings, env: Guard.Env) =>
         ? undefined
         : (targets, _request, now) =>
           states.emptyUnsafe?.() === true ? Guard.openViews(targets.length) : states.getManyUnsafe!(targets.map(keyOf)).map((st) => viewOf(st, now)),
+      quietUnsafe: states.getManyUnsafe === undefined || states.versionUnsafe === undefined ? undefined : quiet,
       // a closed breaker's permit records nothing of when it was taken (only probes do): one per target serves
       admitUnsafe: (target, _request, view, now) => (view.free === true ? freePermit(target, now) : undefined),
       health: (targets, now) =>

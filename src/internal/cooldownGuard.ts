@@ -148,6 +148,8 @@ export const make = (settings: Guard.CooldownSettings, env: Guard.Env) =>
           const { ks, views } = lookup(targets, request)
           return views(states.getManyUnsafe!(ks), now)
         },
+      // no cooldown anywhere (a success clears a model's): every view open, every permit the free one
+      quietUnsafe: states.emptyUnsafe === undefined ? undefined : () => states.emptyUnsafe!(),
       // with no cooldown in force, a permit records nothing of when it was taken: one per target and tier serves
       admitUnsafe: (target, request, view, now) => {
         if (view.free !== true) return undefined

@@ -274,6 +274,8 @@ interface Admitted {
   /** set before a hedge's loser is interrupted, so its record says why */
   lostHedge?: boolean
   released?: boolean
+  /** admitted while every guard was quiet: its permits are free (nothing to release after a success) */
+  readonly quiet?: boolean
 }
 
 /** An attempt's time limit and which deadline it is. */
@@ -804,6 +806,10 @@ export const make = (options: {
   ): Admitted | { readonly taken: ReadonlyArray<Guard.Permit> } | undefined => {
     if (!fastCapable || state.next !== undefined) return undefined
     const targets = flatTargets(state.tiers)
+    if (quietCapable && state.excluded === undefined && state.minContext < 0) {
+      const quiet = selectQuiet(state, targets, now, fiber)
+      if (quiet !== undefined) return quiet
+    }
     const views: Array<ReadonlyArray<Guard.View>> = []
     for (const g of guards) {
       const v = g.viewUnsafe!(targets, state.info, now)
@@ -828,6 +834,48 @@ export const make = (options: {
     }
     return { target, tier: picked.tier, permits, serviceTier, t0: now }
   }
+
+  /**
+   * Every guard quiet (`Guard.Live.quietUnsafe`): nothing is out, every weight is the model's own, every permit
+   * the free one. The candidates are those of the route's first tier with weight (one array per route) and each
+   * target's permits are taken once (measured: guards' views, permits and releases were 7 µs of the mux's cost
+   * per call on the real SDK path, scratch A/B). Undefined: a guard is not quiet, or a permit is not at hand.
+   */
+  const selectQuiet = (
+    state: RequestState,
+    targets: ReadonlyArray<Target>,
+    now: number,
+    fiber: Fiber.Fiber<unknown, unknown>
+  ): Admitted | undefined => {
+    for (let g = 0; g < guards.length; g++) if (!guards[g]!.quietUnsafe!(targets, now)) return undefined
+    let found = quietCandidates.get(state.tiers)
+    if (found === undefined) {
+      const open = guards.map(() => Guard.openViews(targets.length))
+      found = Object.freeze(eligible(state, open, now, undefined, []) ?? []) as ReadonlyArray<Candidate>
+      quietCandidates.set(state.tiers, found)
+    }
+    if (found.length === 0) return undefined
+    const random = fiber.getRef(Random.Random)
+    const picked = selector.pickUnsafe!(found as Arr.NonEmptyReadonlyArray<Candidate>, state.info, () => random.nextDoubleUnsafe())
+    const target = checkPick(found, picked)
+    let permits = quietPermits.get(target)
+    if (permits === undefined) {
+      const taken: Array<Guard.Permit> = []
+      for (const g of guards) {
+        const p = g.admitUnsafe!(target, state.info, Guard.open, now)
+        if (p === undefined || !isFree(p) || p.serviceTier !== undefined) return undefined
+        taken.push(p)
+      }
+      permits = taken
+      quietPermits.set(target, permits)
+    }
+    return { target, tier: picked.tier, permits, serviceTier: undefined, t0: now, quiet: true }
+  }
+  const quietCapable = guards.every((g) => g.quietUnsafe !== undefined)
+  /** a route's candidates while every guard is quiet (by the route's tiers, which a pool keeps) */
+  const quietCandidates = new WeakMap<ReadonlyArray<ReadonlyArray<Target>>, ReadonlyArray<Candidate>>()
+  /** each target's permits while every guard is quiet */
+  const quietPermits = new WeakMap<Target, ReadonlyArray<Guard.Permit>>()
 
   /** Every guard's permit for the pick; a rejection excludes it (for good, or until its retry-after). */
   const tryAdmit = (
@@ -1570,7 +1618,7 @@ export const make = (options: {
       const t1 = clock.currentTimeMillisUnsafe()
       if (Exit.isSuccess(exit) && plain) {
         const used = usage?.(exit.value)
-        for (const p of a.permits) if (!isFree(p)) p.releaseUnsafe!({ _tag: "Success", at: t1, durationMs: t1 - now, usage: used })
+        if (a.quiet !== true) for (const p of a.permits) if (!isFree(p)) p.releaseUnsafe!({ _tag: "Success", at: t1, durationMs: t1 - now, usage: used })
         a.released = true
         target.stats.succeeded(t1, t1 - now, used?.outputTokens)
         const record: AttemptRecord = { modelId, target: target.model.target, outcome: "success", ...(serviceTier !== undefined ? { serviceTier } : {}), durationMs: t1 - now }
@@ -1661,7 +1709,17 @@ export const make = (options: {
   return { policy, stats: muxStats, pool: () => pool, start, startUnsafe, run, health, addModel, removeModel, resetStats, deadlines }
 }
 
-const flatTargets = (tiers: ReadonlyArray<ReadonlyArray<Target>>): ReadonlyArray<Target> => (tiers.length === 1 ? tiers[0]! : tiers.flat())
+/** A route's targets, tier after tier: one array per route (a pool keeps its routes), which guards may key on. */
+const flatTargets = (tiers: ReadonlyArray<ReadonlyArray<Target>>): ReadonlyArray<Target> => {
+  if (tiers.length === 1) return tiers[0]!
+  let flat = flattened.get(tiers)
+  if (flat === undefined) {
+    flat = tiers.flat()
+    flattened.set(tiers, flat)
+  }
+  return flat
+}
+const flattened = new WeakMap<ReadonlyArray<ReadonlyArray<Target>>, ReadonlyArray<Target>>()
 
 const routeOf = (tiers: ReadonlyArray<ReadonlyArray<Target>>): Route.Route => ({ tiers: tiers.map((tier) => tier.map((t) => t.model)) })
 

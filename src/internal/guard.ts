@@ -162,6 +162,14 @@ export interface Live {
   readonly viewUnsafe?: ((targets: ReadonlyArray<Target>, request: RequestInfo, now: number) => ReadonlyArray<View> | undefined) | undefined
   /** Optional: `admit` without an Effect, for a view that needs no store round trip (undefined: use `admit`). */
   readonly admitUnsafe?: ((target: Target, request: RequestInfo, view: View, now: number) => Permit | undefined) | undefined
+  /**
+   * Optional, with `viewUnsafe` and `admitUnsafe`: true when this guard has nothing to say about `targets` at
+   * `now`: `viewUnsafe` would give `open` for each, and `admitUnsafe(target, request, open, now)` (a request at the
+   * default service tier) gives a free permit that is the same whatever the request and the time. When every
+   * guard says so, the mux skips their views and permits on its fast path and reuses each target's permits.
+   * A guard's breaker closed for good, no cooldown, no quota: quiet. Must be cheap (it runs on every request).
+   */
+  readonly quietUnsafe?: ((targets: ReadonlyArray<Target>, now: number) => boolean) | undefined
 }
 
 /**

@@ -86,6 +86,7 @@ export const make = (env: Guard.Env) =>
       tokens: request.inputTokens() + (request.maxTokens ?? target.model.maxTokens)
     })
 
+    const unlimited = new WeakMap<ReadonlyArray<Target>, boolean>()
     const live: Guard.Live = {
       // room is only known by reserving: every model admits until its reservation says no
       view: (targets) => Effect.succeed(Guard.openViews(targets.length)),
@@ -105,6 +106,15 @@ export const make = (env: Guard.Env) =>
         )
       },
       viewUnsafe: (targets) => Guard.openViews(targets.length),
+      // no model with a quota among them (a pool's target arrays are kept, so the answer is too)
+      quietUnsafe: (targets) => {
+        let q = unlimited.get(targets)
+        if (q === undefined) {
+          q = !targets.some(limited)
+          unlimited.set(targets, q)
+        }
+        return q
+      },
       // a memory store reserves in plain code; a refusal (its event, the retry-after) is the general path's
       admitUnsafe: (target, request, _view, now) => {
         if (!limited(target)) return Guard.noPermit

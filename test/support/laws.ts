@@ -476,11 +476,15 @@ export const composed = (s: Scenario, assoc: "left" | "right"): Route.Route => {
   return assoc === "left" ? Route.orElse(Route.orElse(a, b), c) : Route.orElse(a, Route.orElse(b, c))
 }
 
-export const policyOf = (s: Scenario, route: Route.Route, trace: Trace): Policy.Policy => {
+/** The scenario's guards, each behind the recorder (the laws read what they saw); another choice for other tests. */
+export type GuardsOf = (s: Scenario, trace: Trace) => ReadonlyArray<Guard.Guard>
+export const recordedGuards: GuardsOf = (s, trace) => s.guards.map((g) => recorded(guardOf(s.seed, g), trace))
+
+export const policyOf = (s: Scenario, route: Route.Route, trace: Trace, guards: GuardsOf = recordedGuards): Policy.Policy => {
   const labels = s.requests.map((_, i) => `q${i}`)
   const base = Policy.make(route, {
     selector: selectorOf(s.selector),
-    guards: s.guards.map((g) => recorded(guardOf(s.seed, g), trace)),
+    guards: guards(s, trace),
     attempts: s.attempts,
     timeout: Duration.millis(s.timeoutMs),
     deadline: Duration.millis(s.deadlineMs),
@@ -566,10 +570,10 @@ export const call = (mux: BedrockMux["Service"], s: Scenario, index: number, r: 
     return { index, label, kind: r.kind, startAt, endAt, deadlineMs: r.deadlineMs ?? s.deadlineMs, exit, reads, attempts, take: r.take } satisfies Call
   })
 
-export const run = (s: Scenario, assoc: "left" | "right" = "left"): Promise<Run> => {
+export const run = (s: Scenario, assoc: "left" | "right" = "left", guards: GuardsOf = recordedGuards): Promise<Run> => {
   const trace: Trace = { seq: 0, permits: 0, views: [], admits: [], releases: [] }
   const route = composed(s, assoc)
-  const policy = policyOf(s, route, trace)
+  const policy = policyOf(s, route, trace, guards)
   const program = Effect.gen(function*() {
     const mux = yield* BedrockMux
     const events: Array<MuxEvent.MuxEvent> = []
