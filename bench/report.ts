@@ -232,7 +232,10 @@ const renderSdk = (s: Record<string, any>): Array<string> => {
       ` (added ${us(st.addedTtftUs)}, halves ${f(st.addedTtftUsHalves[0])} / ${f(st.addedTtftUsHalves[1])}); whole stream p50 ${f(st.directWholeStreamP50us, 0)} vs ${f(st.muxWholeStreamP50us, 0)} µs; added CPU per stream ${us(st.addedCpuPerStreamUs)}.` +
       (st.runtimeAddedTtftUs === undefined
         ? ""
-        : ` Of the added time to first token, an Effect stream over the SDK's iterator without routing (\`BedrockRuntime.converseStream\`) adds ${us(st.runtimeAddedTtftUs)} by itself; the mux adds ${us(st.muxOverRuntimeTtftUs)} over that.`),
+        : ` An Effect stream over the SDK's iterator without any routing (\`BedrockRuntime.converseStream\`, \`Stream.fromAsyncIterable\`) adds ${us(st.runtimeAddedTtftUs)} to the first token by itself; \`mux.converseStream\` ` +
+          (st.muxOverRuntimeTtftUs >= 0
+            ? `adds ${us(st.muxOverRuntimeTtftUs)} over that.`
+            : `is ${f(-st.muxOverRuntimeTtftUs)} µs faster to the first token than that (it reads the SDK's iterator itself, one Effect step per event).`)),
     `- In flight: ${inf.requests} requests held open by the fake (one socket each, opened beforehand), heap delta / N, median of ${inf.rounds} alternating rounds:` +
       ` ${f(inf.muxBytesPerRequest / 1024)} KB per mux request, ${f(inf.sdkBytesPerRequest / 1024)} KB per SDK request.`,
     `- Heap (${h.path}): ${f(h.after10kMB)} MB after 10k, ${f(h.afterMB)} MB after ${h.requests} requests. The 1M-request figure on the simulator is the mux suite's, above.`,

@@ -284,8 +284,8 @@ export interface Policy {
 
 /**
  * Same-model retry delays, what the config's `retry` section builds:
- * exponential from `base` (doubling), capped at `max` when given, ±20 %
- * jitter, and every delay at least the error's `retry-after`
+ * exponential from `base` (doubling), at most `max` when given before a
+ * ±20 % jitter (so up to 1.2 × `max`), and every delay at least the error's `retry-after`
  * (`honourRetryAfter`; a retry-after longer than `max` still wins). It never
  * stops by itself: how many same-model retries an error gets is its
  * decision's `retrySame`, not the schedule.
@@ -455,7 +455,7 @@ export const models = (self: Policy): ReadonlyArray<Model.Model> => {
 
 /**
  * The default single-model backoff the config's `backoff` section builds:
- * exponential from `base`, capped at `max`, jittered, at most `times` retries.
+ * exponential from `base`, at most `max` before a ±20 % jitter, at most `times` retries.
  * @example
  * ```ts
  * import { Policy } from "effect-bedrock-mux"

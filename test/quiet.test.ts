@@ -4,9 +4,9 @@
 // whose own guards are wrapped by a recorder and so never quiet). And a guard that does not say it is quiet is
 // asked on every request.
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Layer } from "effect"
+import { Cause, Context, Effect, Exit, Layer } from "effect"
 import * as fc from "fast-check"
-import { BedrockMux, BedrockSimulator, Guard, Policy, Route } from "../src/index.ts"
+import { BedrockMux, BedrockSimulator, Guard, MuxStore, Policy, Route, type SimulatorScript } from "../src/index.ts"
 import { type GuardsOf, guardOf, run, type Run, scenarioArb } from "./support/laws.ts"
 import { runFor } from "./support/mux.ts"
 
@@ -79,4 +79,38 @@ describe("every guard quiet: the shortcut routes exactly as the full path", () =
       assert.strictEqual(counts.quiet, 0)
       assert.isAtMost(counts.quietAdmits, 2)
     }))
+
+  const hi = { messages: [{ role: "user" as const, content: [{ text: "hi" }] }] }
+
+  it.effect("a breaker another mux opens on a shared memory store ends the quiet at once", () =>
+    Effect.gen(function*() {
+      const store = MuxStore.makeMemory()
+      const config = { models: [{ modelId: "a" }, { modelId: "b", isFallback: true }], selection: "ordered" as const, breaker: { failures: 1, window: "1 minute" } }
+      const muxOver = (script: SimulatorScript.ScriptInput) =>
+        Effect.map(
+          Layer.build(BedrockMux.layer(config).pipe(Layer.provideMerge(BedrockSimulator.layer(script)), Layer.provide(Layer.succeed(MuxStore.MuxStore, store)))),
+          (context) => Context.get(context, BedrockMux)
+        )
+      // the first mux's a fails once (its breaker opens, in the shared store); the second's never does
+      const one = yield* muxOver({ models: { a: { faults: [{ when: { calls: [1] }, do: { kind: "error", error: "ServiceUnavailableException" } }] }, b: {} } })
+      const two = yield* muxOver({ models: { a: {}, b: {} } })
+      const models = (mux: BedrockMux["Service"]) => Effect.map(runFor(mux.converse(hi), "1 second"), (r) => r.routing.attempts.map((a) => `${a.modelId} ${a.outcome}`))
+      assert.deepStrictEqual(yield* models(two), ["a success"])
+      assert.deepStrictEqual(yield* models(one), ["a failure", "b success"])
+      // the shared breaker is open: the second mux, quiet a moment ago, skips a
+      assert.deepStrictEqual(yield* models(two), ["b success"])
+    }).pipe(Effect.scoped))
+
+  it.effect("a model added at run time joins the quiet route's candidates", () =>
+    Effect.gen(function*() {
+      const mux = yield* BedrockMux
+      const picked = new Set<string>()
+      for (let i = 0; i < 10; i++) picked.add((yield* runFor(mux.converse(hi))).routing.modelId)
+      assert.deepStrictEqual([...picked], ["a"])
+      yield* mux.addModel({ modelId: "b", weight: 1_000_000 })
+      const after = (yield* runFor(mux.converse(hi))).routing.modelId
+      assert.strictEqual(after, "b")
+      yield* mux.removeModel("b")
+      assert.strictEqual((yield* runFor(mux.converse(hi))).routing.modelId, "a")
+    }).pipe(Effect.provide(BedrockMux.layer({ models: [{ modelId: "a" }] }).pipe(Layer.provideMerge(BedrockSimulator.layer({ models: { a: {}, b: {} } }))))))
 })

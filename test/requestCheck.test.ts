@@ -99,6 +99,34 @@ describe("converseProblems / streamProblems (pure)", () => {
     )
   })
 
+  it("the shortcut agrees with the full check on values the property does not draw: hidden keys, getters, arrays, proxies", () => {
+    const hidden = Object.defineProperty({}, "deadline", { value: "soon", enumerable: false })
+    class Getter {
+      get stallTimeout() {
+        return 0
+      }
+    }
+    const bare = Object.assign(Object.create(null) as Record<string, unknown>, { label: "x" })
+    const proxy = new Proxy({}, { get: (_t, k) => (k === "tenant" ? 7 : undefined) })
+    const arrayRequest = Object.assign([], { messages: hello.messages })
+    const cases: ReadonlyArray<readonly [unknown, unknown]> = [
+      [hello, hidden],
+      [hello, new Getter()],
+      [hello, bare],
+      [hello, proxy],
+      [arrayRequest, undefined]
+    ]
+    for (const [r, o] of cases) {
+      assert.deepStrictEqual(converseProblems(r, o), fullConverseProblems(r, o))
+      assert.deepStrictEqual(streamProblems(r, o), fullStreamProblems(r, o))
+    }
+    // and what the full check says of them
+    assert.deepStrictEqual(converseProblems(hello, hidden).length, 1)
+    assert.deepStrictEqual(streamProblems(hello, new Getter()), ["stallTimeout: expected a positive duration, got 0"])
+    assert.deepStrictEqual(converseProblems(hello, bare), [])
+    assert.deepStrictEqual(converseProblems(arrayRequest, undefined).length, 1)
+  })
+
   it("property: the shortcut for the common call agrees with the full check", () => {
     // options built from the known keys (and some unknown ones) with values of every kind, right and wrong
     const value = fc.oneof(

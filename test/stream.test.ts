@@ -165,6 +165,8 @@ describe("before the first content event: failover out of sight", () => {
         assert.strictEqual(routing.restarts, 0)
         assert.deepStrictEqual(routing.attempts.map(brief), [`primary ${c.reason === "DeadlineExceeded" ? "interrupted" : "failure"} ${c.reason} failover`, "fallback success"])
         assert.strictEqual(routing.timeToFirstTokenMs, 200)
+        // a first-token limit that expired says so on its record
+        assert.deepStrictEqual(routing.attempts.map((a) => a.limitMs), [c.reason === "DeadlineExceeded" ? 2_000 : undefined, undefined])
         assert.strictEqual(r.at, c.failsAt + 200)
         assert.isTrue(r.seen.every((s) => s.at === c.failsAt + 200))
         assert.strictEqual(routing.durationMs, c.failsAt + 200)
@@ -443,6 +445,9 @@ describe("after content: StreamInterrupted, or a reset and the whole answer of a
       assert.strictEqual(r.at, 200 + 3_000)
       assert.strictEqual(reason.delivered, 2)
       assert.deepStrictEqual(reason.error.reason, new BedrockError.DeadlineExceeded({ scope: "stall", after: Duration.millis(3_000) }))
+      // the stall limit, on the answer's record
+      const e = interruptedOf(r).error
+      assert.deepStrictEqual(e.attempts.map((a) => [a.outcome, a.reason, a.limitMs]), [["interrupted", "DeadlineExceeded", 3_000]])
       const [call] = yield* simAttempts
       assert.deepStrictEqual([call!.outcome, call!.end], ["interrupted", 3_200])
     }).pipe(Effect.provide(afterContent({ kind: "stall", afterTokens: 2 }))))
@@ -641,12 +646,28 @@ describe("completion", () => {
     }).pipe(Effect.provide(muxOnStream({ models: [{ modelId: "m" }] }, () =>
       Stream.fromIterable(answered).pipe(Stream.concat(Stream.fromEffect(Effect.as(Effect.sleep(100), metadata))))))))
 
+  it.effect("an upstream that dies after messageStop (a runtime's defect) does not undo a complete answer", () =>
+    Effect.gen(function*() {
+      const r = yield* runFor(record())
+      assert.isTrue(Exit.isSuccess(r.exit), String(r.exit))
+      assert.strictEqual(textOf(r.events), "one two")
+      assert.isTrue(routingOf(r).usage.estimated)
+    }).pipe(Effect.provide(muxOnStream({ models: [{ modelId: "m" }] }, () => Stream.fromIterable(answered).pipe(Stream.concat(Stream.die("boom")))))))
+
+  it.effect("nor one that dies after its metadata (while it is drained)", () =>
+    Effect.gen(function*() {
+      const r = yield* runFor(record())
+      assert.isTrue(Exit.isSuccess(r.exit), String(r.exit))
+      assert.deepStrictEqual(routingOf(r).usage, { inputTokens: 11, outputTokens: 2, totalTokens: 13, estimated: false })
+    }).pipe(Effect.provide(muxOnStream({ models: [{ modelId: "m" }] }, () => Stream.fromIterable([...answered, metadata]).pipe(Stream.concat(Stream.die("boom")))))))
+
   // the same over the SDK's own event iterator (`sendConverseStream`): the grace and the drain wait in the
   // mux's deadline heap there, on the Clock
   const overIterator = (events: ReadonlyArray<ConverseStreamOutput>, then: "end" | "hang") => {
-    const log = { aborted: 0 }
-    const sendConverseStream = (_input: unknown, signal: AbortSignal) =>
-      Promise.resolve({
+    const log = { aborted: 0, signalAborted: 0 }
+    const sendConverseStream = (_input: unknown, signal: AbortSignal) => {
+      signal.addEventListener("abort", () => void log.signalAborted++)
+      return Promise.resolve({
         [Symbol.asyncIterator]: () => {
           let i = 0
           return {
@@ -664,6 +685,7 @@ describe("completion", () => {
           }
         }
       })
+    }
     const layer = BedrockMux.layer({ models: [{ modelId: "m" }] }).pipe(
       Layer.provide(Layer.succeed(BedrockRuntime, BedrockRuntime.of({ converse: () => Effect.die("not used"), converseStream: () => Stream.die("not used"), sendConverseStream })))
     )
@@ -683,7 +705,10 @@ describe("completion", () => {
         assert.isUndefined(fiber.pollUnsafe(), "the stream ended before the grace")
         yield* TestClock.adjust(1)
       }
-      check(yield* Fiber.join(fiber), log.aborted)
+      const r = yield* Fiber.join(fiber)
+      // the upstream's own abort (the pending read) and the request's signal agree
+      assert.strictEqual(log.signalAborted, log.aborted)
+      check(r, log.signalAborted)
     }).pipe(Effect.provide(layer))
   }
   it.effect("over the SDK's iterator: metadata that never comes: complete at the grace, the upstream aborted", () =>

@@ -426,6 +426,24 @@ describe("metrics", () => {
       Effect.provideService(Metric.MetricRegistry, new Map())
     ))
 
+  it.effect("a registry emptied between calls (or a series removed from it) counts again from the next call", () => {
+    const registry = new Map()
+    return Effect.gen(function*() {
+      const mux = yield* BedrockMux
+      yield* runFor(mux.converse(hello), "1 second")
+      yield* runFor(mux.converse(hello), "1 second")
+      assert.strictEqual(counter(yield* Metric.snapshot, "bedrock_mux.requests", { outcome: "success" }), 2)
+      registry.clear()
+      yield* runFor(mux.converse(hello), "1 second")
+      const m = yield* Metric.snapshot
+      assert.strictEqual(counter(m, "bedrock_mux.requests", { outcome: "success" }), 1)
+      assert.strictEqual(counter(m, "bedrock_mux.attempts", { outcome: "success", "gen_ai.request.model": "a" }), 1)
+    }).pipe(
+      Effect.provide(muxOn(ab(), { models: { a: { latency: 100 }, b: { latency: 200 } } })),
+      Effect.provideService(Metric.MetricRegistry, registry)
+    )
+  })
+
   it.effect("a hedge is counted on the hedge's model", () =>
     Effect.gen(function*() {
       const mux = yield* BedrockMux

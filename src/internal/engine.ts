@@ -278,6 +278,12 @@ interface Admitted {
   readonly quiet?: boolean
 }
 
+/** A route while every guard is quiet: its candidates, and each one's permits. */
+interface QuietRoute {
+  readonly candidates: Arr.NonEmptyReadonlyArray<Candidate>
+  readonly permits: ReadonlyMap<Target, ReadonlyArray<Guard.Permit>>
+}
+
 /** An attempt's time limit and which deadline it is. */
 interface Limit {
   readonly ms: number
@@ -837,9 +843,11 @@ export const make = (options: {
 
   /**
    * Every guard quiet (`Guard.Live.quietUnsafe`): nothing is out, every weight is the model's own, every permit
-   * the free one. The candidates are those of the route's first tier with weight (one array per route) and each
-   * target's permits are taken once (measured: guards' views, permits and releases were 7 µs of the mux's cost
-   * per call on the real SDK path, scratch A/B). Undefined: a guard is not quiet, or a permit is not at hand.
+   * the free one. The candidates are those of the route's first tier with a model of positive weight, and their
+   * permits, taken once per route before any pick (so a permit not at hand never costs a draw of `Random`)
+   * (measured: guards' views, permits and releases were 7 µs of the mux's cost per call on the real SDK path,
+   * scratch A/B). Undefined: a guard is not quiet; or, for good on this route, a quiet guard's permit was not
+   * the free one the contract asks for.
    */
   const selectQuiet = (
     state: RequestState,
@@ -848,34 +856,36 @@ export const make = (options: {
     fiber: Fiber.Fiber<unknown, unknown>
   ): Admitted | undefined => {
     for (let g = 0; g < guards.length; g++) if (!guards[g]!.quietUnsafe!(targets, now)) return undefined
-    let found = quietCandidates.get(state.tiers)
-    if (found === undefined) {
-      const open = guards.map(() => Guard.openViews(targets.length))
-      found = Object.freeze(eligible(state, open, now, undefined, []) ?? []) as ReadonlyArray<Candidate>
-      quietCandidates.set(state.tiers, found)
+    let route = quietRoutes.get(state.tiers)
+    if (route === undefined) {
+      route = quietRouteOf(state, targets, now)
+      quietRoutes.set(state.tiers, route)
     }
-    if (found.length === 0) return undefined
+    if (route === null) return undefined
     const random = fiber.getRef(Random.Random)
-    const picked = selector.pickUnsafe!(found as Arr.NonEmptyReadonlyArray<Candidate>, state.info, () => random.nextDoubleUnsafe())
-    const target = checkPick(found, picked)
-    let permits = quietPermits.get(target)
-    if (permits === undefined) {
+    const picked = selector.pickUnsafe!(route.candidates, state.info, () => random.nextDoubleUnsafe())
+    const target = checkPick(route.candidates, picked)
+    return { target, tier: picked.tier, permits: route.permits.get(target)!, serviceTier: undefined, t0: now, quiet: true }
+  }
+  const quietRouteOf = (state: RequestState, targets: ReadonlyArray<Target>, now: number): QuietRoute | null => {
+    const open = guards.map(() => Guard.openViews(targets.length))
+    const candidates = eligible(state, open, now, undefined, [])
+    if (candidates === undefined) return null
+    const permits = new Map<Target, ReadonlyArray<Guard.Permit>>()
+    for (const c of candidates) {
       const taken: Array<Guard.Permit> = []
       for (const g of guards) {
-        const p = g.admitUnsafe!(target, state.info, Guard.open, now)
-        if (p === undefined || !isFree(p) || p.serviceTier !== undefined) return undefined
+        const p = g.admitUnsafe!(c.target, state.info, Guard.open, now)
+        if (p === undefined || !isFree(p) || p.serviceTier !== undefined) return null
         taken.push(p)
       }
-      permits = taken
-      quietPermits.set(target, permits)
+      permits.set(c.target as Target, taken)
     }
-    return { target, tier: picked.tier, permits, serviceTier: undefined, t0: now, quiet: true }
+    return { candidates: Object.freeze(candidates) as Arr.NonEmptyReadonlyArray<Candidate>, permits }
   }
   const quietCapable = guards.every((g) => g.quietUnsafe !== undefined)
-  /** a route's candidates while every guard is quiet (by the route's tiers, which a pool keeps) */
-  const quietCandidates = new WeakMap<ReadonlyArray<ReadonlyArray<Target>>, ReadonlyArray<Candidate>>()
-  /** each target's permits while every guard is quiet */
-  const quietPermits = new WeakMap<Target, ReadonlyArray<Guard.Permit>>()
+  /** each route's candidates and their permits while every guard is quiet (by the route's tiers, which a pool keeps) */
+  const quietRoutes = new WeakMap<ReadonlyArray<ReadonlyArray<Target>>, QuietRoute | null>()
 
   /** Every guard's permit for the pick; a rejection excludes it (for good, or until its retry-after). */
   const tryAdmit = (
@@ -940,9 +950,7 @@ export const make = (options: {
       serviceTier: a.serviceTier,
       request: a.serviceTier === undefined ? state.info : { ...state.info, serviceTier: a.serviceTier }
     }
-    const { modelId } = a.target.model
-    const onTimeout = () => BedrockError.deadline(limit.scope, Duration.millis(limit.ms), modelId)
-    return { limit, context, onTimeout }
+    return { limit, context }
   }
 
   /** An attempt the caller (or a hedge's winner) gave up on: its permits back, its record "interrupted". */
@@ -983,7 +991,7 @@ export const make = (options: {
     routeOptions: RouteOptions<A>,
     hedge = false
   ): Effect.Effect<Exit.Exit<A, BedrockError.BedrockError>> => {
-    const { limit, context, onTimeout } = planOf(state, a, routeOptions.commitWithin)
+    const { limit, context } = planOf(state, a, routeOptions.commitWithin)
     const { modelId, target } = a.target.model
     const interrupted = interruptedAttempt(state, a)
     const call = Effect.suspend(() => run(a.target, context))
@@ -1016,7 +1024,7 @@ export const make = (options: {
             }, { captureStackTrace: false })
           )
           : call
-        return timed(traced, a.t0 + limit.ms, onTimeout)
+        return timed(traced, a.t0 + limit.ms, timeoutOf(limit, modelId))
       }).pipe(Effect.onInterrupt(() => interrupted))
     )
   }
@@ -1056,7 +1064,7 @@ export const make = (options: {
     limit: Limit,
     modelId: string,
     k: (exit: Exit.Exit<A, BedrockError.BedrockError>) => Effect.Effect<B, E>,
-    onCancel: Effect.Effect<void> = Effect.void
+    onCancel: () => Effect.Effect<void> = voidEffect
   ): Effect.Effect<B, E> =>
     Effect.callback<B, E>((resume) => {
       const call = new RawCall(at, limit, modelId, k, onCancel, resume, deadlines)
@@ -1248,7 +1256,7 @@ export const make = (options: {
       const raw = rawOf(a.target, context)
       if (raw === undefined) return Effect.flatMap(attempt(state, a, run, routeOptions), ended)
       if (options.observer.listening()) emitUnsafe(attemptStarted(state, a, false), fiber.context)
-      return rawTimed(raw, a.t0 + limit.ms, limit, a.target.model.modelId, ended, interruptedAttempt(state, a))
+      return rawTimed(raw, a.t0 + limit.ms, limit, a.target.model.modelId, ended, () => interruptedAttempt(state, a))
     })
   }
 
@@ -1610,7 +1618,7 @@ export const make = (options: {
     // every permit is free or can be released in plain code (a memory store's quota reservation)
     const plain = a.permits.every((p) => isFree(p) || p.releaseUnsafe !== undefined)
     const { modelId } = target.model
-    const { limit, context: context1, onTimeout } = planOf(state, a, undefined)
+    const { limit, context: context1 } = planOf(state, a, undefined)
     if (options.observer.listening()) emitUnsafe(attemptStarted(state, a, false), context)
 
     /** How the attempt ended: a success recorded here, in plain code; anything else is the general loop's. */
@@ -1638,17 +1646,17 @@ export const make = (options: {
       )
     }
     /** The caller gave up during the first attempt: it was aborted; the request ends interrupted. */
-    const interrupted = Effect.suspend(() => Effect.andThen(interruptedAttempt(state, a), request.end({ _tag: "Interrupted" })))
+    const interrupted = () => Effect.andThen(interruptedAttempt(state, a), request.end({ _tag: "Interrupted" }))
 
     const raw = call.raw?.(target, context1)
     // one Effect step for the whole attempt: the call's own AbortController, aborted at the deadline (the mux's
     // heap) or when the caller gives up
     if (raw !== undefined) return rawTimed(raw, a.t0 + limit.ms, limit, modelId, ended, interrupted)
     let first = true
-    return Effect.flatMap(timed(Effect.suspend(() => attemptFn(target, context1)), a.t0 + limit.ms, onTimeout), (exit) => {
+    return Effect.flatMap(timed(Effect.suspend(() => attemptFn(target, context1)), a.t0 + limit.ms, timeoutOf(limit, modelId)), (exit) => {
       first = false
       return ended(exit)
-    }).pipe(Effect.onInterrupt(() => (first ? interrupted : Effect.void)))
+    }).pipe(Effect.onInterrupt(() => (first ? interrupted() : Effect.void)))
   }
 
   /** The rest of a one-shot call in the general loop: `self` (the loop, or what an attempt's end asks for) to the call's result. */
@@ -1756,7 +1764,7 @@ class RawCall<A, B, E> implements Deadlines.Entry {
   readonly limit: Limit
   readonly modelId: string
   readonly k: (exit: Exit.Exit<A, BedrockError.BedrockError>) => Effect.Effect<B, E>
-  readonly onCancel: Effect.Effect<void>
+  readonly onCancel: () => Effect.Effect<void>
   readonly resume: (effect: Effect.Effect<B, E>) => void
   readonly deadlines: Deadlines.Deadlines
   constructor(
@@ -1764,7 +1772,7 @@ class RawCall<A, B, E> implements Deadlines.Entry {
     limit: Limit,
     modelId: string,
     k: (exit: Exit.Exit<A, BedrockError.BedrockError>) => Effect.Effect<B, E>,
-    onCancel: Effect.Effect<void>,
+    onCancel: () => Effect.Effect<void>,
     resume: (effect: Effect.Effect<B, E>) => void,
     deadlines: Deadlines.Deadlines
   ) {
@@ -1800,7 +1808,7 @@ class RawCall<A, B, E> implements Deadlines.Entry {
       this.settled = true
       this.deadlines.remove(this)
       this.controller.abort()
-      return this.onCancel
+      return this.onCancel()
     })
   }
 }
@@ -1810,6 +1818,9 @@ export const invalidRequest = (problems: ReadonlyArray<string>, message = `inval
   new MuxError({ reason: new InvalidRequest({ problems }), message, attempts: [] })
 
 const SETTLED = (): Effect.Effect<{ readonly restart: boolean }> => Effect.succeed(NO_RESTART)
+const voidEffect = (): Effect.Effect<void> => Effect.void
+/** An attempt's DeadlineExceeded at `limit`, built when it happens (not per attempt). */
+const timeoutOf = (limit: Limit, modelId: string) => (): BedrockError.BedrockError => BedrockError.deadline(limit.scope, Duration.millis(limit.ms), modelId)
 const RESTART = { restart: true } as const
 interface TenantHold {
   readonly release: Effect.Effect<void>

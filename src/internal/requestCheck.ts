@@ -93,42 +93,36 @@ const NONE: ReadonlyArray<string> = []
 /**
  * The common call is checked without building anything (measured: the full check was a tenth of the mux's
  * own CPU per call, scratch/mab.ts); anything it does not clear goes through the full check, which says why.
- * An object with messages and no modelId:
+ * A plain object (not an array) with messages and no modelId:
  */
 const plainRequest = (request: unknown): boolean => {
-  if (typeof request !== "object" || request === null) return false
+  if (typeof request !== "object" || request === null || Array.isArray(request)) return false
   const r = request as { readonly modelId?: unknown; readonly messages?: unknown }
   return r.modelId === undefined && Array.isArray(r.messages) && r.messages.length > 0
 }
 
-/** Options with nothing to report: none, or known keys of the right type (durations and streaming options go the long way). */
+/**
+ * Options with nothing to report: none, or a plain object (its prototype `Object.prototype` or none, so no
+ * inherited getter) whose every key is known and whose values, read as the mux reads them (so a non-enumerable
+ * one counts too), are of the right type; durations and streaming options go the long way.
+ */
 const plainOptions = (options: unknown, streaming: boolean): boolean => {
   if (options === undefined) return true
-  if (typeof options !== "object" || options === null || Array.isArray(options)) return false
-  for (const key in options) {
-    const v = (options as Record<string, unknown>)[key]
-    switch (key) {
-      case "label":
-      case "tenant":
-        if (v !== undefined && typeof v !== "string") return false
-        break
-      case "waitForRecovery":
-      case "waitForQuota":
-        if (v !== undefined && typeof v !== "boolean") return false
-        break
-      case "deadline":
-      case "firstTokenTimeout":
-      case "stallTimeout":
-      case "onInterrupt":
-      case "hedge":
-        if (v !== undefined || (!streaming && key !== "deadline")) return false
-        break
-      default:
-        return false
-    }
-  }
+  if (typeof options !== "object" || options === null) return false
+  const proto = Object.getPrototypeOf(options)
+  if (proto !== Object.prototype && proto !== null) return false
+  const o = options as Record<string, unknown>
+  if (o.label !== undefined && typeof o.label !== "string") return false
+  if (o.tenant !== undefined && typeof o.tenant !== "string") return false
+  if (o.waitForRecovery !== undefined && typeof o.waitForRecovery !== "boolean") return false
+  if (o.waitForQuota !== undefined && typeof o.waitForQuota !== "boolean") return false
+  if (o.deadline !== undefined) return false
+  if (o.firstTokenTimeout !== undefined || o.stallTimeout !== undefined || o.onInterrupt !== undefined || o.hedge !== undefined) return false
+  for (const key in o) if (!(streaming ? streamKeys : converseKeys).has(key)) return false
   return true
 }
+const converseKeys: ReadonlySet<string> = new Set(converseOptionKeys)
+const streamKeys: ReadonlySet<string> = new Set(streamOptionKeys)
 
 /**
  * Every problem of a `converseStream` call: those of `converse`, and the

@@ -266,7 +266,8 @@ const open = (
  * response, which the provider logs as cut and which costs the connection.
  */
 const drain = (o: Opened, at: number): Effect.Effect<void> =>
-  o.upstream.pullBefore(at, graceOver, () => drain(o, at), () => Effect.void)
+  // whatever ends it (the grace, the end, an error, a defect of a runtime's stream), the answer stands
+  Effect.catchCause(o.upstream.pullBefore(at, graceOver, () => drain(o, at), () => Effect.void), () => Effect.void)
 
 /**
  * The grace period's end, as the pull it ends sees it: nothing is reported (the answer is complete). The grace
@@ -442,7 +443,9 @@ export const make = (options: {
         const until = Math.min(stopAt + settings.metadataGraceMs, deadlineAt)
         const left = until - now
         if (usage !== undefined) return [yield* Effect.andThen(left <= 0 ? Effect.void : drain(o, until), finish)]
-        const rest = left <= 0 ? Option.none() : yield* o.upstream.pullBefore(until, graceOver, (evs) => Effect.succeed(Option.some(evs)), () => Effect.succeedNone)
+        const rest = left <= 0 ? Option.none() : yield* o.upstream.pullBefore(until, graceOver, (evs) => Effect.succeed(Option.some(evs)), () => Effect.succeedNone).pipe(
+          Effect.catchCause(() => Effect.succeedNone)
+        )
         if (Option.isSome(rest) && rest.value.length > 0) {
           // the metadata goes out at once; the next pull reads the upstream to its end and finishes
           note(rest.value)

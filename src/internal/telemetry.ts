@@ -7,7 +7,7 @@
  * are `bedrock_mux.*`. Attributes are low-cardinality: model, reason tag,
  * outcome; never a tenant or a prompt.
  */
-import { type Context, Effect, type Fiber, Metric, PubSub, References, Stream, Tracer } from "effect"
+import { Context, Effect, type Fiber, Metric, PubSub, References, Stream, Tracer } from "effect"
 import type { MuxEvent } from "../MuxEvent.ts"
 
 /** Seconds: 10 ms … ~160 s, the GenAI conventions' advice for operation durations. */
@@ -84,24 +84,31 @@ const attributed = <M extends Metric.Metric<any, any>>(metric: M, attributes: Re
 /**
  * One series and its update function, resolved once per context. Effect's `updateUnsafe` looks the
  * context's metric attributes and registry up on every update, five times a call here (measured with the
- * full request check: together a quarter of the mux's own CPU per call, scratch/mab.ts). `hook` is the
- * metric's own lookup (effect 4.1, pinned): a context with another registry or other metric attributes
- * resolves again. Gotcha: a series deleted from a registry that stays in use (the registry `Map` mutated by
- * hand) is not re-created for that context.
+ * full request check: together a quarter of the mux's own CPU per call, scratch/mab.ts). Here the registry
+ * and the series key are kept per context, and each update checks with one `Map` read that the registry
+ * still holds this series (`Metric.remove`, a cleared registry: it is made again, as effect would). `hook` and
+ * `key` are the metric's own (effect 4.1, pinned).
  */
 class Series {
   readonly metric: Metric.Metric<number, any>
   private context: Context.Context<never> | undefined = undefined
-  private hooks: { readonly update: (n: number, context: Context.Context<never>) => void } | undefined = undefined
+  private registry: ReadonlyMap<string, unknown> | undefined = undefined
+  private key = ""
+  private entry: { readonly hooks: { readonly update: (n: number, context: Context.Context<never>) => void } } | undefined = undefined
   constructor(metric: Metric.Metric<number, any>) {
     this.metric = metric
   }
   update(n: number, context: Context.Context<never>): void {
-    if (this.context !== context) {
-      this.hooks = (this.metric as unknown as { hook: (c: Context.Context<never>) => NonNullable<Series["hooks"]> }).hook(context)
-      this.context = context
-    }
-    this.hooks!.update(n, context)
+    if (this.context !== context || this.registry!.get(this.key) !== this.entry) this.resolve(context)
+    this.entry!.hooks.update(n, context)
+  }
+  private resolve(context: Context.Context<never>): void {
+    const metric = this.metric as unknown as { hook: (c: Context.Context<never>) => unknown; key: (c: Context.Context<never>) => string }
+    metric.hook(context) // makes the series where the registry has none
+    this.key = metric.key(context)
+    this.registry = Context.get(context, Metric.MetricRegistry)
+    this.entry = this.registry.get(this.key) as Series["entry"]
+    this.context = context
   }
 }
 
