@@ -97,11 +97,12 @@ export const renderMarkdown = (dir: string): string => {
       "",
       `The mux's own work costs ${f(cold.idleOverHot)}× as much CPU after idle time as back to back. A small fixed piece of`,
       `plain JavaScript that touches little memory (200 small objects) takes ${f(cold.plainWork.hotUs, 2)} µs hot and ${f(cold.plainWork.idleUs, 2)} µs after the same`,
-      `1 ms timer (${f(cold.plainWork.idleOverHot)}×): what grows is the cost of code and memory no longer in the caches, and a request`,
-      "through the mux touches far more of both (the pool, the guards' and the stats' state, the metric series, the",
-      "engine's code) than the floor does. This is why the simulator suites (no idle time) show a few µs and the sdk suite",
-      "(the SDK's own work and a network wait between the mux's two halves) several times more: on a real call the mux's",
-      "cost is set by how much code and memory each request touches, not by its hot-loop speed.",
+      `1 ms timer (${f(cold.plainWork.idleOverHot)}×; wall time of that piece alone, not the process's CPU as in the table). The likely cause,`,
+      "not measured here: code and memory that left the CPU's caches while the loop slept, of which a request through the",
+      "mux touches far more (the pool, the guards' and the stats' state, the metric series, the engine's code) than the",
+      "floor does. Either way, this is why the simulator suites (no idle time) show a few µs and the sdk suite (the SDK's",
+      "own work and a network wait between the mux's two halves) several times more, and why cutting what each request",
+      "touches pays on a real call where hot-loop speed-ups alone do not.",
       ""
     )
   }
@@ -245,7 +246,7 @@ const renderSdk = (s: Record<string, any>): Array<string> => {
         : ` An Effect stream over the SDK's iterator without any routing (\`BedrockRuntime.converseStream\`, \`Stream.fromAsyncIterable\`) adds ${us(st.runtimeAddedTtftUs)} to the first token by itself; \`mux.converseStream\` ` +
           (st.muxOverRuntimeTtftUs >= 0
             ? `adds ${us(st.muxOverRuntimeTtftUs)} over that.`
-            : `is ${f(-st.muxOverRuntimeTtftUs)} µs faster to the first token than that (it reads the SDK's iterator itself, one Effect step per event).`)),
+            : `is ${f(-st.muxOverRuntimeTtftUs)} µs faster to the first token than that (up to its first content event it reads the SDK's iterator with plain awaits, inside one Effect step, not through an Effect stream).`)),
     `- In flight: ${inf.requests} requests held open by the fake (one socket each, opened beforehand), heap delta / N, median of ${inf.rounds} alternating rounds:` +
       ` ${f(inf.muxBytesPerRequest / 1024)} KB per mux request, ${f(inf.sdkBytesPerRequest / 1024)} KB per SDK request.`,
     `- Heap (${h.path}): ${f(h.after10kMB)} MB after 10k, ${f(h.afterMB)} MB after ${h.requests} requests. The 1M-request figure on the simulator is the mux suite's, above.`,

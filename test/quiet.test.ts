@@ -4,7 +4,7 @@
 // whose own guards are wrapped by a recorder and so never quiet). And a guard that does not say it is quiet is
 // asked on every request.
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Context, Effect, Exit, Layer } from "effect"
+import { Cause, Context, Effect, Exit, Layer, Random } from "effect"
 import * as fc from "fast-check"
 import { BedrockMux, BedrockSimulator, Guard, MuxStore, Policy, Route, type SimulatorScript } from "../src/index.ts"
 import { type GuardsOf, guardOf, run, type Run, scenarioArb } from "./support/laws.ts"
@@ -113,4 +113,43 @@ describe("every guard quiet: the shortcut routes exactly as the full path", () =
       yield* mux.removeModel("b")
       assert.strictEqual((yield* runFor(mux.converse(hi))).routing.modelId, "a")
     }).pipe(Effect.provide(BedrockMux.layer({ models: [{ modelId: "a" }] }).pipe(Layer.provideMerge(BedrockSimulator.layer({ models: { a: {}, b: {} } }))))))
+
+  it.effect("a guard that says it is quiet but hands out permits that are not free: every permit goes back, and the picks are the full path's", () =>
+    Effect.gen(function*() {
+      const log = { admitted: 0, released: 0 }
+      const liar = (quiet: boolean) =>
+        Guard.make({
+          name: "liar",
+          view: (ts) => Effect.succeed(ts.map(() => Guard.open)),
+          admit: () =>
+            Effect.sync((): Guard.Permit => {
+              log.admitted++
+              return { release: () => Effect.sync(() => void log.released++) }
+            }),
+          viewUnsafe: (ts) => ts.map(() => Guard.open),
+          admitUnsafe: (): Guard.Permit => {
+            log.admitted++
+            return { release: () => Effect.sync(() => void log.released++) }
+          },
+          ...(quiet ? { quietUnsafe: () => true } : {})
+        })
+      const picks = (quiet: boolean) =>
+        runFor(Effect.gen(function*() {
+          const mux = yield* BedrockMux
+          const out: Array<string> = []
+          for (let i = 0; i < 30; i++) out.push((yield* mux.converse(hi)).routing.modelId)
+          return out
+        }).pipe(
+          Effect.provide(BedrockMux.layer(Policy.make(Route.tier([{ modelId: "a", weight: 1 }, { modelId: "b", weight: 2 }, { modelId: "c", weight: 3 }]), { guards: [...Policy.defaultGuards, liar(quiet)] })).pipe(
+            Layer.provideMerge(BedrockSimulator.layer({ models: { a: {}, b: {}, c: {} } }))
+          )),
+          Random.withSeed("picks")
+        ))
+      const honest = yield* picks(false)
+      log.admitted = log.released = 0
+      const lying = yield* picks(true)
+      assert.deepStrictEqual(lying, honest)
+      assert.isAbove(log.admitted, 30)
+      assert.strictEqual(log.released, log.admitted)
+    }))
 })

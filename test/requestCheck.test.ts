@@ -109,12 +109,22 @@ describe("converseProblems / streamProblems (pure)", () => {
     const bare = Object.assign(Object.create(null) as Record<string, unknown>, { label: "x" })
     const proxy = new Proxy({}, { get: (_t, k) => (k === "tenant" ? 7 : undefined) })
     const arrayRequest = Object.assign([], { messages: hello.messages })
+    const bareArray = Object.setPrototypeOf([], null) as unknown
+    // a key converse does not know, read by nobody: only listed, never called
+    const throwing = { get hedge(): unknown {
+      throw new Error("read")
+    } }
+    const trapping = new Proxy({}, { getPrototypeOf: () => {
+      throw new Error("trap")
+    } })
     const cases: ReadonlyArray<readonly [unknown, unknown]> = [
       [hello, hidden],
       [hello, new Getter()],
       [hello, bare],
       [hello, proxy],
-      [arrayRequest, undefined]
+      [arrayRequest, undefined],
+      [hello, bareArray],
+      [hello, trapping]
     ]
     for (const [r, o] of cases) {
       assert.deepStrictEqual(converseProblems(r, o), fullConverseProblems(r, o))
@@ -125,6 +135,9 @@ describe("converseProblems / streamProblems (pure)", () => {
     assert.deepStrictEqual(streamProblems(hello, new Getter()), ["stallTimeout: expected a positive duration, got 0"])
     assert.deepStrictEqual(converseProblems(hello, bare), [])
     assert.deepStrictEqual(converseProblems(arrayRequest, undefined).length, 1)
+    assert.deepStrictEqual(converseProblems(hello, bareArray).length, 1)
+    assert.deepStrictEqual(converseProblems(hello, throwing), fullConverseProblems(hello, throwing))
+    assert.deepStrictEqual(converseProblems(hello, throwing).length, 1)
   })
 
   it("property: the shortcut for the common call agrees with the full check", () => {

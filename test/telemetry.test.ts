@@ -426,7 +426,7 @@ describe("metrics", () => {
       Effect.provideService(Metric.MetricRegistry, new Map())
     ))
 
-  it.effect("a registry emptied between calls (or a series removed from it) counts again from the next call", () => {
+  it.effect("a registry emptied between calls counts again from the next call (the cached series notice)", () => {
     const registry = new Map()
     return Effect.gen(function*() {
       const mux = yield* BedrockMux

@@ -854,12 +854,15 @@ export const make = (options: {
     targets: ReadonlyArray<Target>,
     now: number,
     fiber: Fiber.Fiber<unknown, unknown>
-  ): Admitted | undefined => {
+  ): Admitted | { readonly taken: ReadonlyArray<Guard.Permit> } | undefined => {
     for (let g = 0; g < guards.length; g++) if (!guards[g]!.quietUnsafe!(targets, now)) return undefined
     let route = quietRoutes.get(state.tiers)
     if (route === undefined) {
-      route = quietRouteOf(state, targets, now)
+      const made = quietRouteOf(state, targets, now)
+      route = "taken" in made ? null : made
       quietRoutes.set(state.tiers, route)
+      // a quiet guard whose permit was not the free one: what was taken goes back before the full path runs
+      if ("taken" in made && made.taken.length > 0) return made
     }
     if (route === null) return undefined
     const random = fiber.getRef(Random.Random)
@@ -867,16 +870,19 @@ export const make = (options: {
     const target = checkPick(route.candidates, picked)
     return { target, tier: picked.tier, permits: route.permits.get(target)!, serviceTier: undefined, t0: now, quiet: true }
   }
-  const quietRouteOf = (state: RequestState, targets: ReadonlyArray<Target>, now: number): QuietRoute | null => {
+  /** The route's candidates and their permits; or, when a guard broke the quiet contract, the permits taken. */
+  const quietRouteOf = (state: RequestState, targets: ReadonlyArray<Target>, now: number): QuietRoute | { readonly taken: ReadonlyArray<Guard.Permit> } => {
     const open = guards.map(() => Guard.openViews(targets.length))
     const candidates = eligible(state, open, now, undefined, [])
-    if (candidates === undefined) return null
+    if (candidates === undefined) return { taken: [] }
     const permits = new Map<Target, ReadonlyArray<Guard.Permit>>()
+    const all: Array<Guard.Permit> = []
     for (const c of candidates) {
       const taken: Array<Guard.Permit> = []
       for (const g of guards) {
         const p = g.admitUnsafe!(c.target, state.info, Guard.open, now)
-        if (p === undefined || !isFree(p) || p.serviceTier !== undefined) return null
+        if (p !== undefined) all.push(p)
+        if (p === undefined || !isFree(p) || p.serviceTier !== undefined) return { taken: all.filter((x) => !isFree(x)) }
         taken.push(p)
       }
       permits.set(c.target as Target, taken)

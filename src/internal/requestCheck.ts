@@ -108,18 +108,25 @@ const plainRequest = (request: unknown): boolean => {
  */
 const plainOptions = (options: unknown, streaming: boolean): boolean => {
   if (options === undefined) return true
-  if (typeof options !== "object" || options === null) return false
-  const proto = Object.getPrototypeOf(options)
-  if (proto !== Object.prototype && proto !== null) return false
-  const o = options as Record<string, unknown>
-  if (o.label !== undefined && typeof o.label !== "string") return false
-  if (o.tenant !== undefined && typeof o.tenant !== "string") return false
-  if (o.waitForRecovery !== undefined && typeof o.waitForRecovery !== "boolean") return false
-  if (o.waitForQuota !== undefined && typeof o.waitForQuota !== "boolean") return false
-  if (o.deadline !== undefined) return false
-  if (o.firstTokenTimeout !== undefined || o.stallTimeout !== undefined || o.onInterrupt !== undefined || o.hedge !== undefined) return false
-  for (const key in o) if (!(streaming ? streamKeys : converseKeys).has(key)) return false
-  return true
+  if (typeof options !== "object" || options === null || Array.isArray(options)) return false
+  try {
+    const proto = Object.getPrototypeOf(options)
+    if (proto !== Object.prototype && proto !== null) return false
+    const o = options as Record<string, unknown>
+    // the keys the full check reads, and only those (a getter that throws goes the long way, as it did before)
+    if (o.label !== undefined && typeof o.label !== "string") return false
+    if (o.tenant !== undefined && typeof o.tenant !== "string") return false
+    if (o.waitForRecovery !== undefined && typeof o.waitForRecovery !== "boolean") return false
+    if (o.waitForQuota !== undefined && typeof o.waitForQuota !== "boolean") return false
+    if (o.deadline !== undefined) return false
+    if (streaming && (o.firstTokenTimeout !== undefined || o.stallTimeout !== undefined || o.onInterrupt !== undefined || o.hedge !== undefined)) {
+      return false
+    }
+    for (const key in o) if (!(streaming ? streamKeys : converseKeys).has(key)) return false
+    return true
+  } catch {
+    return false
+  }
 }
 const converseKeys: ReadonlySet<string> = new Set(converseOptionKeys)
 const streamKeys: ReadonlySet<string> = new Set(streamOptionKeys)

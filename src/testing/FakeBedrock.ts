@@ -648,11 +648,18 @@ class Run {
     else this.onFlushed = this.cut
   }
 
-  private after(ms: number, f: () => void): void {
+  /**
+   * `f` after `ms`, never sooner by `performance.now()` (the clock the attempt log reads): a Node timer can fire
+   * up to a millisecond early by that clock (the loop's cached time), so an early one is armed again for the rest.
+   */
+  private after(ms: number, f: () => void, due = performance.now() + ms): void {
     if (this.ex.done) return
     const t = setTimeout(() => {
       this.ex.timers.delete(t)
-      if (!this.ex.done) f()
+      if (this.ex.done) return
+      const left = due - performance.now()
+      if (left > 0) this.after(left, f, due)
+      else f()
     }, ms)
     this.ex.timers.add(t)
   }
