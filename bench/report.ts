@@ -189,12 +189,12 @@ const SDK_HISTORY: ReadonlyArray<{ readonly change: string; readonly mux: string
     inflight: "18.0 vs 14.1 KB (1.28×)"
   },
   {
-    change: "the common call's request check without building anything; metric series resolved once per context (bab3b54, real-path A/B −11 µs); the stream's metadata grace and drain on the deadline heap (07ac4f1, −21 µs CPU per stream, hot); Engine.startUnsafe (81de452); quiet guards (a890d58, −1 to −2 µs pristine, −5 µs with breaker failure history in the cold micro); review fixes (63885bd). Full runs at 63885bd, idle machine (load 0.1 at the start): c64 0.91×, c256 0.96×, transport 0.61×",
-    mux: "+59.6 µs",
-    facade: "+63.5 µs",
-    cpu: "+55.0 µs",
-    ttft: "+143.5 µs (98 µs in a full run where the direct stream was faster, 877 vs 1203 µs)",
-    inflight: "17.8 vs 14.0 KB (1.27×)"
+    change: "the common call's request check without building anything; metric series resolved once per context (bab3b54, real-path A/B −11 µs); the stream's metadata grace and drain on the deadline heap (07ac4f1, −21 µs CPU per stream, hot); Engine.startUnsafe (81de452); quiet guards (a890d58, −1 to −2 µs pristine, −5 µs with breaker failure history in the cold micro); two reviews' fixes (63885bd, 0a345aa). Quoted: the full sdk run at 0a345aa (load 1.3 at the start): transport 0.59×, c64 0.96×, c256 0.89×. Four full runs this session spread: mux +57.9 to +64.3 µs, TTFT +98 to +144 µs, transport 0.59 to 0.62×, c64 0.89 to 0.96×, c256 0.89 to 0.97×",
+    mux: "+57.9 µs",
+    facade: "+65.0 µs",
+    cpu: "+55.5 µs",
+    ttft: "+122.5 µs",
+    inflight: "17.9 vs 14.1 KB (1.27×)"
   }
 ]
 
