@@ -1,0 +1,50 @@
+/**
+ * A/B/C… of copies of `src/` on the real SDK path, for trying a change to the
+ * core before it lands: `node bench/ab.ts <dir> <dir> [...]`, each dir a copy
+ * of src/ (for instance `cp -r src /tmp/a`, edit the copy, then
+ * `node bench/ab.ts src /tmp/a`). Every copy builds its own mux over one
+ * keep-alive client to the child-process fake (bench/sdk-server.ts);
+ * interleaved rounds of 4 sequential `mux.converse` calls per row, order
+ * rotated, against `client.send` with an `abortSignal`. Prints each copy's
+ * added latency and CPU per call, and each one's difference from the first.
+ * `ROUNDS=1500` (default 1000). Run-to-run noise is about ±3 µs at 1,500
+ * rounds; swap the order to check a small difference. More copies in one
+ * process cost each of them more (less of each stays in the caches): compare
+ * rows of one run only.
+ */
+import { ConverseCommand } from "@aws-sdk/client-bedrock-runtime"
+import { Context, Effect, Layer, ManagedRuntime } from "effect"
+import * as path from "node:path"
+import type * as Index from "../src/index.ts"
+import { compare, interleave, keepAliveClient, messages, startServer } from "./sdk-harness.ts"
+
+const dirs = process.argv.slice(2)
+if (dirs.length === 0) throw new Error("usage: node bench/ab.ts <src copy> [<src copy> ...]")
+const server = await startServer()
+const client = keepAliveClient(server)
+const runtimes: Array<ManagedRuntime.ManagedRuntime<unknown, unknown>> = []
+const make = async (dir: string) => {
+  const { BedrockMux, BedrockRuntime } = await import(path.resolve(dir, "index.ts")) as typeof Index
+  const rt = ManagedRuntime.make(
+    BedrockMux.layer({ models: [{ modelId: "bench-a", weight: 3 }, { modelId: "bench-b", weight: 1 }] }).pipe(Layer.provideMerge(BedrockRuntime.layerClient(client)))
+  )
+  runtimes.push(rt as ManagedRuntime.ManagedRuntime<unknown, unknown>)
+  const context = await rt.context()
+  const mux = Context.get(context, BedrockMux)
+  const run = Effect.runPromiseWith(context)
+  return () => run(mux.converse({ messages }))
+}
+const input = { modelId: "bench-a", messages }
+const rows: Record<string, () => Promise<unknown>> = {
+  floor: () => client.send(new ConverseCommand(input), { abortSignal: new AbortController().signal })
+}
+for (const d of dirs) rows[d] = await make(d)
+const res = await interleave(rows, { rounds: Number(process.env["ROUNDS"] ?? 1000), block: 4, warmup: 100 })
+for (const d of dirs) {
+  const a = compare(res[d]!, res["floor"]!)
+  const b = compare(res[d]!, res[dirs[0]!]!)
+  console.log(`${d}: +${a.addedUs.toFixed(1)} µs, CPU +${a.addedCpuUs.toFixed(1)} µs${d === dirs[0] ? "" : `; vs ${dirs[0]}: ${b.addedUs.toFixed(1)} µs, CPU ${b.addedCpuUs.toFixed(1)} µs`}`)
+}
+client.destroy()
+server.close()
+for (const rt of runtimes) await rt.dispose()
