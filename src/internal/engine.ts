@@ -274,8 +274,6 @@ interface Admitted {
   /** set before a hedge's loser is interrupted, so its record says why */
   lostHedge?: boolean
   released?: boolean
-  /** admitted while every guard was quiet: its permits are free (nothing to release after a success) */
-  readonly quiet?: boolean
 }
 
 /** A route while every guard is quiet: its candidates, and each one's permits. */
@@ -868,7 +866,7 @@ export const make = (options: {
     const random = fiber.getRef(Random.Random)
     const picked = selector.pickUnsafe!(route.candidates, state.info, () => random.nextDoubleUnsafe())
     const target = checkPick(route.candidates, picked)
-    return { target, tier: picked.tier, permits: route.permits.get(target)!, serviceTier: undefined, t0: now, quiet: true }
+    return { target, tier: picked.tier, permits: route.permits.get(target)!, serviceTier: undefined, t0: now }
   }
   /** The route's candidates and their permits; or, when a guard broke the quiet contract, the permits taken. */
   const quietRouteOf = (state: RequestState, targets: ReadonlyArray<Target>, now: number): QuietRoute | { readonly taken: ReadonlyArray<Guard.Permit> } => {
@@ -1632,7 +1630,7 @@ export const make = (options: {
       const t1 = clock.currentTimeMillisUnsafe()
       if (Exit.isSuccess(exit) && plain) {
         const used = usage?.(exit.value)
-        if (a.quiet !== true) for (const p of a.permits) if (!isFree(p)) p.releaseUnsafe!({ _tag: "Success", at: t1, durationMs: t1 - now, usage: used })
+        for (const p of a.permits) if (!isFree(p)) p.releaseUnsafe!({ _tag: "Success", at: t1, durationMs: t1 - now, usage: used })
         a.released = true
         target.stats.succeeded(t1, t1 - now, used?.outputTokens)
         const record: AttemptRecord = { modelId, target: target.model.target, outcome: "success", ...(serviceTier !== undefined ? { serviceTier } : {}), durationMs: t1 - now }
@@ -1825,7 +1823,7 @@ export const invalidRequest = (problems: ReadonlyArray<string>, message = `inval
 
 const SETTLED = (): Effect.Effect<{ readonly restart: boolean }> => Effect.succeed(NO_RESTART)
 const voidEffect = (): Effect.Effect<void> => Effect.void
-/** An attempt's DeadlineExceeded at `limit`, built when it happens (not per attempt). */
+/** An attempt's DeadlineExceeded at `limit`, for `timed`: the error is built only when the limit expires. */
 const timeoutOf = (limit: Limit, modelId: string) => (): BedrockError.BedrockError => BedrockError.deadline(limit.scope, Duration.millis(limit.ms), modelId)
 const RESTART = { restart: true } as const
 interface TenantHold {

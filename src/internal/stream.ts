@@ -267,7 +267,8 @@ const open = (
  */
 const drain = (o: Opened, at: number): Effect.Effect<void> =>
   // whatever ends it (the grace, the end, an error, a defect of a runtime's stream), the answer stands
-  Effect.catchCause(o.upstream.pullBefore(at, graceOver, () => drain(o, at), () => Effect.void), () => Effect.void)
+  Effect.catchCause(drainUntil(o, at), () => Effect.void)
+const drainUntil = (o: Opened, at: number): Effect.Effect<void> => o.upstream.pullBefore(at, graceOver, () => drainUntil(o, at), () => Effect.void)
 
 /**
  * The grace period's end, as the pull it ends sees it: nothing is reported (the answer is complete). The grace
