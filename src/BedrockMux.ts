@@ -45,6 +45,7 @@ import * as BreakerGuard from "./internal/breakerGuard.ts"
 import * as CooldownGuard from "./internal/cooldownGuard.ts"
 import * as Deadlines from "./internal/deadlines.ts"
 import * as Engine from "./internal/engine.ts"
+import { facadeConverse } from "./internal/facadeConverse.ts"
 import type * as Guard from "./internal/guard.ts"
 import { converseProblems, streamProblems } from "./internal/requestCheck.ts"
 import * as MuxStreamEngine from "./internal/stream.ts"
@@ -562,9 +563,13 @@ const makeService = (
 
   // built once, not per call (measured: memory per request in flight, bench/results/README.md)
   const converseUsage = (out: ConverseCommandOutput) => fromSdk(out.usage)
-  const converseResult = (r: Engine.Routed<ConverseCommandOutput>): MuxResponse => withRouting(r.value, routingOf(r))
+  const converseResult = (r: Engine.Routed<ConverseCommandOutput>): MuxResponse => ({ ...r.value, routing: routingOf(r) })
+  /** The facade's answer: the SDK's own output, `routing` defined on it, not enumerable (internal/facadeConverse.ts). */
+  const facadeResult = (r: Engine.Routed<ConverseCommandOutput>): MuxResponse =>
+    Object.defineProperty(r.value, "routing", { value: routingOf(r), writable: true, configurable: true }) as MuxResponse
 
-  const converse = (request: MuxRequest, options: ConverseOptions = {}): Effect.Effect<MuxResponse, MuxError> => {
+  const converseWith = (result: (r: Engine.Routed<ConverseCommandOutput>) => MuxResponse) =>
+  (request: MuxRequest, options: ConverseOptions = {}): Effect.Effect<MuxResponse, MuxError> => {
     const problems = converseProblems(request, options)
     if (problems.length > 0) return Effect.fail(Engine.invalidRequest(problems))
     return engine.run(
@@ -577,7 +582,7 @@ const makeService = (
         usage: converseUsage,
         // the SDK call itself, where the runtime offers it and no refusal check follows the answer
         raw: refusal === undefined ? rawConverse(request) : undefined,
-        result: converseResult,
+        result,
         traced: (self) =>
           self.pipe(
             Effect.tap((res) => annotateSuccess(res.routing, res.usage, res.output?.message === undefined ? undefined : [res.output.message])),
@@ -792,7 +797,8 @@ const makeService = (
       return true
     })
 
-  return {
+  const converse = converseWith(converseResult)
+  const service: Service = {
     converse,
     converseStream,
     route,
@@ -806,10 +812,9 @@ const makeService = (
     removeModel,
     resetStats: engine.resetStats
   }
+  return Object.defineProperty(service, facadeConverse, { value: converseWith(facadeResult) })
 }
 
-/** The SDK's output and how it was reached. */
-const withRouting = (out: ConverseCommandOutput, routing: Routing): MuxResponse => ({ ...out, routing })
 
 /** The options of `route` that `converse`'s check knows (the rest are route's own). */
 const routeOptionsOnly = (options: RouteOptions): ConverseOptions => {

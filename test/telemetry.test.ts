@@ -444,6 +444,41 @@ describe("metrics", () => {
     )
   })
 
+  it.effect("the metrics are the same whether or not anyone subscribes to mux.events", () => {
+    // unsubscribed, a one-attempt success counts by the model's cached series, without building its events
+    const run = (listen: boolean) =>
+      Effect.gen(function*() {
+        const mux = yield* BedrockMux
+        if (listen) yield* recordEvents
+        for (let i = 0; i < 6; i++) yield* runFor(Effect.exit(mux.converse(hello)), "1 second")
+        yield* runFor(Effect.exit(mux.converse(hello, { label: "b-only" })), "1 second")
+        yield* runFor(MuxStream.collect(mux.converseStream(hello)), "1 second")
+        const m = yield* Metric.snapshot
+        return m.map((s) => JSON.stringify([s.id, s.attributes, s.state])).sort()
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(muxOn(
+          { ...ab(), routes: { "b-only": ["b"] } } as MuxConfig.Input,
+          {
+            models: {
+              // call 2 fails over to b, call 4 is a bad request (fails fast), the rest answer
+              a: { latency: 100, faults: [fault("ServiceUnavailableException", [2]), fault("ValidationException", [4])] },
+              b: { latency: 200 }
+            }
+          }
+        )),
+        Effect.provideService(Metric.MetricRegistry, new Map())
+      )
+    return Effect.gen(function*() {
+      const quiet = yield* run(false)
+      const listened = yield* run(true)
+      assert.deepStrictEqual(quiet, listened)
+      // the series the unsubscribed success path fills are there, with its counts
+      assert.isTrue(quiet.some((s) => s.includes("bedrock_mux.requests") && s.includes("\"outcome\":\"success\"")))
+      assert.strictEqual(quiet.filter((s) => s.includes("gen_ai.client.token.usage")).length, 4)
+    })
+  })
+
   it.effect("a hedge is counted on the hedge's model", () =>
     Effect.gen(function*() {
       const mux = yield* BedrockMux

@@ -548,19 +548,22 @@ export const make = (options: {
     }
   }
 
+  /** A request that ended (not interrupted) in the mux's counters. */
+  const countRequest = (success: boolean, durationMs: number) => {
+    muxStats.requests += 1
+    if (success) {
+      muxStats.successes += 1
+      muxStats.latency.record(durationMs)
+    } else muxStats.failures += 1
+  }
+
   /** The request's one outcome, synchronously: stats and RequestEnded. Returns what is left to do (the tenant's hold). */
   const endRequest = (state: RequestState, result: RequestEnd, now: number, context: Context.Context<never>): Effect.Effect<void> => {
     if (state.done) return Effect.void
     state.done = true
     const { attempts, started } = state
     const outcome = result._tag === "Success" ? "success" : result._tag === "Interrupted" ? "interrupted" : "failure"
-    if (result._tag !== "Interrupted") {
-      muxStats.requests += 1
-      if (result._tag === "Success") {
-        muxStats.successes += 1
-        muxStats.latency.record(now - started)
-      } else muxStats.failures += 1
-    }
+    if (result._tag !== "Interrupted") countRequest(result._tag === "Success", now - started)
     const usage = result._tag === "Success" ? result.usage : undefined
     const modelId = result._tag === "Success"
       ? result.target.model.modelId
@@ -803,6 +806,20 @@ export const make = (options: {
    * decide (nothing eligible, a guard that needs its store); or the permits taken before a guard could not
    * answer, to give back before the general `select` runs.
    */
+  /**
+   * The references the fast path reads, kept for the last context seen: a context is immutable, so one identity
+   * check stands for four context lookups a call (callers run many requests with one context).
+   */
+  let refsContext: Context.Context<never> | undefined
+  let refs: FiberRefs = { tracing: false, clock: undefined as unknown as Clock.Clock, random: undefined as unknown as Random.Random }
+  const refsOf = (fiber: Fiber.Fiber<unknown, unknown>): FiberRefs => {
+    if (fiber.context !== refsContext) {
+      refs = { tracing: Telemetry.tracing(fiber), clock: fiber.getRef(Clock.Clock), random: fiber.getRef(Random.Random) }
+      refsContext = fiber.context
+    }
+    return refs
+  }
+
   const selectUnsafe = (
     state: RequestState,
     now: number,
@@ -824,7 +841,7 @@ export const make = (options: {
     const found = eligible(state, views, now, undefined, skipped)
     if (skipped.length > 0 && options.observer.listening()) for (const e of skipped) emitUnsafe(e, fiber.context)
     if (found === undefined) return undefined
-    const random = fiber.getRef(Random.Random)
+    const { random } = refsOf(fiber)
     const picked = selector.pickUnsafe!(found, state.info, () => random.nextDoubleUnsafe())
     const target = checkPick(found, picked)
     const permits: Array<Guard.Permit> = []
@@ -863,7 +880,7 @@ export const make = (options: {
       if ("taken" in made && made.taken.length > 0) return made
     }
     if (route === null) return undefined
-    const random = fiber.getRef(Random.Random)
+    const { random } = refsOf(fiber)
     const picked = selector.pickUnsafe!(route.candidates, state.info, () => random.nextDoubleUnsafe())
     const target = checkPick(route.candidates, picked)
     return { target, tier: picked.tier, permits: route.permits.get(target)!, serviceTier: undefined, t0: now }
@@ -1239,8 +1256,8 @@ export const make = (options: {
     const rawOf = routeOptions.raw
     if (!fastCapable || rawOf === undefined || routeOptions.hedge !== undefined) return general
     return Effect.withFiber((fiber) => {
-      if (Telemetry.tracing(fiber)) return general
-      const clock = fiber.getRef(Clock.Clock)
+      const { tracing, clock } = refsOf(fiber)
+      if (tracing) return general
       const now = clock.currentTimeMillisUnsafe()
       if (state.deadlineAt <= now || state.attempts.length >= policy.attempts) return general
       const chosen = selectUnsafe(state, now, fiber)
@@ -1574,7 +1591,7 @@ export const make = (options: {
   const run: Engine["run"] = (opts, attemptFn, call) => {
     const fast = fastCapable && !hasTenantQuota(opts.tenant)
     return Effect.withFiber((fiber) => {
-      if (Telemetry.tracing(fiber)) {
+      if (refsOf(fiber).tracing) {
         const general = generalRun(opts, attemptFn, call)
         return call.traced === undefined ? general : call.traced(general)
       }
@@ -1602,7 +1619,7 @@ export const make = (options: {
   ): Effect.Effect<B, MuxError> => {
     const { usage } = call
     const context = fiber.context
-    const clock = fiber.getRef(Clock.Clock)
+    const { clock } = refsOf(fiber)
     const now = clock.currentTimeMillisUnsafe()
     const b = begun(opts, now, context)
     if (b instanceof MuxError) return Effect.fail(b)
@@ -1633,12 +1650,20 @@ export const make = (options: {
         for (const p of a.permits) if (!isFree(p)) p.releaseUnsafe!({ _tag: "Success", at: t1, durationMs: t1 - now, usage: used })
         a.released = true
         target.stats.succeeded(t1, t1 - now, used?.outputTokens)
-        const record: AttemptRecord = { modelId, target: target.model.target, outcome: "success", ...(serviceTier !== undefined ? { serviceTier } : {}), durationMs: t1 - now }
+        const record: AttemptRecord = serviceTier === undefined
+          ? { modelId, target: target.model.target, outcome: "success", durationMs: t1 - now }
+          : { modelId, target: target.model.target, outcome: "success", serviceTier, durationMs: t1 - now }
         state.attempts.push(record)
-        if (options.observer.listening()) emitUnsafe({ _tag: "AttemptEnded", at: t1, requestId: state.info.id, record }, context)
-        else options.observer.attemptMetrics(modelId, "success", "", t1 - now, context)
         // no tenant hold on this path: nothing is left to do
-        endRequest(state, { _tag: "Success", target, usage: used }, t1, context)
+        if (options.observer.listening()) {
+          emitUnsafe({ _tag: "AttemptEnded", at: t1, requestId: state.info.id, record }, context)
+          endRequest(state, { _tag: "Success", target, usage: used }, t1, context)
+        } else {
+          // nobody subscribed: both events' metrics at once, by the model's cached series
+          state.done = true
+          countRequest(true, t1 - state.started)
+          options.observer.successMetrics(target.stats, state.operation, modelId, t1 - now, used, context)
+        }
         return Effect.succeed(call.result({ value: exit.value, requestId: state.info.id, target, tier: a.tier, attempts: state.attempts, settle: SETTLED }))
       }
       // the general loop from here: a failure to decide on, or permits to release
@@ -1719,6 +1744,12 @@ export const make = (options: {
   })
 
   return { policy, stats: muxStats, pool: () => pool, start, startUnsafe, run, health, addModel, removeModel, resetStats, deadlines }
+}
+
+interface FiberRefs {
+  readonly tracing: boolean
+  readonly clock: Clock.Clock
+  readonly random: Random.Random
 }
 
 /** A route's targets, tier after tier: one array per route (a pool keeps its routes), which guards may key on. */

@@ -138,6 +138,8 @@ export class ModelStats {
   /** streams cut after content was delivered */
   interrupted = 0
   readonly window: WindowCounter
+  /** the observer's metric series for this model's successes (internal/telemetry.ts), beside the counters a success updates */
+  seriesCache: unknown = undefined
   constructor(windowSeconds: number) {
     this.window = new WindowCounter(windowSeconds)
   }
