@@ -1252,17 +1252,18 @@ export const make = (options: {
   const routeRequest = <A>(state: RequestState, run: Attempt<A>, routeOptions: RouteOptions<A>): Effect.Effect<Routed<A>, MuxError> => {
     const onStoreError = <B>(self: Effect.Effect<B, MuxError | StoreError>): Effect.Effect<B, MuxError> =>
       Effect.catchTag(self, "StoreError", (e) => Effect.fail(storeError(e, state.attempts)))
-    const general = routeLoop(state, run, routeOptions).pipe(onStoreError)
+    // built only where the fast path hands over
+    const general = () => routeLoop(state, run, routeOptions).pipe(onStoreError)
     const rawOf = routeOptions.raw
-    if (!fastCapable || rawOf === undefined || routeOptions.hedge !== undefined) return general
+    if (!fastCapable || rawOf === undefined || routeOptions.hedge !== undefined) return general()
     return Effect.withFiber((fiber) => {
       const { tracing, clock } = refsOf(fiber)
-      if (tracing) return general
+      if (tracing) return general()
       const now = clock.currentTimeMillisUnsafe()
-      if (state.deadlineAt <= now || state.attempts.length >= policy.attempts) return general
+      if (state.deadlineAt <= now || state.attempts.length >= policy.attempts) return general()
       const chosen = selectUnsafe(state, now, fiber)
-      if (chosen === undefined) return general
-      if ("taken" in chosen) return Effect.andThen(releaseAll(chosen.taken, { _tag: "NotSent", at: now }), general)
+      if (chosen === undefined) return general()
+      if ("taken" in chosen) return Effect.andThen(releaseAll(chosen.taken, { _tag: "NotSent", at: now }), general())
       const a = chosen
       state.hedgeable = false
       const ended = (exit: Exit.Exit<A, BedrockError.BedrockError>): Effect.Effect<Routed<A>, MuxError> =>
