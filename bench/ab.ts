@@ -8,12 +8,14 @@
  * rotated, against `client.send` with an `abortSignal`. Prints each copy's
  * added latency and CPU per call, and each one's difference from the first.
  * `ROUNDS=1500` (default 1000). Run-to-run noise is about ±3 µs at 1,500
- * rounds; swap the order to check a small difference. More copies in one
+ * rounds; swap the order to check a small difference. `MODE=facade` measures
+ * `createMultiplexer().processRequest` instead; `MODE=stream` the time to the
+ * first content event of `mux.converseStream` against the SDK's own stream. More copies in one
  * process cost each of them more (less of each stays in the caches): compare
  * rows of one run only.
  */
-import { ConverseCommand } from "@aws-sdk/client-bedrock-runtime"
-import { Context, Effect, Layer, ManagedRuntime } from "effect"
+import { ConverseCommand, ConverseStreamCommand } from "@aws-sdk/client-bedrock-runtime"
+import { Context, Effect, Layer, ManagedRuntime, Stream } from "effect"
 import * as path from "node:path"
 import type * as Index from "../src/index.ts"
 import { compare, interleave, keepAliveClient, messages, startServer } from "./sdk-harness.ts"
@@ -23,20 +25,45 @@ if (dirs.length === 0) throw new Error("usage: node bench/ab.ts <src copy> [<src
 const server = await startServer()
 const client = keepAliveClient(server)
 const runtimes: Array<ManagedRuntime.ManagedRuntime<unknown, unknown>> = []
+const mode = process.env["MODE"] ?? "converse"
+if (!["converse", "facade", "stream"].includes(mode)) throw new Error(`MODE: converse, facade or stream, not ${mode}`)
+const models = [{ modelId: "bench-a", weight: 3 }, { modelId: "bench-b", weight: 1 }]
+const facades: Array<{ destroy: () => Promise<void> }> = []
 const make = async (dir: string) => {
-  const { BedrockMux, BedrockRuntime } = await import(path.resolve(dir, "index.ts")) as typeof Index
-  const rt = ManagedRuntime.make(
-    BedrockMux.layer({ models: [{ modelId: "bench-a", weight: 3 }, { modelId: "bench-b", weight: 1 }] }).pipe(Layer.provideMerge(BedrockRuntime.layerClient(client)))
-  )
+  const { BedrockMux, BedrockRuntime, createMultiplexer } = await import(path.resolve(dir, "index.ts")) as typeof Index
+  if (mode === "facade") {
+    const facade = createMultiplexer(models.map((m) => ({ ...m, isFallback: false })), { bedrockRuntime: BedrockRuntime.layerClient(client) })
+    facades.push(facade)
+    return () => facade.processRequest({ messages })
+  }
+  const rt = ManagedRuntime.make(BedrockMux.layer({ models }).pipe(Layer.provideMerge(BedrockRuntime.layerClient(client))))
   runtimes.push(rt as ManagedRuntime.ManagedRuntime<unknown, unknown>)
   const context = await rt.context()
   const mux = Context.get(context, BedrockMux)
   const run = Effect.runPromiseWith(context)
-  return () => run(mux.converse({ messages }))
+  if (mode === "converse") return () => run(mux.converse({ messages }))
+  // the time to the first content event (the stream read to its end), as the sdk suite measures it
+  return async () => {
+    const t0 = performance.now()
+    let first = -1
+    await run(Stream.runForEach(mux.converseStream({ messages }), (ev) => {
+      if (first < 0 && "contentBlockDelta" in ev && ev.contentBlockDelta !== undefined) first = performance.now()
+      return Effect.void
+    }))
+    return (first - t0) * 1000
+  }
 }
 const input = { modelId: "bench-a", messages }
 const rows: Record<string, () => Promise<unknown>> = {
-  floor: () => client.send(new ConverseCommand(input), { abortSignal: new AbortController().signal })
+  floor: mode === "stream"
+    ? async () => {
+      const t0 = performance.now()
+      const res = await client.send(new ConverseStreamCommand(input), { abortSignal: new AbortController().signal })
+      let first = -1
+      for await (const ev of res.stream ?? []) if (first < 0 && ev.contentBlockDelta !== undefined) first = performance.now()
+      return (first - t0) * 1000
+    }
+    : () => client.send(new ConverseCommand(input), { abortSignal: new AbortController().signal })
 }
 for (const d of dirs) rows[d] = await make(d)
 const res = await interleave(rows, { rounds: Number(process.env["ROUNDS"] ?? 1000), block: 4, warmup: 100 })
@@ -48,3 +75,4 @@ for (const d of dirs) {
 client.destroy()
 server.close()
 for (const rt of runtimes) await rt.dispose()
+for (const f of facades) await f.destroy()

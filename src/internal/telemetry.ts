@@ -1,6 +1,8 @@
 /**
- * Metrics and the event bus. Every metric is derived from a `MuxEvent`, so
- * `mux.events` and the metrics never disagree. Names and attributes follow
+ * Metrics and the event bus. Every metric is what a `MuxEvent` implies, so
+ * `mux.events` and the metrics never disagree; with nobody subscribed, the
+ * metrics are kept without building the events (test/telemetry.test.ts
+ * holds the two ways equal). Names and attributes follow
  * the OpenTelemetry GenAI semantic conventions where one exists
  * (`gen_ai.client.operation.duration`, `gen_ai.client.token.usage`,
  * `gen_ai.client.operation.time_to_first_chunk`); the mux's own counters
