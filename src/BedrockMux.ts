@@ -529,12 +529,11 @@ const makeService = (
   })
 
   /** The request as sent to one target: its model, and the service tier an escalation asks for. */
+  // one literal per shape: a conditional spread costs a generic property copy on every call
   const forTarget = <I extends MuxRequest>(request: I, target: Target, serviceTier: "priority" | "reserved" | undefined) =>
-    ({
-      ...request,
-      modelId: target.model.modelId,
-      ...(serviceTier !== undefined ? { serviceTier: { type: serviceTier } } : {})
-    }) as I & { readonly modelId: string }
+    (serviceTier === undefined
+      ? { ...request, modelId: target.model.modelId }
+      : { ...request, modelId: target.model.modelId, serviceTier: { type: serviceTier } }) as I & { readonly modelId: string }
 
   /** Converse as the runtime's own Promise, for the engine's fast path (undefined for a runtime without one). */
   const rawConverse = (request: MuxRequest): Engine.RawAttempt<ConverseCommandOutput> => (target, ctx) => {

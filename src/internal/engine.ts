@@ -1181,13 +1181,7 @@ export const make = (options: {
   const routedOf = <A>(state: RequestState, a: Admitted, value: A, now: number): Routed<A> => {
     const t = a.target
     const at = state.attempts.length
-    const record: AttemptRecord = {
-      modelId: t.model.modelId,
-      target: t.model.target,
-      outcome: "success",
-      ...(a.serviceTier !== undefined ? { serviceTier: a.serviceTier } : {}),
-      durationMs: now - a.t0
-    }
+    const record: AttemptRecord = successRecord(t, a.serviceTier, now - a.t0)
     // an open success is announced when it is settled, with its final record
     state.attempts.push(record)
     let settled = false
@@ -1651,9 +1645,7 @@ export const make = (options: {
         for (const p of a.permits) if (!isFree(p)) p.releaseUnsafe!({ _tag: "Success", at: t1, durationMs: t1 - now, usage: used })
         a.released = true
         target.stats.succeeded(t1, t1 - now, used?.outputTokens)
-        const record: AttemptRecord = serviceTier === undefined
-          ? { modelId, target: target.model.target, outcome: "success", durationMs: t1 - now }
-          : { modelId, target: target.model.target, outcome: "success", serviceTier, durationMs: t1 - now }
+        const record = successRecord(target, serviceTier, t1 - now)
         state.attempts.push(record)
         // no tenant hold on this path: nothing is left to do
         if (options.observer.listening()) {
@@ -1746,6 +1738,12 @@ export const make = (options: {
 
   return { policy, stats: muxStats, pool: () => pool, start, startUnsafe, run, health, addModel, removeModel, resetStats, deadlines }
 }
+
+/** A success's attempt record: one literal per shape (a conditional spread is a generic copy on every call). */
+const successRecord = (t: Target, serviceTier: "priority" | "reserved" | undefined, durationMs: number): AttemptRecord =>
+  serviceTier === undefined
+    ? { modelId: t.model.modelId, target: t.model.target, outcome: "success", durationMs }
+    : { modelId: t.model.modelId, target: t.model.target, outcome: "success", serviceTier, durationMs }
 
 interface FiberRefs {
   readonly tracing: boolean

@@ -57,8 +57,6 @@ export interface Settings {
 
 /** One upstream ConverseStream: its events a pull at a time, and its abort. */
 interface Upstream {
-  /** the next events; `Cause.Done` at the upstream's end */
-  readonly pull: Pull.Pull<ReadonlyArray<ConverseStreamOutput>, BedrockError.BedrockError>
   /**
    * The next events before `at` (epoch ms of the mux's Clock): past it the
    * upstream is aborted and the pull fails with `onTimeout()`; the upstream's
@@ -93,7 +91,6 @@ const streamUpstream = (
   modelId: string,
   clock: Clock.Clock
 ): Upstream => ({
-  pull,
   pullBefore: (at, onTimeout, onEvents, onError) =>
     pull.pipe(
       Pull.catchDone(() => Effect.fail(endedEarly(modelId))),
@@ -118,17 +115,6 @@ const rawUpstream = (
   // 140 µs a stream, and the next request pays for a new connection)
   let ended = false
   return {
-    pull: Effect.callback((resume) => {
-      events.next().then(
-        (r) => {
-          if (r.done === true) ended = true
-          resume(r.done === true ? Cause.done() : Effect.succeed([r.value]))
-        },
-        (e) => resume(Effect.fail(afterResponse(e)))
-      )
-      // a pull given up on (a grace period over, the caller gone) ends the upstream
-      return Effect.sync(() => controller.abort())
-    }),
     pullBefore: (at, onTimeout, onEvents, onError) =>
       Effect.callback((resume) => {
         let settled = false
