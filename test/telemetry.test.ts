@@ -17,7 +17,7 @@ import {
 } from "@opentelemetry/sdk-metrics"
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, Metric, type Scope, Stream } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Metric, type Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { BedrockMux, type MuxRequest } from "../src/BedrockMux.ts"
 import { BedrockSimulator } from "../src/BedrockSimulator.ts"
@@ -25,6 +25,8 @@ import type * as MuxConfig from "../src/MuxConfig.ts"
 import type { MuxEvent, RequestEnded } from "../src/MuxEvent.ts"
 import * as MuxStream from "../src/MuxStream.ts"
 import type * as SimulatorScript from "../src/SimulatorScript.ts"
+import * as fc from "fast-check"
+import { OwnedCounter, OwnedHistogram } from "../src/internal/telemetry.ts"
 import { muxError, runFor } from "./support/mux.ts"
 
 // --- helpers ------------------------------------------------------------------------------------
@@ -477,6 +479,77 @@ describe("metrics", () => {
       assert.isTrue(quiet.some((s) => s.includes("bedrock_mux.requests") && s.includes("\"outcome\":\"success\"")))
       assert.strictEqual(quiet.filter((s) => s.includes("gen_ai.client.token.usage")).length, 4)
     })
+  })
+
+  it("the mux's own series state counts exactly as effect's counter and histogram, taken over at any point", () => {
+    const value = fc.oneof(
+      fc.double({ noNaN: false }),
+      fc.constantFrom(0, 0.01, 0.02, 0.16, 163.84, 1, 4, 16, 1024, 67108864, -1, Infinity, -Infinity),
+      fc.integer({ min: -10, max: 100_000_000 })
+    )
+    const boundaries = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92, 163.84]
+    fc.assert(
+      fc.property(fc.array(value, { maxLength: 60 }), fc.nat(60), (values, split) => {
+        const context = Context.make(Metric.MetricRegistry, new Map())
+        const h = Metric.histogram("h", { boundaries })
+        const c = Metric.counter("c", { incremental: true })
+        const before = values.slice(0, split)
+        const after = values.slice(split)
+        for (const v of before) {
+          h.updateUnsafe(v, context)
+          c.updateUnsafe(v, context)
+        }
+        // the takeover: what effect's hooks counted so far, then the rest on ours
+        const ownH = OwnedHistogram.from(h.valueUnsafe(context) as never)
+        const ownC = OwnedCounter.from(c.valueUnsafe(context) as never)
+        for (const v of after) {
+          h.updateUnsafe(v, context)
+          c.updateUnsafe(v, context)
+          ownH.update(v)
+          ownC.update(v)
+        }
+        assert.deepStrictEqual(ownH.get(), h.valueUnsafe(context) as never)
+        assert.deepStrictEqual(ownC.get(), c.valueUnsafe(context) as never)
+      }),
+      { numRuns: 500 }
+    )
+  })
+
+  it.effect("two muxes on one registry add up in the series they share; effect's own Metric.update adds to it too", () => {
+    const registry = new Map()
+    // the same series as the mux's: name, description and attributes make its identity
+    const duration = Metric.histogram("gen_ai.client.operation.duration", {
+      description: "Duration of one Bedrock call (one attempt), in seconds",
+      boundaries: [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92, 163.84],
+      attributes: {
+        "gen_ai.system": "aws.bedrock",
+        "gen_ai.provider.name": "aws.bedrock",
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "a",
+        "gen_ai.response.model": "a"
+      }
+    })
+    const muxNamed = (name: string) =>
+      Effect.map(
+        Layer.build(muxOn({ name, models: [{ modelId: "a" }] } as MuxConfig.Input, { models: { a: { latency: 100 } } })),
+        (context) => Context.get(context, BedrockMux)
+      )
+    return Effect.gen(function*() {
+      const first = yield* muxNamed("first")
+      const second = yield* muxNamed("second")
+      // in turns: each mux's next update lands in the state the other one's took over
+      for (const mux of [first, second, first, second]) {
+        yield* runFor(mux.converse(hello), "1 second")
+      }
+      yield* Metric.update(duration, 0.5)
+      const m = yield* Metric.snapshot
+      // four attempts of 100 ms from the two muxes, and effect's own 0.5 s
+      assert.deepStrictEqual(histogram(m, "gen_ai.client.operation.duration", { "gen_ai.request.model": "a" }), { count: 5, sum: 0.9 })
+      assert.strictEqual(counter(m, "bedrock_mux.requests", { "bedrock_mux.name": "first", outcome: "success" }), 2)
+      assert.strictEqual(counter(m, "bedrock_mux.requests", { "bedrock_mux.name": "second", outcome: "success" }), 2)
+      // one series each: nothing was registered twice
+      assert.strictEqual(seriesOf(m, "gen_ai.client.operation.duration").length, 1)
+    }).pipe(Effect.scoped, Effect.provideService(Metric.MetricRegistry, registry))
   })
 
   it.effect("a hedge is counted on the hedge's model", () =>

@@ -84,33 +84,138 @@ const attributed = <M extends Metric.Metric<any, any>>(metric: M, attributes: Re
 }
 
 /**
- * One series and its update function, resolved once per context. Effect's `updateUnsafe` looks the
- * context's metric attributes and registry up on every update, five times a call here (measured with the
- * full request check: together a quarter of the mux's own CPU per call, scratch/mab.ts). Here the registry
- * and the series key are kept per context, and each update checks with one `Map` read that the registry
- * still holds this series (`Metric.remove`, a cleared registry: it is made again, as effect would). `hook` and
- * `key` are the metric's own (effect 4.1, pinned).
+ * One series, resolved once per context. Effect's `updateUnsafe` looks the context's metric attributes and
+ * registry up on every update, five times a call here (measured with the full request check: together a
+ * quarter of the mux's own CPU per call, scratch/mab.ts). Here the registry and the series key are kept per
+ * context, and each update checks with one `Map` read that the registry still holds this series
+ * (`Metric.remove`, a cleared registry: it is made again, as effect would). `hook` and `key` are the metric's
+ * own (effect 4.1, pinned).
+ *
+ * The series' state is one of ours (`Owned`), put in the registry entry effect made in place of effect's
+ * own hooks, with what they had counted: an update is a method call on one object, not effect's hook
+ * closure and the context it keeps its state in (measured on the real SDK path: bench/results/README.md).
+ * Whoever else updates or reads the series (another mux, `Metric.update`, `Metric.snapshot`, an exporter)
+ * goes through the entry's hooks, so it is the same state.
  */
 class Series {
   readonly metric: Metric.Metric<number, any>
   private context: Context.Context<never> | undefined = undefined
   private registry: ReadonlyMap<string, unknown> | undefined = undefined
   private key = ""
-  private entry: { readonly hooks: { readonly update: (n: number, context: Context.Context<never>) => void } } | undefined = undefined
+  private entry: unknown = undefined
+  private state: Owned | undefined = undefined
   constructor(metric: Metric.Metric<number, any>) {
     this.metric = metric
   }
   update(n: number, context: Context.Context<never>): void {
     if (this.context !== context || this.registry!.get(this.key) !== this.entry) this.resolve(context)
-    this.entry!.hooks.update(n, context)
+    this.state!.update(n)
   }
   private resolve(context: Context.Context<never>): void {
-    const metric = this.metric as unknown as { hook: (c: Context.Context<never>) => unknown; key: (c: Context.Context<never>) => string }
+    const metric = this.metric as unknown as {
+      readonly type: string
+      hook: (c: Context.Context<never>) => unknown
+      key: (c: Context.Context<never>) => string
+    }
     metric.hook(context) // makes the series where the registry has none
     this.key = metric.key(context)
     this.registry = Context.get(context, Metric.MetricRegistry)
-    this.entry = this.registry.get(this.key) as Series["entry"]
+    const entry = this.registry.get(this.key) as { hooks: Metric.Metric.Hooks<number, unknown> }
+    if (!(entry.hooks instanceof OwnedCounter) && !(entry.hooks instanceof OwnedHistogram)) {
+      const before = entry.hooks.get(context)
+      entry.hooks = metric.type === "Histogram" ? OwnedHistogram.from(before as HistogramState) : OwnedCounter.from(before as CounterState)
+    }
+    this.state = entry.hooks as unknown as Owned
+    this.entry = entry
     this.context = context
+  }
+}
+
+interface CounterState {
+  readonly count: number
+  readonly incremental: boolean
+}
+interface HistogramState {
+  readonly buckets: ReadonlyArray<readonly [number, number]>
+  readonly count: number
+  readonly min: number
+  readonly max: number
+  readonly sum: number
+}
+interface Owned {
+  update(n: number): void
+}
+
+/** An incremental counter's state, as effect's counter keeps it (a negative update is ignored). */
+/** @internal exported for the tests, which hold it equal to effect's counter */
+export class OwnedCounter implements Owned {
+  count: number
+  constructor(count: number) {
+    this.count = count
+  }
+  static from(state: CounterState): OwnedCounter {
+    return new OwnedCounter(state.count)
+  }
+  update(n: number): void {
+    if (n >= 0) this.count += n
+  }
+  modify(n: number): void {
+    this.update(n)
+  }
+  get(): CounterState {
+    return { count: this.count, incremental: true }
+  }
+}
+
+/** A histogram's state, as effect's histogram keeps it: a count per boundary (value <= boundary) and one past the last. */
+/** @internal exported for the tests, which hold it equal to effect's histogram */
+export class OwnedHistogram implements Owned {
+  readonly boundaries: Float64Array
+  readonly values: Uint32Array
+  count = 0
+  sum = 0
+  min = Number.MAX_VALUE
+  max = -Number.MAX_VALUE
+  constructor(boundaries: Float64Array) {
+    this.boundaries = boundaries
+    this.values = new Uint32Array(boundaries.length + 1)
+  }
+  /** Takes over what effect's hooks had counted (their buckets are cumulative). */
+  static from(state: HistogramState): OwnedHistogram {
+    const h = new OwnedHistogram(Float64Array.from(state.buckets, (b) => b[0]))
+    let below = 0
+    state.buckets.forEach(([, cumulative], i) => {
+      h.values[i] = cumulative - below
+      below = cumulative
+    })
+    h.values[state.buckets.length] = state.count - below
+    h.count = state.count
+    h.sum = state.sum
+    h.min = state.min
+    h.max = state.max
+    return h
+  }
+  update(value: number): void {
+    const b = this.boundaries
+    let i = 0
+    while (i < b.length && !(value <= b[i]!)) i++
+    this.values[i]! += 1
+    this.count += 1
+    this.sum += value
+    if (value < this.min) this.min = value
+    if (value > this.max) this.max = value
+  }
+  modify(value: number): void {
+    this.update(value)
+  }
+  get(): HistogramState {
+    const buckets: Array<readonly [number, number]> = []
+    let cumulative = 0
+    for (let i = 0; i < this.boundaries.length; i++) {
+      cumulative += this.values[i]!
+      buckets.push([this.boundaries[i]!, cumulative])
+    }
+    return { buckets, count: this.count, min: this.min, max: this.max, sum: this.sum }
   }
 }
 
