@@ -563,9 +563,14 @@ const makeService = (
   // built once, not per call (measured: memory per request in flight, bench/results/README.md)
   const converseUsage = (out: ConverseCommandOutput) => fromSdk(out.usage)
   const converseResult = (r: Engine.Routed<ConverseCommandOutput>): MuxResponse => ({ ...r.value, routing: routingOf(r) })
-  /** The facade's answer: the SDK's own output, `routing` defined on it, not enumerable (internal/facadeConverse.ts). */
-  const facadeResult = (r: Engine.Routed<ConverseCommandOutput>): MuxResponse =>
-    Object.defineProperty(r.value, "routing", { value: routingOf(r), writable: true, configurable: true }) as MuxResponse
+  /**
+   * The facade's answer: the runtime's own output, `routing` defined on it, not enumerable (internal/facadeConverse.ts).
+   * An output that is not the runtime's fresh object (frozen, or answered before: a test double's constant) is copied.
+   */
+  const facadeResult = (r: Engine.Routed<ConverseCommandOutput>): MuxResponse => {
+    const out = Object.isExtensible(r.value) && !Object.hasOwn(r.value, "routing") ? r.value : { ...r.value }
+    return Object.defineProperty(out, "routing", { value: routingOf(r), writable: true, configurable: true }) as MuxResponse
+  }
 
   const converseWith = (result: (r: Engine.Routed<ConverseCommandOutput>) => MuxResponse) =>
   (request: MuxRequest, options: ConverseOptions = {}): Effect.Effect<MuxResponse, MuxError> => {

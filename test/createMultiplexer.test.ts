@@ -9,10 +9,11 @@
 import { ValidationException } from "@aws-sdk/client-bedrock-runtime"
 import { trace } from "@opentelemetry/api"
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
-import { Duration } from "effect"
+import { Duration, Effect, Layer, Stream } from "effect"
 import fc from "fast-check"
 import { afterEach, describe, expect, it } from "vitest"
 import {
+  BedrockRuntime,
   BedrockSimulator,
   CancelledError,
   createMultiplexer,
@@ -53,6 +54,32 @@ const over = (server: { readonly url: string }, options: Parameters<typeof creat
   return mux
 }
 const rejection = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e)
+
+describe("the facade's answer", () => {
+  it("is the runtime's own output with a hidden routing; a frozen output, or one already answered (a test double's constant), is copied", async () => {
+    const frozen = Object.freeze({ output: { message: { role: "assistant" as const, content: [{ text: "hi" }] } }, stopReason: "end_turn" as const, usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 }, metrics: { latencyMs: 1 }, $metadata: {} })
+    const shared = { ...frozen }
+    let answer: object = frozen
+    const runtime = Layer.succeed(BedrockRuntime, {
+      converse: () => Effect.sync(() => answer),
+      converseStream: () => Stream.empty
+    } as unknown as BedrockRuntime["Service"])
+    const mux = createMultiplexer([{ modelId: "a", weight: 1, isFallback: false }], { bedrockRuntime: runtime })
+    closers.push(() => mux.destroy())
+    const first = await mux.processRequest(input)
+    expect(first).not.toBe(frozen)
+    expect(first.routing.modelId).toBe("a")
+    expect(Object.keys(first)).not.toContain("routing")
+    answer = shared
+    const second = await mux.processRequest(input)
+    const third = await mux.processRequest(input)
+    // the first answer of the shared object is that object; the next is a copy, with its own routing
+    expect(second).toBe(shared)
+    expect(third).not.toBe(shared)
+    expect(third.routing.requestId).not.toBe(second.routing.requestId)
+    expect(second.routing.requestId).not.toBe(first.routing.requestId)
+  })
+})
 
 describe("where the facade differs from the original on purpose", () => {
   it("fails over on a 503 and answers from the fallback; routing is there but not enumerable", async () => {
