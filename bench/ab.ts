@@ -50,6 +50,7 @@ const make = async (dir: string) => {
       if (first < 0 && "contentBlockDelta" in ev && ev.contentBlockDelta !== undefined) first = performance.now()
       return Effect.void
     }))
+    if (first < 0) throw new Error("the stream had no content event")
     return (first - t0) * 1000
   }
 }
@@ -61,6 +62,7 @@ const rows: Record<string, () => Promise<unknown>> = {
       const res = await client.send(new ConverseStreamCommand(input), { abortSignal: new AbortController().signal })
       let first = -1
       for await (const ev of res.stream ?? []) if (first < 0 && ev.contentBlockDelta !== undefined) first = performance.now()
+      if (first < 0) throw new Error("the stream had no content event")
       return (first - t0) * 1000
     }
     : () => client.send(new ConverseCommand(input), { abortSignal: new AbortController().signal })

@@ -148,7 +148,6 @@ export interface Routed<A> {
  */
 export type MuxResponse = ConverseCommandOutput & { readonly routing: Routing }
 
-
 /**
  * One model's health.
  * @since 0.1.0
@@ -249,7 +248,6 @@ export interface SimpleHealth {
   readonly code: 200 | 503
 }
 
-
 /**
  * The service.
  * @since 0.1.0
@@ -328,7 +326,6 @@ export interface Service {
   readonly resetStats: Effect.Effect<void>
 }
 
-
 /**
  * Extra `BedrockRuntime`s, by key, for models whose config names a `client`
  * (other Regions or accounts). Models without `client` use the layer's
@@ -361,7 +358,6 @@ export class BedrockRuntimes extends Context.Reference<ReadonlyMap<string, Runti
       })
     ) as unknown as Layer.Layer<never, E, R>
 }
-
 
 /**
  * The mux service.
@@ -476,7 +472,6 @@ export const make = Effect.fnUntraced(function*(
 /** Forgets a removed model's guard states (breaker, cooldowns), by target. */
 type Forget = (target: string) => Effect.Effect<void>
 
-
 const makeService = (
   engine: Engine.Engine,
   policy: Policy.Policy,
@@ -564,12 +559,15 @@ const makeService = (
   const converseUsage = (out: ConverseCommandOutput) => fromSdk(out.usage)
   const converseResult = (r: Engine.Routed<ConverseCommandOutput>): MuxResponse => ({ ...r.value, routing: routingOf(r) })
   /**
-   * The facade's answer: the runtime's own output, `routing` defined on it, not enumerable (internal/facadeConverse.ts).
-   * An output that is not the runtime's fresh object (frozen, or answered before: a test double's constant) is copied.
+   * The facade's answer, `routing` defined on it, not enumerable (internal/facadeConverse.ts): the SDK's own
+   * output where the target's runtime is the SDK's (`sendConverse`: a fresh object per call); any other
+   * runtime's output is copied (a test double may answer one object every time, or a frozen one).
    */
   const facadeResult = (r: Engine.Routed<ConverseCommandOutput>): MuxResponse => {
-    const out = Object.isExtensible(r.value) && !Object.hasOwn(r.value, "routing") ? r.value : { ...r.value }
-    return Object.defineProperty(out, "routing", { value: routingOf(r), writable: true, configurable: true }) as MuxResponse
+    const out = r.target.runtime.sendConverse !== undefined && Object.isExtensible(r.value) && !Object.hasOwn(r.value, "routing")
+      ? r.value
+      : { ...r.value }
+    return Object.defineProperty(out, "routing", { value: routingOf(r), writable: true, configurable: true, enumerable: false }) as MuxResponse
   }
 
   const converseWith = (result: (r: Engine.Routed<ConverseCommandOutput>) => MuxResponse) =>
@@ -818,7 +816,6 @@ const makeService = (
   }
   return Object.defineProperty(service, facadeConverse, { value: converseWith(facadeResult) })
 }
-
 
 /** The options of `route` that `converse`'s check knows (the rest are route's own). */
 const routeOptionsOnly = (options: RouteOptions): ConverseOptions => {

@@ -56,8 +56,10 @@ const over = (server: { readonly url: string }, options: Parameters<typeof creat
 const rejection = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e)
 
 describe("the facade's answer", () => {
-  it("is the runtime's own output with a hidden routing; a frozen output, or one already answered (a test double's constant), is copied", async () => {
+  it("from a runtime other than the SDK's is a copy with a hidden routing: the runtime's objects are never changed", async () => {
     const frozen = Object.freeze({ output: { message: { role: "assistant" as const, content: [{ text: "hi" }] } }, stopReason: "end_turn" as const, usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 }, metrics: { latencyMs: 1 }, $metadata: {} })
+    // a constant that already carries an enumerable routing of its own (another mux's answer, say)
+    const withRouting = { ...frozen, routing: { modelId: "elsewhere" } }
     const shared = { ...frozen }
     let answer: object = frozen
     const runtime = Layer.succeed(BedrockRuntime, {
@@ -66,18 +68,19 @@ describe("the facade's answer", () => {
     } as unknown as BedrockRuntime["Service"])
     const mux = createMultiplexer([{ modelId: "a", weight: 1, isFallback: false }], { bedrockRuntime: runtime })
     closers.push(() => mux.destroy())
-    const first = await mux.processRequest(input)
-    expect(first).not.toBe(frozen)
-    expect(first.routing.modelId).toBe("a")
-    expect(Object.keys(first)).not.toContain("routing")
-    answer = shared
-    const second = await mux.processRequest(input)
-    const third = await mux.processRequest(input)
-    // the first answer of the shared object is that object; the next is a copy, with its own routing
-    expect(second).toBe(shared)
-    expect(third).not.toBe(shared)
-    expect(third.routing.requestId).not.toBe(second.routing.requestId)
-    expect(second.routing.requestId).not.toBe(first.routing.requestId)
+    const answers = []
+    for (const a of [frozen, shared, shared, withRouting]) {
+      answer = a
+      const res = await mux.processRequest(input)
+      expect(res).not.toBe(a)
+      expect(res.routing.modelId).toBe("a")
+      expect(Object.keys(res)).not.toContain("routing")
+      expect(JSON.parse(JSON.stringify(res))).toEqual(JSON.parse(JSON.stringify(frozen)))
+      answers.push(res)
+    }
+    expect(Object.getOwnPropertyNames(shared)).not.toContain("routing")
+    expect(withRouting.routing).toEqual({ modelId: "elsewhere" })
+    expect(new Set(answers.map((r) => r.routing.requestId)).size).toBe(4)
   })
 })
 

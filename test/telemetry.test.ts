@@ -343,6 +343,19 @@ const histogram = (snapshots: ReadonlyArray<Metric.Metric.Snapshot>, id: string,
     { count: 0, sum: 0 }
   )
 
+/** The mux's attempt-duration series of model "a"'s successes: name, description and attributes make its identity. */
+const durationOfA = Metric.histogram("gen_ai.client.operation.duration", {
+  description: "Duration of one Bedrock call (one attempt), in seconds",
+  boundaries: [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92, 163.84],
+  attributes: {
+    "gen_ai.system": "aws.bedrock",
+    "gen_ai.provider.name": "aws.bedrock",
+    "gen_ai.operation.name": "chat",
+    "gen_ai.request.model": "a",
+    "gen_ai.response.model": "a"
+  }
+})
+
 describe("metrics", () => {
   it.effect("attempts by outcome, failovers by error.type, operation duration, token usage, time to first chunk", () =>
     Effect.gen(function*() {
@@ -452,7 +465,13 @@ describe("metrics", () => {
       Effect.gen(function*() {
         const mux = yield* BedrockMux
         if (listen) yield* recordEvents
-        for (let i = 0; i < 6; i++) yield* runFor(Effect.exit(mux.converse(hello)), "1 second")
+        for (let i = 0; i < 6; i++) {
+          yield* runFor(Effect.exit(mux.converse(hello)), "1 second")
+          // a call of the user's own through the same router, in turns with converse on the same models
+          if (i % 2 === 0) {
+            yield* runFor(Effect.exit(mux.route((target) => target.runtime.converse({ ...hello, modelId: target.model.modelId }), { operation: "embed" })), "1 second")
+          }
+        }
         yield* runFor(Effect.exit(mux.converse(hello, { label: "b-only" })), "1 second")
         yield* runFor(MuxStream.collect(mux.converseStream(hello)), "1 second")
         const m = yield* Metric.snapshot
@@ -517,18 +536,7 @@ describe("metrics", () => {
 
   it.effect("two muxes on one registry add up in the series they share; effect's own Metric.update adds to it too", () => {
     const registry = new Map()
-    // the same series as the mux's: name, description and attributes make its identity
-    const duration = Metric.histogram("gen_ai.client.operation.duration", {
-      description: "Duration of one Bedrock call (one attempt), in seconds",
-      boundaries: [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92, 163.84],
-      attributes: {
-        "gen_ai.system": "aws.bedrock",
-        "gen_ai.provider.name": "aws.bedrock",
-        "gen_ai.operation.name": "chat",
-        "gen_ai.request.model": "a",
-        "gen_ai.response.model": "a"
-      }
-    })
+    const duration = durationOfA
     const muxNamed = (name: string) =>
       Effect.map(
         Layer.build(muxOn({ name, models: [{ modelId: "a" }] } as MuxConfig.Input, { models: { a: { latency: 100 } } })),
@@ -550,6 +558,36 @@ describe("metrics", () => {
       // one series each: nothing was registered twice
       assert.strictEqual(seriesOf(m, "gen_ai.client.operation.duration").length, 1)
     }).pipe(Effect.scoped, Effect.provideService(Metric.MetricRegistry, registry))
+  })
+
+  it.effect("a series effect already counted is carried on; one registered with Metric.registerUnsafe is left to its own get", () => {
+    const registry = new Map()
+    const attributes = { "bedrock_mux.name": "bedrock-mux", operation: "converse", outcome: "success" }
+    const requests = Metric.counter("bedrock_mux.requests", { description: "Requests by operation and outcome", incremental: true, attributes })
+    const duration = durationOfA
+    return Effect.gen(function*() {
+      // counted by effect before the mux's first request
+      yield* Metric.update(requests, 3)
+      // a gauge-like series of the user's own under the mux's name for the attempt duration
+      const registration = Metric.registerUnsafe(duration, yield* Effect.context<never>(), {
+        get: () => ({ buckets: [], count: 42, min: 0, max: 0, sum: 0 }),
+        update: () => {},
+        modify: () => {}
+      })
+      const mux = yield* BedrockMux
+      yield* runFor(mux.converse(hello), "1 second")
+      yield* runFor(mux.converse(hello), "1 second")
+      const m = yield* Metric.snapshot
+      assert.strictEqual(counter(m, "bedrock_mux.requests", { outcome: "success" }), 5)
+      assert.deepStrictEqual(histogram(m, "gen_ai.client.operation.duration", { "gen_ai.request.model": "a" }), { count: 42, sum: 0 })
+      registration.remove()
+      // removed, the series starts again from the next update
+      yield* runFor(mux.converse(hello), "1 second")
+      assert.deepStrictEqual(histogram(yield* Metric.snapshot, "gen_ai.client.operation.duration", { "gen_ai.request.model": "a" }), { count: 1, sum: 0.1 })
+    }).pipe(
+      Effect.provide(muxOn({ models: [{ modelId: "a" }] } as MuxConfig.Input, { models: { a: { latency: 100 } } })),
+      Effect.provideService(Metric.MetricRegistry, registry)
+    )
   })
 
   it.effect("a hedge is counted on the hedge's model", () =>

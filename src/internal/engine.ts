@@ -801,25 +801,33 @@ export const make = (options: {
   const guardName = (g: number) => options.guardNames[g] ?? `guard ${g}`
 
   /**
-   * The select stage in plain code, where every guard and the selector answer without an Effect (an
-   * in-memory store; no forced next target): the admitted pick; undefined when the general `select` must
-   * decide (nothing eligible, a guard that needs its store); or the permits taken before a guard could not
-   * answer, to give back before the general `select` runs.
-   */
-  /**
    * The references the fast path reads, kept for the last context seen: a context is immutable, so one identity
-   * check stands for four context lookups a call (callers run many requests with one context).
+   * check stands for four context lookups a call (callers run many requests with one context). Updated in
+   * place: a caller with a context per request pays the four lookups, as before, and no allocation. (It keeps
+   * the last context reachable until the next call: one context per mux.)
    */
   let refsContext: Context.Context<never> | undefined
-  let refs: FiberRefs = { tracing: false, clock: undefined as unknown as Clock.Clock, random: undefined as unknown as Random.Random }
+  const refs: { tracing: boolean; clock: Clock.Clock; random: Random.Random } = {
+    tracing: false,
+    clock: undefined as unknown as Clock.Clock,
+    random: undefined as unknown as Random.Random
+  }
   const refsOf = (fiber: Fiber.Fiber<unknown, unknown>): FiberRefs => {
     if (fiber.context !== refsContext) {
-      refs = { tracing: Telemetry.tracing(fiber), clock: fiber.getRef(Clock.Clock), random: fiber.getRef(Random.Random) }
+      refs.tracing = Telemetry.tracing(fiber)
+      refs.clock = fiber.getRef(Clock.Clock)
+      refs.random = fiber.getRef(Random.Random)
       refsContext = fiber.context
     }
     return refs
   }
 
+  /**
+   * The select stage in plain code, where every guard and the selector answer without an Effect (an
+   * in-memory store; no forced next target): the admitted pick; undefined when the general `select` must
+   * decide (nothing eligible, a guard that needs its store); or the permits taken before a guard could not
+   * answer, to give back before the general `select` runs.
+   */
   const selectUnsafe = (
     state: RequestState,
     now: number,

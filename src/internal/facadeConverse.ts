@@ -1,9 +1,9 @@
 /**
- * The Converse the Promise facade runs (`createMultiplexer`): the mux's own `converse`, whose answer is the SDK's
- * output with `routing` defined on it as a non-enumerable property. The public `converse` answers a copy of the
- * output with an enumerable `routing`, which the facade would copy once more to hide it (measured on the real SDK
- * path: bench/results/README.md). Kept off the public service type: a service without it (a user's own
- * `BedrockMux` layer) is run through its `converse`, and the facade hides `routing` itself.
+ * The Converse the Promise facade runs (`createMultiplexer`): the mux's own `converse`, whose answer carries
+ * `routing` as a non-enumerable property, defined on the SDK's own output. The public `converse` answers a copy
+ * of the output with an enumerable `routing`, which the facade would copy once more to hide it (measured on the
+ * real SDK path, 5cad0c1 with the rest of that change: facade -10 µs a call, bench/results/README.md). A symbol
+ * on the service the facade builds itself (`BedrockMux.layer`), kept off the public service type.
  *
  * @internal
  */

@@ -138,10 +138,14 @@ export class ModelStats {
   /** streams cut after content was delivered */
   interrupted = 0
   readonly window: WindowCounter
-  /** the observer's metric series for this model's successes (internal/telemetry.ts), beside the counters a success updates */
-  seriesCache: unknown = undefined
+  /**
+   * The observer's metric series for this model's successes (internal/telemetry.ts), beside the counters a
+   * success updates; not enumerable, so the stats a selector reads or a log prints show only statistics.
+   */
+  declare seriesCache: unknown
   constructor(windowSeconds: number) {
     this.window = new WindowCounter(windowSeconds)
+    Object.defineProperty(this, "seriesCache", { value: undefined, writable: true, enumerable: false })
   }
 
   /** A successful answer that took `ms` (and used `outputTokens`, if known). */

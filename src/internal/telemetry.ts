@@ -10,6 +10,7 @@
  * outcome; never a tenant or a prompt.
  */
 import { Context, Effect, type Fiber, Metric, PubSub, References, Stream, Tracer } from "effect"
+import { constVoid } from "effect/Function"
 import type { MuxEvent } from "../MuxEvent.ts"
 
 /** Seconds: 10 ms … ~160 s, the GenAI conventions' advice for operation durations. */
@@ -93,22 +94,27 @@ const attributed = <M extends Metric.Metric<any, any>>(metric: M, attributes: Re
  *
  * The series' state is one of ours (`Owned`), put in the registry entry effect made in place of effect's
  * own hooks, with what they had counted: an update is a method call on one object, not effect's hook
- * closure and the context it keeps its state in (measured on the real SDK path: bench/results/README.md).
- * Whoever else updates or reads the series (another mux, `Metric.update`, `Metric.snapshot`, an exporter)
- * goes through the entry's hooks, so it is the same state.
+ * closure and the context it keeps its state in (measured on the real SDK path, 2062319: -1.5 to -4 µs a
+ * call, bench/results/README.md). Whoever else updates or reads the series (another mux, `Metric.update`,
+ * `Metric.snapshot`, an exporter) goes through the entry's hooks, so it is the same state. A series someone
+ * registered with `Metric.registerUnsafe` (its `update` does nothing) is left as it is: updates go to its
+ * hooks, as effect's would.
  */
 class Series {
   readonly metric: Metric.Metric<number, any>
   private context: Context.Context<never> | undefined = undefined
   private registry: ReadonlyMap<string, unknown> | undefined = undefined
   private key = ""
-  private entry: unknown = undefined
+  private entry: { hooks: Metric.Metric.Hooks<number, unknown> } | undefined = undefined
+  /** the entry's hooks when resolved (a second copy of this library may have put its own there since) */
+  private hooks: unknown = undefined
   private state: Owned | undefined = undefined
   constructor(metric: Metric.Metric<number, any>) {
     this.metric = metric
   }
   update(n: number, context: Context.Context<never>): void {
-    if (this.context !== context || this.registry!.get(this.key) !== this.entry) this.resolve(context)
+    const entry = this.entry
+    if (this.context !== context || this.registry!.get(this.key) !== entry || entry!.hooks !== this.hooks) this.resolve(context)
     this.state!.update(n)
   }
   private resolve(context: Context.Context<never>): void {
@@ -121,11 +127,18 @@ class Series {
     this.key = metric.key(context)
     this.registry = Context.get(context, Metric.MetricRegistry)
     const entry = this.registry.get(this.key) as { hooks: Metric.Metric.Hooks<number, unknown> }
-    if (!(entry.hooks instanceof OwnedCounter) && !(entry.hooks instanceof OwnedHistogram)) {
-      const before = entry.hooks.get(context)
-      entry.hooks = metric.type === "Histogram" ? OwnedHistogram.from(before as HistogramState) : OwnedCounter.from(before as CounterState)
+    const hooks = entry.hooks
+    if (isOwned(hooks)) this.state = hooks
+    else if (hooks.update === constVoid) {
+      // registered with Metric.registerUnsafe: read through the user's own `get`; its updates do nothing
+      this.state = { update: (n) => hooks.update(n, context) }
+    } else {
+      const before = hooks.get(context)
+      const owned = metric.type === "Histogram" ? OwnedHistogram.from(before as HistogramState) : OwnedCounter.from(before as CounterState)
+      entry.hooks = owned as unknown as Metric.Metric.Hooks<number, unknown>
+      this.state = owned
     }
-    this.state = entry.hooks as unknown as Owned
+    this.hooks = entry.hooks
     this.entry = entry
     this.context = context
   }
@@ -146,9 +159,20 @@ interface Owned {
   update(n: number): void
 }
 
-/** An incremental counter's state, as effect's counter keeps it (a negative update is ignored). */
-/** @internal exported for the tests, which hold it equal to effect's counter */
+/**
+ * The mark of a series state of ours, by a registered symbol: a second copy of this library in the process
+ * (sharing effect's registry) knows it as its own and shares it instead of taking it over again.
+ */
+const OWNED = Symbol.for("effect-bedrock-mux/OwnedSeries")
+const isOwned = (hooks: unknown): hooks is Owned => typeof hooks === "object" && hooks !== null && OWNED in hooks
+
+/**
+ * An incremental counter's state, as effect's counter keeps it (a negative update is ignored).
+ * Exported for the tests, which hold it equal to effect's counter.
+ * @internal
+ */
 export class OwnedCounter implements Owned {
+  readonly [OWNED] = true
   count: number
   constructor(count: number) {
     this.count = count
@@ -167,9 +191,13 @@ export class OwnedCounter implements Owned {
   }
 }
 
-/** A histogram's state, as effect's histogram keeps it: a count per boundary (value <= boundary) and one past the last. */
-/** @internal exported for the tests, which hold it equal to effect's histogram */
+/**
+ * A histogram's state, as effect's histogram keeps it: a count per boundary (value <= boundary) and one past the
+ * last. Exported for the tests, which hold it equal to effect's histogram.
+ * @internal
+ */
 export class OwnedHistogram implements Owned {
+  readonly [OWNED] = true
   readonly boundaries: Float64Array
   readonly values: Uint32Array
   count = 0
@@ -231,6 +259,8 @@ interface RequestSeries {
 }
 /** A model's series for a one-attempt success of `operation`. */
 interface SuccessSeries {
+  /** the series of the model's other operations (a model serves converse and route alike) */
+  readonly next: SuccessSeries | undefined
   readonly operation: string
   readonly modelId: string
   readonly attempt: AttemptSeries
@@ -340,9 +370,12 @@ export const makeRecorder = (mux: string) => {
     usage: { readonly inputTokens: number; readonly outputTokens: number } | undefined,
     context: Context.Context<never>
   ) => {
-    let c = holder.seriesCache as SuccessSeries | undefined
-    if (c === undefined || c.operation !== operation || c.modelId !== modelId) {
+    const cached = holder.seriesCache as SuccessSeries | undefined
+    let c = cached
+    while (c !== undefined && (c.operation !== operation || c.modelId !== modelId)) c = c.next
+    if (c === undefined) {
       c = {
+        next: cached,
         operation,
         modelId,
         attempt: lookup3(attempts, modelId, "success", "", () => attemptSeries(modelId, "success", "")),
