@@ -197,12 +197,12 @@ const SDK_HISTORY: ReadonlyArray<{ readonly change: string; readonly mux: string
     inflight: "17.9 vs 14.1 KB (1.27×)"
   },
   {
-    change: "a one-attempt success's metrics by series cached on the model's stats, tracing/Clock/Random read once per context, the facade's routing defined on the SDK's own output (5cad0c1); one stream channel, the route's general loop built lazily (3987b98); one literal per shape, the upstream's unused pull gone (ef9db6c); the series' state in objects of the mux's own in effect's registry entries (2062319); review fixes (16e7382). Same-process A/B against 0abf882 (`node bench/ab.ts`, 1500 rounds, both orders): mux.converse −4.7 / −11.3 µs, facade −11.1 / −11.4 µs, stream TTFT −13.5 / −16.6 µs; cold suite: the mux's CPU per call 4.2 → 2.1 µs hot, 23.7 → 20.1 µs idle. Quoted: the full sdk run at 16e7382 (load 1.3 at the start): transport 0.59×, c64 0.96×, c256 0.98×. Three full runs of this session's code spread: mux +56.1 to +68.7 µs, facade +61.2 to +70.8, CPU +56.8 to +64.8, TTFT +120.9 to +126.9, transport 0.59 to 0.62×, c64 0.88 to 0.96×, c256 0.87 to 0.98× (the machine ran slower than at 0a345aa: the floor's p50 was 840 to 1035 µs against 765, BedrockRuntime.converse +20.6 to +26.6 µs against +15.6)",
-    mux: "+56.1 µs",
-    facade: "+61.2 µs",
-    cpu: "+56.8 µs",
-    ttft: "+120.9 µs",
-    inflight: "17.8 vs 14.1 KB (1.27×)"
+    change: "a one-attempt success's metrics by series cached on the model's stats, tracing/Clock/Random read once per context, the facade's routing defined on the SDK's own output (5cad0c1); one stream channel, the route's general loop built lazily (3987b98); one literal per shape, the upstream's unused pull gone (ef9db6c); the series' state in objects of the mux's own in effect's registry entries (2062319); review fixes (16e7382); the throughput figures the median of 15 rounds, not 7. Same-process A/B against 0abf882 (`node bench/ab.ts`, 1500 rounds, both orders): mux.converse −4.7 / −11.3 µs, facade −11.1 / −11.4 µs, stream TTFT −13.5 / −16.6 µs; cold suite: the mux's CPU per call 4.2 → 2.1 µs hot, 23.7 → 20.1 µs idle. Quoted: the full sdk run with 15 throughput rounds (load 1.3 at the start): transport 0.63× (the floor itself 0.60× in that run), c64 0.94×, c256 0.95×. Four full runs of this session's code spread: mux +56.1 to +68.7 µs, facade +61.2 to +70.8, CPU +55.5 to +64.8, TTFT +118.6 to +126.9, transport 0.59 to 0.63×, c64 0.88 to 0.96×, c256 0.87 to 0.98× (the machine ran slower than at 0a345aa: the floor's p50 was 814 to 1035 µs against 765, BedrockRuntime.converse +20.6 to +26.6 µs against +15.6)",
+    mux: "+59.1 µs",
+    facade: "+66.6 µs",
+    cpu: "+55.5 µs",
+    ttft: "+118.6 µs",
+    inflight: "17.6 vs 14.2 KB (1.24×)"
   }
 ]
 
