@@ -608,13 +608,13 @@ export const make = (options: {
 
   const startUnsafe: Engine["startUnsafe"] = (opts, fiber) => {
     if (hasTenantQuota(opts.tenant)) return undefined
-    const b = begun(opts, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), fiber.context)
+    const b = begun(opts, refsOf(fiber).clock.currentTimeMillisUnsafe(), fiber.context)
     return b instanceof MuxError ? b : b.request
   }
 
   const start: Engine["start"] = (opts) =>
     Effect.withFiber((fiber) => {
-      const b = begun(opts, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), fiber.context)
+      const b = begun(opts, refsOf(fiber).clock.currentTimeMillisUnsafe(), fiber.context)
       if (b instanceof MuxError) return Effect.fail(b)
       // no tenant quota: nothing to admit, no Effect to run
       if (!hasTenantQuota(opts.tenant)) return Effect.succeed(b.request)

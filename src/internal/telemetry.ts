@@ -342,14 +342,18 @@ export const makeRecorder = (mux: string) => {
       ttft: new Series(attributed(metrics.timeToFirstChunk, chat))
     }
   }
-  /** An attempt's metrics: its duration and count, by model, outcome and reason. */
-  const attempt = (modelId: string, outcome: string, reason: string, durationMs: number, context: Context.Context<never>) => {
-    const m = lookup3(attempts, modelId, outcome, reason, () => attemptSeries(modelId, outcome, reason))
+  /** What an attempt records: its duration and count. */
+  const countAttempt = (m: AttemptSeries, durationMs: number, context: Context.Context<never>) => {
     m.duration.update(durationMs / 1000, context)
     m.count.update(1, context)
   }
-  const request: RequestMetrics = (operation, outcome, error, modelId, usage, timeToFirstTokenMs, context) => {
-    const m = lookup3(requestsOf(operation), modelId ?? "", outcome, error ?? "", () => requestSeries(operation, outcome, error, modelId))
+  /** What a request records: its count, tokens and time to first token. */
+  const countRequest = (
+    m: RequestSeries,
+    usage: { readonly inputTokens: number; readonly outputTokens: number } | undefined,
+    timeToFirstTokenMs: number | undefined,
+    context: Context.Context<never>
+  ) => {
     m.count.update(1, context)
     if (usage !== undefined) {
       m.input.update(usage.inputTokens, context)
@@ -357,6 +361,16 @@ export const makeRecorder = (mux: string) => {
     }
     if (timeToFirstTokenMs !== undefined) m.ttft.update(timeToFirstTokenMs / 1000, context)
   }
+  /** An attempt's metrics, by model, outcome and reason. */
+  const attempt = (modelId: string, outcome: string, reason: string, durationMs: number, context: Context.Context<never>) =>
+    countAttempt(lookup3(attempts, modelId, outcome, reason, () => attemptSeries(modelId, outcome, reason)), durationMs, context)
+  const request: RequestMetrics = (operation, outcome, error, modelId, usage, timeToFirstTokenMs, context) =>
+    countRequest(
+      lookup3(requestsOf(operation), modelId ?? "", outcome, error ?? "", () => requestSeries(operation, outcome, error, modelId)),
+      usage,
+      timeToFirstTokenMs,
+      context
+    )
   /**
    * A one-attempt success's metrics (its attempt's and its request's), by series cached on `holder` (the model's
    * stats, which the same success updates): two field reads, not seven `Map` reads (measured with the rest of the
@@ -383,13 +397,8 @@ export const makeRecorder = (mux: string) => {
       }
       holder.seriesCache = c
     }
-    c.attempt.duration.update(durationMs / 1000, context)
-    c.attempt.count.update(1, context)
-    c.request.count.update(1, context)
-    if (usage !== undefined) {
-      c.request.input.update(usage.inputTokens, context)
-      c.request.output.update(usage.outputTokens, context)
-    }
+    countAttempt(c.attempt, durationMs, context)
+    countRequest(c.request, usage, undefined, context)
   }
   const record = (e: MuxEvent, context: Context.Context<never>): void => {
     switch (e._tag) {
