@@ -68,7 +68,7 @@ const rows: Record<string, () => Promise<unknown>> = {
     : () => client.send(new ConverseCommand(input), { abortSignal: new AbortController().signal })
 }
 for (const d of dirs) rows[d] = await make(d)
-const res = await interleave(rows, { rounds: Number(process.env["ROUNDS"] ?? 1000), block: 4, warmup: 100 })
+const res = await interleave(rows, { rounds: Number(process.env["ROUNDS"] ?? 1000), block: 4, warmup: Number(process.env["WARMUP"] ?? 1000) })
 for (const d of dirs) {
   const a = compare(res[d]!, res["floor"]!)
   const b = compare(res[d]!, res[dirs[0]!]!)

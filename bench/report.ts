@@ -231,6 +231,27 @@ const renderSdk = (s: Record<string, any>): Array<string> => {
       } |`
     )
   }
+  if (s.pairs !== undefined) {
+    const pr = s.pairs
+    out.push(
+      "",
+      `The goals' figures, each path in an A/B pair with the floor alone (${pr.rounds} rounds after ${pr.warmup} more warm-up rounds; with every row in turn,`,
+      "the other paths' code runs between two blocks of one path and evicts it from the caches, so the table above costs each path more):",
+      "",
+      "| path | added latency | added CPU | added, 1st / 2nd half of rounds |",
+      "|---|---|---|---|",
+      ...[pr.mux, pr.facade].map((r: Record<string, any>) => `| ${r.label} | ${us(r.addedUs)} | ${us(r.addedCpuUs)} | ${f(r.addedUsHalves[0])} / ${f(r.addedUsHalves[1])} |`)
+    )
+  }
+  if (s.firstCalls !== undefined) {
+    const fc = s.firstCalls
+    const pick = (key: string) => (fc.rows as Array<Record<string, any>>).find((r) => r.key === key)!
+    out.push(
+      "",
+      `A process's first ${fc.calls} calls of each row (before V8 compiles the mux's code with TurboFan, at about 3,000 calls of a function; every row in turn):` +
+        ` \`mux.converse\` ${us(pick("mux").addedUs)} (CPU ${us(pick("mux").addedCpuUs)}), the facade ${us(pick("facade").addedUs)}, \`BedrockRuntime.converse\` through a context ${us(pick("runtimeContext").addedUs)}.`
+    )
+  }
   out.push("", "| figure | value | goal | |", "|---|---|---|---|")
   for (const g of s.goals as Array<Record<string, any>>) out.push(`| ${g.figure} | ${g.value} | ${g.goal} | ${g.pass ? "pass" : "**FAIL**"} |`)
   const t = s.transport

@@ -40,7 +40,7 @@ import type {
 } from "@aws-sdk/client-bedrock-runtime"
 import { Clock, type Config, Context, Duration, Effect, Layer, Random, Stream } from "effect"
 import * as BedrockError from "./BedrockError.ts"
-import { BedrockRuntime, type Service as RuntimeService } from "./BedrockRuntime.ts"
+import { BedrockRuntime, ownsOutput, type Service as RuntimeService } from "./BedrockRuntime.ts"
 import * as BreakerGuard from "./internal/breakerGuard.ts"
 import * as CooldownGuard from "./internal/cooldownGuard.ts"
 import * as Deadlines from "./internal/deadlines.ts"
@@ -560,11 +560,12 @@ const makeService = (
   const converseResult = (r: Engine.Routed<ConverseCommandOutput>): MuxResponse => ({ ...r.value, routing: routingOf(r) })
   /**
    * The facade's answer, `routing` defined on it, not enumerable (internal/facadeConverse.ts): the SDK's own
-   * output where the target's runtime is the SDK's (`sendConverse`: a fresh object per call); any other
-   * runtime's output is copied (a test double may answer one object every time, or a frozen one).
+   * output where the target's runtime is one `makeBedrockRuntime` built (a fresh object per call); any other
+   * runtime's output is copied, one of the user's own with `sendConverse` included (it may answer one object
+   * every time, or a frozen one).
    */
   const facadeResult = (r: Engine.Routed<ConverseCommandOutput>): MuxResponse => {
-    const out = r.target.runtime.sendConverse !== undefined && Object.isExtensible(r.value) && !Object.hasOwn(r.value, "routing")
+    const out = ownsOutput(r.target.runtime) && Object.isExtensible(r.value) && !Object.hasOwn(r.value, "routing")
       ? r.value
       : { ...r.value }
     return Object.defineProperty(out, "routing", { value: routingOf(r), writable: true, configurable: true, enumerable: false }) as MuxResponse

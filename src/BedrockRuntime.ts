@@ -168,7 +168,26 @@ export const clientConfig = (config: BedrockRuntimeClientConfig): BedrockRuntime
  * ```
  * @since 0.1.0
  */
-export const make = (client: BedrockRuntimeClient): Service => ({
+export const make = (client: BedrockRuntimeClient): Service => {
+  const service = makeService(client)
+  owned.add(service)
+  return service
+}
+
+/**
+ * The services `make` built: their answers are the SDK's own output objects, a fresh one per call, which the
+ * facade hands over with `routing` defined on them instead of copying them (internal/facadeConverse.ts). A
+ * service of anyone else's (a copy of one of these included) may answer one object every time: copied.
+ */
+const owned = new WeakSet<Service>()
+
+/**
+ * Is `service` one `make` built (its answers fresh SDK output objects)?
+ * @internal
+ */
+export const ownsOutput = (service: Service): boolean => owned.has(service)
+
+const makeService = (client: BedrockRuntimeClient): Service => ({
   converse: (input) =>
     Effect.tryPromise({
       try: (signal) => client.send(new ConverseCommand(input), { abortSignal: signal }),

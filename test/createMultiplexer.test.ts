@@ -82,6 +82,40 @@ describe("the facade's answer", () => {
     expect(withRouting.routing).toEqual({ modelId: "elsewhere" })
     expect(new Set(answers.map((r) => r.routing.requestId)).size).toBe(4)
   })
+
+  it("from a runtime of the user's own that offers sendConverse is a copy too: only the SDK runtime's fresh outputs carry routing themselves", async () => {
+    const shared = { output: { message: { role: "assistant" as const, content: [{ text: "hi" }] } }, stopReason: "end_turn" as const, usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 }, metrics: { latencyMs: 1 }, $metadata: {} }
+    let sent = 0
+    const runtime = Layer.succeed(BedrockRuntime, {
+      converse: () => Effect.sync(() => shared),
+      sendConverse: () => {
+        sent++
+        return Promise.resolve(shared)
+      },
+      converseStream: () => Stream.empty
+    } as unknown as BedrockRuntime["Service"])
+    const mux = createMultiplexer([{ modelId: "a", weight: 1, isFallback: false }], { bedrockRuntime: runtime })
+    closers.push(() => mux.destroy())
+    const first = await mux.processRequest(input)
+    const second = await mux.processRequest(input)
+    expect(sent).toBe(2)
+    for (const res of [first, second]) {
+      expect(res).not.toBe(shared)
+      expect(res.routing.modelId).toBe("a")
+      expect(Object.keys(res)).not.toContain("routing")
+    }
+    expect(first.routing.requestId).not.toBe(second.routing.requestId)
+    expect(Object.getOwnPropertyNames(shared)).not.toContain("routing")
+  })
+
+  it("from the SDK's own runtime is the SDK's output object itself, routing defined on it, hidden", async () => {
+    const server = await fake({ models: { primary: { answer: "hello" } } })
+    const mux = over(server, {}, [{ modelId: "primary", weight: 1, isFallback: false }])
+    const res = await mux.processRequest(input)
+    expect(res.output?.message?.content?.[0]?.text).toBe("hello")
+    expect(Object.getOwnPropertyDescriptor(res, "routing")).toMatchObject({ enumerable: false, writable: true, configurable: true })
+    expect(res.routing.modelId).toBe("primary")
+  })
 })
 
 describe("where the facade differs from the original on purpose", () => {
