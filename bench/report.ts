@@ -203,6 +203,14 @@ const SDK_HISTORY: ReadonlyArray<{ readonly change: string; readonly mux: string
     cpu: "+55.5 µs",
     ttft: "+118.6 µs",
     inflight: "17.6 vs 14.2 KB (1.24×)"
+  },
+  {
+    change: "the method, not the code (4d0f122): warm-up past V8's TurboFan threshold (1,000 rounds, 4,000 calls of each row: V8 compiles a function after about 3,000 calls, and the old 150 rounds left much of each run unoptimised), the goals' mux and facade figures from A/B pairs with the floor alone (with eight rows in turn the other paths evict each path's code), a process's first 500 calls reported on their own. Same code measured both ways in one session: all-rows table +48.3 to +59.9 µs, pair +38.7 to +39.7 µs. Quoted: the third of three full runs (load 0.5 at the start): transport 0.58× (floor 0.57×), c64 0.88×, c256 0.91×. Spread of the three: mux +38.7 to +39.7, facade +40.4 to +46.1, CPU +38.2 to +39.5, TTFT +79.4 to +92.2, transport 0.58 to 0.62×, c64 0.88 to 0.96×, c256 0.84 to 0.92×, in flight 1.26 to 1.29×; first 500 calls: mux +136 to +164 µs",
+    mux: "+38.7 µs",
+    facade: "+40.4 µs",
+    cpu: "+38.8 µs",
+    ttft: "+92.2 µs",
+    inflight: "17.9 vs 13.9 KB (1.29×)"
   }
 ]
 
@@ -215,7 +223,8 @@ const renderSdk = (s: Record<string, any>): Array<string> => {
     "The real `@aws-sdk/client-bedrock-runtime` over loopback against a raw node:http fake that answers at once, in a",
     "child process (its CPU is not in the client's `process.cpuUsage`). One client with `defaultRequestHandler()`",
     "(keep-alive HTTP/1.1) behind every row. Interleaved: " +
-      `${s.setup.rounds} rounds × every row × ${s.setup.block} sequential calls, order rotated each round, after ${s.setup.warmup} warm-up rounds.`,
+      `${s.setup.rounds} rounds × every row × ${s.setup.block} sequential calls, order rotated each round, after ${s.setup.warmup} warm-up rounds` +
+      (s.firstCalls === undefined ? "." : ` (${s.setup.warmup * s.setup.block} calls of each row: V8 compiles a function with TurboFan after about 3,000 calls, and the mux's functions run once per request; a process's first calls are reported on their own, below).`),
     "Added = pairwise median of (row − floor) per call; CPU = median over rounds of the block's CPU per call. The floor is",
     "`client.send` with an `abortSignal`. Effects run with `Effect.runPromiseWith(context)` unless the row says otherwise.",
     ...(s.quick ? ["", "**--quick run: fewer rounds, indicative only; quote the full run (`npm run bench -- sdk`).**"] : []),
