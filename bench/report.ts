@@ -205,12 +205,20 @@ const SDK_HISTORY: ReadonlyArray<{ readonly change: string; readonly mux: string
     inflight: "17.6 vs 14.2 KB (1.24×)"
   },
   {
-    change: "the method, not the code (4d0f122): warm-up past V8's TurboFan threshold (1,000 rounds, 4,000 calls of each row: V8 compiles a function after about 3,000 calls, and the old 150 rounds left much of each run unoptimised), the goals' mux and facade figures from A/B pairs with the floor alone (with eight rows in turn the other paths evict each path's code), a process's first 500 calls reported on their own. Same code measured both ways in one session: all-rows table +48.3 to +59.9 µs, pair +38.7 to +39.7 µs. Quoted: the third of three full runs (load 0.5 at the start): transport 0.58× (floor 0.57×), c64 0.88×, c256 0.91×. Spread of the three: mux +38.7 to +39.7, facade +40.4 to +46.1, CPU +38.2 to +39.5, TTFT +79.4 to +92.2, transport 0.58 to 0.62×, c64 0.88 to 0.96×, c256 0.84 to 0.92×, in flight 1.26 to 1.29×; first 500 calls: mux +136 to +164 µs",
+    change: "the method, not the code (4d0f122): warm-up past V8's TurboFan threshold (1,000 rounds, 4,000 calls of each row: V8 compiles a function after about 3,000 calls, and the old 150 rounds left much of each run unoptimised), the goals' mux and facade figures from A/B pairs with the floor alone (with eight rows in turn the other paths' code runs between two blocks of one path and likely evicts it), a process's first 500 calls reported on their own. The three runs' JSON: bench/results/runs/sdk-2026-12-01-run{1,2,3}.json. Same code measured both ways in one session: all-rows table +48.3 to +59.9 µs, pair +38.7 to +39.7 µs. Quoted: the third of three full runs (load 0.5 at the start): transport 0.58× (floor 0.57×), c64 0.88×, c256 0.91×. Spread of the three: mux +38.7 to +39.7, facade +40.4 to +46.1, CPU +38.2 to +39.5, TTFT +79.4 to +92.2, transport 0.58 to 0.62×, c64 0.88 to 0.96×, c256 0.84 to 0.92×, in flight 1.26 to 1.29×; first 500 calls: mux +136 to +164 µs",
     mux: "+38.7 µs",
     facade: "+40.4 µs",
     cpu: "+38.8 µs",
     ttft: "+92.2 µs",
     inflight: "17.9 vs 13.9 KB (1.29×)"
+  },
+  {
+    change: "after a review of the method: the two pairs run in four alternating segments, samples pooled (neither pair always at one end of the suite); the all-rows figure beside each goal; the first calls flagged when other suites ran before in the process. Two full runs (bench/results/runs/sdk-2026-12-01-run{4,5}.json; quoted: the second, load 1.0 at the start): mux +39.3 / +39.9 µs, CPU +37.2 / +40.5, facade +47.7 / +48.1, TTFT +88.1 / +92.0, transport 0.61 / 0.63× (floor 0.59 / 0.60×), c64 0.97 / 1.00×, c256 0.85 / 0.93×, in flight 1.27 / 1.24×; all-rows mux +49.7 / +53.9; first 500 calls mux +152.2 / +156.6",
+    mux: "+39.9 µs",
+    facade: "+48.1 µs",
+    cpu: "+40.5 µs",
+    ttft: "+92.0 µs",
+    inflight: "17.6 vs 14.2 KB (1.24×)"
   }
 ]
 
@@ -224,7 +232,7 @@ const renderSdk = (s: Record<string, any>): Array<string> => {
     "child process (its CPU is not in the client's `process.cpuUsage`). One client with `defaultRequestHandler()`",
     "(keep-alive HTTP/1.1) behind every row. Interleaved: " +
       `${s.setup.rounds} rounds × every row × ${s.setup.block} sequential calls, order rotated each round, after ${s.setup.warmup} warm-up rounds` +
-      (s.firstCalls === undefined ? "." : ` (${s.setup.warmup * s.setup.block} calls of each row: V8 compiles a function with TurboFan after about 3,000 calls, and the mux's functions run once per request; a process's first calls are reported on their own, below).`),
+      (s.firstCalls === undefined ? "." : ` (${s.setup.warmup * s.setup.block} calls of each row, after its ${s.firstCalls.calls} first calls: V8 compiles a function with TurboFan after about 3,000 calls, and the mux's functions run once or twice per request; the first calls are reported on their own, below).`),
     "Added = pairwise median of (row − floor) per call; CPU = median over rounds of the block's CPU per call. The floor is",
     "`client.send` with an `abortSignal`. Effects run with `Effect.runPromiseWith(context)` unless the row says otherwise.",
     ...(s.quick ? ["", "**--quick run: fewer rounds, indicative only; quote the full run (`npm run bench -- sdk`).**"] : []),
@@ -244,8 +252,9 @@ const renderSdk = (s: Record<string, any>): Array<string> => {
     const pr = s.pairs
     out.push(
       "",
-      `The goals' figures, each path in an A/B pair with the floor alone (${pr.rounds} rounds after ${pr.warmup} more warm-up rounds; with every row in turn,`,
-      "the other paths' code runs between two blocks of one path and evicts it from the caches, so the table above costs each path more):",
+      `The goals' figures, each path in an A/B pair with the floor alone (${pr.rounds} rounds after ${pr.warmup} more warm-up rounds` +
+        (pr.segments === undefined ? "" : `, in ${pr.segments} segments that alternate between the two pairs, samples pooled`) +
+        "; with every row in turn, six other paths' code runs between two blocks of one path, likely evicting it from the caches, and the table above costs each path more):",
       "",
       "| path | added latency | added CPU | added, 1st / 2nd half of rounds |",
       "|---|---|---|---|",
@@ -255,10 +264,13 @@ const renderSdk = (s: Record<string, any>): Array<string> => {
   if (s.firstCalls !== undefined) {
     const fc = s.firstCalls
     const pick = (key: string) => (fc.rows as Array<Record<string, any>>).find((r) => r.key === key)!
+    const warm = (key: string) => (s.latency as Array<Record<string, any>>).find((r) => r.key === key)!
     out.push(
       "",
-      `A process's first ${fc.calls} calls of each row (before V8 compiles the mux's code with TurboFan, at about 3,000 calls of a function; every row in turn):` +
-        ` \`mux.converse\` ${us(pick("mux").addedUs)} (CPU ${us(pick("mux").addedCpuUs)}), the facade ${us(pick("facade").addedUs)}, \`BedrockRuntime.converse\` through a context ${us(pick("runtimeContext").addedUs)}.`
+      `${fc.freshProcess === false ? "The suite's" : "A process's"} first ${fc.calls} calls of each row (medians, every row in turn; V8 has not yet compiled most of the mux's code with TurboFan, at about 3,000 calls of a function, while code the rows share may be compiled sooner` +
+        (fc.freshProcess === false ? "; other suites ran before this one in the same process, so this is not a fresh process's figure" : "") + "):" +
+        ` \`mux.converse\` ${us(pick("mux").addedUs)} (CPU ${us(pick("mux").addedCpuUs)}), the facade ${us(pick("facade").addedUs)}, \`BedrockRuntime.converse\` through a context ${us(pick("runtimeContext").addedUs)};` +
+        ` measured the same way after the warm-up (the table above): ${us(warm("mux").addedUs)}, ${us(warm("facade").addedUs)} and ${us(warm("runtimeContext").addedUs)}.`
     )
   }
   out.push("", "| figure | value | goal | |", "|---|---|---|---|")

@@ -159,6 +159,10 @@ export const clientConfig = (config: BedrockRuntimeClientConfig): BedrockRuntime
 
 /**
  * The service over a client. Exposed for users who build their own layer.
+ * The facade (`createMultiplexer`) hands over this service's answers
+ * themselves, with a hidden `routing` defined on them; a service made from
+ * this one (`{ ...service, converse }`) is any other runtime to it, and its
+ * answers are copied first.
  *
  * @example
  * ```ts

@@ -6,7 +6,7 @@
  * escalation events, tracing. Through the real SDK over loopback
  * (FakeBedrock) unless the simulator is enough.
  */
-import { ValidationException } from "@aws-sdk/client-bedrock-runtime"
+import { BedrockRuntimeClient, ValidationException } from "@aws-sdk/client-bedrock-runtime"
 import { trace } from "@opentelemetry/api"
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Duration, Effect, Layer, Stream } from "effect"
@@ -110,9 +110,21 @@ describe("the facade's answer", () => {
 
   it("from the SDK's own runtime is the SDK's output object itself, routing defined on it, hidden", async () => {
     const server = await fake({ models: { primary: { answer: "hello" } } })
-    const mux = over(server, {}, [{ modelId: "primary", weight: 1, isFallback: false }])
+    const client = new BedrockRuntimeClient({ region: "us-east-1", endpoint: server.url, credentials, maxAttempts: 1 })
+    closers.push(async () => client.destroy())
+    // the object client.send resolves with, as the SDK's outermost middleware sees it
+    const outputs: Array<object> = []
+    client.middlewareStack.add((next) => async (args) => {
+      const result = await next(args)
+      outputs.push(result.output as object)
+      return result
+    }, { step: "initialize" })
+    const mux = createMultiplexer([{ modelId: "primary", weight: 1, isFallback: false }], { bedrockRuntime: BedrockRuntime.layerClient(client) })
+    closers.push(() => mux.destroy())
     const res = await mux.processRequest(input)
     expect(res.output?.message?.content?.[0]?.text).toBe("hello")
+    expect(outputs).toHaveLength(1)
+    expect(res).toBe(outputs[0])
     expect(Object.getOwnPropertyDescriptor(res, "routing")).toMatchObject({ enumerable: false, writable: true, configurable: true })
     expect(res.routing.modelId).toBe("primary")
   })
