@@ -382,9 +382,8 @@ export class BedrockMultiplexer extends EventEmitter {
     return Effect.runSyncWith(this.#context!)(Clock.currentTimeMillis)
   }
 
-  #succeeded(routed: MuxResponse): MuxResponse {
-    // routing is already hidden: the mux's facade Converse builds the answer that way
-    const res = routed
+  /** `res`'s routing is already hidden: the mux's facade Converse builds the answer that way. */
+  #succeeded(res: MuxResponse): MuxResponse {
     if (this.listenerCount("success") > 0) {
       const attempts = res.routing.attempts
       this.emit("success", res, outcomeOf(attempts[attempts.length - 1]!, this.#now()))
