@@ -11,6 +11,7 @@ import { trace } from "@opentelemetry/api"
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Duration, Effect, Layer, Stream } from "effect"
 import fc from "fast-check"
+import { getEventListeners } from "node:events"
 import { afterEach, describe, expect, it } from "vitest"
 import {
   BedrockRuntime,
@@ -357,6 +358,31 @@ describe("abort and destroy", () => {
     expect(server.attempts().map((a) => [a.modelId, a.outcome])).toEqual([["primary", "interrupted"]])
   })
 
+  it("an abort after a failover (the rest of the call in its fiber) closes the fallback's request", async () => {
+    const server = await fake({ models: { primary: error("ServiceUnavailableException"), fallback: { faults: [{ do: { kind: "hang" } }] } } })
+    const mux = over(server)
+    const controller = new AbortController()
+    const pending = rejection(mux.processRequest(input, { abortSignal: controller.signal }))
+    while (server.attempts().length < 2 || server.inFlight() === 0) await new Promise((r) => setImmediate(r))
+    controller.abort()
+    expect(await pending).toBeInstanceOf(CancelledError)
+    expect(await server.waitForIdle(2_000)).toBe(true)
+    expect(server.attempts().map((a) => [a.modelId, a.outcome])).toEqual([["primary", "ServiceUnavailableException"], ["fallback", "interrupted"]])
+  })
+
+  it("a call's abort listener goes when the call ends, answered or failed: a later abort changes nothing", async () => {
+    const server = await fake({ models: { primary: { faults: [{ when: { calls: [2] }, do: { kind: "error", error: "ValidationException" } }] }, fallback: {} } })
+    const mux = over(server, {}, [{ modelId: "primary", weight: 1, isFallback: false }])
+    const controller = new AbortController()
+    const res = await mux.processRequest(input, { abortSignal: controller.signal })
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(0)
+    expect(await rejection(mux.processRequest(input, { abortSignal: controller.signal }))).toBeInstanceOf(FailFastError)
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(0)
+    controller.abort()
+    expect(res.routing.modelId).toBe("primary")
+    expect([mux.getStats().successCount, mux.getStats().failFastCount]).toEqual([1, 1])
+  })
+
   it("an already aborted signal rejects without calling Bedrock", async () => {
     const server = await fake({ models: { primary: {}, fallback: {} } })
     const mux = over(server)
@@ -381,6 +407,71 @@ describe("abort and destroy", () => {
     for (const call of [() => mux.getStats(), () => mux.getHealthStatus(), () => mux.getSimpleHealthCheck(), () => mux.isHealthy(), () => mux.resetStats(), () => mux.getCircuitBreakerStatus(), () => mux.getModelHealthStatus("primary")]) {
       expect(call).toThrow(expect.objectContaining({ name: "MultiplexerError", code: "DESTROYED" }))
     }
+  })
+})
+
+describe("property: the facade's calls over any fault script, aborted or destroyed mid-attempt", () => {
+  type Step = "ok" | "hang" | "ServiceUnavailableException" | "InternalServerException" | "ThrottlingException" | "ValidationException"
+  const step = fc.constantFrom<Step>("ok", "ok", "hang", "ServiceUnavailableException", "InternalServerException", "ThrottlingException", "ValidationException")
+  const faultsOf = (steps: ReadonlyArray<Step>) =>
+    steps.flatMap((s, i) =>
+      s === "ok" ? [] : [{ when: { calls: [i + 1] }, do: s === "hang" ? { kind: "hang" as const } : { kind: "error" as const, error: s } }]
+    )
+
+  it("every call ends in exactly one outcome, matching its promise; an aborted attempt's HTTP request is closed; no listener is left on the signal", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(step, { minLength: 4, maxLength: 4 }),
+        fc.array(step, { minLength: 4, maxLength: 4 }),
+        fc.constantFrom("abort" as const, "destroy" as const),
+        fc.integer({ min: 1, max: 3 }),
+        async (primary, fallback, stop, calls) => {
+          const server = await FakeBedrock.start({ models: { primary: { faults: faultsOf(primary) }, fallback: { faults: faultsOf(fallback) } } })
+          const mux = createMultiplexer(models, { clientConfig: { region: "us-east-1", endpoint: server.url, credentials } })
+          try {
+            const outcomes: Array<string> = []
+            mux.on("success", () => outcomes.push("success"))
+            // a failed attempt is error(response, outcome); the call's own failure error(error, null)
+            mux.on("error", (_e: unknown, outcome: unknown) => {
+              if (outcome === null) outcomes.push("error")
+            })
+            let stopped = false
+            for (let c = 0; c < calls && !stopped; c++) {
+              const controller = new AbortController()
+              let settled: "resolved" | "rejected" | undefined
+              let error: unknown
+              const before = outcomes.length
+              const call = mux.processRequest(input, { abortSignal: controller.signal }).then(
+                () => (settled = "resolved"),
+                (e: unknown) => {
+                  settled = "rejected"
+                  error = e
+                }
+              )
+              // an attempt held by the fake is stopped the way the case says; anything else ends by itself
+              while (settled === undefined && !server.attempts().some((a) => a.outcome === "hang")) await new Promise((r) => setImmediate(r))
+              if (settled === undefined) {
+                stopped = true
+                if (stop === "abort") controller.abort()
+                else void mux.destroy()
+              }
+              await call
+              expect(outcomes.slice(before)).toEqual([settled === "resolved" ? "success" : "error"])
+              if (stopped) expect(error).toBeInstanceOf(stop === "abort" ? CancelledError : MultiplexerError)
+              expect(getEventListeners(controller.signal, "abort")).toHaveLength(0)
+              expect(await server.waitForIdle(2_000)).toBe(true)
+              expect(server.attempts().filter((a) => a.outcome === "hang" || a.outcome === "pending")).toEqual([])
+              // an interrupted request is not counted (the caller gave up: no outcome to count)
+              if (stop === "abort" || !stopped) expect(mux.getHealthStatus().metrics.totalRequests).toBe(stopped ? c : c + 1)
+            }
+          } finally {
+            await mux.destroy()
+            await server.close()
+          }
+        }
+      ),
+      { numRuns: 40, seed: 11 }
+    )
   })
 })
 

@@ -21,7 +21,7 @@
  * a settled failure (a stream's restart): same deadline, attempts and tenant,
  * the models already tried out. That is all the engine knows of streams.
  */
-import { type Array as Arr, Clock, type Context, Data, Duration, Effect, Exit, Fiber, Option, type Pull, Random, Schedule } from "effect"
+import { type Array as Arr, Clock, Context, Data, Duration, Effect, Exit, Fiber, Option, type Pull, Random, Schedule } from "effect"
 import * as BedrockError from "../BedrockError.ts"
 import type { Service as Runtime } from "../BedrockRuntime.ts"
 import type * as Model from "../Model.ts"
@@ -182,6 +182,14 @@ export interface Request {
   readonly end: (end: RequestEnd) => Effect.Effect<void>
 }
 
+/** A call `Engine.runUnsafe` started. */
+export interface Running<B> {
+  /** Interrupts it: its attempt aborted, its request ended interrupted, its Exit an interruption. */
+  readonly interruptUnsafe: () => void
+  /** `observer` hears its Exit (at once, if it has ended). */
+  readonly addObserver: (observer: (exit: Exit.Exit<B, MuxError>) => void) => void
+}
+
 /** The engine of one mux. */
 export interface Engine {
   readonly policy: Policy.Policy
@@ -199,6 +207,19 @@ export interface Engine {
     attempt: Attempt<A>,
     call: RunOptions<A, B>
   ) => Effect.Effect<B, MuxError>
+  /**
+   * `run` started from plain code, for a caller outside any fiber (the Promise facade): its first attempt
+   * runs without a fiber where the fast path applies. `onExit` hears the call's one Exit. Undefined: no fast
+   * path for this call (a tracer installed, a tenant quota, a guard or selector that answers only as an
+   * Effect); run `run`.
+   */
+  readonly runUnsafe: <A, B>(
+    context: Context.Context<never>,
+    options: StartOptions,
+    attempt: Attempt<A>,
+    call: RunOptions<A, B>,
+    onExit: (exit: Exit.Exit<B, MuxError>) => void
+  ) => Running<B> | undefined
   /** every guard's health view of every target, by guard then target */
   readonly health: Effect.Effect<{ readonly pool: Pool; readonly views: ReadonlyArray<ReadonlyArray<Guard.View>> }>
   readonly addModel: (model: Model.Model) => Effect.Effect<Target>
@@ -608,13 +629,13 @@ export const make = (options: {
 
   const startUnsafe: Engine["startUnsafe"] = (opts, fiber) => {
     if (hasTenantQuota(opts.tenant)) return undefined
-    const b = begun(opts, refsOf(fiber).clock.currentTimeMillisUnsafe(), fiber.context)
+    const b = begun(opts, refsOf(fiber.context).clock.currentTimeMillisUnsafe(), fiber.context)
     return b instanceof MuxError ? b : b.request
   }
 
   const start: Engine["start"] = (opts) =>
     Effect.withFiber((fiber) => {
-      const b = begun(opts, refsOf(fiber).clock.currentTimeMillisUnsafe(), fiber.context)
+      const b = begun(opts, refsOf(fiber.context).clock.currentTimeMillisUnsafe(), fiber.context)
       if (b instanceof MuxError) return Effect.fail(b)
       // no tenant quota: nothing to admit, no Effect to run
       if (!hasTenantQuota(opts.tenant)) return Effect.succeed(b.request)
@@ -812,12 +833,12 @@ export const make = (options: {
     clock: undefined as unknown as Clock.Clock,
     random: undefined as unknown as Random.Random
   }
-  const refsOf = (fiber: Fiber.Fiber<unknown, unknown>): FiberRefs => {
-    if (fiber.context !== refsContext) {
-      refs.tracing = Telemetry.tracing(fiber)
-      refs.clock = fiber.getRef(Clock.Clock)
-      refs.random = fiber.getRef(Random.Random)
-      refsContext = fiber.context
+  const refsOf = (context: Context.Context<never>): FiberRefs => {
+    if (context !== refsContext) {
+      refs.tracing = Telemetry.tracingIn(context)
+      refs.clock = Context.get(context, Clock.Clock)
+      refs.random = Context.get(context, Random.Random)
+      refsContext = context
     }
     return refs
   }
@@ -831,12 +852,12 @@ export const make = (options: {
   const selectUnsafe = (
     state: RequestState,
     now: number,
-    fiber: Fiber.Fiber<unknown, unknown>
+    context: Context.Context<never>
   ): Admitted | { readonly taken: ReadonlyArray<Guard.Permit> } | undefined => {
     if (!fastCapable || state.next !== undefined) return undefined
     const targets = flatTargets(state.tiers)
     if (quietCapable && state.excluded === undefined && state.minContext < 0) {
-      const quiet = selectQuiet(state, targets, now, fiber)
+      const quiet = selectQuiet(state, targets, now, context)
       if (quiet !== undefined) return quiet
     }
     const views: Array<ReadonlyArray<Guard.View>> = []
@@ -847,9 +868,9 @@ export const make = (options: {
     }
     const skipped: Array<MuxEvent.ModelSkipped> = []
     const found = eligible(state, views, now, undefined, skipped)
-    if (skipped.length > 0 && options.observer.listening()) for (const e of skipped) emitUnsafe(e, fiber.context)
+    if (skipped.length > 0 && options.observer.listening()) for (const e of skipped) emitUnsafe(e, context)
     if (found === undefined) return undefined
-    const { random } = refsOf(fiber)
+    const { random } = refsOf(context)
     const picked = selector.pickUnsafe!(found, state.info, () => random.nextDoubleUnsafe())
     const target = checkPick(found, picked)
     const permits: Array<Guard.Permit> = []
@@ -876,7 +897,7 @@ export const make = (options: {
     state: RequestState,
     targets: ReadonlyArray<Target>,
     now: number,
-    fiber: Fiber.Fiber<unknown, unknown>
+    context: Context.Context<never>
   ): Admitted | { readonly taken: ReadonlyArray<Guard.Permit> } | undefined => {
     for (let g = 0; g < guards.length; g++) if (!guards[g]!.quietUnsafe!(targets, now)) return undefined
     let route = quietRoutes.get(state.tiers)
@@ -888,7 +909,7 @@ export const make = (options: {
       if ("taken" in made && made.taken.length > 0) return made
     }
     if (route === null) return undefined
-    const { random } = refsOf(fiber)
+    const { random } = refsOf(context)
     const picked = selector.pickUnsafe!(route.candidates, state.info, () => random.nextDoubleUnsafe())
     const target = checkPick(route.candidates, picked)
     return { target, tier: picked.tier, permits: route.permits.get(target)!, serviceTier: undefined, t0: now }
@@ -1259,11 +1280,11 @@ export const make = (options: {
     const rawOf = routeOptions.raw
     if (!fastCapable || rawOf === undefined || routeOptions.hedge !== undefined) return general()
     return Effect.withFiber((fiber) => {
-      const { tracing, clock } = refsOf(fiber)
+      const { tracing, clock } = refsOf(fiber.context)
       if (tracing) return general()
       const now = clock.currentTimeMillisUnsafe()
       if (state.deadlineAt <= now || state.attempts.length >= policy.attempts) return general()
-      const chosen = selectUnsafe(state, now, fiber)
+      const chosen = selectUnsafe(state, now, fiber.context)
       if (chosen === undefined) return general()
       if ("taken" in chosen) return Effect.andThen(releaseAll(chosen.taken, { _tag: "NotSent", at: now }), general())
       const a = chosen
@@ -1306,7 +1327,7 @@ export const make = (options: {
         }
 
         // select: in plain code where it can be, else through the guards' and selector's Effects
-        const fast = selectUnsafe(state, now, fiber)
+        const fast = selectUnsafe(state, now, fiber.context)
         const chosen = fast === undefined
           ? yield* select(state, now)
           : "taken" in fast
@@ -1594,7 +1615,7 @@ export const make = (options: {
   const run: Engine["run"] = (opts, attemptFn, call) => {
     const fast = fastCapable && !hasTenantQuota(opts.tenant)
     return Effect.withFiber((fiber) => {
-      if (refsOf(fiber).tracing) {
+      if (refsOf(fiber.context).tracing) {
         const general = generalRun(opts, attemptFn, call)
         return call.traced === undefined ? general : call.traced(general)
       }
@@ -1620,73 +1641,169 @@ export const make = (options: {
     attemptFn: Attempt<A>,
     call: RunOptions<A, B>
   ): Effect.Effect<B, MuxError> => {
-    const { usage } = call
-    const context = fiber.context
-    const { clock } = refsOf(fiber)
+    const f = fastStart(fiber.context, opts, attemptFn, call)
+    return Effect.isEffect(f) ? f : fastAttempt(f)
+  }
+
+  /**
+   * The fast path's stages up to its first attempt, in plain code: that attempt admitted, or what runs the
+   * call from here (its InvalidRequest, the general loop).
+   */
+  const fastStart = <A, B>(
+    context: Context.Context<never>,
+    opts: StartOptions,
+    attemptFn: Attempt<A>,
+    call: RunOptions<A, B>
+  ): Fast<A, B> | Effect.Effect<B, MuxError> => {
+    const { clock } = refsOf(context)
     const now = clock.currentTimeMillisUnsafe()
     const b = begun(opts, now, context)
     if (b instanceof MuxError) return Effect.fail(b)
     const { state, request } = b
-    const chosen = selectUnsafe(state, now, fiber)
-    if (chosen === undefined) return runRest(state, request, call, routeLoop(state, attemptFn, { usage, raw: call.raw }))
+    const chosen = selectUnsafe(state, now, context)
+    if (chosen === undefined) return runRest(state, request, call, routeLoop(state, attemptFn, { usage: call.usage, raw: call.raw }))
     if ("taken" in chosen) {
       return runRest(
         state,
         request,
         call,
-        Effect.andThen(releaseAll(chosen.taken, { _tag: "NotSent", at: now }), routeLoop(state, attemptFn, { usage, raw: call.raw }))
+        Effect.andThen(releaseAll(chosen.taken, { _tag: "NotSent", at: now }), routeLoop(state, attemptFn, { usage: call.usage, raw: call.raw }))
       )
     }
     const a = chosen
-    const { target, serviceTier } = a
-    // every permit is free or can be released in plain code (a memory store's quota reservation)
-    const plain = a.permits.every((p) => isFree(p) || p.releaseUnsafe !== undefined)
-    const { modelId } = target.model
-    const { limit, context: context1 } = planOf(state, a, undefined)
+    const { limit, context: attemptContext } = planOf(state, a, undefined)
     if (options.observer.listening()) emitUnsafe(attemptStarted(state, a, false), context)
-
-    /** How the attempt ended: a success recorded here, in plain code; anything else is the general loop's. */
-    const ended = (exit: Exit.Exit<A, BedrockError.BedrockError>): Effect.Effect<B, MuxError> => {
-      const t1 = clock.currentTimeMillisUnsafe()
-      if (Exit.isSuccess(exit) && plain) {
-        const used = usage?.(exit.value)
-        for (const p of a.permits) if (!isFree(p)) p.releaseUnsafe!({ _tag: "Success", at: t1, durationMs: t1 - now, usage: used })
-        a.released = true
-        target.stats.succeeded(t1, t1 - now, used?.outputTokens)
-        const record = successRecord(target, serviceTier, t1 - now)
-        state.attempts.push(record)
-        // no tenant hold on this path: nothing is left to do
-        if (options.observer.listening()) {
-          emitUnsafe({ _tag: "AttemptEnded", at: t1, requestId: state.info.id, record }, context)
-          endRequest(state, { _tag: "Success", target, usage: used }, t1, context)
-        } else {
-          // nobody subscribed: both events' metrics at once, by the model's cached series
-          state.done = true
-          countRequest(true, t1 - state.started)
-          options.observer.successMetrics(target.stats, state.operation, modelId, t1 - now, used, context)
-        }
-        return Effect.succeed(call.result({ value: exit.value, requestId: state.info.id, target, tier: a.tier, attempts: state.attempts, settle: SETTLED }))
-      }
-      // the general loop from here: a failure to decide on, or permits to release
-      return runRest(
-        state,
-        request,
-        call,
-        Effect.flatMap(afterAttempt(state, a, exit, t1, false, usage), (done) => done ?? routeLoop(state, attemptFn, { usage, raw: call.raw }))
-      )
+    return {
+      state,
+      request,
+      a,
+      // every permit is free or can be released in plain code (a memory store's quota reservation)
+      plain: a.permits.every((p) => isFree(p) || p.releaseUnsafe !== undefined),
+      context,
+      clock,
+      attemptFn,
+      call,
+      limit,
+      attemptContext,
+      raw: call.raw?.(a.target, attemptContext)
     }
-    /** The caller gave up during the first attempt: it was aborted; the request ends interrupted. */
-    const interrupted = () => Effect.andThen(interruptedAttempt(state, a), request.end({ _tag: "Interrupted" }))
+  }
 
-    const raw = call.raw?.(target, context1)
-    // one Effect step for the whole attempt: the call's own AbortController, aborted at the deadline (the mux's
-    // heap) or when the caller gives up
-    if (raw !== undefined) return rawTimed(raw, a.t0 + limit.ms, limit, modelId, ended, interrupted)
+  /**
+   * The fast path's first attempt as one Effect step where it is a raw one: the call's own AbortController,
+   * aborted at the deadline (the mux's heap) or when the caller gives up.
+   */
+  const fastAttempt = <A, B>(f: Fast<A, B>): Effect.Effect<B, MuxError> => {
+    const { a, limit } = f
+    const { target } = a
+    const modelId = target.model.modelId
+    if (f.raw !== undefined) return rawTimed(f.raw, a.t0 + limit.ms, limit, modelId, (exit) => fastEnded(f, exit), () => fastInterrupted(f))
     let first = true
-    return Effect.flatMap(timed(Effect.suspend(() => attemptFn(target, context1)), a.t0 + limit.ms, timeoutOf(limit, modelId)), (exit) => {
+    return Effect.flatMap(timed(Effect.suspend(() => f.attemptFn(target, f.attemptContext)), a.t0 + limit.ms, timeoutOf(limit, modelId)), (exit) => {
       first = false
-      return ended(exit)
-    }).pipe(Effect.onInterrupt(() => (first ? interrupted() : Effect.void)))
+      return fastEnded(f, exit)
+    }).pipe(Effect.onInterrupt(() => (first ? fastInterrupted(f) : Effect.void)))
+  }
+
+  /** How the fast path's attempt ended: a success recorded here, in plain code; anything else is the general loop's. */
+  const fastEnded = <A, B>(f: Fast<A, B>, exit: Exit.Exit<A, BedrockError.BedrockError>): Effect.Effect<B, MuxError> => {
+    const t1 = f.clock.currentTimeMillisUnsafe()
+    const done = fastSucceeded(f, exit, t1)
+    return done === NOT_PLAIN ? fastRest(f, exit, t1) : Effect.succeed(done)
+  }
+
+  /** A success of the fast path's attempt recorded in plain code, and the call's result; NOT_PLAIN for anything else. */
+  const fastSucceeded = <A, B>(f: Fast<A, B>, exit: Exit.Exit<A, BedrockError.BedrockError>, t1: number): B | typeof NOT_PLAIN => {
+    if (!Exit.isSuccess(exit) || !f.plain) return NOT_PLAIN
+    const { state, a, context } = f
+    const { target } = a
+    const t0 = a.t0
+    const used = f.call.usage?.(exit.value)
+    for (const p of a.permits) if (!isFree(p)) p.releaseUnsafe!({ _tag: "Success", at: t1, durationMs: t1 - t0, usage: used })
+    a.released = true
+    target.stats.succeeded(t1, t1 - t0, used?.outputTokens)
+    const record = successRecord(target, a.serviceTier, t1 - t0)
+    state.attempts.push(record)
+    // no tenant hold on this path: nothing is left to do
+    if (options.observer.listening()) {
+      emitUnsafe({ _tag: "AttemptEnded", at: t1, requestId: state.info.id, record }, context)
+      endRequest(state, { _tag: "Success", target, usage: used }, t1, context)
+    } else {
+      // nobody subscribed: both events' metrics at once, by the model's cached series
+      state.done = true
+      countRequest(true, t1 - state.started)
+      options.observer.successMetrics(target.stats, state.operation, target.model.modelId, t1 - t0, used, context)
+    }
+    return f.call.result({ value: exit.value, requestId: state.info.id, target, tier: a.tier, attempts: state.attempts, settle: SETTLED })
+  }
+
+  /** The general loop from the fast path's attempt's end: a failure to decide on, or permits to release. */
+  const fastRest = <A, B>(f: Fast<A, B>, exit: Exit.Exit<A, BedrockError.BedrockError>, t1: number): Effect.Effect<B, MuxError> => {
+    const { state, call } = f
+    return runRest(
+      state,
+      f.request,
+      call,
+      Effect.flatMap(afterAttempt(state, f.a, exit, t1, false, call.usage), (done) => done ?? routeLoop(state, f.attemptFn, { usage: call.usage, raw: call.raw }))
+    )
+  }
+
+  /** The caller gave up during the fast path's attempt: it was aborted; the request ends interrupted. */
+  const fastInterrupted = <A, B>(f: Fast<A, B>) => Effect.andThen(interruptedAttempt(f.state, f.a), f.request.end({ _tag: "Interrupted" }))
+
+  /**
+   * `run` from plain code, for a caller outside any fiber (the Promise facade): the fast path's stages and its
+   * raw first attempt run without a fiber, and a success is recorded and answered in the attempt's own
+   * Promise callback (measured: the facade's added latency on the real SDK path, bench/results/README.md).
+   * What the fast path hands over (the general loop, a failure to decide on, an attempt that is not raw) runs
+   * in a fiber of `context`, as does the cleanup of an interrupted attempt. Undefined where `run` is the way
+   * (see `Engine.runUnsafe`).
+   */
+  const runUnsafe = <A, B>(
+    context: Context.Context<never>,
+    opts: StartOptions,
+    attemptFn: Attempt<A>,
+    call: RunOptions<A, B>,
+    onExit: (exit: Exit.Exit<B, MuxError>) => void
+  ): Running<B> | undefined => {
+    if (!fastCapable || hasTenantQuota(opts.tenant) || refsOf(context).tracing) return undefined
+    const f = fastStart(context, opts, attemptFn, call)
+    const running = new PlainRun(context, onExit)
+    if (Effect.isEffect(f)) return running.fork(f)
+    const raw = f.raw
+    if (raw === undefined) return running.fork(fastAttempt(f))
+    const { a, limit } = f
+    // the attempt's end is its Exit, handed to the callback below as it is (an Exit is an Effect)
+    const attempt = new RawCall<A, A, BedrockError.BedrockError>(
+      a.t0 + limit.ms,
+      limit,
+      a.target.model.modelId,
+      exitAsEffect,
+      () => fastInterrupted(f),
+      (ended) => {
+        const exit = ended as Exit.Exit<A, BedrockError.BedrockError>
+        const t1 = f.clock.currentTimeMillisUnsafe()
+        let done: B | typeof NOT_PLAIN
+        try {
+          done = fastSucceeded(f, exit, t1)
+        } catch (e) {
+          // the result's own code threw (as it would inside a fiber): a defect
+          return running.end(Exit.die(e))
+        }
+        if (done === NOT_PLAIN) running.fork(fastRest(f, exit, t1))
+        else running.end(Exit.succeed(done))
+      },
+      deadlines
+    )
+    running.attempt = attempt
+    deadlines.insert(attempt)
+    try {
+      raw(attempt.controller).then(attempt.succeeded, attempt.failed)
+    } catch (e) {
+      // a runtime whose call throws before its Promise: the attempt's failure, as its rejection would be
+      attempt.failed(e)
+    }
+    return running
   }
 
   /** The rest of a one-shot call in the general loop: `self` (the loop, or what an attempt's end asks for) to the call's result. */
@@ -1744,7 +1861,7 @@ export const make = (options: {
     for (const t of pool.targets) t.stats.reset()
   })
 
-  return { policy, stats: muxStats, pool: () => pool, start, startUnsafe, run, health, addModel, removeModel, resetStats, deadlines }
+  return { policy, stats: muxStats, pool: () => pool, start, startUnsafe, run, runUnsafe, health, addModel, removeModel, resetStats, deadlines }
 }
 
 /** A success's attempt record: one literal per shape (a conditional spread is a generic copy on every call). */
@@ -1844,15 +1961,78 @@ class RawCall<A, B, E> implements Deadlines.Entry {
     this.deadlines.remove(this)
     this.resume(this.k(Exit.fail(BedrockError.fromSdkError(e, this.modelId))))
   }
-  get cancel(): Effect.Effect<void> {
-    return Effect.suspend(() => {
-      if (this.settled) return Effect.void
-      this.settled = true
-      this.deadlines.remove(this)
-      this.controller.abort()
-      return this.onCancel()
-    })
+  /** Aborts the attempt unless it has ended: did it take effect? (`onCancel` is then the caller's to run.) */
+  cancelUnsafe(): boolean {
+    if (this.settled) return false
+    this.settled = true
+    this.deadlines.remove(this)
+    this.controller.abort()
+    return true
   }
+  get cancel(): Effect.Effect<void> {
+    return Effect.suspend(() => (this.cancelUnsafe() ? this.onCancel() : Effect.void))
+  }
+}
+
+const exitAsEffect = <A, E>(exit: Exit.Exit<A, E>): Effect.Effect<A, E> => exit
+
+/**
+ * A call `runUnsafe` started: its first attempt without a fiber, then (where the fast path hands over) a
+ * fiber. Its observers hear its one Exit; interrupting it aborts the attempt in flight, or interrupts the fiber.
+ */
+class PlainRun<B> implements Running<B> {
+  exit: Exit.Exit<B, MuxError> | undefined
+  fiber: Fiber.Fiber<B, MuxError> | undefined
+  attempt: { cancelUnsafe(): boolean; readonly onCancel: () => Effect.Effect<void> } | undefined
+  readonly observers: Array<(exit: Exit.Exit<B, MuxError>) => void>
+  readonly context: Context.Context<never>
+  constructor(context: Context.Context<never>, onExit: (exit: Exit.Exit<B, MuxError>) => void) {
+    this.context = context
+    this.observers = [onExit]
+  }
+  addObserver(observer: (exit: Exit.Exit<B, MuxError>) => void): void {
+    if (this.exit !== undefined) observer(this.exit)
+    else this.observers.push(observer)
+  }
+  end(exit: Exit.Exit<B, MuxError>): void {
+    if (this.exit !== undefined) return
+    this.exit = exit
+    for (const o of this.observers) o(exit)
+  }
+  /** The rest of the call in a fiber of the call's context. */
+  fork(effect: Effect.Effect<B, MuxError>): this {
+    this.attempt = undefined
+    const fiber = Effect.runForkWith(this.context)(effect)
+    this.fiber = fiber
+    fiber.addObserver((exit) => this.end(exit))
+    return this
+  }
+  interruptUnsafe(): void {
+    if (this.exit !== undefined) return
+    if (this.fiber !== undefined) return this.fiber.interruptUnsafe()
+    const attempt = this.attempt
+    // the request ends interrupted (its attempt's record, its permits) before the call's Exit is heard, as in a fiber
+    if (attempt !== undefined && attempt.cancelUnsafe()) this.fork(Effect.andThen(attempt.onCancel(), Effect.interrupt))
+  }
+}
+
+/** `fastSucceeded`'s answer for an end the general loop takes. */
+const NOT_PLAIN: unique symbol = Symbol("effect-bedrock-mux/NotPlain")
+
+/** The fast path's first attempt, admitted: what its end needs. */
+interface Fast<A, B> {
+  readonly state: RequestState
+  readonly request: Request
+  readonly a: Admitted
+  /** every permit is free or released in plain code */
+  readonly plain: boolean
+  readonly context: Context.Context<never>
+  readonly clock: Clock.Clock
+  readonly attemptFn: Attempt<A>
+  readonly call: RunOptions<A, B>
+  readonly limit: Limit
+  readonly attemptContext: AttemptContext
+  readonly raw: ((controller: AbortController) => Promise<A>) | undefined
 }
 
 /** A request the mux refuses before any attempt: every problem, and a message (by default, all of them). */

@@ -1,3 +1,7 @@
+import type { Context, Effect, Exit } from "effect"
+import type { MuxError } from "../MuxError.ts"
+import type { Running } from "./engine.ts"
+
 /**
  * The Converse the Promise facade runs (`createMultiplexer`): the mux's own `converse`, whose answer carries
  * `routing` as a non-enumerable property, defined on the SDK's own output. The public `converse` answers a copy
@@ -8,3 +12,18 @@
  * @internal
  */
 export const facadeConverse: unique symbol = Symbol("effect-bedrock-mux/facadeConverse")
+
+/** What `facadeConverse` names on the service (generic in BedrockMux's types: this module is below it). */
+export interface FacadeConverse<MuxRequest, ConverseOptions, MuxResponse> {
+  readonly converse: (request: MuxRequest, options?: ConverseOptions) => Effect.Effect<MuxResponse, MuxError>
+  /**
+   * The same call from plain code, its first attempt without a fiber where the fast path applies
+   * (`Engine.runUnsafe`); undefined: run `converse`.
+   */
+  readonly start: (
+    context: Context.Context<never>,
+    request: MuxRequest,
+    options: ConverseOptions | undefined,
+    onExit: (exit: Exit.Exit<MuxResponse, MuxError>) => void
+  ) => Running<MuxResponse> | undefined
+}

@@ -488,5 +488,8 @@ export const makeObserver = (mux: string): Effect.Effect<Observer> =>
  * and two spans per request cost ~60 µs on the real SDK path
  * (bench/results/README.md).
  */
-export const tracing = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
-  fiber.getRef(References.TracerEnabled) && fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer
+export const tracing = (fiber: Fiber.Fiber<unknown, unknown>): boolean => tracingIn(fiber.context)
+
+/** `tracing` for a context (what a fiber of it would read): the Promise facade's fast path has no fiber. */
+export const tracingIn = (context: Context.Context<never>): boolean =>
+  Context.get(context, References.TracerEnabled) && Context.get(context, Tracer.Tracer) !== Tracer.nativeTracer
