@@ -12,7 +12,9 @@
  * `createMultiplexer().processRequest` instead; `MODE=stream` the time to the
  * first content event of `mux.converseStream` against the SDK's own stream. More copies in one
  * process cost each of them more (less of each stays in the caches): compare
- * rows of one run only.
+ * rows of one run only. `MODE=both` gives each copy two rows, `mux.converse` and
+ * the facade, in one process, as the sdk suite runs them (code the two share
+ * sees both callers).
  */
 import { ConverseCommand, ConverseStreamCommand } from "@aws-sdk/client-bedrock-runtime"
 import { Context, Effect, Layer, ManagedRuntime, Stream } from "effect"
@@ -26,12 +28,14 @@ const server = await startServer()
 const client = keepAliveClient(server)
 const runtimes: Array<ManagedRuntime.ManagedRuntime<unknown, unknown>> = []
 const mode = process.env["MODE"] ?? "converse"
-if (!["converse", "facade", "stream"].includes(mode)) throw new Error(`MODE: converse, facade or stream, not ${mode}`)
+if (!["converse", "facade", "stream", "both"].includes(mode)) throw new Error(`MODE: converse, facade, stream or both, not ${mode}`)
 const models = [{ modelId: "bench-a", weight: 3 }, { modelId: "bench-b", weight: 1 }]
 const facades: Array<{ destroy: () => Promise<void> }> = []
-const make = async (dir: string) => {
+const FACADE = " (facade)"
+const make = async (row: string) => {
+  const dir = row.endsWith(FACADE) ? row.slice(0, -FACADE.length) : row
   const { BedrockMux, BedrockRuntime, createMultiplexer } = await import(path.resolve(dir, "index.ts")) as typeof Index
-  if (mode === "facade") {
+  if (mode === "facade" || row.endsWith(FACADE)) {
     const facade = createMultiplexer(models.map((m) => ({ ...m, isFallback: false })), { bedrockRuntime: BedrockRuntime.layerClient(client) })
     facades.push(facade)
     return () => facade.processRequest({ messages })
@@ -41,7 +45,7 @@ const make = async (dir: string) => {
   const context = await rt.context()
   const mux = Context.get(context, BedrockMux)
   const run = Effect.runPromiseWith(context)
-  if (mode === "converse") return () => run(mux.converse({ messages }))
+  if (mode === "converse" || mode === "both") return () => run(mux.converse({ messages }))
   // the time to the first content event (the stream read to its end), as the sdk suite measures it
   return async () => {
     const t0 = performance.now()
@@ -67,12 +71,15 @@ const rows: Record<string, () => Promise<unknown>> = {
     }
     : () => client.send(new ConverseCommand(input), { abortSignal: new AbortController().signal })
 }
-for (const d of dirs) rows[d] = await make(d)
+// MODE=both: each copy's facade is a row of its own, named after the copy
+const names = mode === "both" ? dirs.flatMap((d) => [d, d + FACADE]) : dirs
+for (const d of names) rows[d] = await make(d)
 const res = await interleave(rows, { rounds: Number(process.env["ROUNDS"] ?? 1000), block: 4, warmup: Number(process.env["WARMUP"] ?? 1000) })
-for (const d of dirs) {
+for (const d of names) {
+  const first = d.endsWith(FACADE) ? dirs[0]! + FACADE : dirs[0]!
   const a = compare(res[d]!, res["floor"]!)
-  const b = compare(res[d]!, res[dirs[0]!]!)
-  console.log(`${d}: +${a.addedUs.toFixed(1)} µs, CPU +${a.addedCpuUs.toFixed(1)} µs${d === dirs[0] ? "" : `; vs ${dirs[0]}: ${b.addedUs.toFixed(1)} µs, CPU ${b.addedCpuUs.toFixed(1)} µs`}`)
+  const b = compare(res[d]!, res[first]!)
+  console.log(`${d}: +${a.addedUs.toFixed(1)} µs, CPU +${a.addedCpuUs.toFixed(1)} µs${d === first ? "" : `; vs ${first}: ${b.addedUs.toFixed(1)} µs, CPU ${b.addedCpuUs.toFixed(1)} µs`}`)
 }
 client.destroy()
 server.close()

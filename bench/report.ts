@@ -219,6 +219,14 @@ const SDK_HISTORY: ReadonlyArray<{ readonly change: string; readonly mux: string
     cpu: "+40.5 µs",
     ttft: "+92.0 µs",
     inflight: "17.6 vs 14.2 KB (1.24×)"
+  },
+  {
+    change: "the facade's calls start without a fiber of their own (37c3b0a): `Engine.runUnsafe` runs the fast path's stages and its raw first attempt from plain code, and records and answers a success in the attempt's own Promise callback; what the fast path hands over runs in a fiber. Same-process A/B against a8afef5 (`node bench/ab.ts`, 1500 rounds, both orders): facade −11.8 / −9.4 µs (CPU −14.0 / −11.3); `mux.converse` +0.9 / +1.4 µs (CPU −0.5 / +0.3), within the noise. Three full runs (bench/results/runs/sdk-2026-12-01-run{6,7,8}.json; quoted: the third, load 0.8 at the start): mux +44.7 / +48.1 / +40.6 µs, CPU +41.5 / +43.0 / +40.5, facade +37.4 / +43.1 / +34.8, TTFT +100.7 / +89.0 / +99.3, transport 0.59 / 0.61 / 0.57×, c64 0.96 / 0.95 / 0.94×, c256 0.95 / 0.90 / 0.91×, in flight 1.30 / 1.26 / 1.28×; first 500 calls facade +99.3 / +111.8 / +95.8 (mux +150.6 / +167.5 / +138.6). The machine ran slower and noisier than for the runs above: two control runs in the same hour, a8afef5's code (runs/sdk-2026-12-01-control-a8afef5.json) and this code with the facade's plain start turned off (runs/sdk-2026-12-01-control-v5-plain-start-off.json), measured mux +43.2 / +46.1, facade +51.1 / +50.1, TTFT +93.1 / +93.6 (the time to first token follows the machine: direct p50 1,029 to 1,289 µs in these runs against 920 to 1,171 before)",
+    mux: "+40.6 µs",
+    facade: "+34.8 µs",
+    cpu: "+40.5 µs",
+    ttft: "+99.3 µs",
+    inflight: "18.0 vs 14.1 KB (1.28×)"
   }
 ]
 
