@@ -389,7 +389,13 @@ export class BedrockMultiplexer extends EventEmitter {
       }
       // the first attempt from plain code where the engine's fast path applies (measured: the facade's added
       // latency, bench/results/README.md), else the call's own fiber
-      const started = converse.start(this.#callContext!, input, rest, onExit)
+      let started: ReturnType<Facade["start"]>
+      try {
+        started = converse.start(this.#callContext!, input, rest, onExit)
+      } catch (e) {
+        // a defect of the call's own code, reported as a fiber's would be
+        return onExit(Exit.die(e))
+      }
       if (started === undefined) {
         const fiber = this.#fork!(converse.converse(input, rest), signal !== undefined ? { signal } : undefined)
         call = fiber
@@ -401,6 +407,8 @@ export class BedrockMultiplexer extends EventEmitter {
       if (ended) return
       call = started
       this.#inFlight.add(started)
+      // an abort or a destroy while the call started (from the call's own code) is heard now
+      if (signal?.aborted === true || this.#destroyed !== undefined) return started.interruptUnsafe()
       if (signal !== undefined) {
         abort = () => started.interruptUnsafe()
         signal.addEventListener("abort", abort, { once: true })

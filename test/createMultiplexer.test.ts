@@ -14,6 +14,7 @@ import fc from "fast-check"
 import { getEventListeners } from "node:events"
 import { afterEach, describe, expect, it } from "vitest"
 import {
+  BedrockMux,
   BedrockRuntime,
   BedrockSimulator,
   CancelledError,
@@ -383,6 +384,66 @@ describe("abort and destroy", () => {
     expect([mux.getStats().successCount, mux.getStats().failFastCount]).toEqual([1, 1])
   })
 
+  describe("an abort from the runtime's own code, while the call is starting or handing over", () => {
+    const answer = { output: { message: { role: "assistant" as const, content: [{ text: "hi" }] } }, stopReason: "end_turn" as const, usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 }, metrics: { latencyMs: 1 }, $metadata: {} }
+    const down = () => Promise.reject(Object.assign(new Error("down"), { name: "ServiceUnavailableException", $metadata: { httpStatusCode: 503 } }))
+    /** a runtime whose model `abortsIn` aborts the caller's controller from inside its send, then waits for its own abort */
+    const aborting = (abortsIn: string, controller: AbortController, log: Array<string>) =>
+      Layer.succeed(BedrockRuntime, {
+        converse: () => Effect.die("not used"),
+        sendConverse: (request: { readonly modelId: string }, signal: AbortSignal) => {
+          log.push(`send ${request.modelId}`)
+          if (request.modelId !== abortsIn) return down()
+          return new Promise((_, reject) => {
+            signal.addEventListener("abort", () => {
+              log.push(`${request.modelId} aborted`)
+              reject(Object.assign(new Error("aborted"), { name: "AbortError" }))
+            })
+            controller.abort()
+          })
+        },
+        converseStream: () => Stream.empty
+      } as unknown as BedrockRuntime["Service"])
+    const pool = [{ modelId: "a", weight: 1, isFallback: false }, { modelId: "b", weight: 1, isFallback: true }]
+
+    it.each([
+      ["the first attempt, before the call has started", "a", ["send a", "a aborted"]],
+      ["the attempt after a failover, in the fiber's first steps", "b", ["send a", "send b", "b aborted"]]
+    ])("during %s: CancelledError, and that attempt is aborted", async (_, abortsIn, expected) => {
+      const controller = new AbortController()
+      const log: Array<string> = []
+      const mux = createMultiplexer(pool, { bedrockRuntime: aborting(abortsIn, controller, log) })
+      closers.push(() => mux.destroy())
+      expect(await rejection(mux.processRequest(input, { abortSignal: controller.signal }))).toBeInstanceOf(CancelledError)
+      expect(log).toEqual(expected)
+      expect(getEventListeners(controller.signal, "abort")).toHaveLength(0)
+    })
+
+    it("a runtime whose send throws before its Promise fails that attempt, on the facade and on mux.converse alike: the request ends, the next model answers", async () => {
+      const runtime = Layer.succeed(BedrockRuntime, {
+        converse: () => Effect.die("not used"),
+        sendConverse: (request: { readonly modelId: string }) => {
+          if (request.modelId === "a") throw Object.assign(new Error("sync boom"), { name: "ServiceUnavailableException", $metadata: { httpStatusCode: 503 } })
+          return Promise.resolve({ ...answer })
+        },
+        converseStream: () => Stream.empty
+      } as unknown as BedrockRuntime["Service"])
+      const facade = createMultiplexer(pool, { bedrockRuntime: runtime })
+      closers.push(() => facade.destroy())
+      const res = await facade.processRequest(input)
+      expect(res.routing.attempts.map((a) => [a.modelId, a.outcome])).toEqual([["a", "failure"], ["b", "success"]])
+      const viaEffect = await Effect.runPromise(
+        Effect.gen(function*() {
+          const mux = yield* BedrockMux
+          const out = yield* mux.converse(input)
+          return { attempts: out.routing.attempts.map((a) => [a.modelId, a.outcome]), stats: yield* mux.stats }
+        }).pipe(Effect.provide(BedrockMux.layer({ models: [{ modelId: "a", tier: 0 }, { modelId: "b", tier: 1 }] }).pipe(Layer.provide(runtime))))
+      )
+      expect(viaEffect.attempts).toEqual([["a", "failure"], ["b", "success"]])
+      expect([viaEffect.stats.requests, viaEffect.stats.successes]).toEqual([1, 1])
+    })
+  })
+
   it("an already aborted signal rejects without calling Bedrock", async () => {
     const server = await fake({ models: { primary: {}, fallback: {} } })
     const mux = over(server)
@@ -457,7 +518,8 @@ describe("property: the facade's calls over any fault script, aborted or destroy
               }
               await call
               expect(outcomes.slice(before)).toEqual([settled === "resolved" ? "success" : "error"])
-              if (stopped) expect(error).toBeInstanceOf(stop === "abort" ? CancelledError : MultiplexerError)
+              if (stopped && stop === "abort") expect(error).toBeInstanceOf(CancelledError)
+              if (stopped && stop === "destroy") expect([error instanceof MultiplexerError, (error as MultiplexerError).code]).toEqual([true, "DESTROYED"])
               expect(getEventListeners(controller.signal, "abort")).toHaveLength(0)
               expect(await server.waitForIdle(2_000)).toBe(true)
               expect(server.attempts().filter((a) => a.outcome === "hang" || a.outcome === "pending")).toEqual([])

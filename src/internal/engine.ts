@@ -1118,8 +1118,7 @@ export const make = (options: {
   ): Effect.Effect<B, E> =>
     Effect.callback<B, E>((resume) => {
       const call = new RawCall(at, limit, modelId, k, onCancel, resume, deadlines)
-      deadlines.insert(call)
-      raw(call.controller).then(call.succeeded, call.failed)
+      call.start(raw)
       return call.cancel
     })
 
@@ -1796,13 +1795,7 @@ export const make = (options: {
       deadlines
     )
     running.attempt = attempt
-    deadlines.insert(attempt)
-    try {
-      raw(attempt.controller).then(attempt.succeeded, attempt.failed)
-    } catch (e) {
-      // a runtime whose call throws before its Promise: the attempt's failure, as its rejection would be
-      attempt.failed(e)
-    }
+    attempt.start(raw)
     return running
   }
 
@@ -1943,6 +1936,15 @@ class RawCall<A, B, E> implements Deadlines.Entry {
     this.resume = resume
     this.deadlines = deadlines
   }
+  /** Sends the attempt, its deadline in the heap. A runtime whose call throws before its Promise: that attempt's failure. */
+  start(raw: (controller: AbortController) => Promise<A>): void {
+    this.deadlines.insert(this)
+    try {
+      raw(this.controller).then(this.succeeded, this.failed)
+    } catch (e) {
+      this.failed(e)
+    }
+  }
   fire() {
     if (this.settled) return
     this.settled = true
@@ -1984,6 +1986,8 @@ class PlainRun<B> implements Running<B> {
   exit: Exit.Exit<B, MuxError> | undefined
   fiber: Fiber.Fiber<B, MuxError> | undefined
   attempt: { cancelUnsafe(): boolean; readonly onCancel: () => Effect.Effect<void> } | undefined
+  /** an interruption was asked for */
+  interrupted = false
   readonly observers: Array<(exit: Exit.Exit<B, MuxError>) => void>
   readonly context: Context.Context<never>
   constructor(context: Context.Context<never>, onExit: (exit: Exit.Exit<B, MuxError>) => void) {
@@ -2005,14 +2009,18 @@ class PlainRun<B> implements Running<B> {
     const fiber = Effect.runForkWith(this.context)(effect)
     this.fiber = fiber
     fiber.addObserver((exit) => this.end(exit))
+    // interrupted while the fiber's first steps ran (before it could be reached here)
+    if (this.interrupted) fiber.interruptUnsafe()
     return this
   }
   interruptUnsafe(): void {
     if (this.exit !== undefined) return
+    this.interrupted = true
     if (this.fiber !== undefined) return this.fiber.interruptUnsafe()
     const attempt = this.attempt
-    // the request ends interrupted (its attempt's record, its permits) before the call's Exit is heard, as in a fiber
-    if (attempt !== undefined && attempt.cancelUnsafe()) this.fork(Effect.andThen(attempt.onCancel(), Effect.interrupt))
+    // the request ends interrupted (its attempt's record, its permits) before the call's Exit is heard, as in a
+    // fiber; that cleanup is not itself interrupted (a second abort, a destroy)
+    if (attempt !== undefined && attempt.cancelUnsafe()) this.fork(Effect.andThen(Effect.uninterruptible(attempt.onCancel()), Effect.interrupt))
   }
 }
 
