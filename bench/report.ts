@@ -221,12 +221,12 @@ const SDK_HISTORY: ReadonlyArray<{ readonly change: string; readonly mux: string
     inflight: "17.6 vs 14.2 KB (1.24×)"
   },
   {
-    change: "the facade's calls start without a fiber of their own (37c3b0a): `Engine.runUnsafe` runs the fast path's stages and its raw first attempt from plain code, and records and answers a success in the attempt's own Promise callback; what the fast path hands over runs in a fiber. Same-process A/B against a8afef5 (`node bench/ab.ts`, 1500 rounds, both orders): facade −11.8 / −9.4 µs (CPU −14.0 / −11.3); `mux.converse` +0.9 / +1.4 µs (CPU −0.5 / +0.3), within the noise (a helper in BedrockMux.ts that handed a call's pieces back to each caller had cost it +1.1 / +4.2 µs: one `converseCall` serves both). Three full runs (bench/results/runs/sdk-2026-12-01-run{6,7,8}.json; quoted: the third, load 0.8 at the start): mux +44.7 / +48.1 / +40.6 µs, CPU +41.5 / +43.0 / +40.5, facade +37.4 / +43.1 / +34.8, TTFT +100.7 / +89.0 / +99.3, transport 0.59 / 0.61 / 0.57×, c64 0.96 / 0.95 / 0.94×, c256 0.95 / 0.90 / 0.91×, in flight 1.30 / 1.26 / 1.28×; first 500 calls facade +99.3 / +111.8 / +95.8 (mux +150.6 / +167.5 / +138.6). The machine ran slower and noisier than for the runs above: two control runs in the same hour, a8afef5's code (runs/sdk-2026-12-01-control-a8afef5.json) and this code with the facade's plain start turned off (runs/sdk-2026-12-01-control-v5-plain-start-off.json), measured mux +43.2 / +46.1, facade +51.1 / +50.1, TTFT +93.1 / +93.6 (the time to first token follows the machine: direct p50 1,029 to 1,289 µs in these runs against 920 to 1,171 before)",
-    mux: "+40.6 µs",
-    facade: "+34.8 µs",
-    cpu: "+40.5 µs",
-    ttft: "+99.3 µs",
-    inflight: "18.0 vs 14.1 KB (1.28×)"
+    change: "the facade's calls start without a fiber of their own (37c3b0a; review fixes 29e9bf5): `Engine.runUnsafe` runs the fast path's stages and its raw first attempt from plain code, and records and answers a success in the attempt's own Promise callback; what the fast path hands over runs in a fiber. Same-process A/B against a8afef5 (`node bench/ab.ts`, 1500 rounds, both orders): facade −11.8 / −9.4 µs (CPU −14.0 / −11.3); `mux.converse` +0.9 / +1.4 µs (CPU −0.5 / +0.3), within the noise (a helper in BedrockMux.ts that handed a call's pieces back to each caller had cost it +1.1 / +4.2 µs: one `converseCall` serves both); the fast path split into stages against a8afef5's inline form, both paths in one process (`MODE=both`): +3.3 / −2.4 µs, nothing. Four full runs (bench/results/runs/sdk-2026-12-01-run{6,7,8,9}.json; quoted: the fourth, 29e9bf5, load 1.3 at the start): mux +44.7 / +48.1 / +40.6 / +48.0 µs, CPU +41.5 / +43.0 / +40.5 / +46.0, facade +37.4 / +43.1 / +34.8 / +39.2, TTFT +100.7 / +89.0 / +99.3 / +86.5, transport 0.59 / 0.61 / 0.57 / 0.61×, c64 0.96 / 0.95 / 0.94 / 0.90×, c256 0.95 / 0.90 / 0.91 / 0.91×, in flight 1.30 / 1.26 / 1.28 / 1.26×; first 500 calls facade +99.3 / +111.8 / +95.8 / +118.1 (mux +150.6 / +167.5 / +138.6 / +136.5). The machine ran slower and noisier than for the runs above: two control runs in the same hour, a8afef5's code (runs/sdk-2026-12-01-control-a8afef5.json) and this code with the facade's plain start turned off (runs/sdk-2026-12-01-control-v5-plain-start-off.json), measured mux +43.2 / +46.1, facade +51.1 / +50.1, TTFT +93.1 / +93.6 (the time to first token follows the machine: direct p50 1,006 to 1,289 µs in these runs against 920 to 1,171 before)",
+    mux: "+48.0 µs",
+    facade: "+39.2 µs",
+    cpu: "+46.0 µs",
+    ttft: "+86.5 µs",
+    inflight: "17.7 vs 14.1 KB (1.26×)"
   }
 ]
 

@@ -20,6 +20,13 @@
  * the caller settles it (`Routed.settle`). A request may be routed again after
  * a settled failure (a stream's restart): same deadline, attempts and tenant,
  * the models already tried out. That is all the engine knows of streams.
+ *
+ * The fast path runs the first three stages and a success's record as plain
+ * code around one raw attempt (a Promise), where every guard and the
+ * selector can answer without an Effect; anything else hands the same
+ * request over to the loop. `run` is that path as an Effect; `runUnsafe`
+ * starts it from plain code (the Promise facade), with no fiber until the
+ * loop takes over.
  */
 import { type Array as Arr, Clock, Context, Data, Duration, Effect, Exit, Fiber, Option, type Pull, Random, Schedule } from "effect"
 import * as BedrockError from "../BedrockError.ts"
