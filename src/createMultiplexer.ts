@@ -393,14 +393,17 @@ export class BedrockMultiplexer extends EventEmitter {
       try {
         started = converse.start(this.#callContext!, input, rest, onExit)
       } catch (e) {
-        // a defect of the call's own code, reported as a fiber's would be
-        return onExit(Exit.die(e))
+        // a defect of the call's own code, reported as a fiber's would be (once: it may have ended before the throw)
+        if (!ended) onExit(Exit.die(e))
+        return
       }
       if (started === undefined) {
         const fiber = this.#fork!(converse.converse(input, rest), signal !== undefined ? { signal } : undefined)
         call = fiber
         this.#inFlight.add(fiber)
         fiber.addObserver(onExit)
+        // a destroy from the call's own code during its first steps (an abort there, runForkWith hears itself)
+        if (this.#destroyed !== undefined) fiber.interruptUnsafe()
         return
       }
       // it may have ended already (a request refused before any attempt)

@@ -419,6 +419,32 @@ describe("abort and destroy", () => {
       expect(getEventListeners(controller.signal, "abort")).toHaveLength(0)
     })
 
+    it.each([
+      ["the fiber-less start", {}, {}],
+      ["a call in its own fiber (a tenant quota)", { tenants: { t: { rpm: 1_000 } } }, { tenant: "t" }]
+    ])("a destroy from the runtime's own code while %s sends rejects the call with DESTROYED and aborts that attempt", async (_, options, callOptions) => {
+      const log: Array<string> = []
+      let mux: ReturnType<typeof createMultiplexer> | undefined
+      let destroyed: Promise<void> | undefined
+      const runtime = Layer.succeed(BedrockRuntime, {
+        converse: () => Effect.die("not used"),
+        sendConverse: (request: { readonly modelId: string }, signal: AbortSignal) =>
+          new Promise((_, reject) => {
+            signal.addEventListener("abort", () => {
+              log.push(`${request.modelId} aborted`)
+              reject(Object.assign(new Error("aborted"), { name: "AbortError" }))
+            })
+            destroyed = mux!.destroy()
+          }),
+        converseStream: () => Stream.empty
+      } as unknown as BedrockRuntime["Service"])
+      mux = createMultiplexer(pool, { ...options, bedrockRuntime: runtime })
+      const e = (await rejection(mux.processRequest(input, callOptions))) as MultiplexerError
+      expect([e.name, e.code]).toEqual(["MultiplexerError", "DESTROYED"])
+      expect(log).toEqual(["a aborted"])
+      await destroyed
+    })
+
     it("a runtime whose send throws before its Promise fails that attempt, on the facade and on mux.converse alike: the request ends, the next model answers", async () => {
       const runtime = Layer.succeed(BedrockRuntime, {
         converse: () => Effect.die("not used"),

@@ -22,11 +22,11 @@
  * the models already tried out. That is all the engine knows of streams.
  *
  * The fast path runs the first three stages and a success's record as plain
- * code around one raw attempt (a Promise), where every guard and the
- * selector can answer without an Effect; anything else hands the same
- * request over to the loop. `run` is that path as an Effect; `runUnsafe`
- * starts it from plain code (the Promise facade), with no fiber until the
- * loop takes over.
+ * code around the first attempt (one raw Promise where the runtime offers
+ * it), where every guard and the selector can answer without an Effect;
+ * anything else hands the same request over to the loop. `run` is that path
+ * as an Effect; `runUnsafe` starts it from plain code (the Promise facade):
+ * a raw first attempt that succeeds needs no fiber at all.
  */
 import { type Array as Arr, Clock, Context, Data, Duration, Effect, Exit, Fiber, Option, type Pull, Random, Schedule } from "effect"
 import * as BedrockError from "../BedrockError.ts"
@@ -191,7 +191,10 @@ export interface Request {
 
 /** A call `Engine.runUnsafe` started. */
 export interface Running<B> {
-  /** Interrupts it: its attempt aborted, its request ended interrupted, its Exit an interruption. */
+  /**
+   * Interrupts it: an attempt in flight is aborted and the request ends interrupted, its Exit an interruption
+   * (a call already answered, or whose answer is on its way, keeps it).
+   */
   readonly interruptUnsafe: () => void
   /** `observer` hears its Exit (at once, if it has ended). */
   readonly addObserver: (observer: (exit: Exit.Exit<B, MuxError>) => void) => void
@@ -1909,7 +1912,6 @@ export const insertAt = (route: Route.Route, model: Model.Model): Route.Route =>
 
 const succeedExit = <A>(exit: Exit.Exit<A, BedrockError.BedrockError>) => Effect.succeed(exit)
 const NO_RESTART = { restart: false } as const
-/** The settle of a one-shot call's Routed: it was settled when it succeeded. */
 /**
  * One raw attempt under its deadline: the deadline entry, the Promise's two handlers and the cancel in one
  * object, where four closures and their context were (measured: memory per request in flight,
@@ -2016,7 +2018,7 @@ class PlainRun<B> implements Running<B> {
     const fiber = Effect.runForkWith(this.context)(effect)
     this.fiber = fiber
     fiber.addObserver((exit) => this.end(exit))
-    // interrupted while the fiber's first steps ran (before it could be reached here)
+    // an interruption asked before the fiber could be reached (during its first steps, or before this fork)
     if (this.interrupted) fiber.interruptUnsafe()
     return this
   }
@@ -2026,7 +2028,7 @@ class PlainRun<B> implements Running<B> {
     if (this.fiber !== undefined) return this.fiber.interruptUnsafe()
     const attempt = this.attempt
     // the request ends interrupted (its attempt's record, its permits) before the call's Exit is heard, as in a
-    // fiber; that cleanup is not itself interrupted (a second abort, a destroy)
+    // fiber; that cleanup runs to its end whatever interrupts the fiber next (a second abort, a destroy)
     if (attempt !== undefined && attempt.cancelUnsafe()) this.fork(Effect.andThen(Effect.uninterruptible(attempt.onCancel()), Effect.interrupt))
   }
 }
@@ -2054,6 +2056,7 @@ interface Fast<A, B> {
 export const invalidRequest = (problems: ReadonlyArray<string>, message = `invalid request: ${problems.join("; ")}`): MuxError =>
   new MuxError({ reason: new InvalidRequest({ problems }), message, attempts: [] })
 
+/** The settle of a one-shot call's Routed: it was settled when it succeeded. */
 const SETTLED = (): Effect.Effect<{ readonly restart: boolean }> => Effect.succeed(NO_RESTART)
 const voidEffect = (): Effect.Effect<void> => Effect.void
 /** An attempt's DeadlineExceeded at `limit`, for `timed`: the error is built only when the limit expires. */
