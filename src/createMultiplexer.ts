@@ -146,7 +146,6 @@ interface InFlight {
   readonly interruptUnsafe: () => void
 }
 type Facade = FacadeConverse<MuxRequest, ConverseOptions, MuxResponse>
-type Fork = (effect: Effect.Effect<MuxResponse, unknown, BedrockMux>, options?: { readonly signal: AbortSignal }) => Fiber.Fiber<MuxResponse, unknown>
 const destroyedError = () => new MultiplexerError("the multiplexer was destroyed", "DESTROYED")
 
 /** Loads `@effect/opentelemetry`'s tracer over the global OpenTelemetry provider. */
@@ -192,9 +191,7 @@ export class BedrockMultiplexer extends EventEmitter {
   #converse: Facade | undefined
   /** the mux's context, once built (synchronously, unless `bedrockRuntime` is an async layer) */
   #context: Context.Context<BedrockMux> | undefined
-  /** runs a call in the mux's context plus the tracer (or tracing off) */
-  #fork: Fork | undefined
-  /** that context */
+  /** the context a call runs in: the mux's plus the tracer (or tracing off); set once calls can run */
   #callContext: Context.Context<BedrockMux> | undefined
   readonly #ready: Promise<void>
   #baseline: Shapes.Baseline = Shapes.emptyBaseline
@@ -277,7 +274,6 @@ export class BedrockMultiplexer extends EventEmitter {
       : ready.then(() => Context.add(this.#context!, References.TracerEnabled, false))
     const setCall = (context: Context.Context<BedrockMux>) => {
       this.#callContext = context
-      this.#fork = Effect.runForkWith(context) as Fork
     }
     if (this.#context !== undefined && tracing?.enabled !== true && this.#onnx === undefined) {
       setCall(Context.add(this.#context, References.TracerEnabled, false))
@@ -357,7 +353,7 @@ export class BedrockMultiplexer extends EventEmitter {
         return Promise.reject(new MultiplexerError(`invalid request: ${problems.join("; ")}`, "INVALID_REQUEST", { reason: "InvalidRequest", problems }))
       }
     }
-    if (this.#fork === undefined) return this.#ready.then(() => this.#run(input, options))
+    if (this.#callContext === undefined) return this.#ready.then(() => this.#run(input, options))
     return this.#run(input, options)
   }
 
@@ -398,7 +394,7 @@ export class BedrockMultiplexer extends EventEmitter {
         return
       }
       if (started === undefined) {
-        const fiber = this.#fork!(converse.converse(input, rest), signal !== undefined ? { signal } : undefined)
+        const fiber = Effect.runForkWith(this.#callContext!)(converse.converse(input, rest), signal !== undefined ? { signal } : undefined)
         call = fiber
         this.#inFlight.add(fiber)
         fiber.addObserver(onExit)

@@ -845,7 +845,7 @@ export const make = (options: {
   }
   const refsOf = (context: Context.Context<never>): FiberRefs => {
     if (context !== refsContext) {
-      refs.tracing = Telemetry.tracingIn(context)
+      refs.tracing = Telemetry.tracing(context)
       refs.clock = Context.get(context, Clock.Clock)
       refs.random = Context.get(context, Random.Random)
       refsContext = context
@@ -1060,7 +1060,7 @@ export const make = (options: {
       Effect.withFiber((fiber) => {
         // spans only where a tracer is installed: the native tracer exports nothing, and a span costs more than the
         // rest of the attempt's machinery (bench/results/README.md)
-        const tracing = Telemetry.tracing(fiber)
+        const tracing = refsOf(fiber.context).tracing
         if (!tracing) {
           const raw = routeOptions.raw?.(a.target, context)
           if (raw !== undefined) return rawTimed(raw, a.t0 + limit.ms, limit, modelId, succeedExit)
@@ -1635,7 +1635,7 @@ export const make = (options: {
   /** A one-shot call through the general loop from its start. */
   const generalRun = <A, B>(opts: StartOptions, attemptFn: Attempt<A>, call: RunOptions<A, B>): Effect.Effect<B, MuxError> =>
     Effect.flatMap(start(opts), (request) =>
-      request.route(attemptFn, { usage: call.usage, raw: call.raw }).pipe(ending(request, call.usage), Effect.map(call.result)))
+      request.route(attemptFn, call).pipe(ending(request, call.usage), Effect.map(call.result)))
 
   /**
    * The fast path (measured: the mux's own cost on the real SDK path is dominated by the number of distinct
@@ -1670,13 +1670,13 @@ export const make = (options: {
     if (b instanceof MuxError) return Effect.fail(b)
     const { state, request } = b
     const chosen = selectUnsafe(state, now, context)
-    if (chosen === undefined) return runRest(state, request, call, routeLoop(state, attemptFn, { usage: call.usage, raw: call.raw }))
+    if (chosen === undefined) return runRest(state, request, call, routeLoop(state, attemptFn, call))
     if ("taken" in chosen) {
       return runRest(
         state,
         request,
         call,
-        Effect.andThen(releaseAll(chosen.taken, { _tag: "NotSent", at: now }), routeLoop(state, attemptFn, { usage: call.usage, raw: call.raw }))
+        Effect.andThen(releaseAll(chosen.taken, { _tag: "NotSent", at: now }), routeLoop(state, attemptFn, call))
       )
     }
     const a = chosen
@@ -1753,7 +1753,7 @@ export const make = (options: {
       state,
       f.request,
       call,
-      Effect.flatMap(afterAttempt(state, f.a, exit, t1, false, call.usage), (done) => done ?? routeLoop(state, f.attemptFn, { usage: call.usage, raw: call.raw }))
+      Effect.flatMap(afterAttempt(state, f.a, exit, t1, false, call.usage), (done) => done ?? routeLoop(state, f.attemptFn, call))
     )
   }
 

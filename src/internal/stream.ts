@@ -470,7 +470,7 @@ export const make = (options: {
   // channel and one step before the request begins (measured: time to first token, bench/results/README.md)
   return Stream.fromChannel(Channel.fromTransform((upstream, scope) =>
     Effect.withFiber((fiber) =>
-      traced !== undefined && Telemetry.tracing(fiber)
+      traced !== undefined && Telemetry.tracing(fiber.context)
         ? Channel.toTransform(Stream.toChannel(traced(untraced())))(upstream, scope)
         : begin(scope, fiber)
     )

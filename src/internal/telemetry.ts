@@ -9,7 +9,7 @@
  * are `bedrock_mux.*`. Attributes are low-cardinality: model, reason tag,
  * outcome; never a tenant or a prompt.
  */
-import { Context, Effect, type Fiber, Metric, PubSub, References, Stream, Tracer } from "effect"
+import { Context, Effect, Metric, PubSub, References, Stream, Tracer } from "effect"
 import { constVoid } from "effect/Function"
 import type { MuxEvent } from "../MuxEvent.ts"
 
@@ -483,13 +483,10 @@ export const makeObserver = (mux: string): Effect.Effect<Observer> =>
   })
 
 /**
- * Should this fiber create spans? Only when tracing is on and a tracer other
+ * Should a fiber of this context create spans? Only when tracing is on and a tracer other
  * than effect's native one is installed: the native tracer exports nothing,
  * and two spans per request cost ~60 µs on the real SDK path
  * (bench/results/README.md).
  */
-export const tracing = (fiber: Fiber.Fiber<unknown, unknown>): boolean => tracingIn(fiber.context)
-
-/** `tracing` for a context (what a fiber of it would read): the Promise facade's fast path has no fiber. */
-export const tracingIn = (context: Context.Context<never>): boolean =>
+export const tracing = (context: Context.Context<never>): boolean =>
   Context.get(context, References.TracerEnabled) && Context.get(context, Tracer.Tracer) !== Tracer.nativeTracer
