@@ -397,7 +397,9 @@ export class BedrockMux extends Context.Service<BedrockMux, Service>()("effect-b
   /**
    * Builds a mux from the JSON in a `Config` value (by default the
    * `MODEL_CONFIG` environment variable): the only place the library reads
-   * the environment. A missing or malformed value fails the layer.
+   * the environment. A missing or malformed value fails the layer. The value
+   * comes from the `ConfigProvider` in context where you provide one, else
+   * from `process.env` as it is when the layer is built.
    */
   static readonly layerConfig = (
     name = "MODEL_CONFIG",

@@ -48,7 +48,7 @@
  * ```
  * @since 0.1.0
  */
-import { Config, Duration, Effect, Option, Result, Schema } from "effect"
+import { Config, ConfigProvider, Context, Duration, Effect, Option, Result, Schema } from "effect"
 import * as BedrockError from "./BedrockError.ts"
 import {
   DurationInput,
@@ -503,8 +503,9 @@ export const decodeSync = (input: unknown): MuxConfig => {
 }
 
 /**
- * Reads the JSON config from the `Config` value `name` (the environment
- * variable of that name with the default provider) and decodes it. A variable
+ * Reads the JSON config from the `Config` value `name` (through the
+ * `ConfigProvider` in context where one is provided, else the environment
+ * variable of that name in `process.env` as it is now) and decodes it. A variable
  * that is not set, or does not hold JSON, fails with a `MuxConfigError` that
  * says so ("MODEL_CONFIG is not set"); an unreadable source with its
  * `ConfigError`.
@@ -519,7 +520,12 @@ export const decodeSync = (input: unknown): MuxConfig => {
  */
 export const fromConfig = (name = "MODEL_CONFIG"): Effect.Effect<MuxConfig, MuxConfigError | Config.ConfigError> =>
   Effect.gen(function*() {
-    const text = yield* Config.option(Config.String(name))
+    const config = Config.option(Config.String(name))
+    // Effect's default provider is a copy of process.env taken at its first use in the process (so a variable set
+    // later, say between two layers built in one test file, would not be seen): without a provider of the
+    // caller's, the environment as it is when the layer is built
+    const own = Context.getOrUndefined(yield* Effect.context<never>(), ConfigProvider.ConfigProvider)
+    const text = yield* (own === undefined ? config.parse(ConfigProvider.fromEnv()) : config)
     if (Option.isNone(text)) {
       return yield* new MuxConfigError({ problems: [{ path: "", message: `${name} is not set; it must hold the mux config as JSON` }] })
     }

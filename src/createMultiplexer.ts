@@ -78,7 +78,7 @@ import {
   type TierEscalationConfig,
   type TracingConfig
 } from "./internal/facade/model.ts"
-import { callOptionProblems, modelInput, optionProblems, toMuxInput } from "./internal/facade/options.ts"
+import { callOptionProblems, clientConfigOf, modelInput, optionProblems, toMuxInput } from "./internal/facade/options.ts"
 import * as FacadeRefusal from "./internal/facade/refusal.ts"
 import * as Shapes from "./internal/facade/shapes.ts"
 import * as Onnx from "./internal/refusal/onnx.ts"
@@ -113,6 +113,13 @@ export interface MultiplexerOptions extends MuxConfigFields {
   readonly models?: ReadonlyArray<ModelConfiguration>
   /** passed to the SDK client (SDK retries are off unless you set `maxAttempts`) */
   readonly clientConfig?: BedrockRuntimeClientConfig
+  /**
+   * The SDK's attempts per call, the same as `clientConfig.maxAttempts`
+   * (given in both places, the two must agree). The original's failover
+   * example passes `maxAttempts: 1` here; SDK retries are off by default
+   * anyway. The mux's own retries are `maxRetries`.
+   */
+  readonly maxAttempts?: number
   readonly tracing?: TracingConfig
   readonly refusalDetection?: RefusalDetectionConfig
   readonly tierEscalation?: TierEscalationConfig
@@ -249,7 +256,7 @@ export class BedrockMultiplexer extends EventEmitter {
     super.on("error", noop)
 
     const runtimeLayer = (options["bedrockRuntime"] as Layer.Layer<BedrockRuntime, unknown> | undefined) ??
-      BedrockRuntime.layer((options["clientConfig"] as BedrockRuntimeClientConfig | undefined) ?? {})
+      BedrockRuntime.layer(clientConfigOf(options) as BedrockRuntimeClientConfig)
     this.#runtime = ManagedRuntime.make(BedrockMux.layer(policy).pipe(Layer.provide(runtimeLayer)))
     const built = (context: Context.Context<BedrockMux>) => {
       this.#context = context

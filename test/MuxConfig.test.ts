@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Layer, Random } from "effect"
+import { ConfigProvider, Context, Duration, Effect, Layer, Random } from "effect"
 import * as fc from "fast-check"
 import * as BedrockError from "../src/BedrockError.ts"
 import { BedrockMux, BedrockRuntimes } from "../src/BedrockMux.ts"
@@ -477,6 +477,30 @@ describe("BedrockMux.layerConfig", () => {
       const malformed = yield* failure({ MODEL_CONFIG: "{ models: [" })
       assert.instanceOf(malformed, MuxConfig.MuxConfigError)
       assert.match((malformed as MuxConfig.MuxConfigError).problems[0]!.message, /^MODEL_CONFIG is not valid JSON: /)
+    }))
+
+  it.effect("without a provider of the caller's, process.env as it is when each layer is built (Effect's default provider is a copy taken at its first use)", () =>
+    Effect.gen(function*() {
+      const name = "EFFECT_BEDROCK_MUX_TEST_CONFIG"
+      const build = Effect.scoped(Effect.flatMap(Layer.build(BedrockMux.layerConfig(name).pipe(Layer.provide(sim))), (ctx) => Context.get(ctx, BedrockMux).models))
+      const set = (value: string | undefined) =>
+        Effect.sync(() => {
+          if (value === undefined) delete process.env[name]
+          else process.env[name] = value
+        })
+      yield* Effect.ensuring(
+        Effect.gen(function*() {
+          yield* set(json)
+          assert.strictEqual((yield* build).length, 2)
+          yield* set(JSON.stringify({ models: [{ modelId: "a", isFallbak: true }] }))
+          const typo = yield* Effect.flip(build)
+          assert.deepStrictEqual((typo as MuxConfig.MuxConfigError).problems.map((p) => p.path), ["models[0].isFallbak"])
+          yield* set(undefined)
+          const unset = yield* Effect.flip(build)
+          assert.match((unset as MuxConfig.MuxConfigError).problems[0]!.message, new RegExp(`^${name} is not set`))
+        }),
+        set(undefined)
+      )
     }))
 
   it.effect("the variable's own name is the one reported", () =>

@@ -253,7 +253,7 @@ describe("options", () => {
   it("an option we don't support is an error with a suggestion, at every depth of the facade's own options", () => {
     const problems = problemsOf(() =>
       createMultiplexer(models, {
-        maxAttempts: 1,
+        region: "us-east-1",
         defaultTimeoutMS: 5_000,
         tracing: { enabled: false, captureBody: true },
         tierEscalation: { enabled: true, escalationTier: "premium" },
@@ -261,11 +261,63 @@ describe("options", () => {
       } as never)
     )
     const byPath = Object.fromEntries(problems.map((p) => [p.path, p.message]))
-    expect(byPath["maxAttempts"]).toMatch(/clientConfig\.maxAttempts/)
+    expect(byPath["region"]).toMatch(/clientConfig\.region/)
     expect(byPath["defaultTimeoutMS"]).toMatch(/did you mean `defaultTimeoutMs`\?/)
     expect(byPath["tracing.captureBody"]).toMatch(/did you mean `captureBodies`\?/)
     expect(byPath["tierEscalation.escalationTier"]).toMatch(/"priority" or "reserved"/)
     expect(byPath["refusalDetection.confidenceThreshold"]).toMatch(/\[0, 1\]/)
+  })
+
+  it("the original's failover example as it is: a top-level maxAttempts: 1 beside clientConfig.maxAttempts: 1", async () => {
+    const server = await fake({ models: { primary: { answer: "from primary", ...error("ThrottlingException") }, fallback: { answer: "from fallback" } } })
+    // aws-samples src/examples/03: `createMultiplexer(models, { maxRetries: 3, maxAttempts: 1, clientConfig: { region, maxAttempts: 1 } })`
+    const mux = createMultiplexer(models, {
+      maxRetries: 3,
+      maxAttempts: 1,
+      clientConfig: { region: "us-east-1", endpoint: server.url, credentials, maxAttempts: 1 }
+    })
+    closers.push(() => mux.destroy())
+    const res = await mux.processRequest(input)
+    expect(res.output?.message?.content?.[0]?.text).toBe("from fallback")
+    expect(server.attempts().map((a) => a.modelId)).toEqual(["primary", "fallback"])
+  })
+
+  it("a top-level maxAttempts is the SDK's attempts per call, as clientConfig.maxAttempts", async () => {
+    // the primary throttles its first call only: with 2 SDK attempts the SDK retries it, and the mux sees one success
+    const server = await fake({
+      models: {
+        primary: { answer: "from primary", faults: [{ when: { calls: 1 }, do: { kind: "error", error: "ThrottlingException" } }] },
+        fallback: { answer: "from fallback" }
+      }
+    })
+    const mux = createMultiplexer(models, { maxAttempts: 2, clientConfig: { region: "us-east-1", endpoint: server.url, credentials } })
+    closers.push(() => mux.destroy())
+    const res = await mux.processRequest(input)
+    expect(res.output?.message?.content?.[0]?.text).toBe("from primary")
+    expect(res.routing.attempts).toHaveLength(1)
+    expect(server.attempts().map((a) => a.modelId)).toEqual(["primary", "primary"])
+  })
+
+  it("maxAttempts: not a positive integer, contradicting clientConfig, or beside a bedrockRuntime of the caller's, is a problem", () => {
+    // a bedrockRuntime of the caller's unless `own` takes it away (the facade's own client, never called here)
+    const message = (options: Record<string, unknown>, path: string) => {
+      try {
+        const mux = createMultiplexer(models, { bedrockRuntime: sim, ...options } as Parameters<typeof createMultiplexer>[1])
+        closers.push(() => mux.destroy())
+        return undefined
+      } catch (e) {
+        expect(e).toBeInstanceOf(MuxConfig.MuxConfigError)
+        return (e as MuxConfig.MuxConfigError).problems.find((p) => p.path === path)?.message
+      }
+    }
+    const own = { bedrockRuntime: undefined }
+    expect(message({ ...own, maxAttempts: 0 }, "maxAttempts")).toMatch(/integer >= 1/)
+    expect(message({ ...own, maxAttempts: 1.5 }, "maxAttempts")).toMatch(/integer >= 1/)
+    expect(message({ ...own, maxAttempts: 2, clientConfig: { maxAttempts: 1 } }, "maxAttempts")).toMatch(/contradicts clientConfig\.maxAttempts 1/)
+    expect(message({ maxAttempts: 1 }, "maxAttempts")).toMatch(/not used with bedrockRuntime/)
+    expect(message({ clientConfig: { region: "us-east-1" } }, "clientConfig")).toMatch(/not used with bedrockRuntime/)
+    // the same number in both places is fine
+    expect(message({ ...own, maxAttempts: 1, clientConfig: { region: "us-east-1", maxAttempts: 1 } }, "maxAttempts")).toBeUndefined()
   })
 
   it("the options type spells out every field of the JSON config, and the model type every field of a model entry", () => {

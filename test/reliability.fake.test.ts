@@ -26,10 +26,11 @@ import { TestClock } from "effect/testing"
 import * as http from "node:http"
 import type * as net from "node:net"
 import { createClient } from "redis"
+import * as BedrockError from "../src/BedrockError.ts"
 import { BedrockMux, type MuxRequest } from "../src/BedrockMux.ts"
 import { BedrockRuntime } from "../src/BedrockRuntime.ts"
 import type * as MuxConfig from "../src/MuxConfig.ts"
-import { DeadlineExceeded, MuxError, NoModelsAvailable, QuotaExceeded } from "../src/MuxError.ts"
+import { DeadlineExceeded, MuxError, NoModelsAvailable, QuotaExceeded, StreamInterrupted } from "../src/MuxError.ts"
 import type * as MuxEvent from "../src/MuxEvent.ts"
 import * as MuxStore from "../src/MuxStore.ts"
 import * as MuxStream from "../src/MuxStream.ts"
@@ -615,6 +616,27 @@ describe("issue 10 item 6: escalation tiers, the metadata grace, quota waits and
       assert.isFalse(closed.finished, "the upstream never ends its response: the client closed it")
     }), 120_000)
 
+  it.live("an upstream that ends its response cleanly after content, without messageStop: StreamInterrupted(Incomplete no-message-stop), never a success", () =>
+    Effect.gen(function*() {
+      const upstream = yield* endsAfterContent
+      const ctx = yield* Layer.build(
+        BedrockMux.layer({ models: [{ modelId: "m" }] }).pipe(Layer.provide(BedrockRuntime.layer({ region: "us-east-1", endpoint: upstream.url, credentials })))
+      )
+      const mux = Context.get(ctx, BedrockMux)
+      const seen: Array<MuxStream.Event> = []
+      const exit = yield* mux.converseStream({ messages: hello.messages }).pipe(
+        Stream.runForEach((event) => Effect.sync(() => void seen.push(event))),
+        Effect.exit
+      )
+      assert.deepStrictEqual(seen.flatMap((e) => e.contentBlockDelta?.delta?.text ?? []), ["a", " b"])
+      assert.isUndefined(seen.find(MuxStream.isRouting))
+      const reason = muxError(exit).reason
+      assert.instanceOf(reason, StreamInterrupted)
+      const { error, delivered } = reason as StreamInterrupted
+      assert.deepStrictEqual(error.reason, new BedrockError.Incomplete({ detail: "no-message-stop" }))
+      assert.strictEqual(delivered, 2)
+    }), 120_000)
+
   const quotaScript: ScriptInput = { models: { q: { latency: 0, inputTokens: 1_000, answer: "one two three" } } }
   const at = (maxTokens: number, options: { readonly tenant?: string } = {}) =>
     Effect.flatMap(BedrockMux, (mux) => Effect.exit(mux.converse({ ...hello, inferenceConfig: { maxTokens } }, options)))
@@ -676,52 +698,73 @@ const frame = (eventType: string, payload: unknown): Uint8Array =>
   })
 
 /**
- * A loopback ConverseStream endpoint that answers "one", sends messageStop and then, instead of its
- * metadata, a contentBlockStop every 20 ms for as long as the client listens. `closed` resolves when the
- * client closes the response: how many events came after messageStop, and whether the server ended it.
+ * A loopback ConverseStream endpoint whose every response `respond` writes (after a 200 with the event-stream
+ * content type); closing it destroys the client's sockets.
  */
-const chattyUpstream = Effect.acquireRelease(
-  Effect.promise(() =>
-    new Promise<{ readonly url: string; readonly closed: Promise<{ readonly trailing: number; readonly finished: boolean }>; readonly close: () => void }>((resolve) => {
-      let onClosed: (r: { readonly trailing: number; readonly finished: boolean }) => void = () => {}
-      const closed = new Promise<{ readonly trailing: number; readonly finished: boolean }>((r) => (onClosed = r))
-      const sockets = new Set<net.Socket>()
-      const server = http.createServer((req, res) => {
-        req.resume()
-        req.on("end", () => {
-          res.writeHead(200, { "content-type": "application/vnd.amazon.eventstream", "x-amzn-requestid": "chatty-1" })
-          res.write(frame("messageStart", { role: "assistant" }))
-          res.write(frame("contentBlockDelta", { contentBlockIndex: 0, delta: { text: "one" } }))
-          res.write(frame("contentBlockStop", { contentBlockIndex: 0 }))
-          res.write(frame("messageStop", { stopReason: "end_turn" }))
-          let trailing = 0
-          const timer = setInterval(() => {
-            trailing += 1
-            res.write(frame("contentBlockStop", { contentBlockIndex: 0 }))
-          }, 20)
-          res.on("close", () => {
-            clearInterval(timer)
-            onClosed({ trailing, finished: res.writableFinished })
+const loopbackUpstream = (respond: (res: http.ServerResponse) => void) =>
+  Effect.acquireRelease(
+    Effect.promise(() =>
+      new Promise<{ readonly url: string; readonly close: () => void }>((resolve) => {
+        const sockets = new Set<net.Socket>()
+        const server = http.createServer((req, res) => {
+          req.resume()
+          req.on("end", () => {
+            res.writeHead(200, { "content-type": "application/vnd.amazon.eventstream", "x-amzn-requestid": "loopback-1" })
+            respond(res)
           })
         })
+        server.on("connection", (s) => {
+          sockets.add(s)
+          s.on("close", () => sockets.delete(s))
+        })
+        server.listen(0, "127.0.0.1", () =>
+          resolve({
+            url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+            close: () => {
+              server.close()
+              for (const s of sockets) s.destroy()
+            }
+          }))
       })
-      server.on("connection", (s) => {
-        sockets.add(s)
-        s.on("close", () => sockets.delete(s))
+    ),
+    (u) => Effect.sync(() => u.close())
+  )
+
+/**
+ * An upstream that answers "one", sends messageStop and then, instead of its metadata, a contentBlockStop
+ * every 20 ms for as long as the client listens. `closed` resolves when the client closes the response: how
+ * many events came after messageStop, and whether the server ended it.
+ */
+const chattyUpstream = Effect.suspend(() => {
+  let onClosed: (r: { readonly trailing: number; readonly finished: boolean }) => void = () => {}
+  const closed = new Promise<{ readonly trailing: number; readonly finished: boolean }>((r) => (onClosed = r))
+  return Effect.map(
+    loopbackUpstream((res) => {
+      res.write(frame("messageStart", { role: "assistant" }))
+      res.write(frame("contentBlockDelta", { contentBlockIndex: 0, delta: { text: "one" } }))
+      res.write(frame("contentBlockStop", { contentBlockIndex: 0 }))
+      res.write(frame("messageStop", { stopReason: "end_turn" }))
+      let trailing = 0
+      const timer = setInterval(() => {
+        trailing += 1
+        res.write(frame("contentBlockStop", { contentBlockIndex: 0 }))
+      }, 20)
+      res.on("close", () => {
+        clearInterval(timer)
+        onClosed({ trailing, finished: res.writableFinished })
       })
-      server.listen(0, "127.0.0.1", () =>
-        resolve({
-          url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-          closed,
-          close: () => {
-            server.close()
-            for (const s of sockets) s.destroy()
-          }
-        }))
-    })
-  ),
-  (u) => Effect.sync(() => u.close())
-)
+    }),
+    (u) => ({ ...u, closed })
+  )
+})
+
+/** An upstream that sends messageStart and two deltas, then ends its response well-formed: no messageStop. */
+const endsAfterContent = loopbackUpstream((res) => {
+  res.write(frame("messageStart", { role: "assistant" }))
+  res.write(frame("contentBlockDelta", { contentBlockIndex: 0, delta: { text: "a" } }))
+  res.write(frame("contentBlockDelta", { contentBlockIndex: 0, delta: { text: " b" } }))
+  res.end()
+})
 
 /** After a caller's first answer from the primary, every later request of that caller is answered by it. */
 const assertStaysOnPrimary = (exits: ReadonlyArray<Exit.Exit<{ readonly routing: { readonly modelId: string } }, MuxError>>) => {

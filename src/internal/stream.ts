@@ -59,15 +59,20 @@ export interface Settings {
 interface Upstream {
   /**
    * The next events before `at` (epoch ms of the mux's Clock): past it the
-   * upstream is aborted and the pull fails with `onTimeout()`; the upstream's
-   * end fails it as ended before `messageStop`. Continues with `onEvents` or
-   * `onError` in the same step.
+   * upstream is aborted and the pull fails with `onTimeout()`. Continues with
+   * `onEvents`, `onError` or, at the upstream's end, `onEnd` in the same step.
    */
   readonly pullBefore: <A, E>(
     at: number,
     onTimeout: () => BedrockError.BedrockError,
     onEvents: (events: ReadonlyArray<ConverseStreamOutput>) => Effect.Effect<A, E>,
-    onError: (error: BedrockError.BedrockError) => Effect.Effect<A, E>
+    onError: (error: BedrockError.BedrockError) => Effect.Effect<A, E>,
+    /**
+     * The end, a thunk rather than an error: every complete answer's upstream ends (the drain reads it to its
+     * end), and an error built there cost 55 to 65 µs of CPU a stream (two error classes, each with its stack
+     * and its Schema check; CPU profile, scratch/sprof.ts)
+     */
+    onEnd: () => Effect.Effect<A, E>
   ) => Effect.Effect<A, E>
   /** aborts the HTTP request (a finished one stays finished) */
   readonly close: Effect.Effect<void>
@@ -88,17 +93,17 @@ export type RawStream = (signal: AbortSignal) => Promise<AsyncIterable<ConverseS
 const streamUpstream = (
   pull: Pull.Pull<ReadonlyArray<ConverseStreamOutput>, BedrockError.BedrockError>,
   scope: Scope.Closeable,
-  modelId: string,
   clock: Clock.Clock
 ): Upstream => ({
-  pullBefore: (at, onTimeout, onEvents, onError) =>
+  pullBefore: (at, onTimeout, onEvents, onError, onEnd) =>
     pull.pipe(
-      Pull.catchDone(() => Effect.fail(endedEarly(modelId))),
+      Effect.map(Option.some),
+      Pull.catchDone(() => Effect.succeedNone),
       Effect.timeoutOrElse({
         duration: Duration.millis(Math.max(0, at - clock.currentTimeMillisUnsafe())),
         orElse: () => Effect.fail(onTimeout())
       }),
-      Effect.matchEffect({ onFailure: onError, onSuccess: onEvents })
+      Effect.matchEffect({ onFailure: onError, onSuccess: (events) => (Option.isSome(events) ? onEvents(events.value) : onEnd()) })
     ),
   close: Scope.close(scope, Exit.void)
 })
@@ -115,7 +120,7 @@ const rawUpstream = (
   // 140 µs a stream, and the next request pays for a new connection)
   let ended = false
   return {
-    pullBefore: (at, onTimeout, onEvents, onError) =>
+    pullBefore: (at, onTimeout, onEvents, onError, onEnd) =>
       Effect.callback((resume) => {
         let settled = false
         const entry = deadlines.add(at, () => {
@@ -130,7 +135,7 @@ const rawUpstream = (
             settled = true
             deadlines.remove(entry)
             if (r.done === true) ended = true
-            resume(r.done === true ? onError(endedEarly(modelId)) : onEvents([r.value]))
+            resume(r.done === true ? onEnd() : onEvents([r.value]))
           },
           (e) => {
             if (settled) return
@@ -241,7 +246,7 @@ const open = (
           )
         }
       }
-      return { head, upstream: streamUpstream(pull, scope, modelId, clock), startedAt, firstTokenAt: clock.currentTimeMillisUnsafe() } satisfies Opened
+      return { head, upstream: streamUpstream(pull, scope, clock), startedAt, firstTokenAt: clock.currentTimeMillisUnsafe() } satisfies Opened
     })
     return yield* body.pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit))))
   })
@@ -254,7 +259,10 @@ const open = (
 const drain = (o: Opened, at: number): Effect.Effect<void> =>
   // whatever ends it (the grace, the end, an error, a defect of a runtime's stream), the answer stands
   Effect.catchCause(drainUntil(o, at), () => Effect.void)
-const drainUntil = (o: Opened, at: number): Effect.Effect<void> => o.upstream.pullBefore(at, graceOver, () => drainUntil(o, at), () => Effect.void)
+const drainUntil = (o: Opened, at: number): Effect.Effect<void> =>
+  o.upstream.pullBefore(at, graceOver, () => drainUntil(o, at), constVoid, constVoid)
+const constVoid = () => Effect.void
+const constNone = () => Effect.succeedNone
 
 /**
  * The grace period's end, as the pull it ends sees it: nothing is reported (the answer is complete). The grace
@@ -429,7 +437,7 @@ export const make = (options: {
         const until = Math.min(stopAt + settings.metadataGraceMs, deadlineAt)
         const left = until - now
         if (usage !== undefined) return [yield* Effect.andThen(left <= 0 ? Effect.void : drain(o, until), finish)]
-        const rest = left <= 0 ? Option.none() : yield* o.upstream.pullBefore(until, graceOver, (evs) => Effect.succeed(Option.some(evs)), () => Effect.succeedNone).pipe(
+        const rest = left <= 0 ? Option.none() : yield* o.upstream.pullBefore(until, graceOver, (evs) => Effect.succeed(Option.some(evs)), constNone, constNone).pipe(
           Effect.catchCause(() => Effect.succeedNone)
         )
         if (Option.isSome(rest) && rest.value.length > 0) {
@@ -456,7 +464,7 @@ export const make = (options: {
       const [limit, scope] = settings.stallMs < left ? [settings.stallMs, "stall" as const] : [left, "request" as const]
       const ms = Math.max(0, limit)
       const modelId = r.target.model.modelId
-      return r.value.upstream.pullBefore(now + ms, () => BedrockError.deadline(scope, Duration.millis(ms), modelId), onEvents, interrupted)
+      return r.value.upstream.pullBefore(now + ms, () => BedrockError.deadline(scope, Duration.millis(ms), modelId), onEvents, interrupted, () => interrupted(endedEarly(modelId)))
     })
 
     // a pull emits non-empty chunks: every branch of `next` returns at least one event

@@ -3,16 +3,22 @@
  * and how they become a `MuxConfig` input. Pure.
  *
  * An option the facade does not know is a problem (with a suggestion), never
- * silently ignored: a typo like `isFallbak` or the original's misplaced
- * top-level `maxAttempts` would otherwise change routing without a word.
- * Unknown keys are found by the library-wide `unknownKeyProblems`.
+ * silently ignored: a typo like `isFallbak` would otherwise change routing
+ * without a word. Unknown keys are found by the library-wide
+ * `unknownKeyProblems`.
+ *
+ * The original's own failover example passes `maxAttempts: 1` at the top
+ * level next to `clientConfig.maxAttempts: 1` (the original ignored it): here
+ * it is the SDK's attempts per call, as in `clientConfig`, so that code runs
+ * unchanged and the value means what its comment says; the two disagreeing is
+ * a problem.
  */
 import { type Problem, unknownKeyProblems } from "../schema.ts"
 import * as MuxConfig from "../../MuxConfig.ts"
 import type { ModelConfiguration } from "./model.ts"
 
 /** The original's option keys. */
-const ORIGINAL = ["models", "defaultTimeoutMs", "maxRetries", "clientConfig", "tracing", "refusalDetection", "tierEscalation"] as const
+const ORIGINAL = ["models", "defaultTimeoutMs", "maxRetries", "maxAttempts", "clientConfig", "tracing", "refusalDetection", "tierEscalation"] as const
 /** Every top-level key: the original's, our config's, and the facade's own. */
 export const OPTION_KEYS: ReadonlyArray<string> = [
   ...new Set([...ORIGINAL, ...Object.keys(MuxConfig.schema.fields), "bedrockRuntime"])
@@ -25,7 +31,6 @@ export const CALL_KEYS = ["abortSignal", "label", "deadline", "tenant", "waitFor
 
 /** Where a known mistake belongs: said instead of a suggestion. */
 const HINTS: Record<string, string> = {
-  maxAttempts: "unknown key; SDK retries go in clientConfig.maxAttempts (the mux's own retries are maxRetries)",
   region: "unknown key; the Region goes in clientConfig.region",
   credentials: "unknown key; credentials go in clientConfig.credentials"
 }
@@ -65,6 +70,39 @@ const classifierProblems = (r: Record<string, unknown>): Array<Problem> => {
     : [{ path: "refusalDetection.classifier", message: "give either classifier or modelPath, not both" }]
 }
 
+/** The top-level `maxAttempts` (the SDK's attempts per call): a positive integer, and the same as `clientConfig.maxAttempts` where both are given. */
+const maxAttemptsProblems = (o: Record<string, unknown>): Array<Problem> => {
+  const n = o["maxAttempts"]
+  if (n === undefined) return []
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 1) {
+    return [{ path: "maxAttempts", message: `expected an integer >= 1 (the SDK's attempts per call, as clientConfig.maxAttempts), got ${String(n)}` }]
+  }
+  const c = o["clientConfig"]
+  const inClient = typeof c === "object" && c !== null ? (c as { maxAttempts?: unknown }).maxAttempts : undefined
+  return inClient === undefined || inClient === n
+    ? []
+    : [{ path: "maxAttempts", message: `${n} contradicts clientConfig.maxAttempts ${String(inClient)}: give the SDK's attempts per call once (the mux's own retries are maxRetries)` }]
+}
+
+/** `clientConfig` and `maxAttempts` configure the facade's own client: with a `bedrockRuntime` of the caller's there is none. */
+const ownClientProblems = (o: Record<string, unknown>): Array<Problem> =>
+  o["bedrockRuntime"] === undefined
+    ? []
+    : (["clientConfig", "maxAttempts"] as const).filter((k) => o[k] !== undefined).map((k) => ({
+      path: k,
+      message: "not used with bedrockRuntime (it configures the facade's own SDK client); configure the client behind your bedrockRuntime instead"
+    }))
+
+/**
+ * The SDK client config of the facade's own client: `clientConfig`, with the
+ * top-level `maxAttempts` where `clientConfig` has none.
+ */
+export const clientConfigOf = (options: Record<string, unknown>): Record<string, unknown> => {
+  const c = (options["clientConfig"] as Record<string, unknown> | undefined) ?? {}
+  const n = options["maxAttempts"]
+  return n === undefined || c["maxAttempts"] !== undefined ? c : { ...c, maxAttempts: n }
+}
+
 /** A nested option object: its type, its keys, then `checks` on its fields. */
 const nested = (
   o: Record<string, unknown>,
@@ -87,6 +125,8 @@ export const optionProblems = (options: unknown): Array<Problem> => {
   return [
     ...unknownKeys(o, OPTION_KEYS, ""),
     ...objectProblem(o["clientConfig"], "clientConfig"),
+    ...maxAttemptsProblems(o),
+    ...ownClientProblems(o),
     ...nested(o, "tracing", TRACING_KEYS, (t) => [
       ...booleanProblem(t["enabled"], "tracing.enabled"),
       ...booleanProblem(t["captureBodies"], "tracing.captureBodies"),
@@ -144,7 +184,7 @@ export const toMuxInput = (
   models: ReadonlyArray<ModelConfiguration>,
   options: Record<string, unknown>
 ): Record<string, unknown> => {
-  const { clientConfig: _c, tracing, refusalDetection: _r, tierEscalation, bedrockRuntime: _b, models: _m, ...given } = options
+  const { clientConfig: _c, maxAttempts: _a, tracing, refusalDetection: _r, tierEscalation, bedrockRuntime: _b, models: _m, ...given } = options
   // keys the facade does not know are its problems (with its hints), not the config's a second time
   const rest = Object.fromEntries(Object.entries(given).filter(([k]) => OPTION_KEYS.includes(k)))
   const tier = tierEscalation as { readonly enabled?: boolean; readonly escalationTier?: "priority" | "reserved" } | undefined

@@ -28,7 +28,8 @@ const pool = (primaries: string[], fallback: string): ModelConfiguration[] => [
 
 async function throttledPrimaries(): Promise<void> {
   const [lite, micro, pro] = ["amazon.nova-lite-v1:0", "amazon.nova-micro-v1:0", "amazon.nova-pro-v1:0"]
-  const multiplexer = createMultiplexer(pool([lite, micro], pro), { maxRetries: 3, clientConfig })
+  // as the original's own example 03 writes it: maxAttempts at the top level and in clientConfig
+  const multiplexer = createMultiplexer(pool([lite, micro], pro), { maxRetries: 3, maxAttempts: 1, clientConfig: { ...clientConfig, maxAttempts: 1 } })
   const selections: Array<[string, boolean, number]> = []
   const errors: Array<[number | undefined, OutcomeType | undefined]> = []
   multiplexer.on("model-selected", (modelId, isFallback, retryCount) => selections.push([modelId, isFallback, retryCount]))
