@@ -46,6 +46,8 @@ export interface AttemptEnded {
   readonly at: number
   readonly requestId: string
   readonly record: AttemptRecord
+  /** a failed (or cut off) attempt's error; its `cause` is the SDK's exception where the SDK raised one */
+  readonly error?: BedrockError.BedrockError
 }
 
 /** The request left a model for another after a failure. @since 0.1.0 */

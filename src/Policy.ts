@@ -24,14 +24,14 @@
  * - each `with*` combinator replaces exactly one field.
  * - whatever the selector and guards, the mux never picks an excluded or
  *   ineligible model, never uses a later tier while an earlier one has an
- *   eligible model, never exceeds `attempts`, never lets an attempt or a
- *   wait pass the deadline, never fails over on a fail-fast error, ends
- *   every request in exactly one outcome and releases every permit exactly
- *   once.
+ *   eligible model, never exceeds `attempts` (escalations aside where
+ *   `countEscalations` is false), never lets an attempt or a wait pass the
+ *   deadline, never fails over on a fail-fast error, ends every request in
+ *   exactly one outcome and releases every permit exactly once.
  *
  * Gotchas:
  * - `attempts` counts every attempt of a request: retries, escalations and
- *   hedges included.
+ *   hedges included (escalations not, with `countEscalations: false`).
  * - A backoff only applies when the failing model is the last one eligible:
  *   while another model can take the request, failover is immediate.
  * - Guards are asked in order: put the cheap, decisive ones first (the
@@ -257,6 +257,15 @@ export interface Policy {
   readonly tenants: Tenants
   /** total attempts per request, retries included (default 4) */
   readonly attempts: number
+  /**
+   * does an escalation's attempt (the same model again at its `escalate`
+   * tier after a throttle) count toward `attempts`? Default true. The Promise
+   * facade sets false: in the aws-samples multiplexer an escalation is not a
+   * retry, and with both primaries throttled its example still reaches the
+   * fallback. An escalation happens at most once per model per request, so
+   * a request then makes at most `attempts` + its models' escalations.
+   */
+  readonly countEscalations: boolean
   /** per attempt (default 30 s); a model's own `timeout` takes precedence */
   readonly timeout: Duration.Duration
   /** per request across all attempts and waits (default 60 s) */
@@ -365,6 +374,7 @@ export const defaults: Policy = {
   guards: defaultGuards,
   tenants: { limits: new Map(), default: undefined },
   attempts: 4,
+  countEscalations: true,
   timeout: Duration.seconds(30),
   deadline: Duration.seconds(60),
   classification: defaultClassification,

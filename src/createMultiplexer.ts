@@ -236,7 +236,9 @@ export class BedrockMultiplexer extends EventEmitter {
     if (problems.length > 0 || decoded === undefined) throw new MuxConfig.MuxConfigError({ problems })
     const tier = options["tierEscalation"] as TierEscalationConfig | undefined
     this.#escalate = tier?.enabled === true ? tier.escalationTier as "priority" | "reserved" : undefined
-    let policy: Policy.Policy = decoded
+    // as in the original, an escalation is not one of the `maxRetries` (its example 03 reaches the fallback
+    // after both primaries were throttled and escalated)
+    let policy: Policy.Policy = { ...decoded, countEscalations: false }
     if (detect) {
       const modelPath = refusal.classifier === undefined ? refusal.modelPath : undefined
       this.#onnx = modelPath === undefined ? undefined : Onnx.load({ modelPath }).catch((cause: unknown) => {
@@ -447,10 +449,19 @@ export class BedrockMultiplexer extends EventEmitter {
         : new MultiplexerError("the request was interrupted", "INTERRUPTED")
     } else {
       const squashed = Cause.squash(cause)
-      error = isMuxError(squashed) ? fromMuxError(squashed, { now: this.#now(), attempts: this.#policy.attempts }) : squashed
+      error = isMuxError(squashed)
+        ? fromMuxError(squashed, { now: this.#now(), attempts: this.#policy.attempts, noneAvailable: squashed.reason._tag === "AttemptsExhausted" && this.#noneAvailable() })
+        : squashed
     }
     this.emit("error", error as never, null as never)
     return error
+  }
+
+  /** Can no model of the pool take traffic now? (false where that cannot be read synchronously: a store's round trip) */
+  #noneAvailable(): boolean {
+    if (this.#context === undefined || this.#destroyed !== undefined) return false
+    const exit = Effect.runSyncExitWith(this.#context)(this.#mux!.simpleHealth)
+    return Exit.isSuccess(exit) && exit.value.status === "unhealthy"
   }
 
   #cancelled(signal: AbortSignal): CancelledError {

@@ -266,6 +266,7 @@ const fields = [
   "guards",
   "tenants",
   "attempts",
+  "countEscalations",
   "timeout",
   "deadline",
   "classification",
@@ -293,6 +294,7 @@ const valuesArb: fc.Arbitrary<Policy.Policy> = fc.record({
   guards: fc.integer({ min: 6, max: 50 }).map((failures) => [Guard.breaker({ failures })]),
   tenants: fc.integer({ min: 1, max: 100 }).map((rpm): Policy.Tenants => ({ limits: new Map([["T", { rpm }]]), default: { tpm: rpm * 10 } })),
   attempts: fc.integer({ min: 5, max: 20 }),
+  countEscalations: fc.constant(false),
   timeout: fc.integer({ min: 1, max: 29_999 }).map(Duration.millis),
   deadline: fc.integer({ min: 60_001, max: 600_000 }).map(Duration.millis),
   classification: fc.constant(otherClassification).map((c): Policy.Classification => (e) => c(e)),
@@ -320,6 +322,7 @@ describe("Policy.make and with*", () => {
     assert.deepStrictEqual(d.guards[1]!.settings, Guard.defaultCooldown)
     assert.deepStrictEqual([d.tenants.limits.size, d.tenants.default], [0, undefined])
     assert.strictEqual(d.attempts, 4)
+    assert.isTrue(d.countEscalations)
     assert.strictEqual(Duration.toMillis(d.timeout), 30_000)
     assert.strictEqual(Duration.toMillis(d.deadline), 60_000)
     assert.strictEqual(d.classification, Policy.defaultClassification)

@@ -19,11 +19,14 @@ import {
   BedrockSimulator,
   CancelledError,
   createMultiplexer,
+  type ErrorResponse,
   FailFastError,
   MuxConfig,
   MultiplexerError,
   type ModelConfiguration,
+  type ModelOutcome,
   type MuxConfigFields,
+  OutcomeType,
   Policy,
   TimeoutError
 } from "../src/index.ts"
@@ -221,6 +224,31 @@ describe("errors", () => {
     expect(e.message).toBe("All retry attempts exhausted (2 retries)")
     expect(e.details).toMatchObject({ maxRetries: 2, actualRetries: 2, totalSkipped: expect.any(Number), lastError: expect.any(String) })
     expect((e.details!["attempts"] as ReadonlyArray<unknown>).length).toBe(3)
+  })
+
+  it("every model throttled until the attempts run out: NO_MODELS_AVAILABLE, the original's code for a pool with no model left", async () => {
+    const throttled = error("ThrottlingException")
+    const mux = createMultiplexer(models, { maxRetries: 3, bedrockRuntime: BedrockSimulator.layer({ models: { primary: throttled, fallback: throttled } }) })
+    closers.push(() => mux.destroy())
+    const e = (await rejection(mux.processRequest(input))) as MultiplexerError
+    // the original's example 03 backs off and retries on exactly this code
+    expect(e.code).toBe("NO_MODELS_AVAILABLE")
+    expect(e.details).toMatchObject({ skippedModels: expect.arrayContaining(["primary", "fallback"]), totalSkipped: 2, reason: "AttemptsExhausted" })
+    expect((e.details!["attempts"] as ReadonlyArray<{ readonly reason?: string }>).map((a) => a.reason)).toEqual(["Throttled", "Throttled", "Throttled", "Throttled"])
+    expect(mux.isHealthy()).toBe(false)
+  })
+
+  it("the attempts run out while a model could still take the request: RETRIES_EXHAUSTED", async () => {
+    const throttled = error("ThrottlingException")
+    const mux = createMultiplexer(
+      [{ modelId: "a", weight: 1, isFallback: false }, { modelId: "b", weight: 1, isFallback: false }, { modelId: "c", weight: 1, isFallback: true }],
+      { maxRetries: 1, bedrockRuntime: BedrockSimulator.layer({ models: { a: throttled, b: throttled, c: {} } }) }
+    )
+    closers.push(() => mux.destroy())
+    const e = (await rejection(mux.processRequest(input))) as MultiplexerError
+    expect(e.code).toBe("RETRIES_EXHAUSTED")
+    expect(e.details).toMatchObject({ maxRetries: 1, actualRetries: 1, skippedModels: expect.arrayContaining(["a", "b"]) })
+    expect(mux.isHealthy()).toBe(true)
   })
 
   it("MultiplexerError keeps the original's constructor (message, code, details?)", () => {
@@ -616,6 +644,20 @@ describe("property: the facade's calls over any fault script, aborted or destroy
 })
 
 describe("events beyond the basics", () => {
+  it("a failed attempt's error event carries the SDK error's message, name and metadata, as the original's", async () => {
+    const message = "Too many requests, please wait before trying again."
+    const server = await fake({ models: { primary: { faults: [{ do: { kind: "error", error: "ThrottlingException", message } }] }, fallback: {} } })
+    const mux = over(server)
+    const seen: Array<[ErrorResponse | null, ModelOutcome | null]> = []
+    mux.on("error", (e, outcome) => seen.push([e, outcome]))
+    await mux.processRequest(input)
+    expect(seen).toHaveLength(1)
+    const [e, outcome] = seen[0]!
+    expect(e).toMatchObject({ code: 429, message, details: { name: "ThrottlingException", fault: "client", metadata: { httpStatusCode: 429 } } })
+    expect(e!.details!["stack"]).toEqual(expect.stringContaining("ThrottlingException"))
+    expect(outcome).toMatchObject({ modelId: "primary", type: OutcomeType.RATE_LIMIT, error: e })
+  })
+
   it("tierEscalation: a throttle retries the same model at the tier, with tier-escalation and tier-escalation-success", async () => {
     const server = await fake({ models: { primary: { faults: [{ when: { calls: [1] }, do: { kind: "error", error: "ThrottlingException" } }] }, fallback: {} } })
     const mux = over(server, { tierEscalation: { enabled: true, escalationTier: "priority" } })
@@ -625,6 +667,23 @@ describe("events beyond the basics", () => {
     const res = await mux.processRequest(input)
     expect(res.routing.attempts.map((a) => [a.modelId, a.decision])).toEqual([["primary", "escalate"], ["primary", undefined]])
     expect(seen).toEqual([["tier-escalation", "primary", "default", "priority"], ["tier-escalation-success", "primary", "priority"]])
+  })
+
+  it("tierEscalation: an escalation is not one of the maxRetries, as in the original (its example 03: both primaries throttled at every tier, the fallback answers)", async () => {
+    const throttled = error("ThrottlingException")
+    const server = await fake({ models: { a: throttled, b: throttled, fallback: { answer: "from the fallback" } } })
+    const mux = over(server, { maxRetries: 3, tierEscalation: { enabled: true, escalationTier: "priority" } }, [
+      { modelId: "a", weight: 100, isFallback: false },
+      { modelId: "b", weight: 50, isFallback: false },
+      { modelId: "fallback", weight: 30, isFallback: true }
+    ])
+    const res = await mux.processRequest(input)
+    expect(res.output?.message?.content?.[0]?.text).toBe("from the fallback")
+    // each primary, then each again at the priority tier (not counted), then the fallback: 3 of the 4 attempts
+    const tried = res.routing.attempts.map((a) => [a.modelId, a.serviceTier ?? "default"])
+    expect(tried).toHaveLength(5)
+    expect(tried.at(-1)).toEqual(["fallback", "default"])
+    expect(tried.slice(0, 4).sort()).toEqual([["a", "default"], ["a", "priority"], ["b", "default"], ["b", "priority"]])
   })
 
   it("model-circuit-open-skipped names a model passed over because its breaker is open", async () => {

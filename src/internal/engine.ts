@@ -277,6 +277,8 @@ interface RequestState {
   sameTries: Map<Target, number> | undefined
   retrySteps: Map<Target, Step> | undefined
   escalated: Set<Target> | undefined
+  /** attempts not counted toward the budget: escalations, where the policy does not count them */
+  uncounted: number
   /** the targets a ModelSkipped was reported for */
   skipped: Set<Target> | undefined
   lastFailure: Map<Target, BedrockError.BedrockError> | undefined
@@ -543,6 +545,7 @@ export const make = (options: {
       sameTries: undefined,
       retrySteps: undefined,
       escalated: undefined,
+      uncounted: 0,
       skipped: undefined,
       lastFailure: undefined,
       next: undefined,
@@ -977,11 +980,14 @@ export const make = (options: {
 
   // --- attempt -------------------------------------------------------------------------------
 
+  /** Has the request made its `attempts` (escalations aside where the policy does not count them)? */
+  const budgetSpent = (state: RequestState): boolean => state.attempts.length - state.uncounted >= policy.attempts
+
   /** Records an attempt (or replaces the record at `at`) and announces it. */
-  const recordAttempt = (state: RequestState, record: AttemptRecord, now: number, at?: number) => {
+  const recordAttempt = (state: RequestState, record: AttemptRecord, now: number, at?: number, error?: BedrockError.BedrockError) => {
     if (at === undefined) state.attempts.push(record)
     else state.attempts[at] = record
-    return emit({ _tag: "AttemptEnded", at: now, requestId: state.info.id, record })
+    return emit(error === undefined ? { _tag: "AttemptEnded", at: now, requestId: state.info.id, record } : { _tag: "AttemptEnded", at: now, requestId: state.info.id, record, error })
   }
 
   /** Releases an attempt's permits once. */
@@ -1184,7 +1190,7 @@ export const make = (options: {
         message: error.message,
         ...(error.reason._tag === "DeadlineExceeded" ? { limitMs: Duration.toMillis(error.reason.after) } : {}),
         durationMs: now - a.t0
-      }, now, at)
+      }, now, at, error)
     })
 
   /** The request leaves `target` (for good, or until its cooldown ends): counted and announced. */
@@ -1292,7 +1298,7 @@ export const make = (options: {
       const { tracing, clock } = refsOf(fiber.context)
       if (tracing) return general()
       const now = clock.currentTimeMillisUnsafe()
-      if (state.deadlineAt <= now || state.attempts.length >= policy.attempts) return general()
+      if (state.deadlineAt <= now || budgetSpent(state)) return general()
       const chosen = selectUnsafe(state, now, fiber.context)
       if (chosen === undefined) return general()
       if ("taken" in chosen) return Effect.andThen(releaseAll(chosen.taken, { _tag: "NotSent", at: now }), general())
@@ -1331,7 +1337,7 @@ export const make = (options: {
         const now = yield* Clock.currentTimeMillis
         const remaining = state.deadlineAt - now
         if (remaining <= 0) return yield* deadlineExceeded(state, state.last)
-        if (state.attempts.length >= policy.attempts) {
+        if (budgetSpent(state)) {
           return yield* fail(state, new AttemptsExhausted({ attempts: state.attempts.length }), `all ${state.attempts.length} attempts failed`, state.last)
         }
 
@@ -1408,6 +1414,8 @@ export const make = (options: {
         case "Escalate":
           state.escalated ??= new Set()
           state.escalated.add(t)
+          // the escalated attempt that follows, once per model, outside the budget
+          if (!policy.countEscalations) state.uncounted += 1
           state.next = { target: t, serviceTier: action.serviceTier, refused: "exclude" }
           yield* emit({ _tag: "Escalated", at: now, requestId: state.info.id, modelId: t.model.modelId, target: t.model.target, serviceTier: action.serviceTier })
           return undefined
@@ -1424,7 +1432,11 @@ export const make = (options: {
             state.sameTries ??= new Map()
             state.sameTries.set(t, (state.sameTries?.get(t) ?? 0) + 1)
             if (delay > 0) yield* Effect.sleep(delay)
-            state.next = { target: t, serviceTier: a.serviceTier, refused: policy.classification(error).failover ? "exclude" : "fail" }
+            const failover = policy.classification(error).failover
+            // an error the policy does not fail over on keeps the request on this model: no hedge to another
+            // (found by the fail-fast law: a stream's hedge started beside the same-model retry)
+            if (!failover) state.hedgeable = false
+            state.next = { target: t, serviceTier: a.serviceTier, refused: failover ? "exclude" : "fail" }
             return undefined
           }
           // the schedule is done, or its delay would pass the deadline: another model may still answer in time,
@@ -1573,7 +1585,7 @@ export const make = (options: {
       const tHedge = yield* Clock.currentTimeMillis
       const [hedgeOk, hedgeBad] = muxStats.hedgeWindow.totals(tHedge)
       // a hedge is an attempt: it needs room in the budget (the one in flight is not recorded yet)
-      const chosen = hedgeBad >= hedge.budget * hedgeOk || state.attempts.length + 2 > policy.attempts
+      const chosen = hedgeBad >= hedge.budget * hedgeOk || state.attempts.length - state.uncounted + 2 > policy.attempts
         ? undefined
         : yield* select(state, tHedge, first.target)
       if (chosen === undefined || "_tag" in chosen) {

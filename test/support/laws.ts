@@ -30,6 +30,8 @@ export interface ModelSpec {
   readonly timeoutMs: number | undefined
   readonly rpm: number | undefined
   readonly price: { readonly input: number; readonly output: number } | undefined
+  /** a throttle at the default tier is retried once at this tier */
+  readonly escalate: "priority" | "reserved" | undefined
   readonly script: SimulatorScript.ScriptInput["models"][string]
 }
 
@@ -68,6 +70,8 @@ export interface Scenario {
   readonly guards: ReadonlyArray<GuardSpec>
   readonly selector: SelectorSpec
   readonly attempts: number
+  /** does an escalation count toward `attempts`? */
+  readonly countEscalations: boolean
   readonly timeoutMs: number
   readonly deadlineMs: number
   readonly table: Readonly<Record<BedrockError.ReasonTag, BedrockError.Decision>>
@@ -123,13 +127,15 @@ export const modelArb = (id: string): fc.Arbitrary<ModelSpec> =>
     tokensPerSecond: fc.constantFrom(10, 20, 50, 100, 200, 1_000),
     words: fc.integer({ min: 1, max: 6 }),
     rpmUpstream: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined, freq: 5 }),
-    faults: fc.array(faultArb, { maxLength: 3 })
+    faults: fc.array(faultArb, { maxLength: 3 }),
+    escalate: fc.option(fc.constantFrom("priority" as const, "reserved" as const), { nil: undefined, freq: 3 })
   }).map((m): ModelSpec => ({
     id,
     weight: m.weight,
     timeoutMs: m.timeoutMs,
     rpm: m.rpm,
     price: m.price,
+    escalate: m.escalate,
     script: {
       latency: m.latency,
       firstToken: m.firstToken,
@@ -230,6 +236,7 @@ export const scenarioArb: fc.Arbitrary<Scenario> = poolArb.chain((pool) =>
     guards: userGuardArb,
     selector: fc.constantFrom<SelectorSpec>("weighted", "ordered", "latency", "cheapest", "user-random", "user-last", "user-last-sync"),
     attempts: fc.integer({ min: 1, max: 6 }),
+    countEscalations: fc.boolean(),
     deadlineMs: fc.integer({ min: 500, max: 20_000 }),
     timeoutFraction: fc.double({ min: 0.05, max: 1, noNaN: true }),
     table: tableArb,
@@ -465,7 +472,8 @@ export const routeOf = (tiers: ReadonlyArray<ReadonlyArray<ModelSpec>>): Route.R
         weight: m.weight,
         ...(m.timeoutMs !== undefined ? { timeout: m.timeoutMs } : {}),
         ...(m.rpm !== undefined ? { rpm: m.rpm } : {}),
-        ...(m.price !== undefined ? { price: m.price } : {})
+        ...(m.price !== undefined ? { price: m.price } : {}),
+        ...(m.escalate !== undefined ? { escalate: m.escalate } : {})
       })))),
     Route.empty
   )
@@ -486,6 +494,7 @@ export const policyOf = (s: Scenario, route: Route.Route, trace: Trace, guards: 
     selector: selectorOf(s.selector),
     guards: guards(s, trace),
     attempts: s.attempts,
+    countEscalations: s.countEscalations,
     timeout: Duration.millis(s.timeoutMs),
     deadline: Duration.millis(s.deadlineMs),
     classification: (e) => s.table[e.reason._tag],

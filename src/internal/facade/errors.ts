@@ -88,7 +88,7 @@ interface SdkErrorLike {
 export const errorResponseOf = (record: AttemptRecord | undefined, error?: BedrockError.BedrockError): ErrorResponse => {
   const reason = error?.reason._tag ?? record?.reason
   const sdk = (typeof error?.cause === "object" && error.cause !== null ? error.cause : undefined) as SdkErrorLike | undefined
-  const code = sdk?.$metadata?.httpStatusCode ?? error?.httpStatusCode ?? statusOf[reason ?? ""] ?? 500
+  const code = sdk?.$metadata?.httpStatusCode ?? error?.httpStatusCode ?? record?.httpStatusCode ?? statusOf[reason ?? ""] ?? 500
   const details: Record<string, unknown> = {
     ...(sdk?.name !== undefined ? { name: sdk.name } : reason !== undefined ? { name: reason } : {}),
     ...(sdk?.stack !== undefined ? { stack: sdk.stack } : {}),
@@ -99,7 +99,7 @@ export const errorResponseOf = (record: AttemptRecord | undefined, error?: Bedro
     ...(reason !== undefined ? { reason } : {}),
     ...(record?.decision !== undefined ? { decision: record.decision } : {})
   }
-  const message = sdk?.message ?? error?.message ?? `${reason ?? "failure"} on ${record?.modelId ?? "the model"}`
+  const message = sdk?.message ?? error?.message ?? record?.message ?? `${reason ?? "failure"} on ${record?.modelId ?? "the model"}`
   return { code, message, details }
 }
 
@@ -146,6 +146,8 @@ export interface Context {
   readonly now: number
   /** the configured attempts (`maxRetries` + 1) */
   readonly attempts: number
+  /** no model of the pool can take traffic now (every one cooling, its breaker open, or its weight 0) */
+  readonly noneAvailable: boolean
 }
 
 const timeoutOf = (e: MuxError): number | undefined => {
@@ -213,6 +215,17 @@ export const fromMuxError = (e: MuxError, ctx: Context): Error => {
         ...(e.reason.earliestRecovery !== undefined ? { earliestRecovery: e.reason.earliestRecovery } : {})
       }, { cause: sdk })
     case "AttemptsExhausted":
+      // the attempts ran out with every model of the pool unavailable (all of them throttled, say): the
+      // original's NO_MODELS_AVAILABLE, which it throws once every model was skipped, and which its users
+      // back off on; RETRIES_EXHAUSTED is the budget running out while a model could still take the request
+      if (ctx.noneAvailable) {
+        return new MultiplexerError(`No models available to process the request: every model failed or is unavailable after ${e.attempts.length} attempts`, "NO_MODELS_AVAILABLE", {
+          skippedModels,
+          totalSkipped: skippedModels.length,
+          ...(e.last !== undefined ? { lastError: e.last.message } : {}),
+          ...ours
+        }, { cause: sdk })
+      }
       return new MultiplexerError(`All retry attempts exhausted (${e.attempts.length - 1} retries)`, "RETRIES_EXHAUSTED", {
         maxRetries: ctx.attempts - 1,
         actualRetries: e.attempts.length - 1,

@@ -96,7 +96,7 @@ export const makeTranslator = (models: ReadonlyArray<Model.Model>) => {
         }
         // a timed-out attempt failed, as the original reports it; a hedge's loser or the caller's interrupt did not
         const timeout = timedOut(r)
-        const error = r.outcome === "failure" ? (r.reason === "Refused" ? undefined : errorResponseOf(r)) : timeout ? timeoutResponseOf(r) : undefined
+        const error = r.outcome === "failure" ? (r.reason === "Refused" ? undefined : errorResponseOf(r, e.error)) : timeout ? timeoutResponseOf(r) : undefined
         const tier = r.serviceTier !== undefined ? escalations.get(k) : undefined
         if (tier !== undefined) {
           escalations.delete(k)
