@@ -677,13 +677,35 @@ describe("events beyond the basics", () => {
       { modelId: "b", weight: 50, isFallback: false },
       { modelId: "fallback", weight: 30, isFallback: true }
     ])
+    const selected: Array<[boolean, number]> = []
+    const started: Array<string> = []
+    mux.on("model-selected", (_id, isFallback, retryCount) => selected.push([isFallback, retryCount]))
+    mux.on("model-invocation-start", (id) => started.push(id))
     const res = await mux.processRequest(input)
     expect(res.output?.message?.content?.[0]?.text).toBe("from the fallback")
+    // as the original reports it: three selections, retry counts 0, 1, 2; the escalations are sent without one
+    expect(selected).toEqual([[false, 0], [false, 1], [true, 2]])
+    expect(started.sort()).toEqual(["a", "b", "fallback"])
     // each primary, then each again at the priority tier (not counted), then the fallback: 3 of the 4 attempts
     const tried = res.routing.attempts.map((a) => [a.modelId, a.serviceTier ?? "default"])
     expect(tried).toHaveLength(5)
     expect(tried.at(-1)).toEqual(["fallback", "default"])
     expect(tried.slice(0, 4).sort()).toEqual([["a", "default"], ["a", "priority"], ["b", "default"], ["b", "priority"]])
+  })
+
+  it("tierEscalation: RETRIES_EXHAUSTED counts the retries as the original does, escalations aside", async () => {
+    const throttled = error("ThrottlingException")
+    const server = await fake({ models: { a: throttled, b: throttled, c: { answer: "unused" } } })
+    const mux = over(server, { maxRetries: 1, tierEscalation: { enabled: true, escalationTier: "priority" } }, [
+      { modelId: "a", weight: 1, isFallback: false },
+      { modelId: "b", weight: 1, isFallback: false },
+      { modelId: "c", weight: 1, isFallback: true }
+    ])
+    const e = (await rejection(mux.processRequest(input))) as MultiplexerError
+    expect(e.code).toBe("RETRIES_EXHAUSTED")
+    expect(e.message).toBe("All retry attempts exhausted (1 retries)")
+    expect(e.details).toMatchObject({ maxRetries: 1, actualRetries: 1 })
+    expect((e.details!["attempts"] as ReadonlyArray<unknown>)).toHaveLength(4)
   })
 
   it("model-circuit-open-skipped names a model passed over because its breaker is open", async () => {

@@ -57,13 +57,28 @@ describe("the event translation", () => {
     assert.deepStrictEqual(names(t.translate(ended("r1", "a", "success"), false)), ["model-invocation-complete"])
   })
 
-  it("escalation: tier-escalation on Escalated, then -success or -failure on that model's escalated attempt", () => {
+  it("escalation: tier-escalation on Escalated, then -success or -failure on that model's escalated attempt, which is no selection and no retry", () => {
     const t = makeTranslator(models)
+    const started = (requestId: string, target: string, attempt: number, serviceTier?: "priority"): MuxEvent.MuxEvent => ({
+      _tag: "AttemptStarted",
+      at: 1,
+      requestId,
+      modelId: target,
+      target,
+      attempt,
+      hedge: false,
+      tier: 0,
+      ...(serviceTier !== undefined ? { serviceTier } : {})
+    })
     assert.deepStrictEqual(names(t.translate(ended("r1", "a", "failure", "Throttled"), false)), ["model-invocation-complete", "error"])
     assert.deepStrictEqual(t.translate({ _tag: "Escalated", at: 1, requestId: "r1", modelId: "a", target: "a", serviceTier: "priority" }, false), [["tier-escalation", "a", "default", "priority"]])
-    assert.deepStrictEqual(t.translate(ended("r1", "a", "success", undefined, "priority"), false)[1], ["tier-escalation-success", "a", "priority"])
+    // the original sends the escalation to the model itself: no model-selected, no model-invocation-start / -complete
+    assert.deepStrictEqual(t.translate(started("r1", "a", 2, "priority"), false), [])
+    assert.deepStrictEqual(t.translate(ended("r1", "a", "success", undefined, "priority"), false), [["tier-escalation-success", "a", "priority"]])
     t.translate({ _tag: "Escalated", at: 1, requestId: "r2", modelId: "a", target: "a", serviceTier: "priority" }, false)
-    assert.deepStrictEqual(t.translate(ended("r2", "a", "failure", "Throttled", "priority"), false)[1], ["tier-escalation-failure", "a", "priority", "Throttled"])
+    assert.deepStrictEqual(t.translate(ended("r2", "a", "failure", "Throttled", "priority"), false)[0], ["tier-escalation-failure", "a", "priority", "Throttled"])
+    // the next model's selection counts one retry (the model skipped), not two
+    assert.deepStrictEqual(t.translate(started("r2", "b", 3), false)[0], ["model-selected", "b", true, 1])
   })
 
   it("an attempt cut off at its timeout is an error(timeout response, FAIL_FAST) then stats; a hedge's loser or the caller's interrupt is not", () => {
@@ -92,8 +107,8 @@ describe("the event translation", () => {
     // an escalated attempt that timed out is the escalation's failure, with the timeout's message
     t.translate({ _tag: "Escalated", at: 1, requestId: "r5", modelId: "a", target: "a", serviceTier: "priority" }, false)
     const escalated = t.translate(interrupted("r5", { reason: "DeadlineExceeded", serviceTier: "priority", limitMs: 300, message: "attempt timeout of 300 ms expired; the request was aborted" }), false)
-    assert.deepStrictEqual(escalated[1], ["tier-escalation-failure", "a", "priority", "Request timed out after 300ms"])
-    assert.deepStrictEqual(names(escalated), ["model-invocation-complete", "tier-escalation-failure", "error"])
+    assert.deepStrictEqual(escalated[0], ["tier-escalation-failure", "a", "priority", "Request timed out after 300ms"])
+    assert.deepStrictEqual(names(escalated), ["tier-escalation-failure", "error"])
   })
 
   it("a skipped model is model-circuit-open-skipped only when its breaker kept it out; pool changes follow the model's own tier", () => {

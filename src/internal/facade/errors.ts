@@ -214,7 +214,9 @@ export const fromMuxError = (e: MuxError, ctx: Context): Error => {
         models: e.reason.models,
         ...(e.reason.earliestRecovery !== undefined ? { earliestRecovery: e.reason.earliestRecovery } : {})
       }, { cause: sdk })
-    case "AttemptsExhausted":
+    case "AttemptsExhausted": {
+      // escalations are not retries, as in the original (the facade's policy does not count them)
+      const retries = e.attempts.length - 1 - e.attempts.filter((a) => a.decision === "escalate").length
       // the attempts ran out with every model of the pool unavailable (all of them throttled, say): the
       // original's NO_MODELS_AVAILABLE, which it throws once every model was skipped, and which its users
       // back off on; RETRIES_EXHAUSTED is the budget running out while a model could still take the request
@@ -226,14 +228,15 @@ export const fromMuxError = (e: MuxError, ctx: Context): Error => {
           ...ours
         }, { cause: sdk })
       }
-      return new MultiplexerError(`All retry attempts exhausted (${e.attempts.length - 1} retries)`, "RETRIES_EXHAUSTED", {
+      return new MultiplexerError(`All retry attempts exhausted (${retries} retries)`, "RETRIES_EXHAUSTED", {
         maxRetries: ctx.attempts - 1,
-        actualRetries: e.attempts.length - 1,
+        actualRetries: retries,
         skippedModels,
         totalSkipped: skippedModels.length,
         ...(e.last !== undefined ? { lastError: e.last.message } : {}),
         ...ours
       }, { cause: sdk })
+    }
     case "InvalidRequest":
       return new MultiplexerError(e.message, codeOf(e), { ...ours, problems: e.reason.problems })
     case "QuotaExceeded":

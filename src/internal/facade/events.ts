@@ -7,8 +7,8 @@
  * | MuxEvent | original event(s) |
  * |---|---|
  * | `ModelSkipped` (why `breaker`) | `model-circuit-open-skipped` |
- * | `AttemptStarted` | `model-selected`, `model-invocation-start` |
- * | `AttemptEnded` | `model-invocation-complete`; the attempt's refusal classification (`refusal-classification`, and `refusal-detected` for a refusal); a failure also `error(errorResponse, outcome)` (`error(null, outcome)` for a refusal, as the original) and `stats`; an attempt cut off at its timeout the same, with the original's timeout response ("Request timed out after Nms", FAIL_FAST); the attempt after an escalation `tier-escalation-success` / `-failure` |
+ * | `AttemptStarted` | `model-selected` (its retry count leaves escalations out), `model-invocation-start`; nothing for an escalated attempt (the original sends it without either) |
+ * | `AttemptEnded` | `model-invocation-complete` (not for an escalated attempt); the attempt's refusal classification (`refusal-classification`, and `refusal-detected` for a refusal); a failure also `error(errorResponse, outcome)` (`error(null, outcome)` for a refusal, as the original) and `stats`; an attempt cut off at its timeout the same, with the original's timeout response ("Request timed out after Nms", FAIL_FAST); the attempt after an escalation `tier-escalation-success` / `-failure` |
  * | `Escalated` | `tier-escalation` |
  * | `ModelAdded` / `ModelRemoved` | `model-added` / `model-removed` |
  *
@@ -68,6 +68,8 @@ export const makeTranslator = (models: ReadonlyArray<Model.Model>) => {
   const tiers = new Map(models.map((m) => [m.target, m.tier]))
   /** escalations in progress, by request and target */
   const escalations = new Map<string, ServiceTierType>()
+  /** escalations so far, by request: not retries in the original's count */
+  const escalated = new Map<string, number>()
   /** classifications waiting for their attempt's end, by request and target */
   const classifications = new Map<string, Classification>()
   /** the requests that have an entry in either map, with their keys */
@@ -82,12 +84,18 @@ export const makeTranslator = (models: ReadonlyArray<Model.Model>) => {
     switch (e._tag) {
       case "ModelSkipped":
         return e.why === "breaker" ? [["model-circuit-open-skipped", e.modelId]] : []
-      case "AttemptStarted":
-        return [["model-selected", e.modelId, (tiers.get(e.target) ?? e.tier) > 0, e.attempt - 1], ["model-invocation-start", e.modelId, e.requestId]]
+      case "AttemptStarted": {
+        // an escalation is not a selection: the original sends it to the model directly, with no model-selected or
+        // model-invocation-* of its own (its `tier-escalation` went out at `Escalated`), and does not count it as a retry
+        if (e.serviceTier !== undefined && escalations.get(key(e.requestId, e.target)) === e.serviceTier) return []
+        const retries = e.attempt - 1 - (escalated.get(e.requestId) ?? 0)
+        return [["model-selected", e.modelId, (tiers.get(e.target) ?? e.tier) > 0, retries], ["model-invocation-start", e.modelId, e.requestId]]
+      }
       case "AttemptEnded": {
         const r = e.record
-        const out: Array<Emission> = [["model-invocation-complete", r.modelId, e.requestId, r.durationMs]]
         const k = key(e.requestId, r.target)
+        const escalation = r.serviceTier !== undefined ? escalations.get(k) : undefined
+        const out: Array<Emission> = escalation === undefined ? [["model-invocation-complete", r.modelId, e.requestId, r.durationMs]] : []
         const c = classifications.get(k)
         if (c !== undefined) {
           classifications.delete(k)
@@ -97,7 +105,7 @@ export const makeTranslator = (models: ReadonlyArray<Model.Model>) => {
         // a timed-out attempt failed, as the original reports it; a hedge's loser or the caller's interrupt did not
         const timeout = timedOut(r)
         const error = r.outcome === "failure" ? (r.reason === "Refused" ? undefined : errorResponseOf(r, e.error)) : timeout ? timeoutResponseOf(r) : undefined
-        const tier = r.serviceTier !== undefined ? escalations.get(k) : undefined
+        const tier = escalation
         if (tier !== undefined) {
           escalations.delete(k)
           if (r.outcome === "success") out.push(["tier-escalation-success", r.modelId, tier])
@@ -113,6 +121,7 @@ export const makeTranslator = (models: ReadonlyArray<Model.Model>) => {
       case "Escalated": {
         const k = key(e.requestId, e.target)
         escalations.set(k, e.serviceTier)
+        escalated.set(e.requestId, (escalated.get(e.requestId) ?? 0) + 1)
         remember(e.requestId, k)
         return [["tier-escalation", e.modelId, "default", e.serviceTier]]
       }
@@ -123,6 +132,7 @@ export const makeTranslator = (models: ReadonlyArray<Model.Model>) => {
         tiers.delete(e.target)
         return [["model-removed", e.modelId]]
       case "RequestEnded": {
+        escalated.delete(e.requestId)
         const keys = open.get(e.requestId)
         if (keys !== undefined) {
           open.delete(e.requestId)
