@@ -227,6 +227,14 @@ const SDK_HISTORY: ReadonlyArray<{ readonly change: string; readonly mux: string
     cpu: "+46.0 µs",
     ttft: "+86.5 µs",
     inflight: "17.7 vs 14.1 KB (1.26×)"
+  },
+  {
+    change: "a stream's end builds no error (f6a3ec8: the drain read every complete answer's upstream to its end and made the end an Incomplete error it then dropped, 55 to 65 µs of CPU a stream; same-process A/B, `MODE=stream`, both orders: time to first token −5.5 / −6.8 µs, CPU per stream −65 / −68 µs), and `BedrockRuntime.converseStream` as one channel of callbacks over the SDK's iterator (818aba6: +133.4 → +33.0 µs to the first token over the SDK's own iterator, CPU +205 → +63 µs a stream; the streams paragraph's Effect-stream figure is now that floor). Three full runs at 93f78f8 / 7566ddb (bench/results/runs/sdk-2026-12-01-run{10,11,12}.json; quoted: the third), on a machine whose speed moved within the half hour (direct stream p50 926 / 1,215 / 1,157 µs): mux +42.3 / +47.7 / +39.5 µs, CPU +39.3 / +44.5 / +38.5, facade +37.6 / +38.2 / +36.2, TTFT +72.2 / +87.4 / +80.7 (CPU per stream +164 / +222 / +193, against +223 to +315 before; the Effect-stream floor row +26.5 / +35.0 / +28.6), transport 0.59 / 0.61 / 0.58×, c64 0.92 / 0.91 / 0.90×, c256 0.90 / 0.96 / 0.99×, in flight 1.27 / 1.27 / 1.24×; first 500 calls mux +135.2 / +153.3 / +121.2, facade +105.3 / +118.7 / +93.1",
+    mux: "+39.5 µs",
+    facade: "+36.2 µs",
+    cpu: "+38.5 µs",
+    ttft: "+80.7 µs",
+    inflight: "17.6 vs 14.2 KB (1.24×)"
   }
 ]
 
@@ -301,7 +309,7 @@ const renderSdk = (s: Record<string, any>): Array<string> => {
       ` (added ${us(st.addedTtftUs)}, halves ${f(st.addedTtftUsHalves[0])} / ${f(st.addedTtftUsHalves[1])}); whole stream p50 ${f(st.directWholeStreamP50us, 0)} vs ${f(st.muxWholeStreamP50us, 0)} µs; added CPU per stream ${us(st.addedCpuPerStreamUs)}.` +
       (st.runtimeAddedTtftUs === undefined
         ? ""
-        : ` An Effect stream over the SDK's iterator without any routing (\`BedrockRuntime.converseStream\`, \`Stream.fromAsyncIterable\`) adds ${us(st.runtimeAddedTtftUs)} to the first token by itself; \`mux.converseStream\` ` +
+        : ` An Effect stream over the SDK's iterator without any routing (\`BedrockRuntime.converseStream\`: one channel, a callback per pull) adds ${us(st.runtimeAddedTtftUs)} to the first token by itself; \`mux.converseStream\` ` +
           (st.muxOverRuntimeTtftUs >= 0
             ? `adds ${us(st.muxOverRuntimeTtftUs)} over that.`
             : `is ${f(-st.muxOverRuntimeTtftUs)} µs faster to the first token than that (up to its first content event it reads the SDK's iterator with plain awaits, inside one Effect step, not through an Effect stream).`)),

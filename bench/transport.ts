@@ -344,7 +344,7 @@ const conclude = (results: ReadonlyArray<ModeResult>): string => {
     silentNote("a connection reset mid-stream", silentReset),
     silentCut.length > 0 ? silentNote("The cut", silentCut) : "",
     serviceOk
-      ? `Our BedrockRuntime.converseStream fails every broken stream anyway, on every handler: requireMessageStop turns the silent end into`
+      ? `Our BedrockRuntime.converseStream fails every broken stream anyway, on every handler: its check for messageStop turns the silent end into`
         + ` ${dflt.streaming.serviceResetReason} on the default, and ours reports ${ours.streaming.serviceResetReason}.`
       : `WARNING: our BedrockRuntime.converseStream did not fail every broken stream on every handler.`,
     `The fake ran in the same process as the client (one event loop, ${os.cpus().length} CPUs), so absolute`,
