@@ -36,6 +36,7 @@ import {
   type ConverseCommandOutput,
   ConverseStreamCommand,
   type ConverseStreamCommandInput,
+  type ConverseStreamCommandOutput,
   type ConverseStreamOutput
 } from "@aws-sdk/client-bedrock-runtime"
 import { NodeHttpHandler } from "@smithy/node-http-handler"
@@ -242,8 +243,16 @@ const eventStream = (client: BedrockRuntimeClient, input: ConverseStreamCommandI
     let ended = false
     let stopped = false
     const abort = Effect.sync(() => controller.abort())
-    const read = (it: AsyncIterator<ConverseStreamOutput>, resume: (effect: Pull.Pull<readonly [ConverseStreamOutput], BedrockError.BedrockError>) => void) =>
-      it.next().then(
+    const afterResponse = (e: unknown) => Effect.fail(BedrockError.fromSdkError(e, modelId, "after-response"))
+    // a throw from the SDK's own code before its Promise is the pull's failure, never a pull left hanging
+    const read = (it: AsyncIterator<ConverseStreamOutput>, resume: (effect: Pull.Pull<readonly [ConverseStreamOutput], BedrockError.BedrockError>) => void) => {
+      let next: Promise<IteratorResult<ConverseStreamOutput>>
+      try {
+        next = it.next()
+      } catch (e) {
+        return resume(afterResponse(e))
+      }
+      next.then(
         (r) => {
           if (r.done === true) {
             ended = true
@@ -253,17 +262,29 @@ const eventStream = (client: BedrockRuntimeClient, input: ConverseStreamCommandI
           if (r.value.messageStop !== undefined) stopped = true
           resume(Effect.succeed([r.value] as const))
         },
-        (e) => resume(Effect.fail(BedrockError.fromSdkError(e, modelId, "after-response")))
+        (e) => resume(afterResponse(e))
       )
+    }
     const pull: Pull.Pull<readonly [ConverseStreamOutput], BedrockError.BedrockError> = Effect.callback((resume) => {
       if (events !== undefined) {
         read(events, resume)
         return abort
       }
-      client.send(new ConverseStreamCommand(input), { abortSignal: controller.signal }).then(
+      let sent: Promise<ConverseStreamCommandOutput>
+      try {
+        sent = client.send(new ConverseStreamCommand(input), { abortSignal: controller.signal })
+      } catch (e) {
+        resume(Effect.fail(BedrockError.fromSdkError(e, modelId)))
+        return abort
+      }
+      sent.then(
         (response) => {
           if (response.stream === undefined) return resume(Effect.fail(Incomplete.noStream(modelId)))
-          events = response.stream[Symbol.asyncIterator]()
+          try {
+            events = response.stream[Symbol.asyncIterator]()
+          } catch (e) {
+            return resume(afterResponse(e))
+          }
           read(events, resume)
         },
         (e) => resume(Effect.fail(BedrockError.fromSdkError(e, modelId)))
@@ -284,8 +305,9 @@ const missingOutput = (input: ConverseCommandInput, out: ConverseCommandOutput):
 
 /**
  * Fails a stream of ConverseStream events that ends before `messageStop`
- * (the SDK ends a cut HTTP/2 stream silently). Used by every provider of
- * `BedrockRuntime` in this library, the simulator included.
+ * (the SDK ends a cut HTTP/2 stream silently), for a `BedrockRuntime` of
+ * your own over an Effect stream of events. The simulator uses it; the SDK's
+ * service (`make`) makes the same check in its own stream.
  * @since 0.1.0
  */
 export const requireMessageStop = <E>(

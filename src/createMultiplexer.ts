@@ -56,7 +56,7 @@ import {
   Stream
 } from "effect"
 import { EventEmitter } from "node:events"
-import { BedrockMux, type ConverseOptions, type MuxRequest, type MuxResponse } from "./BedrockMux.ts"
+import { BedrockMux, type ConverseOptions, type ModelHealth, type MuxRequest, type MuxResponse } from "./BedrockMux.ts"
 import { BedrockRuntime } from "./BedrockRuntime.ts"
 import { fromMuxError, outcomeOf } from "./internal/facade/errors.ts"
 import { facadeConverse, type FacadeConverse } from "./internal/facadeConverse.ts"
@@ -103,9 +103,9 @@ export const VERSION = "0.1.0"
 
 /**
  * The options of `createMultiplexer`: the original's (`defaultTimeoutMs`,
- * `maxRetries`, `clientConfig`, `tracing`, `refusalDetection`,
- * `tierEscalation`), plus every field of our config (`deadline`, `breaker`,
- * `cooldowns`, ...).
+ * `maxRetries`, `clientConfig`, `maxAttempts`, `tracing`,
+ * `refusalDetection`, `tierEscalation`), plus every field of our config
+ * (`deadline`, `breaker`, `cooldowns`, ...).
  * @since 0.1.0
  */
 export interface MultiplexerOptions extends MuxConfigFields {
@@ -123,7 +123,11 @@ export interface MultiplexerOptions extends MuxConfigFields {
   readonly tracing?: TracingConfig
   readonly refusalDetection?: RefusalDetectionConfig
   readonly tierEscalation?: TierEscalationConfig
-  /** the Bedrock to use instead of a client built from `clientConfig` (e.g. `BedrockSimulator.layer`) */
+  /**
+   * the Bedrock to use instead of a client built from `clientConfig` (e.g. `BedrockSimulator.layer`);
+   * `clientConfig` or `maxAttempts` beside it is a config problem (there is no client of the facade's to
+   * configure)
+   */
   readonly bedrockRuntime?: Layer.Layer<BedrockRuntime, unknown>
 }
 
@@ -250,7 +254,7 @@ export class BedrockMultiplexer extends EventEmitter {
         () => this.#translator !== undefined && this.listenerCount("refusal-classification") + this.listenerCount("refusal-detected") > 0,
         (attempt, text, score, durationMs) => this.#translator?.classified(attempt.requestId, attempt.target, { refused: score >= threshold, score, durationMs, text })
       )
-      policy = Policy.withRefusal({ classifier, threshold })(decoded)
+      policy = Policy.withRefusal({ classifier, threshold })(policy)
     } else {
       this.#onnx = undefined
     }
@@ -386,7 +390,7 @@ export class BedrockMultiplexer extends EventEmitter {
         if (abort !== undefined) signal!.removeEventListener("abort", abort)
         try {
           if (Exit.isSuccess(exit)) resolve(this.#succeeded(exit.value))
-          else reject(this.#failed(exit.cause, signal))
+          else reject(this.#failed(exit.cause, signal, rest?.label))
         } catch (e) {
           // a listener of success/error threw: the request rejects with it, as in the original
           reject(e)
@@ -439,7 +443,7 @@ export class BedrockMultiplexer extends EventEmitter {
     return res
   }
 
-  #failed(cause: Cause.Cause<unknown>, signal: AbortSignal | undefined): unknown {
+  #failed(cause: Cause.Cause<unknown>, signal: AbortSignal | undefined, label: string | undefined): unknown {
     let error: unknown
     if (Cause.hasInterruptsOnly(cause)) {
       error = signal?.aborted === true
@@ -450,18 +454,26 @@ export class BedrockMultiplexer extends EventEmitter {
     } else {
       const squashed = Cause.squash(cause)
       error = isMuxError(squashed)
-        ? fromMuxError(squashed, { now: this.#now(), attempts: this.#policy.attempts, noneAvailable: squashed.reason._tag === "AttemptsExhausted" && this.#noneAvailable() })
+        ? fromMuxError(squashed, { now: this.#now(), attempts: this.#policy.attempts, unavailable: squashed.reason._tag === "AttemptsExhausted" ? this.#unavailable(label) : undefined })
         : squashed
     }
     this.emit("error", error as never, null as never)
     return error
   }
 
-  /** Can no model of the pool take traffic now? (false where that cannot be read synchronously: a store's round trip) */
-  #noneAvailable(): boolean {
-    if (this.#context === undefined || this.#destroyed !== undefined) return false
-    const exit = Effect.runSyncExitWith(this.#context)(this.#mux!.simpleHealth)
-    return Exit.isSuccess(exit) && exit.value.status === "unhealthy"
+  /**
+   * The models of the request's route (its label's, or the pool's) when none of them can take traffic now: each
+   * one's health; undefined while one can, or where health cannot be read synchronously (a shared store's round
+   * trip: `processRequest` then reports RETRIES_EXHAUSTED).
+   */
+  #unavailable(label: string | undefined): ReadonlyArray<ModelHealth> | undefined {
+    if (this.#context === undefined || this.#destroyed !== undefined) return undefined
+    const exit = Effect.runSyncExitWith(this.#context)(this.#mux!.health)
+    if (Exit.isFailure(exit)) return undefined
+    const route = label === undefined ? this.#mux!.policy.route : this.#mux!.policy.routes.get(label)
+    const targets = new Set((route?.tiers ?? []).flat().map((m) => m.target))
+    const models = exit.value.models.filter((m) => targets.has(m.target))
+    return models.length > 0 && models.every((m) => !m.available) ? models : undefined
   }
 
   #cancelled(signal: AbortSignal): CancelledError {

@@ -235,7 +235,25 @@ describe("errors", () => {
     expect(e.code).toBe("NO_MODELS_AVAILABLE")
     expect(e.details).toMatchObject({ skippedModels: expect.arrayContaining(["primary", "fallback"]), totalSkipped: 2, reason: "AttemptsExhausted" })
     expect((e.details!["attempts"] as ReadonlyArray<{ readonly reason?: string }>).map((a) => a.reason)).toEqual(["Throttled", "Throttled", "Throttled", "Throttled"])
+    // each model of the route, why it is out, and when the first one is back
+    const out = e.details!["models"] as ReadonlyArray<{ readonly modelId: string; readonly unavailable?: string; readonly cooldownUntil?: number }>
+    expect(out.map((m) => [m.modelId, m.unavailable]).sort()).toEqual([["fallback", "cooldown"], ["primary", "cooldown"]])
+    expect(e.details!["earliestRecovery"]).toBe(Math.min(...out.map((m) => m.cooldownUntil!)))
     expect(mux.isHealthy()).toBe(false)
+  })
+
+  it("a labelled request: NO_MODELS_AVAILABLE when every model of its route is out, whatever the rest of the pool", async () => {
+    const throttled = error("ThrottlingException")
+    const mux = createMultiplexer(
+      [{ modelId: "a", weight: 1, isFallback: false }, { modelId: "b", weight: 1, isFallback: false }, { modelId: "c", weight: 1, isFallback: false }],
+      { maxRetries: 3, routes: { pair: ["a", "b"] }, bedrockRuntime: BedrockSimulator.layer({ models: { a: throttled, b: throttled, c: {} } }) }
+    )
+    closers.push(() => mux.destroy())
+    const e = (await rejection(mux.processRequest(input, { label: "pair" }))) as MultiplexerError
+    expect(e.code).toBe("NO_MODELS_AVAILABLE")
+    expect((e.details!["models"] as ReadonlyArray<{ readonly modelId: string }>).map((m) => m.modelId).sort()).toEqual(["a", "b"])
+    // c could take traffic all along
+    expect(mux.isHealthy()).toBe(true)
   })
 
   it("the attempts run out while a model could still take the request: RETRIES_EXHAUSTED", async () => {
@@ -344,8 +362,10 @@ describe("options", () => {
     expect(message({ ...own, maxAttempts: 2, clientConfig: { maxAttempts: 1 } }, "maxAttempts")).toMatch(/contradicts clientConfig\.maxAttempts 1/)
     expect(message({ maxAttempts: 1 }, "maxAttempts")).toMatch(/not used with bedrockRuntime/)
     expect(message({ clientConfig: { region: "us-east-1" } }, "clientConfig")).toMatch(/not used with bedrockRuntime/)
-    // the same number in both places is fine
-    expect(message({ ...own, maxAttempts: 1, clientConfig: { region: "us-east-1", maxAttempts: 1 } }, "maxAttempts")).toBeUndefined()
+    // the same number in both places is fine: it builds
+    const same = createMultiplexer(models, { maxAttempts: 1, clientConfig: { region: "us-east-1", maxAttempts: 1 } })
+    closers.push(() => same.destroy())
+    expect(same.getModelHealthStatus("primary")).not.toBeNull()
   })
 
   it("the options type spells out every field of the JSON config, and the model type every field of a model entry", () => {
@@ -691,6 +711,24 @@ describe("events beyond the basics", () => {
     expect(tried).toHaveLength(5)
     expect(tried.at(-1)).toEqual(["fallback", "default"])
     expect(tried.slice(0, 4).sort()).toEqual([["a", "default"], ["a", "priority"], ["b", "default"], ["b", "priority"]])
+  })
+
+  it("tierEscalation with refusal detection on: escalations are still not retries", async () => {
+    const throttled = error("ThrottlingException")
+    const mux = createMultiplexer([
+      { modelId: "a", weight: 100, isFallback: false },
+      { modelId: "b", weight: 50, isFallback: false },
+      { modelId: "fallback", weight: 30, isFallback: true }
+    ], {
+      maxRetries: 3,
+      tierEscalation: { enabled: true, escalationTier: "priority" },
+      refusalDetection: { enabled: true, classifier: () => 0 },
+      bedrockRuntime: BedrockSimulator.layer({ models: { a: throttled, b: throttled, fallback: { answer: "from the fallback" } } })
+    })
+    closers.push(() => mux.destroy())
+    const res = await mux.processRequest(input)
+    expect(res.output?.message?.content?.[0]?.text).toBe("from the fallback")
+    expect(res.routing.attempts).toHaveLength(5)
   })
 
   it("tierEscalation: RETRIES_EXHAUSTED counts the retries as the original does, escalations aside", async () => {

@@ -76,9 +76,13 @@ describe("the event translation", () => {
     assert.deepStrictEqual(t.translate(started("r1", "a", 2, "priority"), false), [])
     assert.deepStrictEqual(t.translate(ended("r1", "a", "success", undefined, "priority"), false), [["tier-escalation-success", "a", "priority"]])
     t.translate({ _tag: "Escalated", at: 1, requestId: "r2", modelId: "a", target: "a", serviceTier: "priority" }, false)
+    assert.deepStrictEqual(t.translate(started("r2", "a", 2, "priority"), false), [])
     assert.deepStrictEqual(t.translate(ended("r2", "a", "failure", "Throttled", "priority"), false)[0], ["tier-escalation-failure", "a", "priority", "Throttled"])
     // the next model's selection counts one retry (the model skipped), not two
     assert.deepStrictEqual(t.translate(started("r2", "b", 3), false)[0], ["model-selected", "b", true, 1])
+    // an escalation a guard refused never started: no retry to leave out
+    t.translate({ _tag: "Escalated", at: 1, requestId: "r3", modelId: "a", target: "a", serviceTier: "priority" }, false)
+    assert.deepStrictEqual(t.translate(started("r3", "b", 2), false)[0], ["model-selected", "b", true, 1])
   })
 
   it("an attempt cut off at its timeout is an error(timeout response, FAIL_FAST) then stats; a hedge's loser or the caller's interrupt is not", () => {

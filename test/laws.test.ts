@@ -195,10 +195,17 @@ describe(`routing laws (fast-check seed ${SEED}, ${RUNS} scenarios per law)`, ()
   it("attempts never exceed the budget (escalations aside, once per model, where the policy does not count them)", { timeout: 300_000 }, () =>
     property((r) => {
       for (const q of requestsOf(r)) {
-        const escalated = r.events.filter((e): e is MuxEvent.Escalated => e._tag === "Escalated" && e.requestId === q.id)
+        const mine = r.events.filter((e) => "requestId" in e && e.requestId === q.id)
+        const escalated = mine.filter((e): e is MuxEvent.Escalated => e._tag === "Escalated")
         // an escalation is the same model once more at its tier: at most one per model and request
         assert.strictEqual(new Set(escalated.map((e) => e.target)).size, escalated.length, `${where(r)}: ${q.id}: a model escalated twice`)
-        const budget = r.policy.attempts + (r.policy.countEscalations ? 0 : escalated.length)
+        // the escalated attempts that ran: the attempt right after the decision, on that model at that tier (one
+        // a guard refused earns nothing)
+        const ran = escalated.filter((e) => {
+          const next = mine.slice(mine.indexOf(e) + 1).find((x): x is MuxEvent.AttemptStarted => x._tag === "AttemptStarted")
+          return next !== undefined && next.target === e.target && next.serviceTier === e.serviceTier
+        })
+        const budget = r.policy.attempts + (r.policy.countEscalations ? 0 : ran.length)
         assert.isAtMost(q.started.length, budget, `${where(r)}: ${q.id}: ${q.started.length} attempts`)
         const records = q.call.attempts ?? []
         assert.isAtMost(records.length, budget, `${where(r)}: ${q.id}: ${records.length} attempt records`)

@@ -21,7 +21,7 @@
 import { EventStreamCodec } from "@smithy/eventstream-codec"
 import { fromUtf8, toUtf8 } from "@smithy/util-utf8"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Stream } from "effect"
+import { Cause, Context, Effect, Exit, Layer, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as http from "node:http"
 import type * as net from "node:net"
@@ -637,6 +637,34 @@ describe("issue 10 item 6: escalation tiers, the metadata grace, quota waits and
       assert.strictEqual(delivered, 2)
     }), 120_000)
 
+  it.live("BedrockRuntime.converseStream (no mux): a response that ends cleanly after content fails Incomplete(no-message-stop) after the content", () =>
+    Effect.gen(function*() {
+      const upstream = yield* endsAfterContent
+      const runtime = Context.get(yield* Layer.build(BedrockRuntime.layer({ region: "us-east-1", endpoint: upstream.url, credentials })), BedrockRuntime)
+      const seen: Array<string> = []
+      const exit = yield* runtime.converseStream({ modelId: "m", messages: hello.messages }).pipe(
+        Stream.runForEach((ev) => Effect.sync(() => void seen.push(Object.keys(ev)[0]!))),
+        Effect.exit
+      )
+      assert.deepStrictEqual(seen, ["messageStart", "contentBlockDelta", "contentBlockDelta"])
+      assert.isTrue(Exit.isFailure(exit))
+      const error = Cause.findErrorOption((exit as Exit.Failure<void, BedrockError.BedrockError>).cause)
+      assert.isTrue(error._tag === "Some" && error.value.reason._tag === "Incomplete")
+      assert.deepStrictEqual((error as { readonly value: BedrockError.BedrockError }).value.reason, new BedrockError.Incomplete({ detail: "no-message-stop" }))
+    }), 120_000)
+
+  it.live("BedrockRuntime.converseStream (no mux): a stream read to its end keeps its connection for the next one", () =>
+    Effect.gen(function*() {
+      const upstream = yield* completeUpstream
+      const runtime = Context.get(yield* Layer.build(BedrockRuntime.layer({ region: "us-east-1", endpoint: upstream.url, credentials })), BedrockRuntime)
+      for (let i = 0; i < 3; i++) {
+        const events = yield* Stream.runCollect(runtime.converseStream({ modelId: "m", messages: hello.messages }))
+        assert.strictEqual(events.at(-1)?.metadata?.usage?.outputTokens, 1)
+      }
+      // not aborted after its end: the keep-alive socket is reused
+      assert.strictEqual(upstream.connections(), 1)
+    }), 120_000)
+
   const quotaScript: ScriptInput = { models: { q: { latency: 0, inputTokens: 1_000, answer: "one two three" } } }
   const at = (maxTokens: number, options: { readonly tenant?: string } = {}) =>
     Effect.flatMap(BedrockMux, (mux) => Effect.exit(mux.converse({ ...hello, inferenceConfig: { maxTokens } }, options)))
@@ -704,8 +732,9 @@ const frame = (eventType: string, payload: unknown): Uint8Array =>
 const loopbackUpstream = (respond: (res: http.ServerResponse) => void) =>
   Effect.acquireRelease(
     Effect.promise(() =>
-      new Promise<{ readonly url: string; readonly close: () => void }>((resolve) => {
+      new Promise<{ readonly url: string; readonly connections: () => number; readonly close: () => void }>((resolve) => {
         const sockets = new Set<net.Socket>()
+        let connections = 0
         const server = http.createServer((req, res) => {
           req.resume()
           req.on("end", () => {
@@ -714,12 +743,14 @@ const loopbackUpstream = (respond: (res: http.ServerResponse) => void) =>
           })
         })
         server.on("connection", (s) => {
+          connections += 1
           sockets.add(s)
           s.on("close", () => sockets.delete(s))
         })
         server.listen(0, "127.0.0.1", () =>
           resolve({
             url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+            connections: () => connections,
             close: () => {
               server.close()
               for (const s of sockets) s.destroy()
@@ -756,6 +787,16 @@ const chattyUpstream = Effect.suspend(() => {
     }),
     (u) => ({ ...u, closed })
   )
+})
+
+/** A complete answer, metadata included, then the response's end. */
+const completeUpstream = loopbackUpstream((res) => {
+  res.write(frame("messageStart", { role: "assistant" }))
+  res.write(frame("contentBlockDelta", { contentBlockIndex: 0, delta: { text: "one" } }))
+  res.write(frame("contentBlockStop", { contentBlockIndex: 0 }))
+  res.write(frame("messageStop", { stopReason: "end_turn" }))
+  res.write(frame("metadata", { usage: { inputTokens: 3, outputTokens: 1, totalTokens: 4 }, metrics: { latencyMs: 1 } }))
+  res.end()
 })
 
 /** An upstream that sends messageStart and two deltas, then ends its response well-formed: no messageStop. */

@@ -258,6 +258,8 @@ interface Next {
    * stays: its cooldown ends), or fail fast (a same-model retry of an error the policy does not fail over on).
    */
   readonly refused: "exclude" | "keep" | "fail"
+  /** an escalation: its attempt is outside the budget where the policy does not count escalations */
+  readonly escalation?: true
 }
 
 /** Everything a request knows while it is routed: the stages read and write this. */
@@ -742,7 +744,8 @@ export const make = (options: {
   ): Effect.Effect<
     | Admitted
     | { readonly _tag: "None"; readonly views: ReadonlyArray<ReadonlyArray<Guard.View>>; readonly targets: ReadonlyArray<Target> }
-    | { readonly _tag: "FailFast" },
+    | { readonly _tag: "FailFast" }
+    | { readonly _tag: "Exhausted" },
     StoreError
   > =>
     Effect.gen(function*() {
@@ -758,6 +761,11 @@ export const make = (options: {
         // its breaker opened since (this very failure may have tripped it), or a guard says no: fail over
         // instead, or fail fast when the error that asked for it does not fail over
         if (forced.refused === "fail") return { _tag: "FailFast" as const }
+        // an escalation that never ran earns no attempt outside the budget
+        if (forced.escalation === true && !policy.countEscalations) {
+          state.uncounted -= 1
+          if (budgetSpent(state)) return { _tag: "Exhausted" as const }
+        }
         if (forced.refused === "exclude") {
           state.excluded ??= new Map()
           state.excluded.set(forced.target, { why: "tried" })
@@ -1352,6 +1360,9 @@ export const make = (options: {
           // a same-model retry a guard refused, of an error that must not fail over
           return yield* fail(state, new Failed({ error: state.last! }), state.last!.message, state.last)
         }
+        if ("_tag" in chosen && chosen._tag === "Exhausted") {
+          return yield* fail(state, new AttemptsExhausted({ attempts: state.attempts.length }), `all ${state.attempts.length} attempts failed`, state.last)
+        }
         if ("_tag" in chosen) {
           const wait = yield* nothingEligible(state, chosen.views, chosen.targets, now, remaining)
           if (wait === "again") continue
@@ -1411,14 +1422,18 @@ export const make = (options: {
           return deadlineExceeded(state, error)
         case "FailFast":
           return fail(state, new Failed({ error }), error.message, error)
-        case "Escalate":
+        case "Escalate": {
           state.escalated ??= new Set()
           state.escalated.add(t)
-          // the escalated attempt that follows, once per model, outside the budget
+          // the escalated attempt that follows, once per model, outside the budget (taken back if it never runs)
           if (!policy.countEscalations) state.uncounted += 1
-          state.next = { target: t, serviceTier: action.serviceTier, refused: "exclude" }
+          const failover = policy.classification(error).failover
+          // as for a same-model retry: an error the policy does not fail over on keeps the request on this model
+          if (!failover) state.hedgeable = false
+          state.next = { target: t, serviceTier: action.serviceTier, refused: failover ? "exclude" : "fail", escalation: true }
           yield* emit({ _tag: "Escalated", at: now, requestId: state.info.id, modelId: t.model.modelId, target: t.model.target, serviceTier: action.serviceTier })
           return undefined
+        }
         case "RetrySame": {
           let step = state.retrySteps?.get(t)
           if (step === undefined) {

@@ -12,6 +12,7 @@
 import { Duration } from "effect"
 import type * as BedrockError from "../../BedrockError.ts"
 import type { AttemptRecord, MuxError } from "../../MuxError.ts"
+import type { ModelHealth } from "../../BedrockMux.ts"
 import {
   type EnhancedErrorResponse,
   type ErrorResponse,
@@ -146,8 +147,22 @@ export interface Context {
   readonly now: number
   /** the configured attempts (`maxRetries` + 1) */
   readonly attempts: number
-  /** no model of the pool can take traffic now (every one cooling, its breaker open, or its weight 0) */
-  readonly noneAvailable: boolean
+  /**
+   * the health of the request's route's models when none of them can take traffic now (every one cooling, its
+   * breaker open, or its weight 0); undefined while one can
+   */
+  readonly unavailable?: ReadonlyArray<ModelHealth> | undefined
+}
+
+/** The attempts sent as escalations: right after their model's `escalate` decision, at a service tier. */
+const escalatedAttempts = (records: ReadonlyArray<AttemptRecord>): number => {
+  let n = 0
+  for (let i = 1; i < records.length; i++) {
+    const r = records[i]!
+    const before = records[i - 1]!
+    if (before.decision === "escalate" && before.target === r.target && r.serviceTier !== undefined) n += 1
+  }
+  return n
 }
 
 const timeoutOf = (e: MuxError): number | undefined => {
@@ -216,16 +231,26 @@ export const fromMuxError = (e: MuxError, ctx: Context): Error => {
       }, { cause: sdk })
     case "AttemptsExhausted": {
       // escalations are not retries, as in the original (the facade's policy does not count them)
-      const retries = e.attempts.length - 1 - e.attempts.filter((a) => a.decision === "escalate").length
+      const retries = e.attempts.length - 1 - escalatedAttempts(e.attempts)
       // the attempts ran out with every model of the pool unavailable (all of them throttled, say): the
       // original's NO_MODELS_AVAILABLE, which it throws once every model was skipped, and which its users
       // back off on; RETRIES_EXHAUSTED is the budget running out while a model could still take the request
-      if (ctx.noneAvailable) {
+      if (ctx.unavailable !== undefined) {
+        const models = ctx.unavailable.map((m) => ({
+          modelId: m.modelId,
+          target: m.target,
+          ...(m.unavailable !== undefined ? { unavailable: m.unavailable } : {}),
+          ...(m.recoversAt !== undefined ? { recoversAt: m.recoversAt } : {}),
+          ...(m.cooldown !== undefined ? { cooldownUntil: m.cooldown.until } : {})
+        }))
+        const recoveries = models.flatMap((m) => [m.recoversAt, m.cooldownUntil].filter((t): t is number => t !== undefined))
         return new MultiplexerError(`No models available to process the request: every model failed or is unavailable after ${e.attempts.length} attempts`, "NO_MODELS_AVAILABLE", {
           skippedModels,
           totalSkipped: skippedModels.length,
           ...(e.last !== undefined ? { lastError: e.last.message } : {}),
-          ...ours
+          ...ours,
+          models,
+          ...(recoveries.length > 0 ? { earliestRecovery: Math.min(...recoveries) } : {})
         }, { cause: sdk })
       }
       return new MultiplexerError(`All retry attempts exhausted (${retries} retries)`, "RETRIES_EXHAUSTED", {

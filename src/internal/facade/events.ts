@@ -68,7 +68,7 @@ export const makeTranslator = (models: ReadonlyArray<Model.Model>) => {
   const tiers = new Map(models.map((m) => [m.target, m.tier]))
   /** escalations in progress, by request and target */
   const escalations = new Map<string, ServiceTierType>()
-  /** escalations so far, by request: not retries in the original's count */
+  /** escalated attempts started so far, by request: not retries in the original's count */
   const escalated = new Map<string, number>()
   /** classifications waiting for their attempt's end, by request and target */
   const classifications = new Map<string, Classification>()
@@ -87,7 +87,10 @@ export const makeTranslator = (models: ReadonlyArray<Model.Model>) => {
       case "AttemptStarted": {
         // an escalation is not a selection: the original sends it to the model directly, with no model-selected or
         // model-invocation-* of its own (its `tier-escalation` went out at `Escalated`), and does not count it as a retry
-        if (e.serviceTier !== undefined && escalations.get(key(e.requestId, e.target)) === e.serviceTier) return []
+        if (e.serviceTier !== undefined && escalations.get(key(e.requestId, e.target)) === e.serviceTier) {
+          escalated.set(e.requestId, (escalated.get(e.requestId) ?? 0) + 1)
+          return []
+        }
         const retries = e.attempt - 1 - (escalated.get(e.requestId) ?? 0)
         return [["model-selected", e.modelId, (tiers.get(e.target) ?? e.tier) > 0, retries], ["model-invocation-start", e.modelId, e.requestId]]
       }
@@ -121,7 +124,6 @@ export const makeTranslator = (models: ReadonlyArray<Model.Model>) => {
       case "Escalated": {
         const k = key(e.requestId, e.target)
         escalations.set(k, e.serviceTier)
-        escalated.set(e.requestId, (escalated.get(e.requestId) ?? 0) + 1)
         remember(e.requestId, k)
         return [["tier-escalation", e.modelId, "default", e.serviceTier]]
       }
