@@ -263,7 +263,9 @@ export interface Policy {
    * facade sets false: in the aws-samples multiplexer an escalation is not a
    * retry, and with both primaries throttled its example still reaches the
    * fallback. An escalation happens at most once per model per request, so
-   * a request then makes at most `attempts` + its models' escalations.
+   * a request then makes at most `attempts` + its models' escalations; one a
+   * guard refused earns nothing (with the budget then spent, the request
+   * ends `AttemptsExhausted`).
    */
   readonly countEscalations: boolean
   /** per attempt (default 30 s); a model's own `timeout` takes precedence */

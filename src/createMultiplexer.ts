@@ -468,11 +468,16 @@ export class BedrockMultiplexer extends EventEmitter {
    */
   #unavailable(label: string | undefined): ReadonlyArray<ModelHealth> | undefined {
     if (this.#context === undefined || this.#destroyed !== undefined) return undefined
-    const exit = Effect.runSyncExitWith(this.#context)(this.#mux!.health)
+    const mux = this.#mux!
+    const exit = Effect.runSyncExitWith(this.#context)(Effect.all([mux.health, mux.models]))
     if (Exit.isFailure(exit)) return undefined
-    const route = label === undefined ? this.#mux!.policy.route : this.#mux!.policy.routes.get(label)
-    const targets = new Set((route?.tiers ?? []).flat().map((m) => m.target))
-    const models = exit.value.models.filter((m) => targets.has(m.target))
+    const [health, pool] = exit.value
+    // the pool as it is now (models added or removed since the start included); a label's route: the models the
+    // config routed to it and those that name it
+    const targets = label === undefined
+      ? undefined
+      : new Set([...(mux.policy.routes.get(label)?.tiers ?? []).flat(), ...pool.filter((m) => m.labels.includes(label))].map((m) => m.target))
+    const models = targets === undefined ? health.models : health.models.filter((m) => targets.has(m.target))
     return models.length > 0 && models.every((m) => !m.available) ? models : undefined
   }
 

@@ -236,10 +236,25 @@ describe("errors", () => {
     expect(e.details).toMatchObject({ skippedModels: expect.arrayContaining(["primary", "fallback"]), totalSkipped: 2, reason: "AttemptsExhausted" })
     expect((e.details!["attempts"] as ReadonlyArray<{ readonly reason?: string }>).map((a) => a.reason)).toEqual(["Throttled", "Throttled", "Throttled", "Throttled"])
     // each model of the route, why it is out, and when the first one is back
-    const out = e.details!["models"] as ReadonlyArray<{ readonly modelId: string; readonly unavailable?: string; readonly cooldownUntil?: number }>
-    expect(out.map((m) => [m.modelId, m.unavailable]).sort()).toEqual([["fallback", "cooldown"], ["primary", "cooldown"]])
-    expect(e.details!["earliestRecovery"]).toBe(Math.min(...out.map((m) => m.cooldownUntil!)))
+    // (the shape of the engine's NoModelsAvailable models)
+    const out = e.details!["models"] as ReadonlyArray<{ readonly modelId: string; readonly breaker: string; readonly excluded: string; readonly recoversAt?: number }>
+    expect(out.map((m) => [m.modelId, m.breaker, m.excluded]).sort()).toEqual([["fallback", "closed", "cooldown"], ["primary", "closed", "cooldown"]])
+    expect(out.every((m) => m.recoversAt !== undefined)).toBe(true)
+    expect(e.details!["earliestRecovery"]).toBe(Math.min(...out.map((m) => m.recoversAt!)))
     expect(mux.isHealthy()).toBe(false)
+  })
+
+  it("a model added since the start that could take the request: RETRIES_EXHAUSTED, not NO_MODELS_AVAILABLE", async () => {
+    const throttled = error("ThrottlingException")
+    const mux = createMultiplexer(
+      [{ modelId: "a", weight: 1, isFallback: false }, { modelId: "b", weight: 1, isFallback: false }],
+      { maxRetries: 1, bedrockRuntime: BedrockSimulator.layer({ models: { a: throttled, b: throttled, c: {} } }) }
+    )
+    closers.push(() => mux.destroy())
+    mux.addModel({ modelId: "c", weight: 1, isFallback: true })
+    const e = (await rejection(mux.processRequest(input))) as MultiplexerError
+    expect(e.code).toBe("RETRIES_EXHAUSTED")
+    expect(mux.isHealthy()).toBe(true)
   })
 
   it("a labelled request: NO_MODELS_AVAILABLE when every model of its route is out, whatever the rest of the pool", async () => {

@@ -759,3 +759,34 @@ describe("FakeBedrock server", () => {
       assert.strictEqual((err.reason as BedrockError.Network).phase, "before-response")
     }))
 })
+
+describe("BedrockRuntime (the SDK's service): an event stream that throws instead of returning its Promise", () => {
+  /**
+   * The real client, a middleware of the caller's (as a plugin would add one) answering every call with an
+   * event stream whose iterator, or whose next(), throws: what the SDK's own iteration code could do.
+   */
+  const client = (how: "iterator" | "next") => {
+    const c = new BedrockRuntimeClient({ region: "us-east-1", credentials: { accessKeyId: "fake", secretAccessKey: "fake" }, maxAttempts: 1 })
+    const boom = new Error(`boom from ${how}`)
+    const stream = how === "iterator"
+      ? { [Symbol.asyncIterator]: () => { throw boom } }
+      : { [Symbol.asyncIterator]: () => ({ next: () => { throw boom } }) }
+    c.middlewareStack.add(() => async () => ({ output: { stream, $metadata: {} }, response: {} }), { step: "initialize" })
+    return c
+  }
+
+  for (const how of ["iterator", "next"] as const) {
+    it.live(`converseStream: a throw from the stream's ${how} fails the stream with a BedrockError (not a defect, not a hang)`, () =>
+      Effect.gen(function*() {
+        const c = client(how)
+        const exit = yield* Stream.runDrain(makeRuntime(c).converseStream({ modelId: "m", messages: [] })).pipe(
+          Effect.timeout("5 seconds"),
+          Effect.exit,
+          Effect.ensuring(Effect.sync(() => c.destroy()))
+        )
+        assert.isTrue(exit._tag === "Failure")
+        const error = Cause.findErrorOption((exit as Exit.Failure<void, unknown>).cause)
+        assert.isTrue(error._tag === "Some" && error.value instanceof BedrockError.BedrockError, `${how}: ${Cause.pretty((exit as Exit.Failure<void, unknown>).cause)}`)
+      }))
+  }
+})

@@ -154,13 +154,16 @@ export interface Context {
   readonly unavailable?: ReadonlyArray<ModelHealth> | undefined
 }
 
-/** The attempts sent as escalations: right after their model's `escalate` decision, at a service tier. */
+/**
+ * The attempts sent as escalations: for each model's `escalate` decision, its next attempt at a service tier
+ * (records are in the order attempts ended: a hedge's may come between).
+ */
 const escalatedAttempts = (records: ReadonlyArray<AttemptRecord>): number => {
   let n = 0
-  for (let i = 1; i < records.length; i++) {
-    const r = records[i]!
-    const before = records[i - 1]!
-    if (before.decision === "escalate" && before.target === r.target && r.serviceTier !== undefined) n += 1
+  const pending = new Set<string>()
+  for (const r of records) {
+    if (r.serviceTier !== undefined && pending.delete(r.target)) n += 1
+    if (r.decision === "escalate") pending.add(r.target)
   }
   return n
 }
@@ -236,14 +239,15 @@ export const fromMuxError = (e: MuxError, ctx: Context): Error => {
       // original's NO_MODELS_AVAILABLE, which it throws once every model was skipped, and which its users
       // back off on; RETRIES_EXHAUSTED is the budget running out while a model could still take the request
       if (ctx.unavailable !== undefined) {
-        const models = ctx.unavailable.map((m) => ({
-          modelId: m.modelId,
-          target: m.target,
-          ...(m.unavailable !== undefined ? { unavailable: m.unavailable } : {}),
-          ...(m.recoversAt !== undefined ? { recoversAt: m.recoversAt } : {}),
-          ...(m.cooldown !== undefined ? { cooldownUntil: m.cooldown.until } : {})
-        }))
-        const recoveries = models.flatMap((m) => [m.recoversAt, m.cooldownUntil].filter((t): t is number => t !== undefined))
+        // the shape of NoModelsAvailable's models (the engine's, when nothing was eligible); a model is back once
+        // every guard that keeps it out lets it in (the later of its breaker's and its cooldown's times); one of
+        // weight 0 never is
+        const models = ctx.unavailable.map((m) => {
+          const times = [m.recoversAt, m.cooldown?.until].filter((t): t is number => t !== undefined)
+          const back = m.unavailable === "weight" || times.length === 0 ? undefined : Math.max(...times)
+          return { modelId: m.modelId, target: m.target, breaker: m.breaker, excluded: m.unavailable ?? "unavailable", ...(back !== undefined ? { recoversAt: back } : {}) }
+        })
+        const recoveries = models.flatMap((m) => (m.recoversAt === undefined ? [] : [m.recoversAt]))
         return new MultiplexerError(`No models available to process the request: every model failed or is unavailable after ${e.attempts.length} attempts`, "NO_MODELS_AVAILABLE", {
           skippedModels,
           totalSkipped: skippedModels.length,
