@@ -259,7 +259,8 @@ export interface Policy {
   readonly attempts: number
   /**
    * does an escalation's attempt (the same model again at its `escalate`
-   * tier after a throttle) count toward `attempts`? Default true. The Promise
+   * tier after a throttle) count toward `attempts`? Default true (left out:
+   * true, so a policy written before this field keeps its meaning). The Promise
    * facade sets false: in the aws-samples multiplexer an escalation is not a
    * retry, and with both primaries throttled its example still reaches the
    * fallback. An escalation happens at most once per model per request, so
@@ -267,7 +268,7 @@ export interface Policy {
    * guard refused earns nothing (with the budget then spent, the request
    * ends `AttemptsExhausted`).
    */
-  readonly countEscalations: boolean
+  readonly countEscalations?: boolean
   /** per attempt (default 30 s); a model's own `timeout` takes precedence */
   readonly timeout: Duration.Duration
   /** per request across all attempts and waits (default 60 s) */

@@ -55,6 +55,13 @@ describe("escalation and the budget", () => {
       assert.isTrue(Exit.isSuccess(exit))
     }))
 
+  it.effect("a policy without the field (written before it) counts escalations", () =>
+    Effect.gen(function*() {
+      const { countEscalations: _, ...older } = Policy.make(ab, { attempts: 2 })
+      const { calls } = yield* once(older, { models: { a: always("ThrottlingException"), b: {} } })
+      assert.deepStrictEqual(calls, ["a default ThrottlingException", "a priority ThrottlingException"])
+    }))
+
   it.effect("countEscalations true (the default): the escalation is one of the attempts", () =>
     Effect.gen(function*() {
       const { calls, exit } = yield* once(Policy.make(ab, { attempts: 2 }), { models: { a: always("ThrottlingException"), b: {} } })

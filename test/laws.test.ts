@@ -205,7 +205,7 @@ describe(`routing laws (fast-check seed ${SEED}, ${RUNS} scenarios per law)`, ()
           const next = mine.slice(mine.indexOf(e) + 1).find((x): x is MuxEvent.AttemptStarted => x._tag === "AttemptStarted")
           return next !== undefined && next.target === e.target && next.serviceTier === e.serviceTier
         })
-        const budget = r.policy.attempts + (r.policy.countEscalations ? 0 : ran.length)
+        const budget = r.policy.attempts + (r.policy.countEscalations === false ? ran.length : 0)
         assert.isAtMost(q.started.length, budget, `${where(r)}: ${q.id}: ${q.started.length} attempts`)
         const records = q.call.attempts ?? []
         assert.isAtMost(records.length, budget, `${where(r)}: ${q.id}: ${records.length} attempt records`)

@@ -762,7 +762,7 @@ export const make = (options: {
         // instead, or fail fast when the error that asked for it does not fail over
         if (forced.refused === "fail") return { _tag: "FailFast" as const }
         // an escalation that never ran earns no attempt outside the budget
-        if (forced.escalation === true && !policy.countEscalations) {
+        if (forced.escalation === true && policy.countEscalations === false) {
           state.uncounted -= 1
           if (budgetSpent(state)) return { _tag: "Exhausted" as const }
         }
@@ -1426,7 +1426,7 @@ export const make = (options: {
           state.escalated ??= new Set()
           state.escalated.add(t)
           // the escalated attempt that follows, once per model, outside the budget (taken back if it never runs)
-          if (!policy.countEscalations) state.uncounted += 1
+          if (policy.countEscalations === false) state.uncounted += 1
           const failover = policy.classification(error).failover
           // as for a same-model retry: an error the policy does not fail over on keeps the request on this model
           if (!failover) state.hedgeable = false
