@@ -44,6 +44,7 @@ import { Cause, Channel, Context, Effect, Layer, type Pull, Scope, Stream } from
 import * as http from "node:http"
 import * as https from "node:https"
 import * as BedrockError from "./BedrockError.ts"
+import { nextEvent } from "./internal/eventIterator.ts"
 import * as Incomplete from "./internal/incomplete.ts"
 
 /**
@@ -244,15 +245,8 @@ const eventStream = (client: BedrockRuntimeClient, input: ConverseStreamCommandI
     let stopped = false
     const abort = Effect.sync(() => controller.abort())
     const afterResponse = (e: unknown) => Effect.fail(BedrockError.fromSdkError(e, modelId, "after-response"))
-    // a throw from the SDK's own code before its Promise is the pull's failure, never a pull left hanging
-    const read = (it: AsyncIterator<ConverseStreamOutput>, resume: (effect: Pull.Pull<readonly [ConverseStreamOutput], BedrockError.BedrockError>) => void) => {
-      let next: Promise<IteratorResult<ConverseStreamOutput>>
-      try {
-        next = it.next()
-      } catch (e) {
-        return resume(afterResponse(e))
-      }
-      next.then(
+    const read = (it: AsyncIterator<ConverseStreamOutput>, resume: (effect: Pull.Pull<readonly [ConverseStreamOutput], BedrockError.BedrockError>) => void) =>
+      nextEvent(it).then(
         (r) => {
           if (r.done === true) {
             ended = true
@@ -264,7 +258,7 @@ const eventStream = (client: BedrockRuntimeClient, input: ConverseStreamCommandI
         },
         (e) => resume(afterResponse(e))
       )
-    }
+    // a throw from the SDK's own code before its Promise is the pull's failure, never a pull left hanging
     const pull: Pull.Pull<readonly [ConverseStreamOutput], BedrockError.BedrockError> = Effect.callback((resume) => {
       if (events !== undefined) {
         read(events, resume)

@@ -679,6 +679,14 @@ describe("property: the facade's calls over any fault script, aborted or destroy
 })
 
 describe("events beyond the basics", () => {
+  /** The original's example 03: two primaries and a fallback, with tier escalation. */
+  const example03 = [
+    { modelId: "a", weight: 100, isFallback: false },
+    { modelId: "b", weight: 50, isFallback: false },
+    { modelId: "fallback", weight: 30, isFallback: true }
+  ]
+  const escalating = { tierEscalation: { enabled: true, escalationTier: "priority" as const } }
+
   it("a failed attempt's error event carries the SDK error's message, name and metadata, as the original's", async () => {
     const message = "Too many requests, please wait before trying again."
     const server = await fake({ models: { primary: { faults: [{ do: { kind: "error", error: "ThrottlingException", message } }] }, fallback: {} } })
@@ -707,11 +715,7 @@ describe("events beyond the basics", () => {
   it("tierEscalation: an escalation is not one of the maxRetries, as in the original (its example 03: both primaries throttled at every tier, the fallback answers)", async () => {
     const throttled = error("ThrottlingException")
     const server = await fake({ models: { a: throttled, b: throttled, fallback: { answer: "from the fallback" } } })
-    const mux = over(server, { maxRetries: 3, tierEscalation: { enabled: true, escalationTier: "priority" } }, [
-      { modelId: "a", weight: 100, isFallback: false },
-      { modelId: "b", weight: 50, isFallback: false },
-      { modelId: "fallback", weight: 30, isFallback: true }
-    ])
+    const mux = over(server, { maxRetries: 3, ...escalating }, example03)
     const selected: Array<[boolean, number]> = []
     const started: Array<string> = []
     mux.on("model-selected", (_id, isFallback, retryCount) => selected.push([isFallback, retryCount]))
@@ -730,13 +734,9 @@ describe("events beyond the basics", () => {
 
   it("tierEscalation with refusal detection on: escalations are still not retries", async () => {
     const throttled = error("ThrottlingException")
-    const mux = createMultiplexer([
-      { modelId: "a", weight: 100, isFallback: false },
-      { modelId: "b", weight: 50, isFallback: false },
-      { modelId: "fallback", weight: 30, isFallback: true }
-    ], {
+    const mux = createMultiplexer(example03, {
       maxRetries: 3,
-      tierEscalation: { enabled: true, escalationTier: "priority" },
+      ...escalating,
       refusalDetection: { enabled: true, classifier: () => 0 },
       bedrockRuntime: BedrockSimulator.layer({ models: { a: throttled, b: throttled, fallback: { answer: "from the fallback" } } })
     })
@@ -749,7 +749,7 @@ describe("events beyond the basics", () => {
   it("tierEscalation: RETRIES_EXHAUSTED counts the retries as the original does, escalations aside", async () => {
     const throttled = error("ThrottlingException")
     const server = await fake({ models: { a: throttled, b: throttled, c: { answer: "unused" } } })
-    const mux = over(server, { maxRetries: 1, tierEscalation: { enabled: true, escalationTier: "priority" } }, [
+    const mux = over(server, { maxRetries: 1, ...escalating }, [
       { modelId: "a", weight: 1, isFallback: false },
       { modelId: "b", weight: 1, isFallback: false },
       { modelId: "c", weight: 1, isFallback: true }

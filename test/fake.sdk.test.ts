@@ -21,7 +21,9 @@ import { assert, describe, it } from "@effect/vitest"
 import * as net from "node:net"
 import { Cause, Duration, Effect, type Exit, Fiber, Layer, Schedule, Stream } from "effect"
 import * as BedrockError from "../src/BedrockError.ts"
+import { BedrockMux } from "../src/BedrockMux.ts"
 import { BedrockRuntime, make as makeRuntime } from "../src/BedrockRuntime.ts"
+import { MuxError } from "../src/MuxError.ts"
 import * as SimulatorScript from "../src/SimulatorScript.ts"
 import { type ErrorName, type ScriptInput, statusOf, type StreamErrorName } from "../src/SimulatorScript.ts"
 import { FakeBedrock } from "../src/testing/index.ts"
@@ -789,4 +791,38 @@ describe("BedrockRuntime (the SDK's service): an event stream that throws instea
         assert.isTrue(error._tag === "Some" && error.value instanceof BedrockError.BedrockError, `${how}: ${Cause.pretty((exit as Exit.Failure<void, unknown>).cause)}`)
       }))
   }
+
+  it.live("mux.converseStream: a throw from next() after content is StreamInterrupted (not a defect, not a hang)", () =>
+    Effect.gen(function*() {
+      const c = new BedrockRuntimeClient({ region: "us-east-1", credentials: { accessKeyId: "fake", secretAccessKey: "fake" }, maxAttempts: 1 })
+      const events: Array<ConverseStreamOutput> = [{ messageStart: { role: "assistant" } }, { contentBlockDelta: { contentBlockIndex: 0, delta: { text: "a" } } }]
+      const stream = {
+        [Symbol.asyncIterator]: () => {
+          let i = 0
+          return {
+            next: () => {
+              if (i < events.length) return Promise.resolve({ done: false as const, value: events[i++]! })
+              throw new Error("boom from next")
+            }
+          }
+        }
+      }
+      c.middlewareStack.add(() => async () => ({ output: { stream, $metadata: {} }, response: {} }), { step: "initialize" })
+      const seen: Array<string> = []
+      const exit = yield* Effect.gen(function*() {
+        const mux = yield* BedrockMux
+        return yield* mux.converseStream({ messages: [{ role: "user", content: [{ text: "hi" }] }] }).pipe(
+          Stream.runForEach((ev) => Effect.sync(() => void seen.push(Object.keys(ev)[0]!)))
+        )
+      }).pipe(
+        Effect.provide(BedrockMux.layer({ models: [{ modelId: "m" }] }).pipe(Layer.provide(Layer.succeed(BedrockRuntime, makeRuntime(c))))),
+        Effect.timeout("5 seconds"),
+        Effect.exit,
+        Effect.ensuring(Effect.sync(() => c.destroy()))
+      )
+      assert.deepStrictEqual(seen, ["messageStart", "contentBlockDelta"])
+      assert.isTrue(exit._tag === "Failure")
+      const error = Cause.findErrorOption((exit as Exit.Failure<void, unknown>).cause)
+      assert.isTrue(error._tag === "Some" && error.value instanceof MuxError && error.value.reason._tag === "StreamInterrupted", Cause.pretty((exit as Exit.Failure<void, unknown>).cause))
+    }))
 })

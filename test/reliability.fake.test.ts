@@ -589,10 +589,7 @@ describe("issue 10 item 6: escalation tiers, the metadata grace, quota waits and
   it.live("an upstream that keeps sending events after messageStop: complete at messageStop + metadataGrace (250 ms), the upstream closed", () =>
     Effect.gen(function*() {
       const upstream = yield* chattyUpstream
-      const ctx = yield* Layer.build(
-        BedrockMux.layer({ models: [{ modelId: "m" }] }).pipe(Layer.provide(BedrockRuntime.layer({ region: "us-east-1", endpoint: upstream.url, credentials })))
-      )
-      const mux = Context.get(ctx, BedrockMux)
+      const mux = yield* muxOn(upstream)
       const seen: Array<{ readonly at: number; readonly event: MuxStream.Event }> = []
       // a deadline the grace must not reach: a stream held open by the upstream would fail with it
       const exit = yield* mux.converseStream({ messages: hello.messages }, { deadline: "5 seconds" }).pipe(
@@ -619,10 +616,7 @@ describe("issue 10 item 6: escalation tiers, the metadata grace, quota waits and
   it.live("an upstream that ends its response cleanly after content, without messageStop: StreamInterrupted(Incomplete no-message-stop), never a success", () =>
     Effect.gen(function*() {
       const upstream = yield* endsAfterContent
-      const ctx = yield* Layer.build(
-        BedrockMux.layer({ models: [{ modelId: "m" }] }).pipe(Layer.provide(BedrockRuntime.layer({ region: "us-east-1", endpoint: upstream.url, credentials })))
-      )
-      const mux = Context.get(ctx, BedrockMux)
+      const mux = yield* muxOn(upstream)
       const seen: Array<MuxStream.Event> = []
       const exit = yield* mux.converseStream({ messages: hello.messages }).pipe(
         Stream.runForEach((event) => Effect.sync(() => void seen.push(event))),
@@ -640,7 +634,7 @@ describe("issue 10 item 6: escalation tiers, the metadata grace, quota waits and
   it.live("BedrockRuntime.converseStream (no mux): a response that ends cleanly after content fails Incomplete(no-message-stop) after the content", () =>
     Effect.gen(function*() {
       const upstream = yield* endsAfterContent
-      const runtime = Context.get(yield* Layer.build(BedrockRuntime.layer({ region: "us-east-1", endpoint: upstream.url, credentials })), BedrockRuntime)
+      const runtime = yield* runtimeOn(upstream)
       const seen: Array<string> = []
       const exit = yield* runtime.converseStream({ modelId: "m", messages: hello.messages }).pipe(
         Stream.runForEach((ev) => Effect.sync(() => void seen.push(Object.keys(ev)[0]!))),
@@ -656,7 +650,7 @@ describe("issue 10 item 6: escalation tiers, the metadata grace, quota waits and
   it.live("BedrockRuntime.converseStream (no mux): a stream read to its end keeps its connection for the next one", () =>
     Effect.gen(function*() {
       const upstream = yield* completeUpstream
-      const runtime = Context.get(yield* Layer.build(BedrockRuntime.layer({ region: "us-east-1", endpoint: upstream.url, credentials })), BedrockRuntime)
+      const runtime = yield* runtimeOn(upstream)
       for (let i = 0; i < 3; i++) {
         const events = yield* Stream.runCollect(runtime.converseStream({ modelId: "m", messages: hello.messages }))
         assert.strictEqual(events.at(-1)?.metadata?.usage?.outputTokens, 1)
@@ -788,6 +782,14 @@ const chattyUpstream = Effect.suspend(() => {
     (u) => ({ ...u, closed })
   )
 })
+
+/** Our SDK runtime over a loopback upstream, in the test's scope. */
+const runtimeOn = (upstream: { readonly url: string }) =>
+  Effect.map(Layer.build(runtimeLayerOn(upstream)), (ctx) => Context.get(ctx, BedrockRuntime))
+const runtimeLayerOn = (upstream: { readonly url: string }) => BedrockRuntime.layer({ region: "us-east-1", endpoint: upstream.url, credentials })
+/** A one-model mux ("m") over a loopback upstream, in the test's scope. */
+const muxOn = (upstream: { readonly url: string }) =>
+  Effect.map(Layer.build(BedrockMux.layer({ models: [{ modelId: "m" }] }).pipe(Layer.provide(runtimeLayerOn(upstream)))), (ctx) => Context.get(ctx, BedrockMux))
 
 /** A complete answer, metadata included, then the response's end. */
 const completeUpstream = loopbackUpstream((res) => {

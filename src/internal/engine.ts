@@ -988,8 +988,24 @@ export const make = (options: {
 
   // --- attempt -------------------------------------------------------------------------------
 
-  /** Has the request made its `attempts` (escalations aside where the policy does not count them)? */
-  const budgetSpent = (state: RequestState): boolean => state.attempts.length - state.uncounted >= policy.attempts
+  /** The request's attempts toward its budget (escalations aside where the policy does not count them). */
+  const counted = (state: RequestState): number => state.attempts.length - state.uncounted
+  /** Has the request made its `attempts`? */
+  const budgetSpent = (state: RequestState): boolean => counted(state) >= policy.attempts
+  /** The request ends here: its attempts are spent. */
+  const exhausted = (state: RequestState) =>
+    fail(state, new AttemptsExhausted({ attempts: state.attempts.length }), `all ${state.attempts.length} attempts failed`, state.last)
+
+  /**
+   * Where a forced next attempt on the same model (a same-model retry, an escalation) goes when a guard refuses
+   * it: elsewhere, or, after an error the policy does not fail over on, nowhere (the request fails fast); such
+   * an error also ends the request's hedging, since a hedge is another model (found by the fail-fast law).
+   */
+  const refusedAfter = (state: RequestState, error: BedrockError.BedrockError): "exclude" | "fail" => {
+    if (policy.classification(error).failover) return "exclude"
+    state.hedgeable = false
+    return "fail"
+  }
 
   /** Records an attempt (or replaces the record at `at`) and announces it. */
   const recordAttempt = (state: RequestState, record: AttemptRecord, now: number, at?: number, error?: BedrockError.BedrockError) => {
@@ -1345,9 +1361,7 @@ export const make = (options: {
         const now = yield* Clock.currentTimeMillis
         const remaining = state.deadlineAt - now
         if (remaining <= 0) return yield* deadlineExceeded(state, state.last)
-        if (budgetSpent(state)) {
-          return yield* fail(state, new AttemptsExhausted({ attempts: state.attempts.length }), `all ${state.attempts.length} attempts failed`, state.last)
-        }
+        if (budgetSpent(state)) return yield* exhausted(state)
 
         // select: in plain code where it can be, else through the guards' and selector's Effects
         const fast = selectUnsafe(state, now, fiber.context)
@@ -1360,9 +1374,8 @@ export const make = (options: {
           // a same-model retry a guard refused, of an error that must not fail over
           return yield* fail(state, new Failed({ error: state.last! }), state.last!.message, state.last)
         }
-        if ("_tag" in chosen && chosen._tag === "Exhausted") {
-          return yield* fail(state, new AttemptsExhausted({ attempts: state.attempts.length }), `all ${state.attempts.length} attempts failed`, state.last)
-        }
+        // an escalation a guard refused, at the budget's end
+        if ("_tag" in chosen && chosen._tag === "Exhausted") return yield* exhausted(state)
         if ("_tag" in chosen) {
           const wait = yield* nothingEligible(state, chosen.views, chosen.targets, now, remaining)
           if (wait === "again") continue
@@ -1427,10 +1440,7 @@ export const make = (options: {
           state.escalated.add(t)
           // the escalated attempt that follows, once per model, outside the budget (taken back if it never runs)
           if (policy.countEscalations === false) state.uncounted += 1
-          const failover = policy.classification(error).failover
-          // as for a same-model retry: an error the policy does not fail over on keeps the request on this model
-          if (!failover) state.hedgeable = false
-          state.next = { target: t, serviceTier: action.serviceTier, refused: failover ? "exclude" : "fail", escalation: true }
+          state.next = { target: t, serviceTier: action.serviceTier, refused: refusedAfter(state, error), escalation: true }
           yield* emit({ _tag: "Escalated", at: now, requestId: state.info.id, modelId: t.model.modelId, target: t.model.target, serviceTier: action.serviceTier })
           return undefined
         }
@@ -1447,11 +1457,7 @@ export const make = (options: {
             state.sameTries ??= new Map()
             state.sameTries.set(t, (state.sameTries?.get(t) ?? 0) + 1)
             if (delay > 0) yield* Effect.sleep(delay)
-            const failover = policy.classification(error).failover
-            // an error the policy does not fail over on keeps the request on this model: no hedge to another
-            // (found by the fail-fast law: a stream's hedge started beside the same-model retry)
-            if (!failover) state.hedgeable = false
-            state.next = { target: t, serviceTier: a.serviceTier, refused: failover ? "exclude" : "fail" }
+            state.next = { target: t, serviceTier: a.serviceTier, refused: refusedAfter(state, error) }
             return undefined
           }
           // the schedule is done, or its delay would pass the deadline: another model may still answer in time,
@@ -1600,7 +1606,7 @@ export const make = (options: {
       const tHedge = yield* Clock.currentTimeMillis
       const [hedgeOk, hedgeBad] = muxStats.hedgeWindow.totals(tHedge)
       // a hedge is an attempt: it needs room in the budget (the one in flight is not recorded yet)
-      const chosen = hedgeBad >= hedge.budget * hedgeOk || state.attempts.length - state.uncounted + 2 > policy.attempts
+      const chosen = hedgeBad >= hedge.budget * hedgeOk || counted(state) + 2 > policy.attempts
         ? undefined
         : yield* select(state, tHedge, first.target)
       if (chosen === undefined || "_tag" in chosen) {

@@ -38,6 +38,7 @@ import type * as Policy from "../Policy.ts"
 import type { Routing } from "../Routing.ts"
 import type * as Deadlines from "./deadlines.ts"
 import type * as Engine from "./engine.ts"
+import { nextEvent } from "./eventIterator.ts"
 import { endedEarly } from "./incomplete.ts"
 import * as Telemetry from "./telemetry.ts"
 import { estimateOutputTokens } from "./tokens.ts"
@@ -129,7 +130,7 @@ const rawUpstream = (
           controller.abort()
           resume(onError(onTimeout()))
         })
-        events.next().then(
+        nextEvent(events).then(
           (r) => {
             if (settled) return
             settled = true
@@ -260,9 +261,9 @@ const drain = (o: Opened, at: number): Effect.Effect<void> =>
   // whatever ends it (the grace, the end, an error, a defect of a runtime's stream), the answer stands
   Effect.catchCause(drainUntil(o, at), () => Effect.void)
 const drainUntil = (o: Opened, at: number): Effect.Effect<void> =>
-  o.upstream.pullBefore(at, graceOver, () => drainUntil(o, at), constVoid, constVoid)
-const constVoid = () => Effect.void
-const constNone = () => Effect.succeedNone
+  o.upstream.pullBefore(at, graceOver, () => drainUntil(o, at), toVoid, toVoid)
+const toVoid = () => Effect.void
+const toNone = () => Effect.succeedNone
 
 /**
  * The grace period's end, as the pull it ends sees it: nothing is reported (the answer is complete). The grace
@@ -437,7 +438,7 @@ export const make = (options: {
         const until = Math.min(stopAt + settings.metadataGraceMs, deadlineAt)
         const left = until - now
         if (usage !== undefined) return [yield* Effect.andThen(left <= 0 ? Effect.void : drain(o, until), finish)]
-        const rest = left <= 0 ? Option.none() : yield* o.upstream.pullBefore(until, graceOver, (evs) => Effect.succeed(Option.some(evs)), constNone, constNone).pipe(
+        const rest = left <= 0 ? Option.none() : yield* o.upstream.pullBefore(until, graceOver, (evs) => Effect.succeed(Option.some(evs)), toNone, toNone).pipe(
           Effect.catchCause(() => Effect.succeedNone)
         )
         if (Option.isSome(rest) && rest.value.length > 0) {

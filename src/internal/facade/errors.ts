@@ -233,10 +233,8 @@ export const fromMuxError = (e: MuxError, ctx: Context): Error => {
         ...(e.reason.earliestRecovery !== undefined ? { earliestRecovery: e.reason.earliestRecovery } : {})
       }, { cause: sdk })
     case "AttemptsExhausted": {
-      // escalations are not retries, as in the original (the facade's policy does not count them)
-      const retries = e.attempts.length - 1 - escalatedAttempts(e.attempts)
-      // the attempts ran out with every model of the pool unavailable (all of them throttled, say): the
-      // original's NO_MODELS_AVAILABLE, which it throws once every model was skipped, and which its users
+      // the attempts ran out with every model of the request's route unavailable (all of them throttled, say):
+      // the original's NO_MODELS_AVAILABLE, which it throws once every model was skipped, and which its users
       // back off on; RETRIES_EXHAUSTED is the budget running out while a model could still take the request
       if (ctx.unavailable !== undefined) {
         // the shape of NoModelsAvailable's models (the engine's, when nothing was eligible); a model is back once
@@ -257,6 +255,8 @@ export const fromMuxError = (e: MuxError, ctx: Context): Error => {
           ...(recoveries.length > 0 ? { earliestRecovery: Math.min(...recoveries) } : {})
         }, { cause: sdk })
       }
+      // escalations are not retries, as in the original (the facade's policy does not count them)
+      const retries = e.attempts.length - 1 - escalatedAttempts(e.attempts)
       return new MultiplexerError(`All retry attempts exhausted (${retries} retries)`, "RETRIES_EXHAUSTED", {
         maxRetries: ctx.attempts - 1,
         actualRetries: retries,
