@@ -29,6 +29,7 @@
  * a raw first attempt that succeeds needs no fiber at all.
  */
 import { type Array as Arr, Clock, Context, Data, Duration, Effect, Exit, Fiber, Option, type Pull, Random, Schedule } from "effect"
+import { identity } from "effect/Function"
 import * as BedrockError from "../BedrockError.ts"
 import type { Service as Runtime } from "../BedrockRuntime.ts"
 import type * as Model from "../Model.ts"
@@ -185,6 +186,12 @@ export interface Request {
     attempt: Attempt<A>,
     options?: RouteOptions<A>
   ) => Effect.Effect<Routed<A>, MuxError>
+  /**
+   * `route`, its answer mapped by `f`, for a caller inside a step of its own (`context` its fiber's): where
+   * the fast path applies, an open success is mapped in the attempt's own callback, one Effect step fewer
+   * (a stream's first pull).
+   */
+  readonly routeWith: <A, B>(attempt: Attempt<A>, options: RouteOptions<A>, context: Context.Context<never>, f: (routed: Routed<A>) => B) => Effect.Effect<B, MuxError>
   /** The request's one outcome (later calls do nothing). */
   readonly end: (end: RequestEnd) => Effect.Effect<void>
 }
@@ -578,6 +585,9 @@ export const make = (options: {
     }
     route<A>(attempt: Attempt<A>, routeOptions: RouteOptions<A> = {}): Effect.Effect<Routed<A>, MuxError> {
       return routeRequest(this.state, attempt, routeOptions)
+    }
+    routeWith<A, B>(attempt: Attempt<A>, routeOptions: RouteOptions<A>, context: Context.Context<never>, f: (routed: Routed<A>) => B): Effect.Effect<B, MuxError> {
+      return routeFast(this.state, attempt, routeOptions, context, f) ?? Effect.map(generalRoute(this.state, attempt, routeOptions), f)
     }
     end(result: RequestEnd): Effect.Effect<void> {
       return Effect.withFiber((fiber) => endRequest(this.state, result, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), fiber.context))
@@ -1306,42 +1316,65 @@ export const make = (options: {
   }
 
   /**
-   * Routes a request. Its first select and attempt run in plain code where they can (every guard and the
-   * selector answer without an Effect, a raw attempt, no hedge, no tracer): one Effect step up to the
-   * attempt's end (measured: a stream's time to first token, bench/results/README.md). Whatever the
-   * attempt's end asks for (a failure to decide on, a success to record) is the general loop's.
+   * Routes a request. Its first select and attempt run in plain code where they can (see `routeFast`): one
+   * Effect step up to the attempt's end (measured: a stream's time to first token, bench/results/README.md).
    */
   const routeRequest = <A>(state: RequestState, run: Attempt<A>, routeOptions: RouteOptions<A>): Effect.Effect<Routed<A>, MuxError> => {
-    const onStoreError = <B>(self: Effect.Effect<B, MuxError | StoreError>): Effect.Effect<B, MuxError> =>
-      Effect.catchTag(self, "StoreError", (e) => Effect.fail(storeError(e, state.attempts)))
-    // built only where the fast path hands over
-    const general = () => routeLoop(state, run, routeOptions).pipe(onStoreError)
+    if (!fastCapable || routeOptions.raw === undefined || routeOptions.hedge !== undefined) return generalRoute(state, run, routeOptions)
+    return Effect.withFiber((fiber) => routeFast(state, run, routeOptions, fiber.context, identity) ?? generalRoute(state, run, routeOptions))
+  }
+
+  const generalRoute = <A>(state: RequestState, run: Attempt<A>, routeOptions: RouteOptions<A>): Effect.Effect<Routed<A>, MuxError> =>
+    storeFailure(state, routeLoop(state, run, routeOptions))
+
+  /** A store's failure as the request's MuxError, with its attempts so far. */
+  const storeFailure = <B>(state: RequestState, self: Effect.Effect<B, MuxError | StoreError>): Effect.Effect<B, MuxError> =>
+    Effect.catchTag(self, "StoreError", (e) => Effect.fail(storeError(e, state.attempts)))
+
+  /**
+   * The route's first select and attempt in plain code (every guard and the selector answer without an
+   * Effect, a raw attempt, no hedge, no tracer), its answer mapped by `f`: the attempt is one Effect step
+   * (no fiber, no race), and an open success (a stream at its commit point) is mapped in the attempt's own
+   * callback. Whatever the attempt's end asks for (a failure to decide on) is the general loop's. Undefined
+   * where the route starts in the general loop.
+   */
+  const routeFast = <A, B>(
+    state: RequestState,
+    run: Attempt<A>,
+    routeOptions: RouteOptions<A>,
+    context: Context.Context<never>,
+    f: (routed: Routed<A>) => B
+  ): Effect.Effect<B, MuxError> | undefined => {
     const rawOf = routeOptions.raw
-    if (!fastCapable || rawOf === undefined || routeOptions.hedge !== undefined) return general()
-    return Effect.withFiber((fiber) => {
-      const { tracing, clock } = refsOf(fiber.context)
-      if (tracing) return general()
-      const now = clock.currentTimeMillisUnsafe()
-      if (state.deadlineAt <= now || budgetSpent(state)) return general()
-      const chosen = selectUnsafe(state, now, fiber.context)
-      if (chosen === undefined) return general()
-      if ("taken" in chosen) return Effect.andThen(releaseAll(chosen.taken, { _tag: "NotSent", at: now }), general())
-      const a = chosen
-      state.hedgeable = false
-      const ended = (exit: Exit.Exit<A, BedrockError.BedrockError>): Effect.Effect<Routed<A>, MuxError> =>
-        // an open success (a stream at its commit point) in plain code: nothing to settle until the answer ends
-        Exit.isSuccess(exit) && routeOptions.open === true
-          ? Effect.succeed(routedOf(state, a, exit.value, clock.currentTimeMillisUnsafe()))
-          : afterAttempt(state, a, exit, clock.currentTimeMillisUnsafe(), routeOptions.open === true, routeOptions.usage).pipe(
-          Effect.flatMap((done) => done ?? routeLoop(state, run, routeOptions)),
-          onStoreError
+    if (!fastCapable || rawOf === undefined || routeOptions.hedge !== undefined) return undefined
+    const { tracing, clock } = refsOf(context)
+    if (tracing) return undefined
+    const now = clock.currentTimeMillisUnsafe()
+    if (state.deadlineAt <= now || budgetSpent(state)) return undefined
+    const chosen = selectUnsafe(state, now, context)
+    if (chosen === undefined) return undefined
+    if ("taken" in chosen) return Effect.map(Effect.andThen(releaseAll(chosen.taken, { _tag: "NotSent", at: now }), generalRoute(state, run, routeOptions)), f)
+    const a = chosen
+    state.hedgeable = false
+    const ended = (exit: Exit.Exit<A, BedrockError.BedrockError>): Effect.Effect<B, MuxError> =>
+      // an open success (a stream at its commit point) in plain code: nothing to settle until the answer ends
+      Exit.isSuccess(exit) && routeOptions.open === true
+        ? Effect.succeed(f(routedOf(state, a, exit.value, clock.currentTimeMillisUnsafe())))
+        : Effect.map(
+          storeFailure(
+            state,
+            Effect.flatMap(
+              afterAttempt(state, a, exit, clock.currentTimeMillisUnsafe(), routeOptions.open === true, routeOptions.usage),
+              (done) => done ?? routeLoop(state, run, routeOptions)
+            )
+          ),
+          f
         )
-      const { limit, context } = planOf(state, a, routeOptions.commitWithin)
-      const raw = rawOf(a.target, context)
-      if (raw === undefined) return Effect.flatMap(attempt(state, a, run, routeOptions), ended)
-      if (options.observer.listening()) emitUnsafe(attemptStarted(state, a, false), fiber.context)
-      return rawTimed(raw, a.t0 + limit.ms, limit, a.target.model.modelId, ended, () => interruptedAttempt(state, a))
-    })
+    const { limit, context: attemptContext } = planOf(state, a, routeOptions.commitWithin)
+    const raw = rawOf(a.target, attemptContext)
+    if (raw === undefined) return Effect.flatMap(attempt(state, a, run, routeOptions), ended)
+    if (options.observer.listening()) emitUnsafe(attemptStarted(state, a, false), context)
+    return rawTimed(raw, a.t0 + limit.ms, limit, a.target.model.modelId, ended, () => interruptedAttempt(state, a))
   }
 
   // --- the loop ------------------------------------------------------------------------------
@@ -1849,11 +1882,7 @@ export const make = (options: {
     call: RunOptions<A, B>,
     self: Effect.Effect<Routed<A>, MuxError | StoreError>
   ): Effect.Effect<B, MuxError> =>
-    self.pipe(
-      Effect.catchTag("StoreError", (e) => Effect.fail(storeError(e, state.attempts))),
-      ending(request, call.usage),
-      Effect.map(call.result)
-    )
+    storeFailure(state, self).pipe(ending(request, call.usage), Effect.map(call.result))
 
   const health: Engine["health"] = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis

@@ -29,7 +29,7 @@
  * token).
  */
 import type { ConverseStreamOutput } from "@aws-sdk/client-bedrock-runtime"
-import { Cause, Channel, Clock, Duration, Effect, Exit, type Fiber, Option, Pull, Scope, Stream } from "effect"
+import { Cause, Channel, Clock, type Context, Duration, Effect, Exit, type Fiber, Option, Pull, Scope, Stream } from "effect"
 import * as BedrockError from "../BedrockError.ts"
 import { MuxError, StreamInterrupted, type Usage } from "../MuxError.ts"
 import type * as MuxEvent from "../MuxEvent.ts"
@@ -407,12 +407,19 @@ export const make = (options: {
 
     /** Routes the request (again, after a restart) and returns the answer's first events. */
     const openAttempt = (target: Engine.Target, ctx: Engine.AttemptContext) => open(target, ctx, settings, options.request)
-    const openRoute: Effect.Effect<ReadonlyArray<ConverseStreamOutput>, MuxError> = Effect.suspend(() => {
+    const onRouted = (r: Engine.Routed<Opened>) => {
+      routed = r
+      note(r.value.head)
+      if (stopped) stopAt = r.value.firstTokenAt
+      return r.value.head
+    }
+    /** The route from here (its first one, or a restart's): its answer's first events. `context`: the running fiber's. */
+    const routeNow = (context: Context.Context<never>): Effect.Effect<ReadonlyArray<ConverseStreamOutput>, MuxError> => {
       stopped = false
       usage = undefined
       chars = 0
       delivered = 0
-      const route = request.route(openAttempt, {
+      return request.routeWith(openAttempt, {
         open: true,
         commitWithin: { ms: settings.firstTokenMs, scope: "first-token" },
         raw: rawOpen,
@@ -420,14 +427,9 @@ export const make = (options: {
         hedge: settings.hedge === undefined || restarts > 0
           ? undefined
           : { afterMs: hedgeAfter(settings.hedge), budget: settings.hedge.budget }
-      })
-      return Effect.map(route, (r) => {
-        routed = r
-        note(r.value.head)
-        if (stopped) stopAt = r.value.firstTokenAt
-        return r.value.head
-      })
-    })
+      }, context, onRouted)
+    }
+    const openRoute = Effect.withFiber((fiber) => routeNow(fiber.context))
 
     /** The answer is complete: what the upstream sends until the metadata grace period ends, then the routing. */
     const complete = (o: Opened, now: number) =>
@@ -455,10 +457,10 @@ export const make = (options: {
       return Effect.succeed(events)
     }
 
-    const next: Effect.Effect<ReadonlyArray<MuxStream.Event>, MuxError | Cause.Done> = Effect.suspend((): Effect.Effect<ReadonlyArray<MuxStream.Event>, MuxError | Cause.Done> => {
+    const next: Effect.Effect<ReadonlyArray<MuxStream.Event>, MuxError | Cause.Done> = Effect.withFiber((fiber): Effect.Effect<ReadonlyArray<MuxStream.Event>, MuxError | Cause.Done> => {
       if (finished) return Cause.done()
       const r = routed
-      if (r === undefined) return Effect.tapError(openRoute, (error) => request.end({ _tag: "Failure", error }))
+      if (r === undefined) return Effect.tapError(routeNow(fiber.context), (error) => request.end({ _tag: "Failure", error }))
       const now = clock.currentTimeMillisUnsafe()
       if (stopped) return complete(r.value, now)
       const left = deadlineAt - now
