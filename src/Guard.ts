@@ -13,7 +13,10 @@
  *   for a stream, when the stream ends, not at its first token.
  *
  * The mux asks the guards in order and takes permits in order; when a later
- * guard rejects, the permits already taken are released with `NotSent`.
+ * guard rejects, the permits already taken are released with `NotSent`. A
+ * `view` or `admit` still running at the request's deadline is interrupted
+ * (the request ends `DeadlineExceeded`, the permits taken released the same
+ * way).
  *
  * Built-ins (the default policy has all three, in this order):
  * - `Guard.breaker()`: per model, opens on `failures` counted failures within
@@ -41,7 +44,7 @@
  * // keep one model out between 02:00 and 03:00 UTC
  * const maintenance = Guard.make({
  *   name: "maintenance",
- *   view: (targets, now) =>
+ *   view: (targets, _request, now) =>
  *     Effect.succeed(targets.map((t) => {
  *       const hour = new Date(now).getUTCHours()
  *       return t.model.modelId === "us.amazon.nova-pro-v1:0" && hour === 2

@@ -16,7 +16,10 @@
  *   is tried first.
  * - `cheapest()`: the lowest estimated cost of this request from each
  *   model's `price` (input estimate × input price + expected output ×
- *   output price); models without a price come last.
+ *   output price); models without a price come last. The expected output is
+ *   the model's observed average; for a model without one yet, the mean of
+ *   the candidates' averages (so it is tried), else the request's
+ *   `maxTokens`, else the model's.
  *
  * @example
  * ```ts
@@ -153,10 +156,23 @@ export const latency = (options: {
  */
 export const cheapest = (): Selector =>
   fromUnsafe("cheapest", (candidates, request, random) => {
+    // a model not seen answering yet is costed at the candidates' observed mean output, not at its maxTokens:
+    // against one model's observed average, a worst case would keep it out for good (an unsampled model is
+    // never picked, so it never gets the sample that would correct it)
+    let sum = 0
+    let seen = 0
+    for (const c of candidates) {
+      const avg = c.target.stats.outputTokensEwma
+      if (avg !== undefined) {
+        sum += avg
+        seen += 1
+      }
+    }
+    const typical = seen > 0 ? sum / seen : undefined
     const cost = (c: Candidate): number => {
       const price = c.target.model.price
       if (price === undefined) return Infinity
-      const output = c.target.stats.outputTokensEwma ?? request.maxTokens ?? c.target.model.maxTokens
+      const output = c.target.stats.outputTokensEwma ?? typical ?? request.maxTokens ?? c.target.model.maxTokens
       return (price.input * request.inputTokens() + price.output * output) / 1000
     }
     let best = Infinity

@@ -58,7 +58,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, pipe } from "effect"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
-import { BedrockMux, BedrockSimulator, Guard, MuxError as MuxErrors, type MuxEvent, MuxStream, Policy, Route, type SimulatorScript } from "../src/index.ts"
+import { BedrockMux, BedrockSimulator, Guard, MuxError as MuxErrors, type MuxEvent, MuxStream, Policy, Route, Selector, type SimulatorScript } from "../src/index.ts"
 import {
   attemptsOf,
   busiestInstant,
@@ -77,6 +77,7 @@ import {
   modelOf,
   where
 } from "./support/laws.ts"
+import { muxError } from "./support/mux.ts"
 
 const SEED = Number(process.env["LAWS_SEED"] ?? 20_251_111)
 const RUNS = Number(process.env["LAWS_RUNS"] ?? 60)
@@ -361,6 +362,49 @@ const keepOut = (modelId: string, from: number, to: number) =>
   })
 
 describe("routing laws: minimal cases", () => {
+  describe("the deadline bounds a guard's or the selector's own Effect (a remote store, a user's code)", () => {
+    const hi = { messages: [{ role: "user" as const, content: [{ text: "hi" }] }] }
+    const slow = Effect.sleep("3 seconds")
+    const slowPick = Selector.make("slow", (cs) => Effect.as(slow, cs[0]!))
+    const slowView = Guard.make({ name: "slow-view", view: (ts) => Effect.as(slow, ts.map(() => Guard.open)), admit: () => Effect.succeed(Guard.noPermit) })
+    const slowAdmit = Guard.make({ name: "slow-admit", view: (ts) => Effect.succeed(ts.map(() => Guard.open)), admit: () => Effect.as(slow, Guard.noPermit) })
+    const calls: ReadonlyArray<[string, (mux: BedrockMux["Service"]) => Effect.Effect<unknown, MuxErrors.MuxError>]> = [
+      ["converse", (mux) => mux.converse(hi, { deadline: "500 millis" })],
+      ["converseStream", (mux) => MuxStream.collect(mux.converseStream(hi, { deadline: "500 millis" }))],
+      ["route", (mux) => mux.route(() => Effect.succeed("ok"), { deadline: "500 millis" })]
+    ]
+    // `once` reports the clock after its advance: the call's own end, read when it exits
+    let end = -1
+    const endedAt = (request: (mux: BedrockMux["Service"]) => Effect.Effect<unknown, MuxErrors.MuxError>) => (mux: BedrockMux["Service"]) =>
+      request(mux).pipe(Effect.onExit(() => Effect.map(Clock.currentTimeMillis, (t) => void (end = t))))
+    const onceEnded = (...args: Parameters<typeof once>) => Effect.map(once(...args), (r) => ({ ...r, at: end }))
+    const cases: ReadonlyArray<[string, Policy.Policy]> = [
+      ["a slow selector", Policy.make([{ modelId: "a" }], { selector: slowPick })],
+      ["a slow guard view", Policy.make([{ modelId: "a" }], { guards: [slowView] })],
+      ["a slow guard admit", Policy.make([{ modelId: "a" }], { guards: [slowAdmit] })]
+    ]
+    for (const [what, policy] of cases) {
+      for (const [call, request] of calls) {
+        it.effect(`${what}, ${call}: DeadlineExceeded at the deadline, no model called`, () =>
+          Effect.gen(function*() {
+            const { exit, calls: made, at } = yield* onceEnded(policy, { models: { a: {} } }, endedAt(request))
+            assert.strictEqual(muxError(exit).reason._tag, "DeadlineExceeded")
+            assert.strictEqual(at, 500)
+            assert.deepStrictEqual(made, [])
+          }))
+      }
+    }
+
+    it.effect("a permit an earlier guard gave is released once (NotSent) when a later guard's admit passes the deadline", () =>
+      Effect.gen(function*() {
+        const { guard, released } = permitLog(false)
+        const { exit, at } = yield* onceEnded(Policy.make([{ modelId: "a" }], { guards: [guard, slowAdmit] }), { models: { a: {} } }, endedAt(calls[0]![1]))
+        assert.strictEqual(muxError(exit).reason._tag, "DeadlineExceeded")
+        assert.strictEqual(at, 500)
+        assert.deepStrictEqual([...released.values()], [["NotSent"]])
+      }))
+  })
+
   it.effect("a permit taken before a later guard rejects the target is released once, with NotSent", () =>
     Effect.gen(function*() {
       const { guard, released } = permitLog(false)

@@ -381,11 +381,16 @@ describe("Selector.latency()", () => {
 })
 
 describe("Selector.cheapest()", () => {
-  /** the documented estimate: input estimate x input price + expected output x output price, per 1,000 tokens */
-  const costOf = (c: Selector.Candidate, req: Guard.RequestInfo): number => {
+  /**
+   * the documented estimate: input estimate x input price + expected output x output price, per 1,000 tokens; the
+   * expected output of a model without an average is the mean of the candidates' averages
+   */
+  const costOf = (c: Selector.Candidate, req: Guard.RequestInfo, all: ReadonlyArray<Selector.Candidate>): number => {
     const price = c.target.model.price
     if (price === undefined) return Infinity
-    return (price.input * req.inputTokens() + price.output * (c.target.stats.outputTokensEwma ?? req.maxTokens ?? c.target.model.maxTokens)) / 1000
+    const seen = all.flatMap((x) => (x.target.stats.outputTokensEwma === undefined ? [] : [x.target.stats.outputTokensEwma]))
+    const typical = seen.length === 0 ? undefined : seen.reduce((a, b) => a + b, 0) / seen.length
+    return (price.input * req.inputTokens() + price.output * (c.target.stats.outputTokensEwma ?? typical ?? req.maxTokens ?? c.target.model.maxTokens)) / 1000
   }
 
   it("the lowest estimated cost of this request: the input estimate decides between input- and output-heavy prices", () => {
@@ -397,11 +402,14 @@ describe("Selector.cheapest()", () => {
     assert.deepStrictEqual(new Set(picks(Selector.cheapest(), cs, 20, "long", request({ inputTokens: 10_000, maxTokens: 100 }))), new Set([1]))
   })
 
-  it("expected output: the model's observed average, else the request's maxTokens, else the model's maxTokens", () => {
+  it("expected output: the model's observed average, else the candidates' mean, else the request's maxTokens, else the model's", () => {
     const req = request({ inputTokens: 1_000, maxTokens: 100 })
-    // with maxTokens 100: m0 1.1, m1 1.5; but m1 is seen to answer in 10 tokens: 0.6
+    // with maxTokens 100: m0 1.1, m1 1.5; but m1 is seen to answer in 10 tokens: 0.6 (m0, not seen, at that mean: 1.01)
     const observed = candidates({ price: { input: 1, output: 1 } }, { price: { input: 0.5, output: 10 }, output: 10 })
     assert.deepStrictEqual(new Set(picks(Selector.cheapest(), observed, 20, "observed", req)), new Set([1]))
+    // m1 seen answering at length, m0 not yet: m0 is costed at that length too (1 + 2 = 3 vs 0.5 + 20 = 20.5)
+    const long = candidates({ price: { input: 1, output: 1 } }, { price: { input: 0.5, output: 10 }, output: 2_000 })
+    assert.deepStrictEqual(new Set(picks(Selector.cheapest(), long, 20, "long", req)), new Set([0]))
     // no maxTokens on the request: the models' own (m0 4,096 -> 5.096; m1 50 -> 1.0)
     const own = candidates({ price: { input: 1, output: 1 } }, { price: { input: 0.5, output: 10 }, maxTokens: 50 })
     assert.deepStrictEqual(new Set(picks(Selector.cheapest(), own, 20, "own", request({ inputTokens: 1_000 }))), new Set([1]))
@@ -413,6 +421,17 @@ describe("Selector.cheapest()", () => {
     assert.deepStrictEqual(new Set(picks(Selector.cheapest(), mixed, 200, "mixed")), new Set([1]))
     const unpriced = candidates({ weight: 1 }, { weight: 3 })
     const counts = countsOf(picks(Selector.cheapest(), unpriced, 4_000, "unpriced"), 2)
+    assert.isBelow(chiSquare(counts, [0.25, 0.75]), CHI2_999[1]!, `counts ${counts}`)
+  })
+
+  it("a model not seen answering yet is not costed at its worst case: a cheaper one is tried, an equal one shares", () => {
+    const req = request({ inputTokens: 100 })
+    // m1 answered (5 tokens), m0 never has (say its first call failed): m0 is a quarter of the price
+    const cheaper = candidates({ price: { input: 1, output: 1 } }, { price: { input: 4, output: 4 }, output: 5 })
+    assert.deepStrictEqual(new Set(picks(Selector.cheapest(), cheaper, 20, "cheaper", req)), new Set([0]))
+    // equal prices, weights 1:3, only m1 seen: both cost the same, so they share by weight
+    const equal = candidates({ price: { input: 1, output: 1 }, weight: 1 }, { price: { input: 1, output: 1 }, weight: 3, output: 5 })
+    const counts = countsOf(picks(Selector.cheapest(), equal, 4_000, "equal-unseen", req), 2)
     assert.isBelow(chiSquare(counts, [0.25, 0.75]), CHI2_999[1]!, `counts ${counts}`)
   })
 
@@ -439,9 +458,9 @@ describe("Selector.cheapest()", () => {
         (specs, inputTokens, maxTokens, seed) => {
           const cs = candidates(...specs)
           const req = request(maxTokens === undefined ? { inputTokens } : { inputTokens, maxTokens })
-          const lowest = Math.min(...cs.map((c) => costOf(c, req)))
+          const lowest = Math.min(...cs.map((c) => costOf(c, req, cs)))
           for (const i of picks(Selector.cheapest(), cs, 5, seed, req)) {
-            assert.strictEqual(costOf(cs[i]!, req), lowest)
+            assert.strictEqual(costOf(cs[i]!, req, cs), lowest)
             if (cs[i]!.target.model.price === undefined) assert.isTrue(cs.every((c) => c.target.model.price === undefined))
           }
         }

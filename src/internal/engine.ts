@@ -696,10 +696,10 @@ export const make = (options: {
   // --- select --------------------------------------------------------------------------------
 
   /** Every guard's view of `targets`, by guard. */
-  const viewsOf = (targets: ReadonlyArray<Target>, info: Guard.RequestInfo, now: number) =>
+  const viewsOf = (targets: ReadonlyArray<Target>, info: Guard.RequestInfo, now: number, restore: Restore = same) =>
     guards.length === 1
-      ? Effect.map(guards[0]!.view(targets, info, now), (v) => [v])
-      : Effect.forEach(guards, (g) => g.view(targets, info, now))
+      ? Effect.map(restore(guards[0]!.view(targets, info, now)), (v) => [v])
+      : Effect.forEach(guards, (g) => restore(g.view(targets, info, now)))
 
   /** Every guard's permit for `target`, in order; a rejection gives back the ones already taken. */
   const admitAll = (
@@ -707,21 +707,23 @@ export const make = (options: {
     info: Guard.RequestInfo,
     views: ReadonlyArray<ReadonlyArray<Guard.View>>,
     i: number,
-    now: number
+    now: number,
+    restore: Restore
   ): Effect.Effect<ReadonlyArray<Guard.Permit>, Guard.Rejected | StoreError> => {
     if (guards.length === 0) return Effect.succeed([])
     const permits: Array<Guard.Permit> = []
     const step = (g: number): Effect.Effect<ReadonlyArray<Guard.Permit>, Guard.Rejected | StoreError> =>
       g === guards.length
         ? Effect.succeed(permits)
-        : guards[g]!.admit(target, info, views[g]![i]!, now).pipe(
+        : restore(guards[g]!.admit(target, info, views[g]![i]!, now)).pipe(
           Effect.flatMap((p) => {
             permits.push(p)
             return step(g + 1)
           })
         )
-    // once, around every guard: a rejection gives back what the guards before it gave
-    return step(0).pipe(Effect.tapError(() => releaseAll(permits, { _tag: "NotSent", at: now })))
+    // once, around every guard: a rejection (or the deadline, interrupting a guard) gives back what the
+    // guards before it gave
+    return step(0).pipe(Effect.onError(() => releaseAll(permits, { _tag: "NotSent", at: now })))
   }
 
   const releaseAll = (permits: ReadonlyArray<Guard.Permit>, outcome: Guard.Outcome): Effect.Effect<void> =>
@@ -750,7 +752,8 @@ export const make = (options: {
   const select = (
     state: RequestState,
     now: number,
-    busy?: Target
+    busy: Target | undefined,
+    restore: Restore
   ): Effect.Effect<
     | Admitted
     | { readonly _tag: "None"; readonly views: ReadonlyArray<ReadonlyArray<Guard.View>>; readonly targets: ReadonlyArray<Target> }
@@ -763,9 +766,9 @@ export const make = (options: {
       state.next = undefined
       const info: Guard.RequestInfo = forced?.serviceTier === undefined ? state.info : { ...state.info, serviceTier: forced.serviceTier }
       if (forced !== undefined && forced.target !== busy) {
-        const views = yield* viewsOf([forced.target], info, now)
+        const views = yield* viewsOf([forced.target], info, now, restore)
         if (views.every((v) => v[0]!.admits)) {
-          const admitted = yield* tryAdmit(state, forced.target, tierOf(state, forced.target), info, views, 0, now)
+          const admitted = yield* tryAdmit(state, forced.target, tierOf(state, forced.target), info, views, 0, now, restore)
           if (admitted !== undefined) return admitted
         }
         // its breaker opened since (this very failure may have tripped it), or a guard says no: fail over
@@ -782,20 +785,32 @@ export const make = (options: {
         }
       }
       const targets = flatTargets(state.tiers)
-      const views = yield* viewsOf(targets, state.info, now)
+      const views = yield* viewsOf(targets, state.info, now, restore)
       const skip = new Set<Target>(busy === undefined ? [] : [busy])
       while (true) {
         const skipped: Array<MuxEvent.ModelSkipped> = []
         const found = eligible(state, views, now, skip, skipped)
         for (const e of skipped) yield* emit(e)
         if (found === undefined) return { _tag: "None" as const, views, targets }
-        const picked = yield* selector.pick(found, state.info)
+        const picked = yield* restore(selector.pick(found, state.info))
         const target = checkPick(found, picked)
-        const admitted = yield* tryAdmit(state, target, picked.tier, state.info, views, picked.index, now)
+        const admitted = yield* tryAdmit(state, target, picked.tier, state.info, views, picked.index, now, restore)
         if (admitted !== undefined) return admitted
         skip.add(target)
       }
     })
+
+  /**
+   * The select stage cut at the request's deadline: a guard or selector that answers later (a remote store,
+   * a user's own Effect) ends the request as a deadline, its permits back. Only the guards' and the selector's
+   * own Effects can be interrupted there: the stage's bookkeeping runs whole.
+   */
+  const selectWithin = (state: RequestState, now: number, busy?: Target) =>
+    within(Effect.uninterruptibleMask((restore) => select(state, now, busy, restore)), state.deadlineAt)
+
+  /** `self` interrupted at `at` (the mux's heap), failing with DeadlinePassed. */
+  const within = <A, E>(self: Effect.Effect<A, E>, at: number): Effect.Effect<A, E | DeadlinePassed> =>
+    Effect.flatMap(timed(self, at, deadlinePassed), (exit) => exit)
 
   /**
    * The candidates of the first tier that has an eligible target: not excluded from the request, not in
@@ -976,9 +991,10 @@ export const make = (options: {
     info: Guard.RequestInfo,
     views: ReadonlyArray<ReadonlyArray<Guard.View>>,
     i: number,
-    now: number
+    now: number,
+    restore: Restore
   ): Effect.Effect<Admitted | undefined, StoreError> =>
-    admitAll(target, info, views, i, now).pipe(
+    admitAll(target, info, views, i, now, restore).pipe(
       Effect.map((permits): Admitted => {
         let serviceTier = info.serviceTier
         for (const p of permits) if (p.serviceTier !== undefined) serviceTier = p.serviceTier
@@ -1031,10 +1047,6 @@ export const make = (options: {
     return releaseAll(a.permits, outcome)
   }
 
-  /**
-   * The attempt stage: one call to its Exit under its timeout. An interrupted attempt (the caller gave up,
-   * a lost hedge) releases its permits and is recorded here.
-   */
   /** An attempt's limits: its timeout, capped by the deadline, and the first-token limit until its commit point. */
   const planOf = (state: RequestState, a: Admitted, commitWithin: RouteOptions<unknown>["commitWithin"]) => {
     const remaining = state.deadlineAt - a.t0
@@ -1133,11 +1145,11 @@ export const make = (options: {
    * Runs `self` in a child fiber with a deadline in the mux's heap: at the deadline the child is interrupted
    * (aborting its HTTP request) and the attempt fails with `onTimeout()`. No race, no second fiber.
    */
-  const timed = <A>(
-    self: Effect.Effect<A, BedrockError.BedrockError>,
+  const timed = <A, E, E2>(
+    self: Effect.Effect<A, E>,
     at: number,
-    onTimeout: () => BedrockError.BedrockError
-  ): Effect.Effect<Exit.Exit<A, BedrockError.BedrockError>> =>
+    onTimeout: () => E2
+  ): Effect.Effect<Exit.Exit<A, E | E2>> =>
     Effect.flatMap(Effect.forkChild(self, { startImmediately: true }), (fiber) => {
       const done = fiber.pollUnsafe()
       if (done !== undefined) return Effect.succeed(done)
@@ -1398,11 +1410,11 @@ export const make = (options: {
 
         // select: in plain code where it can be, else through the guards' and selector's Effects
         const fast = selectUnsafe(state, now, fiber.context)
-        const chosen = fast === undefined
-          ? yield* select(state, now)
-          : "taken" in fast
-          ? yield* Effect.andThen(releaseAll(fast.taken, { _tag: "NotSent", at: now }), select(state, now))
-          : fast
+        const chosen = fast !== undefined && !("taken" in fast)
+          ? fast
+          : yield* Effect.andThen(fast === undefined ? Effect.void : releaseAll(fast.taken, { _tag: "NotSent", at: now }), selectWithin(state, now)).pipe(
+            Effect.catchTag("DeadlinePassed", () => deadlineExceeded(state, state.last))
+          )
         if ("_tag" in chosen && chosen._tag === "FailFast") {
           // a same-model retry a guard refused, of an error that must not fail over
           return yield* fail(state, new Failed({ error: state.last! }), state.last!.message, state.last)
@@ -1502,7 +1514,8 @@ export const make = (options: {
           yield* failOver(state, t, error, action, now)
           if (policy.backoff === undefined || action.minContext !== undefined) return undefined
           // the single-model backoff: only when no other model could take the request
-          const others = yield* anyEligible(state, now, t)
+          // a guard's view past the deadline: no backoff; the loop ends the request as a deadline at its next turn
+          const others = yield* within(anyEligible(state, now, t), state.deadlineAt).pipe(Effect.catchTag("DeadlinePassed", () => Effect.succeed(true)))
           if (others) return undefined
           if (state.backoffStep === undefined) state.backoffStep = (yield* Schedule.toStep(policy.backoff)) as Step
           const r = yield* Effect.result(state.backoffStep(now, error))
@@ -1641,7 +1654,8 @@ export const make = (options: {
       // a hedge is an attempt: it needs room in the budget (the one in flight is not recorded yet)
       const chosen = hedgeBad >= hedge.budget * hedgeOk || counted(state) + 2 > policy.attempts
         ? undefined
-        : yield* select(state, tHedge, first.target)
+        // a hedge chosen too late is none: the first attempt has the deadline of its own
+        : yield* selectWithin(state, tHedge, first.target).pipe(Effect.catchTag("DeadlinePassed", () => Effect.succeed(undefined)))
       if (chosen === undefined || "_tag" in chosen) {
         return { _tag: "Attempt" as const, winner: first, exit: yield* Fiber.join(firstFiber) }
       }
@@ -2133,6 +2147,14 @@ const NO_HOLD: TenantHold = { release: Effect.void, settle: () => Effect.void }
 const DEFAULT_OUTPUT_TOKENS = 4_096
 
 /** A tenant over its quota (retried while waiting for room, else a QuotaExceeded). */
+/** The select stage passed the request's deadline (`selectWithin`). */
+class DeadlinePassed extends Data.TaggedError("DeadlinePassed") {}
+const DEADLINE_PASSED = new DeadlinePassed()
+const deadlinePassed = () => DEADLINE_PASSED
+
+type Restore = <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+const same: Restore = (self) => self
+
 class TenantRejected extends Data.TaggedError("TenantRejected")<{
   readonly kind: "requests" | "tokens"
   readonly retryAfterMs: number
