@@ -14,9 +14,11 @@
  *
  * The mux asks the guards in order and takes permits in order; when a later
  * guard rejects, the permits already taken are released with `NotSent`. A
- * `view` or `admit` still running at the request's deadline is interrupted
- * (the request ends `DeadlineExceeded`, the permits taken released the same
- * way).
+ * `view` still running at the request's deadline is interrupted (the request
+ * ends `DeadlineExceeded`), and so is the selector's `pick`; an `admit` runs
+ * to its end (interrupted after taking its slot, it would lose the permit
+ * that gives the slot back), and a pick made past the deadline is released
+ * with `NotSent`.
  *
  * Built-ins (the default policy has all three, in this order):
  * - `Guard.breaker()`: per model, opens on `failures` counted failures within
@@ -32,6 +34,8 @@
  *   says whether the policy counts it as the model's fault.
  * - `view` is a snapshot: `admit` must re-check atomically what matters
  *   (the built-ins skip the store when the view says nothing is in the way).
+ * - A slow `admit` holds its request past the deadline (until it ends):
+ *   bound a remote one by its store's timeout, as the built-ins are.
  * - Guards with state get the mux's store, events and namespace through
  *   `Guard.Env` when the mux is built (`Guard.stateful`); plain guards are
  *   `Guard.make`.

@@ -18,8 +18,8 @@
  *   model's `price` (input estimate × input price + expected output ×
  *   output price); models without a price come last. The expected output is
  *   the model's observed average; for a model without one yet, the mean of
- *   the candidates' averages (so it is tried), else the request's
- *   `maxTokens`, else the model's.
+ *   the candidates' averages (not its worst case, which would keep it out
+ *   for good), else the request's `maxTokens`, else the model's.
  *
  * @example
  * ```ts

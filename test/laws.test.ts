@@ -58,7 +58,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, pipe } from "effect"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
-import { BedrockMux, BedrockSimulator, Guard, MuxError as MuxErrors, type MuxEvent, MuxStream, Policy, Route, Selector, type SimulatorScript } from "../src/index.ts"
+import { BedrockMux, BedrockSimulator, Guard, MuxError as MuxErrors, type MuxEvent, MuxStore, MuxStream, Policy, Route, Selector, type SimulatorScript } from "../src/index.ts"
+import * as Breaker from "../src/internal/breaker.ts"
 import {
   attemptsOf,
   busiestInstant,
@@ -362,7 +363,7 @@ const keepOut = (modelId: string, from: number, to: number) =>
   })
 
 describe("routing laws: minimal cases", () => {
-  describe("the deadline bounds a guard's or the selector's own Effect (a remote store, a user's code)", () => {
+  describe("the deadline bounds a guard's view and the selector's pick (a remote store, a user's code); an admit runs to its end", () => {
     const hi = { messages: [{ role: "user" as const, content: [{ text: "hi" }] }] }
     const slow = Effect.sleep("3 seconds")
     const slowPick = Selector.make("slow", (cs) => Effect.as(slow, cs[0]!))
@@ -378,29 +379,97 @@ describe("routing laws: minimal cases", () => {
     const endedAt = (request: (mux: BedrockMux["Service"]) => Effect.Effect<unknown, MuxErrors.MuxError>) => (mux: BedrockMux["Service"]) =>
       request(mux).pipe(Effect.onExit(() => Effect.map(Clock.currentTimeMillis, (t) => void (end = t))))
     const onceEnded = (...args: Parameters<typeof once>) => Effect.map(once(...args), (r) => ({ ...r, at: end }))
-    const cases: ReadonlyArray<[string, Policy.Policy]> = [
-      ["a slow selector", Policy.make([{ modelId: "a" }], { selector: slowPick })],
-      ["a slow guard view", Policy.make([{ modelId: "a" }], { guards: [slowView] })],
-      ["a slow guard admit", Policy.make([{ modelId: "a" }], { guards: [slowAdmit] })]
+    // [what, its policy, when the request ends]: an admit takes a slot, so it is not cut (its permit would be lost)
+    const cases: ReadonlyArray<[string, Policy.Policy, number]> = [
+      ["a slow selector", Policy.make([{ modelId: "a" }], { selector: slowPick }), 500],
+      ["a slow guard view", Policy.make([{ modelId: "a" }], { guards: [slowView] }), 500],
+      ["a slow guard admit", Policy.make([{ modelId: "a" }], { guards: [slowAdmit] }), 3_000]
     ]
-    for (const [what, policy] of cases) {
+    for (const [what, policy, endsAt] of cases) {
       for (const [call, request] of calls) {
-        it.effect(`${what}, ${call}: DeadlineExceeded at the deadline, no model called`, () =>
+        it.effect(`${what}, ${call}: DeadlineExceeded at ${endsAt} ms, no model called`, () =>
           Effect.gen(function*() {
             const { exit, calls: made, at } = yield* onceEnded(policy, { models: { a: {} } }, endedAt(request))
             assert.strictEqual(muxError(exit).reason._tag, "DeadlineExceeded")
-            assert.strictEqual(at, 500)
+            assert.strictEqual(at, endsAt)
             assert.deepStrictEqual(made, [])
           }))
       }
     }
 
-    it.effect("a permit an earlier guard gave is released once (NotSent) when a later guard's admit passes the deadline", () =>
+    it.effect("a pick made exactly at the deadline is given back: no model is called with no time left", () =>
+      Effect.gen(function*() {
+        const admitAt500 = Guard.make({ name: "admit-at-500", view: (ts) => Effect.succeed(ts.map(() => Guard.open)), admit: () => Effect.as(Effect.sleep("500 millis"), Guard.noPermit) })
+        const { exit, calls: made, at } = yield* onceEnded(Policy.make([{ modelId: "a" }], { guards: [admitAt500] }), { models: { a: {} } }, endedAt(calls[0]![1]))
+        assert.strictEqual(muxError(exit).reason._tag, "DeadlineExceeded")
+        assert.strictEqual(at, 500)
+        assert.deepStrictEqual(made, [])
+      }))
+
+    it.effect("a breaker's probe slot taken on a remote store as the deadline passes is not left taken", () =>
+      Effect.gen(function*() {
+        // a store that makes its change at once and answers 300 ms later (a Redis round trip)
+        const inner = MuxStore.makeMemory()
+        const store: MuxStore.Service = {
+          ...inner,
+          quotaUnsafe: undefined,
+          states: (kind, schema) => {
+            const st = inner.states(kind, schema)
+            return { getMany: st.getMany, modify: (key, f) => Effect.flatMap(st.modify(key, f), (a) => Effect.as(Effect.sleep("300 millis"), a)) }
+          }
+        }
+        // a's breaker half-open from the start: one probe
+        yield* inner.states("breaker", Breaker.BreakerState).modify("default/a", () => [undefined, { _tag: "Open", until: 0, intervalMs: 5_000, openedAt: -5_000 }] as const)
+        const { first, second, at } = yield* Effect.gen(function*() {
+          const mux = yield* BedrockMux
+          const fiber = yield* Effect.forkChild(Effect.gen(function*() {
+            const first = yield* Effect.exit(mux.converse(hi, { deadline: "200 millis" }))
+            const at = yield* Clock.currentTimeMillis
+            yield* Effect.sleep("1 second")
+            // the probe's admit ran to its end and its slot came back unused: the next request can probe
+            const second = yield* Effect.exit(mux.converse(hi, { deadline: "5 seconds" }))
+            return { first, second, at }
+          }))
+          yield* TestClock.adjust("1 minute")
+          return yield* Fiber.join(fiber)
+        }).pipe(
+          Effect.provide(BedrockMux.layer(Policy.make([{ modelId: "a" }])).pipe(Layer.provideMerge(BedrockSimulator.layer({ models: { a: { latency: 10 } } })))),
+          Effect.provideService(MuxStore.MuxStore, store),
+          Effect.scoped
+        )
+        assert.strictEqual(muxError(first).reason._tag, "DeadlineExceeded")
+        // the admit's round trip and the slot's release, one each (the store's timeout bounds them), not the
+        // probe's 120 s lease
+        assert.strictEqual(at, 600)
+        assert.isTrue(Exit.isSuccess(second), String(Exit.isFailure(second) ? second.cause : ""))
+      }))
+
+    it.effect("the permits of a pick whose admit ends past the deadline are released once (NotSent)", () =>
       Effect.gen(function*() {
         const { guard, released } = permitLog(false)
         const { exit, at } = yield* onceEnded(Policy.make([{ modelId: "a" }], { guards: [guard, slowAdmit] }), { models: { a: {} } }, endedAt(calls[0]![1]))
         assert.strictEqual(muxError(exit).reason._tag, "DeadlineExceeded")
+        assert.strictEqual(at, 3_000)
+        assert.deepStrictEqual([...released.values()], [["NotSent"]])
+      }))
+
+    it.effect("a slow view after an admit: the pick's permits are released once (NotSent) at the deadline", () =>
+      Effect.gen(function*() {
+        // the first pick's admit is refused (its earlier permit given back), the selector's second pick is slow
+        const { guard, released } = permitLog(false)
+        let admits = 0
+        const refuseFirst = Guard.make({
+          name: "refuse-first",
+          view: (ts) => Effect.succeed(ts.map(() => Guard.open)),
+          admit: () => (admits++ === 0 ? Effect.fail(new Guard.Rejected({ guard: "refuse-first", why: "once" })) : Effect.succeed(Guard.noPermit))
+        })
+        let picks = 0
+        const slowSecond = Selector.make("slow-second", (cs) => (picks++ === 0 ? Effect.succeed(cs[0]!) : Effect.as(slow, cs[0]!)))
+        const policy = Policy.make([{ modelId: "a" }, { modelId: "b" }], { guards: [guard, refuseFirst], selector: slowSecond })
+        const { exit, at, calls: made } = yield* onceEnded(policy, { models: { a: {}, b: {} } }, endedAt(calls[0]![1]))
+        assert.strictEqual(muxError(exit).reason._tag, "DeadlineExceeded")
         assert.strictEqual(at, 500)
+        assert.deepStrictEqual(made, [])
         assert.deepStrictEqual([...released.values()], [["NotSent"]])
       }))
   })

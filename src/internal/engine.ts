@@ -696,7 +696,7 @@ export const make = (options: {
   // --- select --------------------------------------------------------------------------------
 
   /** Every guard's view of `targets`, by guard. */
-  const viewsOf = (targets: ReadonlyArray<Target>, info: Guard.RequestInfo, now: number, restore: Restore = same) =>
+  const viewsOf = (targets: ReadonlyArray<Target>, info: Guard.RequestInfo, now: number, restore: Restore = identity) =>
     guards.length === 1
       ? Effect.map(restore(guards[0]!.view(targets, info, now)), (v) => [v])
       : Effect.forEach(guards, (g) => restore(g.view(targets, info, now)))
@@ -707,22 +707,21 @@ export const make = (options: {
     info: Guard.RequestInfo,
     views: ReadonlyArray<ReadonlyArray<Guard.View>>,
     i: number,
-    now: number,
-    restore: Restore
+    now: number
   ): Effect.Effect<ReadonlyArray<Guard.Permit>, Guard.Rejected | StoreError> => {
     if (guards.length === 0) return Effect.succeed([])
     const permits: Array<Guard.Permit> = []
     const step = (g: number): Effect.Effect<ReadonlyArray<Guard.Permit>, Guard.Rejected | StoreError> =>
       g === guards.length
         ? Effect.succeed(permits)
-        : restore(guards[g]!.admit(target, info, views[g]![i]!, now)).pipe(
+        : guards[g]!.admit(target, info, views[g]![i]!, now).pipe(
           Effect.flatMap((p) => {
             permits.push(p)
             return step(g + 1)
           })
         )
-    // once, around every guard: a rejection (or the deadline, interrupting a guard) gives back what the
-    // guards before it gave
+    // once, around every guard: a rejection (or a defect, an interruption) gives back what the guards before
+    // it gave
     return step(0).pipe(Effect.onError(() => releaseAll(permits, { _tag: "NotSent", at: now })))
   }
 
@@ -768,7 +767,7 @@ export const make = (options: {
       if (forced !== undefined && forced.target !== busy) {
         const views = yield* viewsOf([forced.target], info, now, restore)
         if (views.every((v) => v[0]!.admits)) {
-          const admitted = yield* tryAdmit(state, forced.target, tierOf(state, forced.target), info, views, 0, now, restore)
+          const admitted = yield* tryAdmit(state, forced.target, tierOf(state, forced.target), info, views, 0, now)
           if (admitted !== undefined) return admitted
         }
         // its breaker opened since (this very failure may have tripped it), or a guard says no: fail over
@@ -794,19 +793,36 @@ export const make = (options: {
         if (found === undefined) return { _tag: "None" as const, views, targets }
         const picked = yield* restore(selector.pick(found, state.info))
         const target = checkPick(found, picked)
-        const admitted = yield* tryAdmit(state, target, picked.tier, state.info, views, picked.index, now, restore)
+        const admitted = yield* tryAdmit(state, target, picked.tier, state.info, views, picked.index, now)
         if (admitted !== undefined) return admitted
         skip.add(target)
       }
     })
 
   /**
-   * The select stage cut at the request's deadline: a guard or selector that answers later (a remote store,
-   * a user's own Effect) ends the request as a deadline, its permits back. Only the guards' and the selector's
-   * own Effects can be interrupted there: the stage's bookkeeping runs whole.
+   * The select stage cut at the request's deadline: a guard's view or the selector's pick that answers later
+   * (a remote store, a user's own Effect) is interrupted and the request ends as a deadline (DeadlinePassed).
+   * The rest of the stage runs whole, admits included: an admit takes a slot (a probe, a trial, a
+   * reservation), and one interrupted after taking it would lose the permit that gives it back (the built-ins'
+   * admits are one store round trip, bounded by the store's timeout). A pick made at or past the deadline is
+   * given back unused, so no model is called with no time left.
    */
-  const selectWithin = (state: RequestState, now: number, busy?: Target) =>
-    within(Effect.uninterruptibleMask((restore) => select(state, now, busy, restore)), state.deadlineAt)
+  const selectWithin = (state: RequestState, now: number, busy?: Target) => {
+    let chosen: Admitted | undefined
+    const stage = Effect.uninterruptibleMask((restore) =>
+      Effect.map(select(state, now, busy, restore), (r) => {
+        if ("target" in r) chosen = r
+        return r
+      })
+    )
+    return Effect.flatMap(timed(stage, state.deadlineAt, deadlinePassed), (exit) =>
+      Effect.flatMap(Clock.currentTimeMillis, (t) => {
+        if (Exit.isSuccess(exit) && t < state.deadlineAt) return exit
+        // past the deadline, or a pick made as the deadline's interruption ended the stage: its permits back
+        const back = chosen === undefined ? Effect.void : release(chosen, { _tag: "NotSent", at: t })
+        return Effect.andThen(back, Exit.isSuccess(exit) ? Effect.fail(DEADLINE_PASSED) : exit)
+      }))
+  }
 
   /** `self` interrupted at `at` (the mux's heap), failing with DeadlinePassed. */
   const within = <A, E>(self: Effect.Effect<A, E>, at: number): Effect.Effect<A, E | DeadlinePassed> =>
@@ -991,10 +1007,9 @@ export const make = (options: {
     info: Guard.RequestInfo,
     views: ReadonlyArray<ReadonlyArray<Guard.View>>,
     i: number,
-    now: number,
-    restore: Restore
+    now: number
   ): Effect.Effect<Admitted | undefined, StoreError> =>
-    admitAll(target, info, views, i, now, restore).pipe(
+    admitAll(target, info, views, i, now).pipe(
       Effect.map((permits): Admitted => {
         let serviceTier = info.serviceTier
         for (const p of permits) if (p.serviceTier !== undefined) serviceTier = p.serviceTier
@@ -1143,7 +1158,7 @@ export const make = (options: {
 
   /**
    * Runs `self` in a child fiber with a deadline in the mux's heap: at the deadline the child is interrupted
-   * (aborting its HTTP request) and the attempt fails with `onTimeout()`. No race, no second fiber.
+   * (an attempt's HTTP request aborted) and its Exit is `onTimeout()`'s failure. No race, no second fiber.
    */
   const timed = <A, E, E2>(
     self: Effect.Effect<A, E>,
@@ -1332,6 +1347,7 @@ export const make = (options: {
    * Effect step up to the attempt's end (measured: a stream's time to first token, bench/results/README.md).
    */
   const routeRequest = <A>(state: RequestState, run: Attempt<A>, routeOptions: RouteOptions<A>): Effect.Effect<Routed<A>, MuxError> => {
+    // routeFast's own first check, here too: a route that cannot take the fast path skips the withFiber step
     if (!fastCapable || routeOptions.raw === undefined || routeOptions.hedge !== undefined) return generalRoute(state, run, routeOptions)
     return Effect.withFiber((fiber) => routeFast(state, run, routeOptions, fiber.context, identity) ?? generalRoute(state, run, routeOptions))
   }
@@ -2146,15 +2162,15 @@ const NO_HOLD: TenantHold = { release: Effect.void, settle: () => Effect.void }
 /** The output reservation of a tenant's request that sets no maxTokens. */
 const DEFAULT_OUTPUT_TOKENS = 4_096
 
-/** A tenant over its quota (retried while waiting for room, else a QuotaExceeded). */
-/** The select stage passed the request's deadline (`selectWithin`). */
+/** A guard's or the selector's own Effect ran past the request's deadline (`within`, `selectWithin`). */
 class DeadlinePassed extends Data.TaggedError("DeadlinePassed") {}
 const DEADLINE_PASSED = new DeadlinePassed()
 const deadlinePassed = () => DEADLINE_PASSED
 
+/** What may be interrupted inside an uninterruptible region (`Effect.uninterruptibleMask`'s restore). */
 type Restore = <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-const same: Restore = (self) => self
 
+/** A tenant over its quota (retried while waiting for room, else a QuotaExceeded). */
 class TenantRejected extends Data.TaggedError("TenantRejected")<{
   readonly kind: "requests" | "tokens"
   readonly retryAfterMs: number
