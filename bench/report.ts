@@ -237,12 +237,12 @@ const SDK_HISTORY: ReadonlyArray<{ readonly change: string; readonly mux: string
     inflight: "17.6 vs 14.2 KB (1.24×)"
   },
   {
-    change: "a stream's first route maps its answer in the attempt's own callback (6538b78: `Request.routeWith`, the first pull two Effect steps fewer before the send and one after the commit point; same-process A/B against cd5ccb1, `MODE=stream`, four runs in both orders: time to first token −2.9 / −8.2 / +1.0 / −4.9 µs, CPU per stream −6.5 / −5.8 / −1.0 / −6.3). Tried and dropped: sending the first attempt in the stream's first step and yielding to the event loop so the rest of the setup runs while the request is in flight (the request reached the socket no sooner: the SDK's pre-write phase stretched by what the send gained; −1.4 µs without the yield, worse with it; CORE notes). Two full runs at 6538b78 / bb7ea98 on a slower machine than run 12's (direct stream p50 1,281 / 1,220 µs; bench/results/runs/sdk-2026-12-01-run{13,14}.json; quoted: the second): mux +45.3 / +43.8 µs, CPU +44.5 / +43.0, facade +41.1 / +42.1, TTFT +99.2 / +86.7 (over the Effect-stream floor +56.5 / +48.2, against +42.8 / +49.9 / +49.7 in runs 10 to 12), transport 0.59 / 0.60×, c64 0.89 / 0.93×, c256 0.91 / 0.93×, in flight 1.23 / 1.28×; first 500 calls mux +179.1 / +142.3, facade +135.1 / +103.5. Same-process A/B of bb7ea98 against cd5ccb1 (`MODE=both`, both orders): mux +4.1 / −7.1 µs, facade +2.6 / −1.2: the converse path did not move, the machine did",
-    mux: "+43.8 µs",
+    change: "a stream's first route maps its answer in the attempt's own callback (6538b78: `Request.routeWith`, the first pull two Effect steps fewer before the send and one after the commit point; same-process A/B against cd5ccb1, `MODE=stream`, four runs in both orders: time to first token −2.9 / −8.2 / +1.0 / −4.9 µs, CPU per stream −6.5 / −5.8 / −1.0 / −6.3). Tried and dropped: sending the first attempt in the stream's first step and yielding to the event loop so the rest of the setup runs while the request is in flight (the request reached the socket no sooner: the SDK's pre-write phase stretched by what the send gained; −1.4 µs without the yield, worse with it; CORE notes). Three full runs at 6538b78 / bb7ea98 / fb0c7cd (bench/results/runs/sdk-2026-12-01-run{13,14,15}.json; quoted: the third; direct stream p50 1,281 / 1,220 / 1,145 µs): mux +45.3 / +43.8 / +43.9 µs, CPU +44.5 / +43.0 / +44.8, facade +41.1 / +42.1 / +42.1, TTFT +99.2 / +86.7 / +83.5 (over the Effect-stream floor +56.5 / +48.2 / +44.6, against +42.8 / +49.9 / +49.7 in runs 10 to 12), transport 0.59 / 0.60 / 0.57×, c64 0.89 / 0.93 / 0.95×, c256 0.91 / 0.93 / 0.94×, in flight 1.23 / 1.28 / 1.28×; first 500 calls mux +179.1 / +142.3 / +161.2, facade +135.1 / +103.5 / +130.1. The converse path's code did not change: same-process A/B (`MODE=both`, 1,200 rounds, both orders) of fb0c7cd against 7566ddb (run 12's code): mux +4.2 / −2.0 µs, facade +1.3 / −0.5; of bb7ea98 against cd5ccb1: mux +4.1 / −7.1, facade +2.6 / −1.2",
+    mux: "+43.9 µs",
     facade: "+42.1 µs",
-    cpu: "+43.0 µs",
-    ttft: "+86.7 µs",
-    inflight: "18.0 vs 14.0 KB (1.28×)"
+    cpu: "+44.8 µs",
+    ttft: "+83.5 µs",
+    inflight: "17.9 vs 14.0 KB (1.28×)"
   }
 ]
 
