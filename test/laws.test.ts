@@ -55,7 +55,7 @@
  * prints the failing run's log request by request.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, pipe } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, Option, pipe } from "effect"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
 import { BedrockMux, BedrockSimulator, Guard, MuxError as MuxErrors, type MuxEvent, MuxStore, MuxStream, Policy, Route, Selector, type SimulatorScript } from "../src/index.ts"
@@ -450,6 +450,20 @@ describe("routing laws: minimal cases", () => {
         const { exit, at } = yield* onceEnded(Policy.make([{ modelId: "a" }], { guards: [guard, slowAdmit] }), { models: { a: {} } }, endedAt(calls[0]![1]))
         assert.strictEqual(muxError(exit).reason._tag, "DeadlineExceeded")
         assert.strictEqual(at, 3_000)
+        assert.deepStrictEqual([...released.values()], [["NotSent"]])
+      }))
+
+    it.effect("a caller that gives up while a guard's admit is in flight: the pick's permits are released once (NotSent)", () =>
+      Effect.gen(function*() {
+        const { guard, released } = permitLog(false)
+        const admit300 = Guard.make({ name: "admit-300", view: (ts) => Effect.succeed(ts.map(() => Guard.open)), admit: () => Effect.as(Effect.sleep("300 millis"), Guard.noPermit) })
+        const { exit, calls: made } = yield* once(
+          Policy.make([{ modelId: "a" }], { guards: [guard, admit300] }),
+          { models: { a: {} } },
+          (mux) => Effect.timeoutOption(mux.converse(hi), "100 millis")
+        )
+        assert.isTrue(Exit.isSuccess(exit) && Option.isNone(exit.value as Option.Option<unknown>), "the caller gave up")
+        assert.deepStrictEqual(made, [])
         assert.deepStrictEqual([...released.values()], [["NotSent"]])
       }))
 

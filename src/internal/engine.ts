@@ -809,19 +809,24 @@ export const make = (options: {
    */
   const selectWithin = (state: RequestState, now: number, busy?: Target) => {
     let chosen: Admitted | undefined
+    const giveBack = Effect.suspend(() =>
+      chosen === undefined ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (t) => release(chosen!, { _tag: "NotSent", at: t }))
+    )
     const stage = Effect.uninterruptibleMask((restore) =>
       Effect.map(select(state, now, busy, restore), (r) => {
         if ("target" in r) chosen = r
         return r
       })
+    ).pipe(
+      // a pick made as an interruption ended the stage (the deadline's, or the caller's, waiting for an admit)
+      Effect.onExit((exit) => (Exit.isFailure(exit) ? giveBack : Effect.void))
     )
     return Effect.flatMap(timed(stage, state.deadlineAt, deadlinePassed), (exit) =>
-      Effect.flatMap(Clock.currentTimeMillis, (t) => {
-        if (Exit.isSuccess(exit) && t < state.deadlineAt) return exit
-        // past the deadline, or a pick made as the deadline's interruption ended the stage: its permits back
-        const back = chosen === undefined ? Effect.void : release(chosen, { _tag: "NotSent", at: t })
-        return Effect.andThen(back, Exit.isSuccess(exit) ? Effect.fail(DEADLINE_PASSED) : exit)
-      }))
+      Exit.isFailure(exit)
+        ? exit
+        : Effect.flatMap(Clock.currentTimeMillis, (t) =>
+          // a pick made at or past the deadline: no time left to use it
+          t < state.deadlineAt ? exit : Effect.andThen(giveBack, Effect.fail(DEADLINE_PASSED))))
   }
 
   /** `self` interrupted at `at` (the mux's heap), failing with DeadlinePassed. */
