@@ -830,7 +830,11 @@ const makeService = (
     removeModel,
     resetStats: engine.resetStats
   }
-  const facade: Facade = { converse: converseWith(facadeResult), start: facadeStart }
+  const facade: Facade = {
+    converse: converseWith(facadeResult),
+    start: facadeStart,
+    labelTargets: (label) => (engine.pool().routes.get(label) ?? []).flat().map((t) => t.model.target)
+  }
   return Object.defineProperty(service, facadeConverse, { value: facade })
 }
 

@@ -468,15 +468,12 @@ export class BedrockMultiplexer extends EventEmitter {
    */
   #unavailable(label: string | undefined): ReadonlyArray<ModelHealth> | undefined {
     if (this.#context === undefined || this.#destroyed !== undefined) return undefined
-    const mux = this.#mux!
-    const exit = Effect.runSyncExitWith(this.#context)(Effect.all([mux.health, mux.models]))
+    const exit = Effect.runSyncExitWith(this.#context)(this.#mux!.health)
     if (Exit.isFailure(exit)) return undefined
-    const [health, pool] = exit.value
-    // the pool as it is now (models added or removed since the start included); a label's route: the models the
-    // config routed to it and those that name it
-    const targets = label === undefined
-      ? undefined
-      : new Set([...(mux.policy.routes.get(label)?.tiers ?? []).flat(), ...pool.filter((m) => m.labels.includes(label))].map((m) => m.target))
+    const health = exit.value
+    // the pool as it is now, a label's route as the engine routes it now (models added or removed since the start
+    // included)
+    const targets = label === undefined ? undefined : new Set(this.#converse!.labelTargets(label))
     const models = targets === undefined ? health.models : health.models.filter((m) => targets.has(m.target))
     return models.length > 0 && models.every((m) => !m.available) ? models : undefined
   }

@@ -78,7 +78,7 @@ import {
   modelOf,
   where
 } from "./support/laws.ts"
-import { muxError } from "./support/mux.ts"
+import { muxError, timed } from "./support/mux.ts"
 
 const SEED = Number(process.env["LAWS_SEED"] ?? 20_251_111)
 const RUNS = Number(process.env["LAWS_RUNS"] ?? 60)
@@ -321,7 +321,7 @@ describe(`routing laws (fast-check seed ${SEED}, ${RUNS} scenarios per law)`, ()
 
 // --- minimal cases ------------------------------------------------------------------------------
 
-/** One converse (or stream) on a mux over `script`, on virtual time; what a logging guard saw. */
+/** One converse (or stream) on a mux over `script`, on virtual time: its exit and when it ended, the calls made. */
 const once = (
   policy: Policy.Policy,
   script: SimulatorScript.ScriptInput,
@@ -330,10 +330,10 @@ const once = (
 ) =>
   Effect.gen(function*() {
     const mux = yield* BedrockMux
-    const fiber = yield* Effect.forkChild(Effect.exit(request(mux)))
+    const fiber = yield* Effect.forkChild(timed(request(mux)))
     yield* TestClock.adjust(advance)
-    const exit = yield* Fiber.join(fiber)
-    return { exit, calls: (yield* BedrockSimulator.attempts).map((a) => `${a.modelId} ${a.outcome}`), at: yield* Clock.currentTimeMillis }
+    const { exit, at: endedAt } = yield* Fiber.join(fiber)
+    return { exit, endedAt, calls: (yield* BedrockSimulator.attempts).map((a) => `${a.modelId} ${a.outcome}`), at: yield* Clock.currentTimeMillis }
   }).pipe(Effect.provide(BedrockMux.layer(policy).pipe(Layer.provideMerge(BedrockSimulator.layer(script)))), Effect.scoped)
 
 /** A guard whose permits are never free, and the releases the mux made of each. */
@@ -374,11 +374,6 @@ describe("routing laws: minimal cases", () => {
       ["converseStream", (mux) => MuxStream.collect(mux.converseStream(hi, { deadline: "500 millis" }))],
       ["route", (mux) => mux.route(() => Effect.succeed("ok"), { deadline: "500 millis" })]
     ]
-    // `once` reports the clock after its advance: the call's own end, read when it exits
-    let end = -1
-    const endedAt = (request: (mux: BedrockMux["Service"]) => Effect.Effect<unknown, MuxErrors.MuxError>) => (mux: BedrockMux["Service"]) =>
-      request(mux).pipe(Effect.onExit(() => Effect.map(Clock.currentTimeMillis, (t) => void (end = t))))
-    const onceEnded = (...args: Parameters<typeof once>) => Effect.map(once(...args), (r) => ({ ...r, at: end }))
     // [what, its policy, when the request ends]: an admit takes a slot, so it is not cut (its permit would be lost)
     const cases: ReadonlyArray<[string, Policy.Policy, number]> = [
       ["a slow selector", Policy.make([{ modelId: "a" }], { selector: slowPick }), 500],
@@ -389,7 +384,7 @@ describe("routing laws: minimal cases", () => {
       for (const [call, request] of calls) {
         it.effect(`${what}, ${call}: DeadlineExceeded at ${endsAt} ms, no model called`, () =>
           Effect.gen(function*() {
-            const { exit, calls: made, at } = yield* onceEnded(policy, { models: { a: {} } }, endedAt(request))
+            const { exit, calls: made, endedAt: at } = yield* once(policy, { models: { a: {} } }, request)
             assert.strictEqual(muxError(exit).reason._tag, "DeadlineExceeded")
             assert.strictEqual(at, endsAt)
             assert.deepStrictEqual(made, [])
@@ -400,7 +395,7 @@ describe("routing laws: minimal cases", () => {
     it.effect("a pick made exactly at the deadline is given back: no model is called with no time left", () =>
       Effect.gen(function*() {
         const admitAt500 = Guard.make({ name: "admit-at-500", view: (ts) => Effect.succeed(ts.map(() => Guard.open)), admit: () => Effect.as(Effect.sleep("500 millis"), Guard.noPermit) })
-        const { exit, calls: made, at } = yield* onceEnded(Policy.make([{ modelId: "a" }], { guards: [admitAt500] }), { models: { a: {} } }, endedAt(calls[0]![1]))
+        const { exit, calls: made, endedAt: at } = yield* once(Policy.make([{ modelId: "a" }], { guards: [admitAt500] }), { models: { a: {} } }, calls[0]![1])
         assert.strictEqual(muxError(exit).reason._tag, "DeadlineExceeded")
         assert.strictEqual(at, 500)
         assert.deepStrictEqual(made, [])
@@ -447,7 +442,7 @@ describe("routing laws: minimal cases", () => {
     it.effect("the permits of a pick whose admit ends past the deadline are released once (NotSent)", () =>
       Effect.gen(function*() {
         const { guard, released } = permitLog(false)
-        const { exit, at } = yield* onceEnded(Policy.make([{ modelId: "a" }], { guards: [guard, slowAdmit] }), { models: { a: {} } }, endedAt(calls[0]![1]))
+        const { exit, endedAt: at } = yield* once(Policy.make([{ modelId: "a" }], { guards: [guard, slowAdmit] }), { models: { a: {} } }, calls[0]![1])
         assert.strictEqual(muxError(exit).reason._tag, "DeadlineExceeded")
         assert.strictEqual(at, 3_000)
         assert.deepStrictEqual([...released.values()], [["NotSent"]])
@@ -480,7 +475,7 @@ describe("routing laws: minimal cases", () => {
         let picks = 0
         const slowSecond = Selector.make("slow-second", (cs) => (picks++ === 0 ? Effect.succeed(cs[0]!) : Effect.as(slow, cs[0]!)))
         const policy = Policy.make([{ modelId: "a" }, { modelId: "b" }], { guards: [guard, refuseFirst], selector: slowSecond })
-        const { exit, at, calls: made } = yield* onceEnded(policy, { models: { a: {}, b: {} } }, endedAt(calls[0]![1]))
+        const { exit, endedAt: at, calls: made } = yield* once(policy, { models: { a: {}, b: {} } }, calls[0]![1])
         assert.strictEqual(muxError(exit).reason._tag, "DeadlineExceeded")
         assert.strictEqual(at, 500)
         assert.deepStrictEqual(made, [])

@@ -28,4 +28,6 @@ export interface FacadeConverse<MuxRequest, ConverseOptions, MuxResponse> {
     options: ConverseOptions | undefined,
     onExit: (exit: Exit.Exit<MuxResponse, MuxError>) => void
   ) => Running<MuxResponse> | undefined
+  /** the targets of a label's route as the engine routes it now (models added or removed since included) */
+  readonly labelTargets: (label: string) => ReadonlyArray<string>
 }
