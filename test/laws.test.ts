@@ -78,7 +78,7 @@ import {
   modelOf,
   where
 } from "./support/laws.ts"
-import { muxError, timed } from "./support/mux.ts"
+import { muxError, success, timed } from "./support/mux.ts"
 
 const SEED = Number(process.env["LAWS_SEED"] ?? 20_251_111)
 const RUNS = Number(process.env["LAWS_RUNS"] ?? 60)
@@ -480,6 +480,46 @@ describe("routing laws: minimal cases", () => {
         assert.strictEqual(at, 500)
         assert.deepStrictEqual(made, [])
         assert.deepStrictEqual([...released.values()], [["NotSent"]])
+      }))
+  })
+
+  describe("a hedge's pick does not hold back the first attempt's answer", () => {
+    const hi = { messages: [{ role: "user" as const, content: [{ text: "hi" }] }] }
+    // the fallback's admit takes 3 s (a store that hangs, bounded by the deadline); the primary's is at once
+    const slowForB = Guard.make({
+      name: "slow-for-b",
+      view: (ts) => Effect.succeed(ts.map(() => Guard.open)),
+      admit: (t) => (t.model.modelId === "b" ? Effect.as(Effect.sleep("3 seconds"), Guard.noPermit) : Effect.succeed(Guard.noPermit))
+    })
+    const stream = (mux: BedrockMux["Service"]) =>
+      MuxStream.collect(mux.converseStream(hi, { deadline: "10 seconds", hedge: { after: "100 millis", budget: 1 } }))
+
+    it.effect("the primary answers while the hedge's admit runs: its answer at once, the hedge's permit released once (NotSent), no hedge sent", () =>
+      Effect.gen(function*() {
+        const { guard, released } = permitLog(false)
+        const policy = Policy.make([{ modelId: "a" }, { modelId: "b" }], { guards: [guard, slowForB], selector: Selector.ordered })
+        const { exit, endedAt: at, calls: made } = yield* once(policy, { models: { a: { firstToken: 200 }, b: { firstToken: 10 } } }, stream)
+        assert.strictEqual(success(exit as Exit.Exit<MuxStream.Answer, never>).routing!.modelId, "a")
+        // at its first token, not when the hedge's admit ends (3.1 s)
+        assert.strictEqual(at, 200)
+        assert.deepStrictEqual(made, ["a success"])
+        // a's permit settled by its answer; b's, taken by the admit that ended after the answer, given back unused
+        assert.deepStrictEqual([...released.values()].map((o) => o.join()).sort(), ["NotSent", "Success"])
+      }))
+
+    it.effect("the primary fails fast while the hedge's admit runs: the request fails at once, and the hedge's pick is released once (NotSent)", () =>
+      Effect.gen(function*() {
+        const { guard, released } = permitLog(false)
+        const policy = Policy.make([{ modelId: "a" }, { modelId: "b" }], { guards: [guard, slowForB], selector: Selector.ordered })
+        const { exit, endedAt: at, calls: made } = yield* once(
+          policy,
+          { models: { a: { faults: [{ when: { calls: 1 }, do: { kind: "error", error: "ValidationException", after: "200 millis" } }] }, b: {} } },
+          stream
+        )
+        assert.strictEqual(muxError(exit).last?.reason._tag, "Validation")
+        assert.strictEqual(at, 200)
+        assert.deepStrictEqual(made, ["a ValidationException"])
+        assert.deepStrictEqual([...released.values()].map((o) => o.join()).sort(), ["Failure", "NotSent"])
       }))
   })
 

@@ -1673,14 +1673,12 @@ export const make = (options: {
       const tHedge = yield* Clock.currentTimeMillis
       const [hedgeOk, hedgeBad] = muxStats.hedgeWindow.totals(tHedge)
       // a hedge is an attempt: it needs room in the budget (the one in flight is not recorded yet)
-      const chosen = hedgeBad >= hedge.budget * hedgeOk || counted(state) + 2 > policy.attempts
-        ? undefined
-        // a hedge chosen too late is none: the first attempt has the deadline of its own
-        : yield* selectWithin(state, tHedge, first.target).pipe(Effect.catchTag("DeadlinePassed", () => Effect.succeed(undefined)))
-      if (chosen === undefined || "_tag" in chosen) {
+      if (hedgeBad >= hedge.budget * hedgeOk || counted(state) + 2 > policy.attempts) {
         return { _tag: "Attempt" as const, winner: first, exit: yield* Fiber.join(firstFiber) }
       }
-      const second = chosen
+      const picked = yield* hedgePick(state, tHedge, first.target, firstFiber)
+      if ("exit" in picked) return { _tag: "Attempt" as const, winner: first, exit: picked.exit }
+      const second = picked.second
       // one hedge per request
       state.hedgeable = false
       muxStats.hedges += 1
@@ -1707,6 +1705,48 @@ export const make = (options: {
       }
       yield* failOver(state, winner.target, error, action._tag === "Failover" ? action : { _tag: "Failover", exclude: true, minContext: undefined }, t1)
       return { _tag: "Attempt" as const, winner: other, exit: yield* Fiber.join(otherFiber) }
+    })
+
+  /**
+   * The hedge's select stage, raced with the first attempt: an answer that comes while the hedge's target is
+   * still being chosen (a guard's admit on a remote store runs to its end) is the request's at once, and the
+   * hedge is given up. The stage runs on in a fiber of its own, bounded by the deadline, not interrupted
+   * (an admit that took a slot would lose it); a pick it makes after it was given up is released unused,
+   * exactly once: by the stage's own end, or here where that end came first.
+   */
+  const hedgePick = <A>(
+    state: RequestState,
+    now: number,
+    busy: Target,
+    firstFiber: Fiber.Fiber<Exit.Exit<A, BedrockError.BedrockError>>
+  ): Effect.Effect<{ readonly second: Admitted } | { readonly exit: Exit.Exit<A, BedrockError.BedrockError> }, StoreError> =>
+    Effect.gen(function*() {
+      let abandoned = false
+      const unused = (a: Admitted) => Effect.flatMap(Clock.currentTimeMillis, (t) => release(a, { _tag: "NotSent", at: t }))
+      const picking = yield* Effect.forkDetach(
+        // a hedge chosen too late is none: the first attempt has the deadline of its own
+        selectWithin(state, now, busy).pipe(
+          Effect.catchTag("DeadlinePassed", () => Effect.succeed(undefined)),
+          Effect.flatMap((r) => {
+            const a = r !== undefined && "target" in r ? r : undefined
+            return abandoned && a !== undefined ? Effect.as(unused(a), undefined) : Effect.succeed(a)
+          })
+        ),
+        { startImmediately: true }
+      )
+      const abandon = Effect.suspend(() => {
+        abandoned = true
+        // the stage ended with a pick before it was given up (the same instant as the answer): it goes back here
+        const done = picking.pollUnsafe()
+        return done !== undefined && Exit.isSuccess(done) && done.value !== undefined ? Effect.asVoid(Effect.forkDetach(unused(done.value))) : Effect.void
+      })
+      const won = yield* Effect.raceFirst(
+        Effect.map(Fiber.join(firstFiber), (exit) => ({ exit })),
+        Effect.map(Fiber.await(picking), (pick) => ({ pick }))
+      ).pipe(Effect.onInterrupt(() => abandon))
+      if ("exit" in won) return yield* Effect.as(abandon, won)
+      const pick = yield* won.pick
+      return pick === undefined ? { exit: yield* Fiber.join(firstFiber) } : { second: pick }
     })
 
   /** The request's one outcome from how its routing ended. */
