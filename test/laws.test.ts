@@ -483,6 +483,17 @@ describe("routing laws: minimal cases", () => {
       }))
   })
 
+  it.effect("a guard's slow admit (a store round trip) counts neither into the attempt's duration nor against its timeout", () =>
+    Effect.gen(function*() {
+      const admit100 = Guard.make({ name: "admit-100", view: (ts) => Effect.succeed(ts.map(() => Guard.open)), admit: () => Effect.as(Effect.sleep("100 millis"), Guard.noPermit) })
+      // a 250 ms attempt timeout and a 200 ms answer: in time, counted from when the permits are in hand
+      const policy = pipe(Policy.make([{ modelId: "a" }], { guards: [admit100] }), Policy.withTimeout("250 millis"))
+      const { exit, endedAt: at } = yield* once(policy, { models: { a: { latency: 200 } } })
+      const res = success(exit as Exit.Exit<{ readonly routing: { readonly attempts: ReadonlyArray<{ readonly outcome: string; readonly durationMs: number }> } }, never>)
+      assert.deepStrictEqual(res.routing.attempts.map((r) => [r.outcome, r.durationMs]), [["success", 200]])
+      assert.strictEqual(at, 300)
+    }))
+
   describe("a hedge's pick does not hold back the first attempt's answer", () => {
     const hi = { messages: [{ role: "user" as const, content: [{ text: "hi" }] }] }
     // the fallback's admit takes 3 s (a store that hangs, bounded by the deadline); the primary's is at once

@@ -312,6 +312,7 @@ interface Admitted {
   readonly tier: number
   readonly permits: ReadonlyArray<Guard.Permit>
   readonly serviceTier: "priority" | "reserved" | undefined
+  /** when the attempt starts: its permits in hand (epoch ms of the mux's Clock) */
   readonly t0: number
   /** set before a hedge's loser is interrupted, so its record says why */
   lostHedge?: boolean
@@ -1015,11 +1016,15 @@ export const make = (options: {
     now: number
   ): Effect.Effect<Admitted | undefined, StoreError> =>
     admitAll(target, info, views, i, now).pipe(
-      Effect.map((permits): Admitted => {
-        let serviceTier = info.serviceTier
-        for (const p of permits) if (p.serviceTier !== undefined) serviceTier = p.serviceTier
-        return { target, tier, permits, serviceTier, t0: now }
-      }),
+      // the attempt starts when its permits are in hand: a store's round trips count neither into its duration
+      // nor against its timeout
+      Effect.flatMap((permits) =>
+        Effect.map(Clock.currentTimeMillis, (t0): Admitted => {
+          let serviceTier = info.serviceTier
+          for (const p of permits) if (p.serviceTier !== undefined) serviceTier = p.serviceTier
+          return { target, tier, permits, serviceTier, t0 }
+        })
+      ),
       Effect.catchTag("Rejected", (r) => {
         // a quota says when it has room again; a probe or trial slot taken a moment ago: look again next round
         if (r.why === "quota") (state.excluded ??= new Map()).set(target, { why: "quota", until: now + (r.retryAfterMs ?? Infinity) })
