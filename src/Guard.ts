@@ -34,8 +34,9 @@
  *   says whether the policy counts it as the model's fault.
  * - `view` is a snapshot: `admit` must re-check atomically what matters
  *   (the built-ins skip the store when the view says nothing is in the way).
- * - A slow `admit` holds its request past the deadline (until it ends):
- *   bound a remote one by its store's timeout, as the built-ins are. A
+ * - A slow `admit` holds its request past the deadline (until it ends; the
+ *   guards after it are not asked): bound a remote one by its store's
+ *   timeout, as the built-ins are. A
  *   hedge's admit holds nothing: an answer (or a failure) of the attempt in
  *   flight that comes first is the request's at once, and the pick the admit
  *   makes is released unused (`NotSent`).

@@ -297,6 +297,8 @@ interface RequestState {
   last: BedrockError.BedrockError | undefined
   backoffStep: Step | undefined
   hedgeable: boolean
+  /** the general select's picks: one no attempt took (its fiber interrupted before it ran) goes back at the end */
+  picks: Array<Admitted> | undefined
   readonly operation: string
   /** has the request had its one outcome? */
   done: boolean
@@ -317,6 +319,8 @@ interface Admitted {
   /** set before a hedge's loser is interrupted, so its record says why */
   lostHedge?: boolean
   released?: boolean
+  /** a pick of the general select that no attempt has taken yet: given back unused (NotSent) if none does */
+  pending?: boolean
 }
 
 /** A route while every guard is quiet: its candidates, and each one's permits. */
@@ -366,8 +370,10 @@ export const decide = (
   const failover = decision.failover &&
     (!decision.largerContextOnly || state.tiers.some((tier) => tier.some((t) => (t.model.contextWindow ?? 0) > larger)))
   const tries = state.sameTries?.get(target) ?? 0
-  // a hedge in flight is another model: an error that does not fail over must not be answered by it either
-  if (!failover && !escalate && (tries >= decision.retrySame || hedgeInFlight)) return { _tag: "FailFast" }
+  // a hedge in flight is another model: an error that does not fail over must not be answered by it either, and
+  // neither a same-model retry nor an escalation starts beside it (found by the fail-fast law: an escalating
+  // hedge's throttle failed over to the primary in flight)
+  if (!failover && (hedgeInFlight || (!escalate && tries >= decision.retrySame))) return { _tag: "FailFast" }
   if (!hedgeInFlight) {
     if (escalate) return { _tag: "Escalate", serviceTier: target.model.escalate! }
     if (tries < decision.retrySame) return { _tag: "RetrySame" }
@@ -564,7 +570,8 @@ export const make = (options: {
       backoffStep: undefined,
       hedgeable: false,
       done: false,
-      tenantHold: NO_HOLD
+      tenantHold: NO_HOLD,
+      picks: undefined
     }
     return { state, request: new Handle(state) }
   }
@@ -636,8 +643,19 @@ export const make = (options: {
       }, context)
     }
     const hold = state.tenantHold
-    if (hold === NO_HOLD) return Effect.void
-    return result._tag === "Success" ? hold.settle(usage?.quota) : result._tag === "Interrupted" ? Effect.void : hold.release
+    const holdEnd = hold === NO_HOLD
+      ? Effect.void
+      : result._tag === "Success"
+      ? hold.settle(usage?.quota)
+      : result._tag === "Interrupted"
+      ? Effect.void
+      : hold.release
+    // a pick of the general select whose attempt's fiber was interrupted before it ran (the caller gave up as
+    // the pick's admit answered): given back unused (found by the permit law with slow guards)
+    const picks = state.picks
+    if (picks === undefined) return holdEnd
+    const left = picks.filter((a) => a.pending === true && a.released !== true)
+    return left.length === 0 ? holdEnd : Effect.andThen(Effect.forEach(left, unsent, { discard: true }), holdEnd)
   }
 
   /** Does the tenant have a quota to admit (an Effect, a store round trip)? */
@@ -702,13 +720,19 @@ export const make = (options: {
       ? Effect.map(restore(guards[0]!.view(targets, info, now)), (v) => [v])
       : Effect.forEach(guards, (g) => restore(g.view(targets, info, now)))
 
-  /** Every guard's permit for `target`, in order; a rejection gives back the ones already taken. */
+  /**
+   * Every guard's permit for `target`, in order; a rejection gives back the ones already taken. Each admit
+   * runs whole; between two, `restore` lets a pending interruption in (the deadline's, the caller's), so no
+   * guard is asked to admit after it (found by the deadline law with slow guards: a request held 13 s past
+   * its deadline by the admits of the guards after the one in flight at it).
+   */
   const admitAll = (
     target: Target,
     info: Guard.RequestInfo,
     views: ReadonlyArray<ReadonlyArray<Guard.View>>,
     i: number,
-    now: number
+    now: number,
+    restore: Restore
   ): Effect.Effect<ReadonlyArray<Guard.Permit>, Guard.Rejected | StoreError> => {
     if (guards.length === 0) return Effect.succeed([])
     const permits: Array<Guard.Permit> = []
@@ -718,7 +742,7 @@ export const make = (options: {
         : guards[g]!.admit(target, info, views[g]![i]!, now).pipe(
           Effect.flatMap((p) => {
             permits.push(p)
-            return step(g + 1)
+            return g + 1 === guards.length ? Effect.succeed(permits) : Effect.andThen(restore(Effect.void), step(g + 1))
           })
         )
     // once, around every guard: a rejection (or a defect, an interruption) gives back what the guards before
@@ -768,7 +792,7 @@ export const make = (options: {
       if (forced !== undefined && forced.target !== busy) {
         const views = yield* viewsOf([forced.target], info, now, restore)
         if (views.every((v) => v[0]!.admits)) {
-          const admitted = yield* tryAdmit(state, forced.target, tierOf(state, forced.target), info, views, 0, now)
+          const admitted = yield* tryAdmit(state, forced.target, tierOf(state, forced.target), info, views, 0, now, restore)
           if (admitted !== undefined) return admitted
         }
         // its breaker opened since (this very failure may have tripped it), or a guard says no: fail over
@@ -794,7 +818,7 @@ export const make = (options: {
         if (found === undefined) return { _tag: "None" as const, views, targets }
         const picked = yield* restore(selector.pick(found, state.info))
         const target = checkPick(found, picked)
-        const admitted = yield* tryAdmit(state, target, picked.tier, state.info, views, picked.index, now)
+        const admitted = yield* tryAdmit(state, target, picked.tier, state.info, views, picked.index, now, restore)
         if (admitted !== undefined) return admitted
         skip.add(target)
       }
@@ -815,7 +839,11 @@ export const make = (options: {
     )
     const stage = Effect.uninterruptibleMask((restore) =>
       Effect.map(select(state, now, busy, restore), (r) => {
-        if ("target" in r) chosen = r
+        if ("target" in r) {
+          chosen = r
+          r.pending = true
+          ;(state.picks ??= []).push(r)
+        }
         return r
       })
     ).pipe(
@@ -1013,9 +1041,10 @@ export const make = (options: {
     info: Guard.RequestInfo,
     views: ReadonlyArray<ReadonlyArray<Guard.View>>,
     i: number,
-    now: number
+    now: number,
+    restore: Restore
   ): Effect.Effect<Admitted | undefined, StoreError> =>
-    admitAll(target, info, views, i, now).pipe(
+    admitAll(target, info, views, i, now, restore).pipe(
       // the attempt starts when its permits are in hand: a store's round trips count neither into its duration
       // nor against its timeout
       Effect.flatMap((permits) =>
@@ -1065,6 +1094,10 @@ export const make = (options: {
     return emit(error === undefined ? { _tag: "AttemptEnded", at: now, requestId: state.info.id, record } : { _tag: "AttemptEnded", at: now, requestId: state.info.id, record, error })
   }
 
+  /** A pick no attempt took, given back unused. */
+  const unsent = (a: Admitted): Effect.Effect<void> =>
+    a.pending === true && a.released !== true ? Effect.flatMap(Clock.currentTimeMillis, (t) => release(a, { _tag: "NotSent", at: t })) : Effect.void
+
   /** Releases an attempt's permits once. */
   const release = (a: Admitted, outcome: Guard.Outcome): Effect.Effect<void> => {
     if (a.released === true) return Effect.void
@@ -1093,7 +1126,8 @@ export const make = (options: {
   /** An attempt the caller (or a hedge's winner) gave up on: its permits back, its record "interrupted". */
   const interruptedAttempt = (state: RequestState, a: Admitted) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Effect.andThen(
+      // interrupted before it began: not an attempt, its pick unused
+      a.pending === true ? release(a, { _tag: "NotSent", at: now }) : Effect.andThen(
         release(a, { _tag: "Interrupted", at: now, durationMs: now - a.t0 }),
         recordAttempt(state, {
           modelId: a.target.model.modelId,
@@ -1132,9 +1166,13 @@ export const make = (options: {
     const { modelId, target } = a.target.model
     const interrupted = interruptedAttempt(state, a)
     const call = Effect.suspend(() => run(a.target, context))
-    return Effect.andThen(
-      emit(attemptStarted(state, a, hedge)),
-      Effect.withFiber((fiber) => {
+    // the attempt takes its pick here; interrupted from here on, it is an interrupted attempt (before, the pick
+    // goes back unused: see RequestState.picks)
+    return Effect.suspend(() => {
+      // given back already (the request ended before this fiber ran): nothing to send
+      if (a.released === true) return Effect.interrupt
+      a.pending = false
+      return Effect.andThen(emit(attemptStarted(state, a, hedge)), Effect.withFiber((fiber) => {
         // spans only where a tracer is installed: the native tracer exports nothing, and a span costs more than the
         // rest of the attempt's machinery (bench/results/README.md)
         const tracing = refsOf(fiber.context).tracing
@@ -1162,8 +1200,8 @@ export const make = (options: {
           )
           : call
         return timed(traced, a.t0 + limit.ms, timeoutOf(limit, modelId))
-      }).pipe(Effect.onInterrupt(() => interrupted))
-    )
+      }))
+    }).pipe(Effect.onInterrupt(() => interrupted))
   }
 
   /**
@@ -1448,7 +1486,10 @@ export const make = (options: {
         // an escalation a guard refused, at the budget's end
         if ("_tag" in chosen && chosen._tag === "Exhausted") return yield* exhausted(state)
         if ("_tag" in chosen) {
-          const wait = yield* nothingEligible(state, chosen.views, chosen.targets, now, remaining)
+          // the select stage may have taken a while (a slow view): a wait counts from its end (found by the
+          // deadline law with slow guards: a wait for a recovery slept 200 ms past the deadline)
+          const t = yield* Clock.currentTimeMillis
+          const wait = yield* nothingEligible(state, chosen.views, chosen.targets, t, state.deadlineAt - t)
           if (wait === "again") continue
           return yield* wait
         }
@@ -1543,12 +1584,14 @@ export const make = (options: {
           // a guard's view past the deadline: no backoff; the loop ends the request as a deadline at its next turn
           const others = yield* within(anyEligible(state, now, t), state.deadlineAt).pipe(Effect.catchTag("DeadlinePassed", () => Effect.succeed(true)))
           if (others) return undefined
+          // the look may have taken a while (a guard's slow view): the wait counts from its end
+          const looked = yield* Clock.currentTimeMillis
           if (state.backoffStep === undefined) state.backoffStep = (yield* Schedule.toStep(policy.backoff)) as Step
-          const r = yield* Effect.result(state.backoffStep(now, error))
+          const r = yield* Effect.result(state.backoffStep(looked, error))
           if (r._tag === "Failure") return undefined // schedule done
           const delay = Duration.toMillis(r.success[1])
           // a wait that would pass the deadline ends the request as what it is: a deadline
-          if (now + delay >= state.deadlineAt) return deadlineExceeded(state, error)
+          if (looked + delay >= state.deadlineAt) return deadlineExceeded(state, error)
           yield* Effect.sleep(delay)
           state.excluded?.delete(t)
           state.next = { target: t, serviceTier: undefined, refused: action.exclude ? "exclude" : "keep" }
@@ -1700,12 +1743,15 @@ export const make = (options: {
         // the loser is aborted (its record says hedge-lost); what it used stays reserved (Bedrock counted it)
         other.lostHedge = true
         yield* Fiber.interrupt(otherFiber)
+        // interrupted before its fiber ran (its pick came as the winner's outcome did): its pick goes back unused
+        yield* unsent(other)
         if (winner === second) muxStats.hedgesWon += 1
         return { _tag: "Attempt" as const, winner, exit: winnerExit }
       }
       const action = yield* failed(state, winner, error, t1, true)
       if (action._tag === "Stop" || action._tag === "FailFast") {
         yield* Fiber.interrupt(otherFiber)
+        yield* unsent(other)
         return { _tag: "Done" as const, result: (yield* act(state, winner, error, action, t1))! }
       }
       yield* failOver(state, winner.target, error, action._tag === "Failover" ? action : { _tag: "Failover", exclude: true, minContext: undefined }, t1)

@@ -4,7 +4,7 @@
  * scenario on the simulator under TestClock, and readers of what it logged.
  */
 import { assert } from "@effect/vitest"
-import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, Random, Schedule, Stream } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, Option, Random, Schedule, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
 import {
@@ -35,7 +35,28 @@ export interface ModelSpec {
   readonly script: SimulatorScript.ScriptInput["models"][string]
 }
 
-export type GuardSpec =
+/**
+ * A guard's calls taking virtual time (a remote store's round trip, a user's slow code): each `view` (and each
+ * `admit`) takes the next delay of its list, in turn. `after`: the inner guard answers at once and the answer
+ * arrives `ms` later (a store that made its change, then a slow reply); else the call waits, then asks.
+ * `sync`: the inner guard's synchronous forms are kept, for the calls whose delay is 0 only (they answer
+ * undefined when the call is slow: a synchronous form takes no time); else they are dropped.
+ */
+export interface SlowSpec {
+  readonly view: ReadonlyArray<number> | undefined
+  readonly admit: ReadonlyArray<number> | undefined
+  readonly after: boolean
+  readonly sync: boolean
+  /**
+   * a slow call's answer comes through a Promise, as a store client's does: its continuation is a microtask the
+   * test clock does not wait for, so it may land after other work of the same instant (found a leaked permit)
+   */
+  readonly promise?: boolean | undefined
+}
+
+export type GuardSpec = BaseGuardSpec & { readonly slow?: SlowSpec | undefined }
+
+export type BaseGuardSpec =
   | {
     readonly kind: "breaker"
     readonly failures: number
@@ -61,6 +82,8 @@ export interface RequestSpec {
   readonly onInterrupt: "fail" | "restart" | undefined
   /** a stream reader that stops after this many events */
   readonly take: number | undefined
+  /** the caller gives up this long after its start (a timeout of its own), if it has not ended by then */
+  readonly giveUpMs?: number | undefined
 }
 
 export interface Scenario {
@@ -254,6 +277,82 @@ export const scenarioArb: fc.Arbitrary<Scenario> = poolArb.chain((pool) =>
   }).map(({ timeoutFraction, ...s }): Scenario => ({ ...s, timeoutMs: Math.max(1, Math.round(s.deadlineMs * timeoutFraction)) }))
 ).filter((s) => (s.routes[0][0] ?? []).some((m) => m.weight > 0)) // Policy.check: the first tier needs a model with weight > 0
 
+/** How long one call of a guard takes: mostly no time or a round trip, now and then a store that hangs past any deadline. */
+export const delayArb: fc.Arbitrary<number> = fc.oneof(
+  { weight: 3, arbitrary: fc.constant(0) },
+  { weight: 4, arbitrary: fc.constantFrom(5, 50, 300) },
+  { weight: 1, arbitrary: fc.integer({ min: 1_000, max: 25_000 }) }
+)
+
+export const slowSpecArb: fc.Arbitrary<SlowSpec> = fc.record({
+  view: fc.option(fc.array(delayArb, { minLength: 1, maxLength: 5 }), { nil: undefined }),
+  admit: fc.option(fc.array(delayArb, { minLength: 1, maxLength: 5 }), { nil: undefined }),
+  after: fc.boolean(),
+  sync: fc.boolean(),
+  promise: fc.boolean()
+})
+
+/**
+ * Slow calls for the scenario's guards (by position: the first always), callers that give up, and what to push
+ * the scenario toward so the slow calls race the rest of a request: hedges (`hedgeAfterMs`: every request a
+ * stream hedged this soon, at full budget) and stream restarts (`cut`: every model's first and third calls cut
+ * after this many tokens, every stream restarting, read to its end, a cut's errors failing over,
+ * at least three attempts).
+ */
+export interface SlowPlan {
+  readonly guards: ReadonlyArray<SlowSpec | undefined>
+  readonly giveUps: ReadonlyArray<number | undefined>
+  readonly hedgeAfterMs: number | undefined
+  readonly cut: number | undefined
+}
+
+export const slowPlanArb: fc.Arbitrary<SlowPlan> = fc.record({
+  guards: fc.tuple(slowSpecArb, fc.array(fc.option(slowSpecArb, { nil: undefined }), { maxLength: 6 })).map(([first, rest]) => [first, ...rest]),
+  // mostly early (during a selection, an admit, a first attempt), now and then at any time
+  giveUps: fc.array(
+    fc.option(fc.oneof(fc.integer({ min: 1, max: 1_000 }), fc.integer({ min: 1, max: 20_000 })), { nil: undefined, freq: 2 }),
+    { maxLength: 6 }
+  ),
+  hedgeAfterMs: fc.option(fc.integer({ min: 20, max: 400 }), { nil: undefined }),
+  cut: fc.option(fc.integer({ min: 1, max: 2 }), { nil: undefined, freq: 3 })
+})
+
+export const withSlow = (s: Scenario, plan: SlowPlan): Scenario => {
+  const cut = plan.cut
+  const model = (m: ModelSpec): ModelSpec =>
+    cut === undefined ? m : { ...m, script: { ...m.script, faults: [{ when: { calls: [1, 3] }, do: { kind: "cut", afterTokens: cut } }, ...(m.script.faults ?? [])] } }
+  return {
+    ...s,
+    routes: s.routes.map((tiers) => tiers.map((tier) => tier.map(model))) as unknown as Scenario["routes"],
+    // a cut after the commit point restarts where its error fails over
+    ...(cut !== undefined
+      ? { attempts: Math.max(s.attempts, 3), table: { ...s.table, Network: { ...s.table.Network, failover: true }, Incomplete: { ...s.table.Incomplete, failover: true } } }
+      : {}),
+    guards: s.guards.map((g, i) => (plan.guards[i] === undefined ? g : { ...g, slow: plan.guards[i] })),
+    stream: {
+      ...s.stream,
+      ...(plan.hedgeAfterMs !== undefined ? { hedge: { afterMs: plan.hedgeAfterMs, budget: 1 } } : {}),
+      ...(cut !== undefined ? { onInterrupt: "restart" as const } : {})
+    },
+    requests: s.requests.map((r, i) => ({
+      ...r,
+      ...(plan.giveUps[i] !== undefined ? { giveUpMs: plan.giveUps[i] } : {}),
+      ...(plan.hedgeAfterMs !== undefined ? { kind: "stream" as const, hedge: true } : {}),
+      ...(cut !== undefined ? { kind: "stream" as const, onInterrupt: "restart" as const, take: undefined } : {})
+    }))
+  }
+}
+
+/**
+ * The laws' scenarios: those of `scenarioArb`, and in about one in three of them guards that take virtual time
+ * (`SlowSpec`) and callers that give up, so the races of a slow admission with the rest of a request (a hedge's
+ * selection and the first attempt's answer, the deadline, the caller, a stream's restart) are drawn too.
+ */
+export const lawsScenarioArb: fc.Arbitrary<Scenario> = fc.tuple(
+  scenarioArb,
+  fc.oneof({ weight: 2, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: slowPlanArb })
+).map(([s, plan]) => (plan === undefined ? s : withSlow(s, plan)))
+
 // --- the recorder -------------------------------------------------------------------------------
 
 export interface ViewEntry {
@@ -261,7 +360,13 @@ export interface ViewEntry {
   readonly guard: string
   readonly requestId: string
   readonly label: string | undefined
+  /** the `now` the mux passed (its select stage's start) */
   readonly now: number
+  /** when the view was asked, and when it answered (a slow guard's take time) */
+  readonly at: number
+  readonly endAt: number
+  /** the fiber that asked (a select stage runs in a fiber of its own); undefined: a synchronous form, in plain code */
+  readonly fiber: number | undefined
   readonly targets: ReadonlyArray<string>
   readonly views: ReadonlyArray<Guard.View>
 }
@@ -271,7 +376,13 @@ export interface AdmitEntry {
   readonly requestId: string
   readonly label: string | undefined
   readonly target: string
+  /** the `now` the mux passed (its select stage's start) */
   readonly now: number
+  /** when the admit was asked, and when it answered */
+  readonly at: number
+  readonly endAt: number
+  /** the fiber that asked, as for a view */
+  readonly fiber: number | undefined
   readonly result:
     | { readonly ok: true; readonly permit: number; readonly free: boolean }
     | { readonly ok: false; readonly why: string; readonly retryAfterMs: number | undefined }
@@ -293,6 +404,10 @@ export interface ReadEntry {
 export interface Trace {
   seq: number
   permits: number
+  /** admits that did not run to their end (an admit may have taken a slot: the mux must never cut one) */
+  readonly cutAdmits: Array<{ readonly guard: string; readonly requestId: string; readonly target: string; readonly at: number }>
+  /** each request's id by its label, from the first time a guard was asked about it (a view may never answer) */
+  readonly ids: Map<string, string>
   readonly views: Array<ViewEntry>
   readonly admits: Array<AdmitEntry>
   readonly releases: Array<ReleaseEntry>
@@ -304,15 +419,23 @@ export const recorded = (inner: Guard.Guard, trace: Trace): Guard.Guard => ({
   ...(inner.settings !== undefined ? { settings: inner.settings } : {}),
   build: (env) =>
     Effect.map(inner.build(env), (live): Guard.Live => {
-      const logViews = (targets: ReadonlyArray<{ readonly model: { readonly target: string } }>, request: Guard.RequestInfo, now: number, views: ReadonlyArray<Guard.View>) => {
+      const logViews = (
+        targets: ReadonlyArray<{ readonly model: { readonly target: string } }>,
+        request: Guard.RequestInfo,
+        now: number,
+        at: number,
+        endAt: number,
+        fiber: number | undefined,
+        views: ReadonlyArray<Guard.View>
+      ) => {
         if (request.id !== "health") {
-          trace.views.push({ seq: ++trace.seq, guard: inner.name, requestId: request.id, label: request.label, now, targets: targets.map((t) => t.model.target), views })
+          trace.views.push({ seq: ++trace.seq, guard: inner.name, requestId: request.id, label: request.label, now, at, endAt, fiber, targets: targets.map((t) => t.model.target), views })
         }
         return views
       }
-      const granted = (target: string, request: Guard.RequestInfo, now: number, p: Guard.Permit): Guard.Permit => {
+      const granted = (target: string, request: Guard.RequestInfo, now: number, at: number, endAt: number, fiber: number | undefined, p: Guard.Permit): Guard.Permit => {
         const id = ++trace.permits
-        trace.admits.push({ seq: ++trace.seq, guard: inner.name, requestId: request.id, label: request.label, target, now, result: { ok: true, permit: id, free: p.free === true } })
+        trace.admits.push({ seq: ++trace.seq, guard: inner.name, requestId: request.id, label: request.label, target, now, at, endAt, fiber, result: { ok: true, permit: id, free: p.free === true } })
         return {
           ...p,
           release: (outcome) =>
@@ -325,32 +448,47 @@ export const recorded = (inner: Guard.Guard, trace: Trace): Guard.Guard => ({
       const viewUnsafe = live.viewUnsafe
       const admitUnsafe = live.admitUnsafe
       return {
-        view: (targets, request, now) => Effect.map(live.view(targets, request, now), (v) => logViews(targets, request, now, v)),
+        view: (targets, request, now) =>
+          Effect.withFiber((fiber) => {
+            const at = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+            if (request.label !== undefined && !trace.ids.has(request.label)) trace.ids.set(request.label, request.id)
+            return Effect.flatMap(live.view(targets, request, now), (v) => Effect.map(Clock.currentTimeMillis, (endAt) => logViews(targets, request, now, at, endAt, fiber.id, v)))
+          }),
         admit: (target, request, view, now) =>
-          live.admit(target, request, view, now).pipe(
-            Effect.map((p) => granted(target.model.target, request, now, p)),
-            Effect.tapError((e) =>
-              Effect.sync(() => {
-                if (e._tag === "Rejected") {
-                  trace.admits.push({
-                    seq: ++trace.seq,
-                    guard: inner.name,
-                    requestId: request.id,
-                    label: request.label,
-                    target: target.model.target,
-                    now,
-                    result: { ok: false, why: e.why, retryAfterMs: e.retryAfterMs }
-                  })
-                }
-              })
+          Effect.withFiber((fiber) => {
+            const at = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+            return live.admit(target, request, view, now).pipe(
+              Effect.flatMap((p) => Effect.map(Clock.currentTimeMillis, (endAt) => granted(target.model.target, request, now, at, endAt, fiber.id, p))),
+              Effect.tapError((e) =>
+                Effect.flatMap(Clock.currentTimeMillis, (endAt) =>
+                  Effect.sync(() => {
+                    if (e._tag === "Rejected") {
+                      trace.admits.push({
+                        seq: ++trace.seq,
+                        guard: inner.name,
+                        requestId: request.id,
+                        label: request.label,
+                        target: target.model.target,
+                        now,
+                        at,
+                        endAt,
+                        fiber: fiber.id,
+                        result: { ok: false, why: e.why, retryAfterMs: e.retryAfterMs }
+                      })
+                    }
+                  }))
+              ),
+              Effect.onInterrupt(() => Effect.sync(() => void trace.cutAdmits.push({ guard: inner.name, requestId: request.id, target: target.model.target, at })))
             )
-          ),
+          }),
         ...(live.health !== undefined ? { health: live.health } : {}),
         ...(viewUnsafe !== undefined
           ? {
             viewUnsafe: (targets, request, now) => {
+              if (request.label !== undefined && !trace.ids.has(request.label)) trace.ids.set(request.label, request.id)
               const v = viewUnsafe(targets, request, now)
-              return v === undefined ? undefined : logViews(targets, request, now, v)
+              // a synchronous form takes no time: it answers at the mux's now
+              return v === undefined ? undefined : logViews(targets, request, now, now, now, undefined, v)
             }
           }
           : {}),
@@ -358,7 +496,7 @@ export const recorded = (inner: Guard.Guard, trace: Trace): Guard.Guard => ({
           ? {
             admitUnsafe: (target, request, view, now) => {
               const p = admitUnsafe(target, request, view, now)
-              return p === undefined ? undefined : granted(target.model.target, request, now, p)
+              return p === undefined ? undefined : granted(target.model.target, request, now, now, now, undefined, p)
             }
           }
           : {})
@@ -441,6 +579,53 @@ export const guardOf = (seed: string, g: GuardSpec): Guard.Guard => {
   }
 }
 
+/** `inner` with its calls taking the virtual time `spec` says (see `SlowSpec`). */
+export const slowGuard = (inner: Guard.Guard, spec: SlowSpec): Guard.Guard => ({
+  name: inner.name,
+  ...(inner.settings !== undefined ? { settings: inner.settings } : {}),
+  build: (env) =>
+    Effect.map(inner.build(env), (live): Guard.Live => {
+      /** the delays of one side, in turn (none: every call at once) */
+      const turns = (delays: ReadonlyArray<number> | undefined) => {
+        let k = 0
+        return { peek: () => (delays === undefined ? 0 : delays[k % delays.length]!), take: () => (delays === undefined ? 0 : delays[k++ % delays.length]!) }
+      }
+      const views = turns(spec.view)
+      const admits = turns(spec.admit)
+      const wait = (ms: number) => (spec.promise === true ? Effect.andThen(Effect.sleep(ms), Effect.promise(() => Promise.resolve())) : Effect.sleep(ms))
+      const delayed = <A, E>(ms: number, self: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+        ms <= 0 ? self : spec.after ? Effect.flatMap(Effect.exit(self), (exit) => Effect.andThen(wait(ms), exit)) : Effect.andThen(wait(ms), self)
+      const { viewUnsafe, admitUnsafe } = live
+      return {
+        view: (targets, request, now) => Effect.suspend(() => delayed(views.take(), live.view(targets, request, now))),
+        admit: (target, request, view, now) => Effect.suspend(() => delayed(admits.take(), live.admit(target, request, view, now))),
+        ...(live.health !== undefined ? { health: live.health } : {}),
+        // a synchronous form only for a call that takes no time (its turn is used only when it answers), and none
+        // at all for a side whose every call is slow
+        ...(spec.sync && viewUnsafe !== undefined && (spec.view ?? [0]).includes(0)
+          ? {
+            viewUnsafe: (targets, request, now) => {
+              if (views.peek() > 0) return undefined
+              const v = viewUnsafe(targets, request, now)
+              if (v !== undefined) views.take()
+              return v
+            }
+          }
+          : {}),
+        ...(spec.sync && admitUnsafe !== undefined && (spec.admit ?? [0]).includes(0)
+          ? {
+            admitUnsafe: (target, request, view, now) => {
+              if (admits.peek() > 0) return undefined
+              const p = admitUnsafe(target, request, view, now)
+              if (p !== undefined) admits.take()
+              return p
+            }
+          }
+          : {})
+      }
+    })
+})
+
 export const last = (cs: ReadonlyArray<Selector.Candidate>) => cs[cs.length - 1]!
 
 export const selectorOf = (s: SelectorSpec): Selector.Selector => {
@@ -486,7 +671,8 @@ export const composed = (s: Scenario, assoc: "left" | "right"): Route.Route => {
 
 /** The scenario's guards, each behind the recorder (the laws read what they saw); another choice for other tests. */
 export type GuardsOf = (s: Scenario, trace: Trace) => ReadonlyArray<Guard.Guard>
-export const recordedGuards: GuardsOf = (s, trace) => s.guards.map((g) => recorded(guardOf(s.seed, g), trace))
+export const recordedGuards: GuardsOf = (s, trace) =>
+  s.guards.map((g) => recorded(g.slow === undefined ? guardOf(s.seed, g) : slowGuard(guardOf(s.seed, g), g.slow), trace))
 
 export const policyOf = (s: Scenario, route: Route.Route, trace: Trace, guards: GuardsOf = recordedGuards): Policy.Policy => {
   const labels = s.requests.map((_, i) => `q${i}`)
@@ -530,6 +716,8 @@ export interface Call {
   /** the attempt records the caller got (routing, or the MuxError's) */
   readonly attempts: ReadonlyArray<unknown> | undefined
   readonly take: number | undefined
+  /** the caller gave up (`RequestSpec.giveUpMs`) before the request ended; `exit` is then a plain success */
+  readonly gaveUp: boolean
 }
 
 export interface Run {
@@ -549,15 +737,15 @@ export const call = (mux: BedrockMux["Service"], s: Scenario, index: number, r: 
     const request = { messages: [{ role: "user" as const, content: [{ text: `request ${index}` }] }] }
     const reads: Array<ReadEntry> = []
     let attempts: ReadonlyArray<unknown> | undefined
-    let exit: Exit.Exit<unknown, MuxErrors.MuxError>
-    if (r.kind === "converse") exit = yield* Effect.exit(mux.converse(request, options))
+    let made: Effect.Effect<Exit.Exit<unknown, MuxErrors.MuxError>>
+    if (r.kind === "converse") made = Effect.exit(mux.converse(request, options))
     else {
       const stream = mux.converseStream(request, {
         ...options,
         ...(r.hedge !== undefined ? { hedge: r.hedge } : {}),
         ...(r.onInterrupt !== undefined ? { onInterrupt: r.onInterrupt } : {})
       })
-      exit = yield* (r.take === undefined ? stream : Stream.take(stream, r.take)).pipe(
+      made = (r.take === undefined ? stream : Stream.take(stream, r.take)).pipe(
         Stream.runForEach((ev) =>
           Effect.flatMap(Clock.currentTimeMillis, (at) =>
             Effect.sync(() => {
@@ -570,17 +758,22 @@ export const call = (mux: BedrockMux["Service"], s: Scenario, index: number, r: 
         Effect.exit
       )
     }
+    // a caller with a timeout of its own: it interrupts the request when it gives up
+    const ended = r.giveUpMs === undefined ? Effect.map(made, Option.some) : Effect.timeoutOption(made, Duration.millis(r.giveUpMs))
+    const got = yield* ended
+    const gaveUp = Option.isNone(got)
+    const exit: Exit.Exit<unknown, MuxErrors.MuxError> = Option.isSome(got) ? got.value : Exit.void
     const endAt = yield* Clock.currentTimeMillis
-    if (Exit.isSuccess(exit) && r.kind === "converse") attempts = (exit.value as { readonly routing: { readonly attempts: ReadonlyArray<unknown> } }).routing.attempts
+    if (Exit.isSuccess(exit) && r.kind === "converse" && !gaveUp) attempts = (exit.value as { readonly routing: { readonly attempts: ReadonlyArray<unknown> } }).routing.attempts
     if (Exit.isFailure(exit)) {
       const error = Cause.findErrorOption(exit.cause)
       if (error._tag === "Some") attempts = error.value.attempts
     }
-    return { index, label, kind: r.kind, startAt, endAt, deadlineMs: r.deadlineMs ?? s.deadlineMs, exit, reads, attempts, take: r.take } satisfies Call
+    return { index, label, kind: r.kind, startAt, endAt, deadlineMs: r.deadlineMs ?? s.deadlineMs, exit, reads, attempts, take: r.take, gaveUp } satisfies Call
   })
 
 export const run = (s: Scenario, assoc: "left" | "right" = "left", guards: GuardsOf = recordedGuards): Promise<Run> => {
-  const trace: Trace = { seq: 0, permits: 0, views: [], admits: [], releases: [] }
+  const trace: Trace = { seq: 0, permits: 0, cutAdmits: [], ids: new Map(), views: [], admits: [], releases: [] }
   const route = composed(s, assoc)
   const policy = policyOf(s, route, trace, guards)
   const program = Effect.gen(function*() {
@@ -614,7 +807,12 @@ export const run = (s: Scenario, assoc: "left" | "right" = "left", guards: Guard
 
 export interface Round {
   readonly target: string
+  /** its select stage's start (the `now` the mux passed its guards) */
   readonly now: number
+  /** when its last admit answered: when its attempt starts (its permits in hand) */
+  readonly endAt: number
+  /** its select stage's fiber (undefined: in plain code) */
+  readonly fiber: number | undefined
   readonly firstSeq: number
   readonly admits: ReadonlyArray<AdmitEntry>
 }
@@ -626,8 +824,13 @@ export interface RequestView {
   readonly started: ReadonlyArray<MuxEvent.AttemptStarted>
   readonly records: ReadonlyArray<MuxEvent.AttemptEnded>
   readonly ended: ReadonlyArray<MuxEvent.RequestEnded>
-  /** complete admission rounds, in order: the k-th is the k-th attempt's */
+  /** complete admission rounds whose pick was sent, in order: the k-th is the k-th attempt's */
   readonly rounds: ReadonlyArray<Round>
+  /**
+   * complete rounds whose pick was given back unused (a permit released NotSent): made at or past the deadline,
+   * as the caller gave up, or by a hedge's selection the first attempt's answer overtook
+   */
+  readonly unsent: ReadonlyArray<Round>
   /** rounds some guard rejected, and rounds left unfinished */
   readonly partial: ReadonlyArray<{ readonly admits: ReadonlyArray<AdmitEntry>; readonly rejected: boolean }>
 }
@@ -636,33 +839,47 @@ export const where = (r: Run) => `scenario ${JSON.stringify(r.scenario)}`
 
 export const requestsOf = (r: Run): ReadonlyArray<RequestView> => {
   const names = r.policy.guards.map((g) => g.name)
-  const idOf = new Map<string, string>()
-  for (const v of r.trace.views) if (v.label !== undefined) idOf.set(v.label, v.requestId)
+  const idOf = r.trace.ids
   return r.calls.map((c) => {
     const id = idOf.get(c.label)
     assert.isDefined(id, `${where(r)}: request ${c.index} was never shown to the guards`)
     const admits = r.trace.admits.filter((a) => a.requestId === id)
     const rounds: Array<Round> = []
+    const unsent: Array<Round> = []
     const partial: Array<{ admits: Array<AdmitEntry>; rejected: boolean }> = []
-    let current: Array<AdmitEntry> = []
-    const close = (rejected: boolean) => {
-      if (current.length > 0) partial.push({ admits: current, rejected })
-      current = []
+    // a round is one select stage's admits of one pick, in guard order; two stages of a request may overlap (a
+    // hedge's selection, given up, runs on while the request selects again, a stream's restart at the same
+    // instant included), so a round is known by its stage's fiber (a stage in plain code runs whole at once),
+    // not by its place in the log
+    const open = new Map<string, Array<AdmitEntry>>()
+    const close = (key: string, rejected: boolean) => {
+      const current = open.get(key)
+      if (current !== undefined && current.length > 0) partial.push({ admits: current, rejected })
+      open.delete(key)
     }
+    const notSent = (a: AdmitEntry) =>
+      a.result.ok && !a.result.free && r.trace.releases.some((x) => a.result.ok && x.permit === a.result.permit && x.outcome === "NotSent")
     for (const a of admits) {
       const g = names.indexOf(a.guard)
-      if (g === 0) close(false)
-      else if (current.length !== g || current[0]!.target !== a.target || current[0]!.now !== a.now) {
+      const key = a.fiber === undefined ? "plain" : `fiber ${a.fiber}`
+      if (g === 0) {
+        close(key, false)
+        open.set(key, [])
+      }
+      const current = open.get(key)
+      if (current === undefined || current.length !== g || (g > 0 && (current[0]!.target !== a.target || current[0]!.now !== a.now))) {
         assert.fail(`${where(r)}: ${id}: guard ${a.guard} asked out of order: ${JSON.stringify(current)} then ${JSON.stringify(a)}`)
       }
       current.push(a)
-      if (!a.result.ok) close(true)
+      if (!a.result.ok) close(key, true)
       else if (current.length === names.length) {
-        rounds.push({ target: a.target, now: a.now, firstSeq: current[0]!.seq, admits: current })
-        current = []
+        const round = { target: a.target, now: a.now, endAt: a.endAt, fiber: a.fiber, firstSeq: current[0]!.seq, admits: current }
+        if (current.some(notSent)) unsent.push(round)
+        else rounds.push(round)
+        open.delete(key)
       }
     }
-    close(false)
+    for (const key of [...open.keys()]) close(key, false)
     return {
       id: id!,
       call: c,
@@ -670,6 +887,7 @@ export const requestsOf = (r: Run): ReadonlyArray<RequestView> => {
       records: r.events.filter((e): e is MuxEvent.AttemptEnded => e._tag === "AttemptEnded" && e.requestId === id),
       ended: r.events.filter((e): e is MuxEvent.RequestEnded => e._tag === "RequestEnded" && e.requestId === id),
       rounds,
+      unsent,
       partial
     }
   })
@@ -678,9 +896,16 @@ export const requestsOf = (r: Run): ReadonlyArray<RequestView> => {
 /** Records that existed when attempt `s` started (its `attempt` number counts them; a hedge's primary is not recorded yet). */
 export const recordsBefore = (q: RequestView, s: MuxEvent.AttemptStarted) => q.records.slice(0, s.attempt - (s.hedge ? 2 : 1)).map((e) => e.record)
 
-/** Each guard's latest view of the request before `seq` that covers `target`. */
-export const viewsBefore = (r: Run, q: RequestView, seq: number, covering: (targets: ReadonlyArray<string>) => boolean) =>
-  r.policy.guards.map((g) => r.trace.views.findLast((v) => v.requestId === q.id && v.guard === g.name && v.seq < seq && covering(v.targets)))
+/**
+ * Each guard's latest view of the request before `seq` that covers `target`, in the select stage of `round` (its
+ * fiber and start: another stage of the request, a hedge's, may answer in between).
+ */
+export const viewsBefore = (r: Run, q: RequestView, seq: number, round: Pick<Round, "now" | "fiber">, covering: (targets: ReadonlyArray<string>) => boolean) =>
+  r.policy.guards.map((g) =>
+    r.trace.views.findLast((v) =>
+      v.requestId === q.id && v.guard === g.name && v.seq < seq && v.now === round.now && v.fiber === round.fiber && covering(v.targets)
+    )
+  )
 
 export const modelOf = (r: Run, target: string) => Route.models(r.route).find((m) => m.target === target)!
 
@@ -692,8 +917,9 @@ export const attemptsOf = (r: Run, q: RequestView) => {
   return q.started.map((s, k) => {
     const round = q.rounds[k]!
     assert.strictEqual(round.target, s.target, `${where(r)}: ${q.id}: attempt ${k + 1} is not on the target its guards admitted`)
-    assert.strictEqual(round.now, s.at, `${where(r)}: ${q.id}: attempt ${k + 1} did not start when it was admitted`)
-    const views = viewsBefore(r, q, round.firstSeq, (ts) => ts.includes(s.target))
+    // an attempt starts when its permits are in hand (a slow admit's time is not the model's)
+    assert.strictEqual(round.endAt, s.at, `${where(r)}: ${q.id}: attempt ${k + 1} did not start when it was admitted`)
+    const views = viewsBefore(r, q, round.firstSeq, round, (ts) => ts.includes(s.target))
     return { start: s, round, views, before: recordsBefore(q, s) }
   })
 }
@@ -719,19 +945,24 @@ export const viewOf = (entry: ViewEntry | undefined, target: string): Guard.View
   entry === undefined ? undefined : entry.views[entry.targets.indexOf(target)]
 
 
+/** A guard's call: its stage's start, and when it was asked and answered where that was later. */
+const span = (e: { readonly now: number; readonly at: number; readonly endAt: number }) =>
+  e.at === e.now && e.endAt === e.now ? `${e.now}` : `${e.now} (asked ${e.at}, answered ${e.endAt})`
+
 /** A run as text, request by request in the recorder's order, then the pool's events (for `LAWS_TRACE=1`). */
 export const story = (r: Run): string => {
   const lines: Array<string> = [
     `route ${JSON.stringify(r.route.tiers.map((t) => t.map((m) => `${m.target} w${m.weight}${m.timeout !== undefined ? ` timeout ${Duration.toMillis(m.timeout)}` : ""}${m.rpm !== undefined ? ` rpm ${m.rpm}` : ""}`)))}; guards ${r.policy.guards.map((g) => g.name).join(", ")}`
   ]
-  for (const q of requestsOf(r)) {
+  // not through requestsOf: the story of a run whose log that cannot read (a round out of order) is told too
+  for (const q of r.calls.map((call) => ({ id: r.trace.ids.get(call.label) ?? `(${call.label}: never shown to the guards)`, call }))) {
     const entries: Array<readonly [number, string]> = []
-    lines.push(`${q.id} (${q.call.label}, ${q.call.kind}): from ${q.call.startAt}, deadline ${q.call.deadlineMs} ms, caller's exit at ${q.call.endAt}: ${Exit.isSuccess(q.call.exit) ? "success" : Cause.pretty(q.call.exit.cause).split("\n")[0]}`)
+    lines.push(`${q.id} (${q.call.label}, ${q.call.kind}): from ${q.call.startAt}, deadline ${q.call.deadlineMs} ms, caller's exit at ${q.call.endAt}: ${q.call.gaveUp ? "gave up" : Exit.isSuccess(q.call.exit) ? "success" : Cause.pretty(q.call.exit.cause).split("\n")[0]}`)
     for (const v of r.trace.views.filter((v) => v.requestId === q.id)) {
-      entries.push([v.seq, `t=${v.now} view ${v.guard}: ${v.targets.map((t, i) => `${t} ${v.views[i]!.admits ? "ok" : v.views[i]!.why}${v.views[i]!.weight !== 1 ? ` ×${v.views[i]!.weight}` : ""}`).join(", ")}`])
+      entries.push([v.seq, `t=${span(v)} view ${v.guard}: ${v.targets.map((t, i) => `${t} ${v.views[i]!.admits ? "ok" : v.views[i]!.why}${v.views[i]!.weight !== 1 ? ` ×${v.views[i]!.weight}` : ""}`).join(", ")}`])
     }
     for (const a of r.trace.admits.filter((a) => a.requestId === q.id)) {
-      entries.push([a.seq, `t=${a.now} admit ${a.guard} ${a.target}: ${a.result.ok ? `permit #${a.result.permit}${a.result.free ? " (free)" : ""}` : `rejected (${a.result.why})`}`])
+      entries.push([a.seq, `t=${span(a)} admit ${a.guard} ${a.target}: ${a.result.ok ? `permit #${a.result.permit}${a.result.free ? " (free)" : ""}` : `rejected (${a.result.why})`}`])
       if (a.result.ok) {
         const id = a.result.permit
         for (const x of r.trace.releases.filter((x) => x.permit === id)) entries.push([x.seq, `t=${x.at} release #${id} (${a.guard} ${a.target}): ${x.outcome}`])
@@ -739,7 +970,7 @@ export const story = (r: Run): string => {
     }
     for (const x of q.call.reads) entries.push([x.seq, `t=${x.at} read ${x.kind}${x.model !== undefined ? ` of ${x.model}` : ""}`])
     lines.push(...[...entries].sort((a, b) => a[0] - b[0]).map(([, l]) => `  ${l}`))
-    for (const e of [...q.started, ...q.records, ...q.ended]) lines.push(`  event ${JSON.stringify(e)}`)
+    for (const e of r.events.filter((e) => "requestId" in e && e.requestId === q.id)) lines.push(`  event ${JSON.stringify(e)}`)
   }
   for (const e of r.events.filter((e) => !("requestId" in e))) lines.push(`event ${JSON.stringify(e)}`)
   return lines.join("\n")
