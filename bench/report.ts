@@ -243,6 +243,14 @@ const SDK_HISTORY: ReadonlyArray<{ readonly change: string; readonly mux: string
     cpu: "+44.8 µs",
     ttft: "+83.5 µs",
     inflight: "17.9 vs 14.0 KB (1.28×)"
+  },
+  {
+    change: "no fast path changed (3b6f03c, 68825b4, 395dde5: a hedge's admit raced with the first attempt, an attempt's start after its admits, five defects the laws with slow guards found, all on the general path). Same-process A/B of 395dde5 against 8baa123: `MODE=stream`, 1,000 rounds, both orders: time to first token +3.2 / +1.0 µs, CPU per stream 0.0 / +4.8; `MODE=both`, 1,500 rounds, both orders: the copy listed second is 6 to 7 µs slower in either order, the facade +0.1 / −0.2. One full run at 395dde5 on a slower machine (bench/results/runs/sdk-2026-12-02-run16.json; direct stream p50 1,246 µs against 1,145 in run 15, load 1.0 to 1.5): mux +47.8 µs, CPU +43.5, facade +41.9, TTFT +92.2 (over the Effect-stream floor +52.3), transport 0.59×, c64 0.91×, c256 0.91×, in flight 17.9 vs 13.8 KB = 1.30×, 1.303 (the mux's 17.9 KB as in run 15; the SDK's lower, 13.8 against 14.0 KB). Where the time to first token goes (`node bench/stream-floor.ts`, two runs): a stream of the mux's shape without routing adds +21.5 / +28.8 µs, `mux.converseStream` +91.2 / +111.4 µs; instrumented, the mux sends about 65 µs after it (every step 1 to 12 µs, first-touch costs: the same select twice in a row 8.6 then 1.4 µs), and deferring a step past the first token did not move it (A/B −3.7 / +3.0 µs)",
+    mux: "+47.8 µs",
+    facade: "+41.9 µs",
+    cpu: "+43.5 µs",
+    ttft: "+92.2 µs",
+    inflight: "17.9 vs 13.8 KB (1.30×)"
   }
 ]
 
