@@ -812,6 +812,8 @@ export const make = (options: {
       const views = yield* viewsOf(targets, state.info, now, restore)
       const skip = new Set<Target>(busy === undefined ? [] : [busy])
       while (true) {
+        // a hedge's select given up on, its request ended: no further admits (a store's round trips for nobody)
+        if (state.done) return { _tag: "None" as const, views, targets }
         const skipped: Array<MuxEvent.ModelSkipped> = []
         const found = eligible(state, views, now, skip, skipped)
         for (const e of skipped) yield* emit(e)
@@ -839,11 +841,7 @@ export const make = (options: {
     )
     const stage = Effect.uninterruptibleMask((restore) =>
       Effect.map(select(state, now, busy, restore), (r) => {
-        if ("target" in r) {
-          chosen = r
-          r.pending = true
-          ;(state.picks ??= []).push(r)
-        }
+        if ("target" in r) chosen = pendingPick(state, r)
         return r
       })
     ).pipe(
@@ -1092,6 +1090,13 @@ export const make = (options: {
     if (at === undefined) state.attempts.push(record)
     else state.attempts[at] = record
     return emit(error === undefined ? { _tag: "AttemptEnded", at: now, requestId: state.info.id, record } : { _tag: "AttemptEnded", at: now, requestId: state.info.id, record, error })
+  }
+
+  /** A pick of the general loop, pending until its attempt takes it (given back at the request's end if none does). */
+  const pendingPick = (state: RequestState, a: Admitted): Admitted => {
+    a.pending = true
+    ;(state.picks ??= []).push(a)
+    return a
   }
 
   /** A pick no attempt took, given back unused. */
@@ -1475,7 +1480,7 @@ export const make = (options: {
         // select: in plain code where it can be, else through the guards' and selector's Effects
         const fast = selectUnsafe(state, now, fiber.context)
         const chosen = fast !== undefined && !("taken" in fast)
-          ? fast
+          ? pendingPick(state, fast)
           : yield* Effect.andThen(fast === undefined ? Effect.void : releaseAll(fast.taken, { _tag: "NotSent", at: now }), selectWithin(state, now)).pipe(
             Effect.catchTag("DeadlinePassed", () => deadlineExceeded(state, state.last))
           )
@@ -1489,7 +1494,7 @@ export const make = (options: {
           // the select stage may have taken a while (a slow view): a wait counts from its end (found by the
           // deadline law with slow guards: a wait for a recovery slept 200 ms past the deadline)
           const t = yield* Clock.currentTimeMillis
-          const wait = yield* nothingEligible(state, chosen.views, chosen.targets, t, state.deadlineAt - t)
+          const wait = yield* nothingEligible(state, chosen.views, chosen.targets, now, t, state.deadlineAt - t)
           if (wait === "again") continue
           return yield* wait
         }
@@ -1619,11 +1624,13 @@ export const make = (options: {
     state: RequestState,
     views: ReadonlyArray<ReadonlyArray<Guard.View>>,
     targets: ReadonlyArray<Target>,
+    viewedAt: number,
     now: number,
     remaining: number
   ) =>
     Effect.gen(function*() {
-      const models = availability(state, views, targets, now)
+      // as the views saw them (a breaker's probe in flight is one whose recovery is the view's own time)
+      const models = availability(state, views, targets, viewedAt)
       let earliest: number | undefined
       let earliestAny: number | undefined
       for (const m of models) {
@@ -1713,9 +1720,14 @@ export const make = (options: {
     hedge: HedgeOptions,
     hedgeMs: number,
     routeOptions: RouteOptions<A>
-  ) =>
-    Effect.gen(function*() {
+  ) => {
+    // the attempts' fibers, interrupted (their HTTP requests aborted, their permits back) when the hedge fails
+    // (a defect in a guard's code, a store's failure while deciding): they are children of the caller's fiber,
+    // which may outlive the request (found by a review: the primary ran on, its permit never released)
+    const fibers: Array<Fiber.Fiber<unknown, unknown>> = []
+    return Effect.gen(function*() {
       const firstFiber = yield* Effect.forkChild(attempt(state, first, run, routeOptions))
+      fibers.push(firstFiber)
       const early = yield* Effect.timeoutOption(Fiber.join(firstFiber), Duration.millis(hedgeMs))
       if (Option.isSome(early)) return { _tag: "Attempt" as const, winner: first, exit: early.value }
       const tHedge = yield* Clock.currentTimeMillis
@@ -1733,6 +1745,7 @@ export const make = (options: {
       muxStats.hedgeWindow.record(tHedge, false)
       yield* emit({ _tag: "Hedged", at: tHedge, requestId: state.info.id, primary: first.target.model.target, target: second.target.model.target, afterMs: hedgeMs })
       const secondFiber = yield* Effect.forkChild(attempt(state, second, run, routeOptions, true))
+      fibers.push(secondFiber)
       const [winner, winnerExit, other, otherFiber] = yield* Effect.raceFirst(
         Effect.map(Fiber.join(firstFiber), (e) => [first, e, second, secondFiber] as const),
         Effect.map(Fiber.join(secondFiber), (e) => [second, e, first, firstFiber] as const)
@@ -1756,7 +1769,8 @@ export const make = (options: {
       }
       yield* failOver(state, winner.target, error, action._tag === "Failover" ? action : { _tag: "Failover", exclude: true, minContext: undefined }, t1)
       return { _tag: "Attempt" as const, winner: other, exit: yield* Fiber.join(otherFiber) }
-    })
+    }).pipe(Effect.onError(() => Effect.forEach(fibers, Fiber.interrupt, { discard: true })))
+  }
 
   /**
    * The hedge's select stage, raced with the first attempt: an answer that comes while the hedge's target is
@@ -1770,34 +1784,44 @@ export const make = (options: {
     now: number,
     busy: Target,
     firstFiber: Fiber.Fiber<Exit.Exit<A, BedrockError.BedrockError>>
-  ): Effect.Effect<{ readonly second: Admitted } | { readonly exit: Exit.Exit<A, BedrockError.BedrockError> }, StoreError> =>
-    Effect.gen(function*() {
+  ): Effect.Effect<{ readonly second: Admitted } | { readonly exit: Exit.Exit<A, BedrockError.BedrockError> }> =>
+    Effect.suspend(() => {
       let abandoned = false
+      let handed = false
+      // the stage's pick, set in the stage's own step: the stage (given up before its pick) or the abandon
+      // (after it), whichever comes second, gives it back; a review found the gaps a fiber handle left
+      let made: Admitted | undefined
       const unused = (a: Admitted) => Effect.flatMap(Clock.currentTimeMillis, (t) => release(a, { _tag: "NotSent", at: t }))
-      const picking = yield* Effect.forkDetach(
-        // a hedge chosen too late is none: the first attempt has the deadline of its own
-        selectWithin(state, now, busy).pipe(
-          Effect.catchTag("DeadlinePassed", () => Effect.succeed(undefined)),
-          Effect.flatMap((r) => {
-            const a = r !== undefined && "target" in r ? r : undefined
-            return abandoned && a !== undefined ? Effect.as(unused(a), undefined) : Effect.succeed(a)
-          })
-        ),
-        { startImmediately: true }
-      )
       const abandon = Effect.suspend(() => {
         abandoned = true
-        // the stage ended with a pick before it was given up (the same instant as the answer): it goes back here
-        const done = picking.pollUnsafe()
-        return done !== undefined && Exit.isSuccess(done) && done.value !== undefined ? Effect.asVoid(Effect.forkDetach(unused(done.value))) : Effect.void
+        return made === undefined ? Effect.void : unused(made)
       })
-      const won = yield* Effect.raceFirst(
-        Effect.map(Fiber.join(firstFiber), (exit) => ({ exit })),
-        Effect.map(Fiber.await(picking), (pick) => ({ pick }))
-      ).pipe(Effect.onInterrupt(() => abandon))
-      if ("exit" in won) return yield* Effect.as(abandon, won)
-      const pick = yield* won.pick
-      return pick === undefined ? { exit: yield* Fiber.join(firstFiber) } : { second: pick }
+      const stage = selectWithin(state, now, busy).pipe(
+        // a hedge chosen too late is none: the first attempt has the deadline of its own
+        Effect.catchTag("DeadlinePassed", () => Effect.succeed(undefined)),
+        // nor is one whose store failed: the first attempt runs on
+        Effect.catchTag("StoreError", () => Effect.succeed(undefined)),
+        Effect.flatMap((r) => {
+          const a = r !== undefined && "target" in r ? r : undefined
+          if (a === undefined) return Effect.succeed(undefined)
+          if (abandoned) return Effect.as(unused(a), undefined)
+          made = a
+          return Effect.succeed(a)
+        })
+      )
+      return Effect.gen(function*() {
+        const picking = yield* Effect.forkDetach(stage, { startImmediately: true })
+        const won = yield* Effect.raceFirst(
+          Effect.map(Fiber.join(firstFiber), (exit) => ({ exit })),
+          Effect.map(Fiber.await(picking), (pick) => ({ pick }))
+        )
+        if ("exit" in won) return won
+        // a defect of a guard's or the selector's code is the request's, as it is outside a hedge
+        const pick = yield* won.pick
+        if (pick === undefined) return { exit: yield* Fiber.join(firstFiber) }
+        handed = true
+        return { second: pick }
+      }).pipe(Effect.onExit(() => (handed ? Effect.void : abandon)))
     })
 
   /** The request's one outcome from how its routing ended. */
