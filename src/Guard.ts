@@ -36,10 +36,10 @@
  *   (the built-ins skip the store when the view says nothing is in the way).
  * - A slow `admit` holds its request past the deadline (until it ends; the
  *   guards after it are not asked): bound a remote one by its store's
- *   timeout, as the built-ins are. A
- *   hedge's admit holds nothing: an answer (or a failure) of the attempt in
- *   flight that comes first is the request's at once, and the pick the admit
- *   makes is released unused (`NotSent`).
+ *   timeout, as the built-ins are. A hedge's admit holds nothing: an answer
+ *   (or a failure) of the attempt in flight that comes first is the
+ *   request's at once, and the pick the admit makes is released unused
+ *   (`NotSent`).
  * - Guards with state get the mux's store, events and namespace through
  *   `Guard.Env` when the mux is built (`Guard.stateful`); plain guards are
  *   `Guard.make`.

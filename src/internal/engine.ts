@@ -655,7 +655,7 @@ export const make = (options: {
     const picks = state.picks
     if (picks === undefined) return holdEnd
     const left = picks.filter((a) => a.pending === true && a.released !== true)
-    return left.length === 0 ? holdEnd : Effect.andThen(Effect.forEach(left, unsent, { discard: true }), holdEnd)
+    return left.length === 0 ? holdEnd : Effect.andThen(Effect.forEach(left, giveBack, { discard: true }), holdEnd)
   }
 
   /** Does the tenant have a quota to admit (an Effect, a store round trip)? */
@@ -836,9 +836,7 @@ export const make = (options: {
    */
   const selectWithin = (state: RequestState, now: number, busy?: Target) => {
     let chosen: Admitted | undefined
-    const giveBack = Effect.suspend(() =>
-      chosen === undefined ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (t) => release(chosen!, { _tag: "NotSent", at: t }))
-    )
+    const giveBackChosen = Effect.suspend(() => (chosen === undefined ? Effect.void : giveBack(chosen)))
     const stage = Effect.uninterruptibleMask((restore) =>
       Effect.map(select(state, now, busy, restore), (r) => {
         if ("target" in r) chosen = pendingPick(state, r)
@@ -846,14 +844,14 @@ export const make = (options: {
       })
     ).pipe(
       // a pick made as an interruption ended the stage (the deadline's, or the caller's, waiting for an admit)
-      Effect.onExit((exit) => (Exit.isFailure(exit) ? giveBack : Effect.void))
+      Effect.onExit((exit) => (Exit.isFailure(exit) ? giveBackChosen : Effect.void))
     )
     return Effect.flatMap(timed(stage, state.deadlineAt, deadlinePassed), (exit) =>
       Exit.isFailure(exit)
         ? exit
         : Effect.flatMap(Clock.currentTimeMillis, (t) =>
           // a pick made at or past the deadline: no time left to use it
-          t < state.deadlineAt ? exit : Effect.andThen(giveBack, Effect.fail(DEADLINE_PASSED))))
+          t < state.deadlineAt ? exit : Effect.andThen(giveBackChosen, Effect.fail(DEADLINE_PASSED))))
   }
 
   /** `self` interrupted at `at` (the mux's heap), failing with DeadlinePassed. */
@@ -1099,9 +1097,11 @@ export const make = (options: {
     return a
   }
 
+  /** A pick given back unused, now (once: `release` is idempotent). */
+  const giveBack = (a: Admitted): Effect.Effect<void> => Effect.flatMap(Clock.currentTimeMillis, (t) => release(a, { _tag: "NotSent", at: t }))
+
   /** A pick no attempt took, given back unused. */
-  const unsent = (a: Admitted): Effect.Effect<void> =>
-    a.pending === true && a.released !== true ? Effect.flatMap(Clock.currentTimeMillis, (t) => release(a, { _tag: "NotSent", at: t })) : Effect.void
+  const unsent = (a: Admitted): Effect.Effect<void> => (a.pending === true ? giveBack(a) : Effect.void)
 
   /** Releases an attempt's permits once. */
   const release = (a: Admitted, outcome: Guard.Outcome): Effect.Effect<void> => {
@@ -1171,41 +1171,43 @@ export const make = (options: {
     const { modelId, target } = a.target.model
     const interrupted = interruptedAttempt(state, a)
     const call = Effect.suspend(() => run(a.target, context))
+    /** The call under its timeout (built, not yet run: a raw attempt sends when its Effect runs). */
+    const timedCall = (fiber: Fiber.Fiber<unknown, unknown>) => {
+      // spans only where a tracer is installed: the native tracer exports nothing, and a span costs more than the
+      // rest of the attempt's machinery (bench/results/README.md)
+      const tracing = refsOf(fiber.context).tracing
+      if (!tracing) {
+        const raw = routeOptions.raw?.(a.target, context)
+        if (raw !== undefined) return rawTimed(raw, a.t0 + limit.ms, limit, modelId, succeedExit)
+      }
+      const traced = tracing
+        ? call.pipe(
+          Effect.tapError((e) => Effect.annotateCurrentSpan("error.type", e.reason._tag)),
+          Effect.withSpan(`chat ${modelId}`, {
+            kind: "client",
+            attributes: {
+              "gen_ai.operation.name": "chat",
+              "gen_ai.system": SYSTEM,
+              "gen_ai.provider.name": SYSTEM,
+              "gen_ai.request.model": modelId,
+              "bedrock_mux.target": target,
+              "bedrock_mux.request_id": state.info.id,
+              "bedrock_mux.hedge": hedge,
+              ...(a.serviceTier !== undefined ? { "bedrock_mux.service_tier": a.serviceTier } : {})
+            }
+            // a stack trace per attempt costs more than the rest of the span; the attributes say where it is from
+          }, { captureStackTrace: false })
+        )
+        : call
+      return timed(traced, a.t0 + limit.ms, timeoutOf(limit, modelId))
+    }
     // the attempt takes its pick here; interrupted from here on, it is an interrupted attempt (before, the pick
     // goes back unused: see RequestState.picks)
-    return Effect.suspend(() => {
+    return Effect.withFiber((fiber) => {
       // given back already (the request ended before this fiber ran): nothing to send
       if (a.released === true) return Effect.interrupt
       a.pending = false
-      return Effect.andThen(emit(attemptStarted(state, a, hedge)), Effect.withFiber((fiber) => {
-        // spans only where a tracer is installed: the native tracer exports nothing, and a span costs more than the
-        // rest of the attempt's machinery (bench/results/README.md)
-        const tracing = refsOf(fiber.context).tracing
-        if (!tracing) {
-          const raw = routeOptions.raw?.(a.target, context)
-          if (raw !== undefined) return rawTimed(raw, a.t0 + limit.ms, limit, modelId, succeedExit)
-        }
-        const traced = tracing
-          ? call.pipe(
-            Effect.tapError((e) => Effect.annotateCurrentSpan("error.type", e.reason._tag)),
-            Effect.withSpan(`chat ${modelId}`, {
-              kind: "client",
-              attributes: {
-                "gen_ai.operation.name": "chat",
-                "gen_ai.system": SYSTEM,
-                "gen_ai.provider.name": SYSTEM,
-                "gen_ai.request.model": modelId,
-                "bedrock_mux.target": target,
-                "bedrock_mux.request_id": state.info.id,
-                "bedrock_mux.hedge": hedge,
-                ...(a.serviceTier !== undefined ? { "bedrock_mux.service_tier": a.serviceTier } : {})
-              }
-              // a stack trace per attempt costs more than the rest of the span; the attributes say where it is from
-            }, { captureStackTrace: false })
-          )
-          : call
-        return timed(traced, a.t0 + limit.ms, timeoutOf(limit, modelId))
-      }))
+      return Effect.andThen(emit(attemptStarted(state, a, hedge)), timedCall(fiber))
     }).pipe(Effect.onInterrupt(() => interrupted))
   }
 
@@ -1787,14 +1789,12 @@ export const make = (options: {
   ): Effect.Effect<{ readonly second: Admitted } | { readonly exit: Exit.Exit<A, BedrockError.BedrockError> }> =>
     Effect.suspend(() => {
       let abandoned = false
-      let handed = false
       // the stage's pick, set in the stage's own step: the stage (given up before its pick) or the abandon
       // (after it), whichever comes second, gives it back; a review found the gaps a fiber handle left
       let made: Admitted | undefined
-      const unused = (a: Admitted) => Effect.flatMap(Clock.currentTimeMillis, (t) => release(a, { _tag: "NotSent", at: t }))
       const abandon = Effect.suspend(() => {
         abandoned = true
-        return made === undefined ? Effect.void : unused(made)
+        return made === undefined ? Effect.void : giveBack(made)
       })
       const stage = selectWithin(state, now, busy).pipe(
         // a hedge chosen too late is none: the first attempt has the deadline of its own
@@ -1804,7 +1804,7 @@ export const make = (options: {
         Effect.flatMap((r) => {
           const a = r !== undefined && "target" in r ? r : undefined
           if (a === undefined) return Effect.succeed(undefined)
-          if (abandoned) return Effect.as(unused(a), undefined)
+          if (abandoned) return Effect.as(giveBack(a), undefined)
           made = a
           return Effect.succeed(a)
         })
@@ -1818,10 +1818,8 @@ export const make = (options: {
         if ("exit" in won) return won
         // a defect of a guard's or the selector's code is the request's, as it is outside a hedge
         const pick = yield* won.pick
-        if (pick === undefined) return { exit: yield* Fiber.join(firstFiber) }
-        handed = true
-        return { second: pick }
-      }).pipe(Effect.onExit(() => (handed ? Effect.void : abandon)))
+        return pick === undefined ? { exit: yield* Fiber.join(firstFiber) } : { second: pick }
+      }).pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) && "second" in exit.value ? Effect.void : abandon)))
     })
 
   /** The request's one outcome from how its routing ended. */
